@@ -1,0 +1,383 @@
+/*
+ * srvocsp — keep a verified, time-valid OCSP response ready for every
+ * certificate a TLS server presents, so it can be stapled on every handshake
+ * without ever blocking.
+ *
+ * Conventions used throughout this header:
+ *  - Functions returning a pointer return NULL on failure and set the
+ *    calling thread's last error (srvocsp_last_error, srvocsp_last_error_text).
+ *  - Functions returning srvocsp_error return SRVOCSP_OK (0) on success.
+ *  - "get" functions borrow; "get1"/"open" return a new reference that the
+ *    caller releases with the matching _free/_close.  _free(NULL) and
+ *    _close(NULL) do nothing.
+ *  - Unless a function says otherwise it is safe to call from any thread.
+ */
+#ifndef SRVOCSP_H
+#define SRVOCSP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SRVOCSP_STATIC)
+#define SRVOCSP_EXPORT
+#elif defined(SRVOCSP_BUILDING)
+#define SRVOCSP_EXPORT __attribute__((visibility("default")))
+#else
+#define SRVOCSP_EXPORT
+#endif
+
+#define SRVOCSP_VERSION_MAJOR 0
+#define SRVOCSP_VERSION_MINOR 1
+#define SRVOCSP_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------
+ * Errors
+ *
+ * One table: code name, number, category, message.  Numbers are never
+ * reused or renumbered; a retired code stays in the table as OBSOLETE.
+ * The category tells the engine (and callers) what is worth retrying.
+ * ------------------------------------------------------------------- */
+typedef enum srvocsp_category {
+    SRVOCSP_CAT_NONE = 0,     /* success */
+    SRVOCSP_CAT_USAGE = 1,    /* caller error; retrying will not help */
+    SRVOCSP_CAT_RESOURCE = 2, /* memory or similar; may succeed later */
+    SRVOCSP_CAT_TRANSPORT = 3,/* network, HTTP; retried with backoff */
+    SRVOCSP_CAT_RESPONDER = 4,/* responder answered but not usefully; retried */
+    SRVOCSP_CAT_VERIFY = 5,   /* response rejected; retried, never served */
+    SRVOCSP_CAT_STATE = 6,    /* nothing (valid) to hand out right now */
+    SRVOCSP_CAT_IO = 7,       /* local disk or store */
+    SRVOCSP_CAT_INTERNAL = 8  /* a bug or an OpenSSL failure we cannot name */
+} srvocsp_category;
+
+#define SRVOCSP_ERROR_MAP(X)                                                              \
+    X(OK, 0, NONE, "success")                                                             \
+    X(E_INVALID_ARG, 1, USAGE, "invalid argument")                                        \
+    X(E_NOMEM, 2, RESOURCE, "out of memory")                                              \
+    X(E_NO_OCSP_URL, 3, USAGE, "certificate has no OCSP responder URL")                   \
+    X(E_OFFLINE, 4, STATE, "no time-valid OCSP response is available")                   \
+    X(E_STATUS_UNKNOWN, 5, STATE, "the responder does not know the certificate (unknown)") \
+    X(E_CERT, 6, USAGE, "certificate could not be read or parsed")                         \
+    X(E_NO_ISSUER, 7, USAGE, "issuer certificate of the leaf not found")                   \
+    X(E_TRANSPORT, 8, TRANSPORT, "HTTP transfer to the responder failed")                  \
+    X(E_TIMEOUT, 9, TRANSPORT, "responder did not answer within the retrieval timeout")    \
+    X(E_HTTP_STATUS, 10, RESPONDER, "responder answered with an HTTP status other than 200") \
+    X(E_CONTENT_TYPE, 11, RESPONDER, "responder answer is not application/ocsp-response")  \
+    X(E_TOO_LARGE, 12, RESPONDER, "responder answer exceeds the maximum response size")    \
+    X(E_PARSE, 13, VERIFY, "response is not a DER OCSPResponse")                           \
+    X(E_RESPONSE_STATUS, 14, RESPONDER, "OCSP response status is not successful")          \
+    X(E_NOT_BASIC, 15, VERIFY, "response is not a basic OCSP response")                    \
+    X(E_SIGNATURE, 16, VERIFY, "response signature does not verify")                       \
+    X(E_SIGNER, 17, VERIFY, "response signer is not authorized for this issuer")           \
+    X(E_SIGNER_EXPIRED, 18, VERIFY, "delegated responder certificate is outside its validity") \
+    X(E_NO_MATCH, 19, VERIFY, "response has no SingleResponse for this certificate")       \
+    X(E_NOT_YET_VALID, 20, VERIFY, "response thisUpdate is in the future")                 \
+    X(E_EXPIRED, 21, VERIFY, "response is past its nextUpdate or maximum age")             \
+    X(E_CRITICAL_EXT, 22, VERIFY, "response has an unhandled critical extension")          \
+    X(E_ROLLBACK, 23, VERIFY, "response is not newer than the one held")                   \
+    X(E_BAD_PRODUCED_AT, 24, VERIFY, "response producedAt is outside the certificate's validity") \
+    X(E_IO, 25, IO, "file or directory operation failed")                                  \
+    X(E_SHUTDOWN, 26, STATE, "the engine is shutting down")                                \
+    X(E_INTERNAL, 27, INTERNAL, "internal error")                                          \
+    X(E_UNSUPPORTED, 28, USAGE, "unsupported option or algorithm")                         \
+    X(E_STORE, 29, IO, "response store failed")
+
+typedef enum srvocsp_error {
+#define SRVOCSP__ENUM(name, num, cat, msg) SRVOCSP_##name = num,
+    SRVOCSP_ERROR_MAP(SRVOCSP__ENUM)
+#undef SRVOCSP__ENUM
+    SRVOCSP__ERROR_END
+} srvocsp_error;
+
+/* srvocsp_strerror returns a static English message for |err|, or
+ * "unknown error" for a value not in the table.  Never NULL. */
+SRVOCSP_EXPORT const char *srvocsp_strerror(srvocsp_error err);
+/* srvocsp_error_name returns the code's name ("E_TIMEOUT"), static. */
+SRVOCSP_EXPORT const char *srvocsp_error_name(srvocsp_error err);
+/* srvocsp_error_category returns the category of |err|. */
+SRVOCSP_EXPORT srvocsp_category srvocsp_error_category(srvocsp_error err);
+
+/* srvocsp_last_error returns the code of the last failure on the calling
+ * thread (thread-local; calls that succeed do not clear it). */
+SRVOCSP_EXPORT srvocsp_error srvocsp_last_error(void);
+/* srvocsp_last_error_text returns a readable sentence for the last failure
+ * on the calling thread, with detail (OpenSSL's reasons, the URL, the
+ * field) where known.  The string is owned by the thread and valid until
+ * its next srvocsp call. */
+SRVOCSP_EXPORT const char *srvocsp_last_error_text(void);
+
+/* ---------------------------------------------------------------------
+ * Response snapshots
+ *
+ * An immutable, reference-counted copy of one verified DER OCSP response
+ * and what was read from it.  A snapshot stays valid after the handle it
+ * came from is closed, until its last reference is freed.
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_response srvocsp_response;
+
+typedef enum srvocsp_cert_status {
+    SRVOCSP_STATUS_GOOD = 0,
+    SRVOCSP_STATUS_REVOKED = 1,
+    SRVOCSP_STATUS_UNKNOWN = 2
+} srvocsp_cert_status;
+
+/* srvocsp_response_up_ref adds a reference and returns |r| (NULL-safe). */
+SRVOCSP_EXPORT srvocsp_response *srvocsp_response_up_ref(srvocsp_response *r);
+/* srvocsp_response_free drops a reference; the last one frees it.  Never
+ * blocks, never takes a lock. NULL is a no-op. */
+SRVOCSP_EXPORT void srvocsp_response_free(srvocsp_response *r);
+/* srvocsp_response_der returns the DER bytes (borrowed, valid while the
+ * caller holds a reference) and stores their length in |*len|. */
+SRVOCSP_EXPORT const unsigned char *srvocsp_response_der(const srvocsp_response *r, size_t *len);
+SRVOCSP_EXPORT srvocsp_cert_status srvocsp_response_status(const srvocsp_response *r);
+/* Times are Unix seconds.  next_update is 0 when the response has none. */
+SRVOCSP_EXPORT int64_t srvocsp_response_this_update(const srvocsp_response *r);
+SRVOCSP_EXPORT int64_t srvocsp_response_next_update(const srvocsp_response *r);
+SRVOCSP_EXPORT int64_t srvocsp_response_produced_at(const srvocsp_response *r);
+/* srvocsp_response_expires returns the instant after which the response
+ * must no longer be used: nextUpdate, or thisUpdate plus the maximum age
+ * for a response without nextUpdate. */
+SRVOCSP_EXPORT int64_t srvocsp_response_expires(const srvocsp_response *r);
+/* For a revoked response: revocation time (Unix s) and CRL reason code
+ * (-1 when absent).  0 and -1 otherwise. */
+SRVOCSP_EXPORT int64_t srvocsp_response_revocation_time(const srvocsp_response *r);
+SRVOCSP_EXPORT int srvocsp_response_revocation_reason(const srvocsp_response *r);
+
+/* ---------------------------------------------------------------------
+ * Verification, on its own
+ *
+ * The one verification path of the library: the engine uses it for every
+ * response from the network, the disk or a shared store.
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_verify_opts {
+    size_t struct_size;           /* sizeof(srvocsp_verify_opts) */
+    int64_t now;                  /* Unix seconds to verify at; 0 = current time */
+    uint32_t clock_skew_s;        /* tolerated thisUpdate in the future; default 300 */
+    uint32_t max_age_no_next_update_s; /* lifetime of a response without nextUpdate; default 3600 */
+} srvocsp_verify_opts;
+
+/* srvocsp_verify_opts_init fills |o| with the defaults. */
+SRVOCSP_EXPORT void srvocsp_verify_opts_init(srvocsp_verify_opts *o);
+
+/* srvocsp_verify_der verifies |der| (|len| bytes) as an OCSP response for
+ * |leaf| issued by |issuer| and returns a new snapshot on success, whatever
+ * the certificate status (good, revoked or unknown).  On rejection it
+ * returns NULL and sets the last error to the reason (E_SIGNATURE,
+ * E_NO_MATCH, ...).  Inputs are borrowed.  |opts| may be NULL (defaults). */
+SRVOCSP_EXPORT srvocsp_response *srvocsp_verify_der(const unsigned char *der, size_t len,
+                                                   X509 *leaf, X509 *issuer,
+                                                   const srvocsp_verify_opts *opts);
+
+/* ---------------------------------------------------------------------
+ * Clock and transport (injectable, for tests and special deployments)
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_clock {
+    /* Returns Unix time in seconds.  Called on the hot path: must be cheap,
+     * thread-safe and must not block. */
+    int64_t (*now)(void *ctx);
+    void *ctx;
+} srvocsp_clock;
+
+typedef struct srvocsp_http_request {
+    const char *url;                /* full URL (GET form includes the request) */
+    const unsigned char *body;      /* POST body, NULL for GET */
+    size_t body_len;
+    uint32_t timeout_ms;
+    size_t max_response_size;
+    const char *proxy;              /* NULL: environment (http_proxy, no_proxy) */
+} srvocsp_http_request;
+
+typedef struct srvocsp_http_result {
+    srvocsp_error error;            /* OK, E_TRANSPORT, E_TIMEOUT, E_TOO_LARGE */
+    long http_status;
+    const char *content_type;       /* may be NULL */
+    const unsigned char *body;
+    size_t body_len;
+    const char *detail;             /* human detail for failures, may be NULL */
+} srvocsp_http_result;
+
+/* Called exactly once per started request, from any thread.  The result
+ * and everything it points to is borrowed for the duration of the call. */
+typedef void (*srvocsp_http_done_fn)(void *done_arg, const srvocsp_http_result *result);
+
+typedef struct srvocsp_transport {
+    /* Starts one exchange; must not block for the exchange itself.  Returns
+     * SRVOCSP_OK and later calls |done| once, or returns an error and never
+     * calls |done|.  |req| is borrowed for the duration of the call. */
+    srvocsp_error (*start)(void *ctx, const srvocsp_http_request *req,
+                           srvocsp_http_done_fn done, void *done_arg);
+    void *ctx;
+} srvocsp_transport;
+
+/* ---------------------------------------------------------------------
+ * Engine
+ *
+ * The background machinery (one scheduler thread plus one HTTP thread)
+ * shared by all handles opened on it.  Most programs use the process-wide
+ * default engine (pass NULL); tests create their own with a manual clock
+ * and a fake transport.
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_engine srvocsp_engine;
+
+typedef struct srvocsp_engine_config {
+    size_t struct_size;              /* sizeof(srvocsp_engine_config) */
+    const srvocsp_clock *clock;      /* NULL: the system clock */
+    const srvocsp_transport *transport; /* NULL: libcurl */
+    uint32_t max_concurrent;         /* retrievals in flight, default 32 */
+    uint32_t max_per_host;           /* per responder host, default 4 */
+    uint32_t jitter_percent;         /* backoff jitter, default 20 */
+    uint64_t seed;                   /* jitter PRNG seed, 0 = from the clock */
+} srvocsp_engine_config;
+
+SRVOCSP_EXPORT void srvocsp_engine_config_init(srvocsp_engine_config *c);
+/* srvocsp_engine_new creates an engine; its threads start on first need.
+ * Returns NULL on failure.  The config is copied; the clock and transport
+ * it points to must outlive the engine. */
+SRVOCSP_EXPORT srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *c);
+/* srvocsp_engine_free stops the engine's threads and frees it together with
+ * any handles still open on it (a handle pointer is invalid afterwards).
+ * Snapshots already handed out stay valid.  Must not be called from an
+ * update callback.  NULL is a no-op. */
+SRVOCSP_EXPORT void srvocsp_engine_free(srvocsp_engine *e);
+/* srvocsp_engine_kick makes the engine look at its schedule again now; call
+ * it after moving an injected clock forward. */
+SRVOCSP_EXPORT void srvocsp_engine_kick(srvocsp_engine *e);
+/* srvocsp_engine_settle waits (real time, at most |timeout_ms|) until the
+ * engine has no retrieval in flight and nothing due at the clock's current
+ * time.  Returns SRVOCSP_OK or E_TIMEOUT.  For tests. */
+SRVOCSP_EXPORT srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms);
+
+/* Counters of an engine since it was created (monotonic). */
+typedef struct srvocsp_engine_stats {
+    uint64_t requests_started;      /* HTTP exchanges started */
+    uint64_t responses_accepted;    /* verified and published */
+    uint64_t failures;              /* retrievals that ended without a new response */
+    uint64_t handles_open;
+    uint64_t entries;               /* distinct certificates */
+} srvocsp_engine_stats;
+SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
+
+/* srvocsp_cleanup stops the default engine and frees everything the library
+ * holds, even while handles are still open (they become invalid).  For
+ * valgrind-clean exits.  Not thread-safe against concurrent srvocsp calls. */
+SRVOCSP_EXPORT void srvocsp_cleanup(void);
+
+/* ---------------------------------------------------------------------
+ * Handles
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_handle srvocsp_handle;
+
+/* Open flags. */
+#define SRVOCSP_OPEN_ASYNC 0x1u  /* return at once; first retrieval in background */
+
+typedef enum srvocsp_hash {
+    SRVOCSP_HASH_SHA1 = 0,       /* what every responder supports (RFC 5019) */
+    SRVOCSP_HASH_SHA256 = 1
+} srvocsp_hash;
+
+typedef enum srvocsp_event_type {
+    SRVOCSP_EVENT_UPDATED = 1,   /* a new good response is being served */
+    SRVOCSP_EVENT_REVOKED = 2,   /* a new response says revoked; it is being served */
+    SRVOCSP_EVENT_UNKNOWN = 3,   /* a new response says unknown; nothing is served */
+    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected */
+    SRVOCSP_EVENT_STORE_FAILED = 5 /* a response is served but could not be persisted */
+} srvocsp_event_type;
+
+typedef struct srvocsp_event {
+    srvocsp_event_type type;
+    srvocsp_response *response;  /* borrowed; the new response, or NULL for FAILED */
+    srvocsp_error error;         /* why, for FAILED and STORE_FAILED */
+    const char *reason;          /* readable detail; borrowed */
+    const char *url;             /* responder URL involved, may be NULL */
+    int store_errno;             /* errno of persisting the response, 0 if fine */
+    int64_t next_attempt;        /* Unix s of the next scheduled retrieval */
+} srvocsp_event;
+
+/* Called on the engine's thread after each retrieval outcome.  |ev| and
+ * what it points to are borrowed for the call.  The callback may call any
+ * srvocsp function, including closing |h|, but not srvocsp_engine_free. */
+typedef void (*srvocsp_update_cb)(srvocsp_handle *h, const srvocsp_event *ev, void *arg);
+
+typedef struct srvocsp_params {
+    size_t struct_size;          /* sizeof(srvocsp_params) */
+    unsigned flags;              /* SRVOCSP_OPEN_* */
+    srvocsp_engine *engine;      /* NULL: the process-wide default engine */
+
+    /* The Windows knobs, with the Windows defaults. */
+    uint32_t min_validity_s;          /* SrvOcspRespMinValiditySeconds, 600 */
+    uint32_t url_timeout_ms;          /* SrvOcspRespUrlRetrievalTimeoutMilliseconds, 15000 */
+    uint32_t max_before_next_update_s;/* SrvOcspRespMaxBeforeNextUpdateSeconds, 14400 */
+    uint32_t min_before_next_update_s;/* SrvOcspRespMinBeforeNextUpdateSeconds, 120 */
+    uint32_t min_after_next_update_s; /* SrvOcspRespMinAfterNextUpdateSeconds, 60 */
+
+    srvocsp_hash certid_hash;    /* SHA-1 */
+    const char *responder_url;   /* overrides the AIA URLs; NULL = AIA */
+    const char *proxy;           /* NULL: http_proxy/no_proxy from the environment */
+    size_t max_response_size;    /* 256 KiB */
+    uint32_t clock_skew_s;       /* 300 */
+    uint32_t max_age_no_next_update_s; /* 3600 */
+    int use_nonce;               /* 0: no nonce, so responses stay cacheable */
+    const char *directory;       /* persistence directory, NULL = none */
+
+    srvocsp_update_cb update_cb; /* may be NULL */
+    void *update_arg;
+} srvocsp_params;
+
+/* srvocsp_params_init fills |p| with the defaults listed above. */
+SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
+
+/* srvocsp_open opens a handle for |leaf| issued by a certificate found in
+ * |chain| (which may also hold the leaf and further CAs).  Inputs are
+ * borrowed (the handle keeps its own references).  |params| may be NULL.
+ *
+ * Without SRVOCSP_OPEN_ASYNC it tries the first retrieval before returning,
+ * bounded by url_timeout_ms, and returns a handle even if that failed.
+ * With it, it returns at once.  Handles for the same certificate share one
+ * retrieval and one snapshot.
+ *
+ * Returns NULL with E_INVALID_ARG (no leaf, no chain), E_NO_ISSUER,
+ * E_NO_OCSP_URL (no OCSP URL in the AIA and none configured), E_NOMEM. */
+SRVOCSP_EXPORT srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain,
+                                            const srvocsp_params *params);
+/* srvocsp_open_pem is srvocsp_open with the leaf and chain read from PEM
+ * files: |cert_path| holds the leaf first and may hold its issuer;
+ * |issuer_path| (may be NULL) holds more CA certificates. E_CERT when a file
+ * cannot be read. */
+SRVOCSP_EXPORT srvocsp_handle *srvocsp_open_pem(const char *cert_path, const char *issuer_path,
+                                                const srvocsp_params *params);
+/* srvocsp_handle_up_ref adds a reference; returns |h|. */
+SRVOCSP_EXPORT srvocsp_handle *srvocsp_handle_up_ref(srvocsp_handle *h);
+/* srvocsp_close drops a reference; at zero the handle's background refresh
+ * stops (if no other handle shares the certificate).  Snapshots handed out
+ * stay valid.  NULL is a no-op. */
+SRVOCSP_EXPORT void srvocsp_close(srvocsp_handle *h);
+
+/* srvocsp_get1_response returns a new reference to the current response if
+ * it is time valid (nextUpdate - now >= min_validity) and its status is good
+ * or revoked.  Never blocks, does no I/O, no allocation, no lock: safe on a
+ * TLS handshake path from any number of threads.  Returns NULL with
+ * E_OFFLINE (none, or not valid long enough) or E_STATUS_UNKNOWN. */
+SRVOCSP_EXPORT srvocsp_response *srvocsp_get1_response(srvocsp_handle *h);
+
+/* srvocsp_handle_get0_leaf / _issuer borrow the handle's certificates. */
+SRVOCSP_EXPORT X509 *srvocsp_handle_get0_leaf(const srvocsp_handle *h);
+SRVOCSP_EXPORT X509 *srvocsp_handle_get0_issuer(const srvocsp_handle *h);
+
+/* srvocsp_handle_last_failure copies into |buf| the reason of the last
+ * failed retrieval for the handle's certificate ("" if none) and returns
+ * its code (SRVOCSP_OK if none).  Takes the engine lock: not for hot paths. */
+SRVOCSP_EXPORT srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char *buf, size_t len);
+
+/* srvocsp_handle_next_attempt returns the Unix time of the next scheduled
+ * retrieval for the handle's certificate (0 if one is in flight). */
+SRVOCSP_EXPORT int64_t srvocsp_handle_next_attempt(srvocsp_handle *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SRVOCSP_H */

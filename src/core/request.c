@@ -1,0 +1,198 @@
+/*
+ * The OCSP request for one certificate, its identity (CertID) and the
+ * responder URLs it is sent to.
+ */
+#include "internal.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 5019 section 5: a GET request URL must stay within 255 bytes. */
+#define GET_URL_MAX 255
+
+X509 *srvocsp__find_issuer(X509 *leaf, STACK_OF(X509) *chain)
+{
+    int i;
+
+    for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+        X509 *c = sk_X509_value(chain, i);
+
+        if (X509_cmp(c, leaf) == 0)
+            continue;
+        if (X509_check_issued(c, leaf) == X509_V_OK)
+            return c;
+    }
+    return NULL;
+}
+
+/* Percent-encodes the characters of base64 that are not URL-safe. */
+static size_t url_encode_b64(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (; *in; in++) {
+        const char *rep = *in == '+' ? "%2B" : *in == '/' ? "%2F" : *in == '=' ? "%3D" : NULL;
+        size_t k = rep ? 3 : 1;
+
+        if (n + k >= cap)
+            return 0;
+        if (rep)
+            memcpy(out + n, rep, 3);
+        else
+            out[n] = *in;
+        n += k;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+char *srvocsp__get_url(const char *base, const unsigned char *der, size_t len)
+{
+    char b64[GET_URL_MAX + 4];
+    char enc[GET_URL_MAX + 1];
+    size_t blen = strlen(base), elen;
+    char *url;
+    bool slash;
+
+    /* 4/3 growth: anything over ~190 bytes of DER cannot fit in any case. */
+    if (len > (GET_URL_MAX / 4) * 3)
+        return NULL;
+    if (EVP_EncodeBlock((unsigned char *)b64, der, (int)len) <= 0)
+        return NULL;
+    elen = url_encode_b64(b64, enc, sizeof(enc));
+    if (elen == 0)
+        return NULL;
+    slash = blen > 0 && base[blen - 1] == '/';
+    if (blen + (slash ? 0 : 1) + elen > GET_URL_MAX)
+        return NULL;
+    url = malloc(blen + 1 + elen + 1);
+    if (url == NULL)
+        return NULL;
+    memcpy(url, base, blen);
+    if (!slash)
+        url[blen++] = '/';
+    memcpy(url + blen, enc, elen + 1);
+    return url;
+}
+
+static bool url_usable(const char *u)
+{
+    size_t n = strlen(u);
+
+    return n > 0 && n < SRVOCSP__MAX_URL_LEN &&
+           (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0);
+}
+
+void srvocsp__request_clear(srvocsp__request *r)
+{
+    size_t i;
+
+    for (i = 0; i < r->n_urls; i++) {
+        free(r->urls[i]);
+        free(r->get_urls[i]);
+    }
+    OPENSSL_free(r->der);
+    OPENSSL_free(r->key);
+    memset(r, 0, sizeof(*r));
+}
+
+static srvocsp_error add_url(srvocsp__request *r, const char *u)
+{
+    if (!url_usable(u) || r->n_urls >= SRVOCSP__MAX_URLS)
+        return SRVOCSP_OK; /* ignored: ldap://, too long, too many */
+    r->urls[r->n_urls] = strdup(u);
+    if (r->urls[r->n_urls] == NULL)
+        return SRVOCSP_E_NOMEM;
+    r->n_urls++;
+    return SRVOCSP_OK;
+}
+
+srvocsp_error srvocsp__request_build(X509 *leaf, X509 *issuer, srvocsp_hash hash,
+                                     const char *override_url, int nonce, srvocsp__request *out)
+{
+    STACK_OF(OPENSSL_STRING) *aia = NULL;
+    OCSP_REQUEST *req = NULL;
+    OCSP_CERTID *id = NULL;
+    const EVP_MD *md;
+    srvocsp_error err = SRVOCSP_E_INTERNAL;
+    int len, i;
+
+    memset(out, 0, sizeof(*out));
+    md = hash == SRVOCSP_HASH_SHA256 ? EVP_sha256() : hash == SRVOCSP_HASH_SHA1 ? EVP_sha1() : NULL;
+    if (md == NULL) {
+        srvocsp__set_error(SRVOCSP_E_UNSUPPORTED, "CertID hash %d is not supported", (int)hash);
+        return SRVOCSP_E_UNSUPPORTED;
+    }
+
+    if (override_url != NULL) {
+        if (!url_usable(override_url)) {
+            srvocsp__set_error(SRVOCSP_E_INVALID_ARG,
+                               "responder URL \"%.200s\" is not an http:// or https:// URL",
+                               override_url);
+            err = SRVOCSP_E_INVALID_ARG;
+            goto out;
+        }
+        if ((err = add_url(out, override_url)) != SRVOCSP_OK)
+            goto nomem;
+    } else {
+        aia = X509_get1_ocsp(leaf);
+        for (i = 0; aia != NULL && i < sk_OPENSSL_STRING_num(aia); i++)
+            if ((err = add_url(out, sk_OPENSSL_STRING_value(aia, i))) != SRVOCSP_OK)
+                goto nomem;
+    }
+    if (out->n_urls == 0) {
+        srvocsp__set_error(SRVOCSP_E_NO_OCSP_URL,
+                           "certificate has no http(s) OCSP URL in its Authority Information "
+                           "Access extension and none is configured");
+        err = SRVOCSP_E_NO_OCSP_URL;
+        goto out;
+    }
+
+    id = OCSP_cert_to_id(md, leaf, issuer);
+    if (id == NULL)
+        goto ossl;
+    len = i2d_OCSP_CERTID(id, &out->key);
+    if (len <= 0)
+        goto ossl;
+    out->key_len = (size_t)len;
+
+    req = OCSP_REQUEST_new();
+    if (req == NULL || OCSP_request_add0_id(req, id) == NULL)
+        goto ossl;
+    id = NULL; /* owned by |req| now */
+    if (nonce && OCSP_request_add1_nonce(req, NULL, -1) != 1)
+        goto ossl;
+    len = i2d_OCSP_REQUEST(req, &out->der);
+    if (len <= 0)
+        goto ossl;
+    out->der_len = (size_t)len;
+
+    for (i = 0; (size_t)i < out->n_urls; i++)
+        out->get_urls[i] = srvocsp__get_url(out->urls[i], out->der, out->der_len);
+    err = SRVOCSP_OK;
+    goto out;
+
+ossl:
+    {
+        char msg[SRVOCSP__REASON_LEN] = "cannot build the OCSP request";
+
+        srvocsp__drain_ossl(msg, sizeof(msg));
+        srvocsp__set_error(SRVOCSP_E_INTERNAL, "%s", msg);
+        err = SRVOCSP_E_INTERNAL;
+        goto out;
+    }
+nomem:
+    srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+    err = SRVOCSP_E_NOMEM;
+out:
+    if (err != SRVOCSP_OK)
+        srvocsp__request_clear(out);
+    OCSP_CERTID_free(id);
+    OCSP_REQUEST_free(req);
+    X509_email_free(aia);
+    return err;
+}

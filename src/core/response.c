@@ -1,0 +1,95 @@
+/* Immutable, reference-counted response snapshots. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+srvocsp_response *srvocsp__response_new(const unsigned char *der, size_t len)
+{
+    srvocsp_response *r;
+
+    if (len == 0 || len > SRVOCSP__MAX_RESPONSE_CAP)
+        return NULL;
+    r = calloc(1, sizeof(*r) + len);
+    if (r == NULL)
+        return NULL;
+    atomic_init(&r->refs, 1);
+    memcpy(r->der, der, len);
+    r->len = len;
+    r->rev_reason = -1;
+    r->view.cb_size = (uint32_t)sizeof(r->view);
+    r->view.pb = r->der;
+    r->view.cb = (uint32_t)len;
+    return r;
+}
+
+srvocsp_response *srvocsp__response_from_view(const struct srvocsp__flat_view *v)
+{
+    return (srvocsp_response *)((char *)v - offsetof(srvocsp_response, view));
+}
+
+srvocsp_response *srvocsp_response_up_ref(srvocsp_response *r)
+{
+    if (r != NULL)
+        atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+void srvocsp_response_free(srvocsp_response *r)
+{
+    if (r == NULL)
+        return;
+    /* Release so our reads of the snapshot happen before whoever frees it;
+     * the acquire fence pairs with every other holder's release. */
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_release) != 1)
+        return;
+    atomic_thread_fence(memory_order_acquire);
+    free(r);
+}
+
+const unsigned char *srvocsp_response_der(const srvocsp_response *r, size_t *len)
+{
+    if (r == NULL) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = r->len;
+    return r->der;
+}
+
+srvocsp_cert_status srvocsp_response_status(const srvocsp_response *r)
+{
+    return r ? r->status : SRVOCSP_STATUS_UNKNOWN;
+}
+
+int64_t srvocsp_response_this_update(const srvocsp_response *r)
+{
+    return r ? r->this_update : 0;
+}
+
+int64_t srvocsp_response_next_update(const srvocsp_response *r)
+{
+    return r ? r->next_update : 0;
+}
+
+int64_t srvocsp_response_produced_at(const srvocsp_response *r)
+{
+    return r ? r->produced_at : 0;
+}
+
+int64_t srvocsp_response_expires(const srvocsp_response *r)
+{
+    return r ? r->expires : 0;
+}
+
+int64_t srvocsp_response_revocation_time(const srvocsp_response *r)
+{
+    return r ? r->rev_time : 0;
+}
+
+int srvocsp_response_revocation_reason(const srvocsp_response *r)
+{
+    return r ? r->rev_reason : -1;
+}

@@ -1,0 +1,701 @@
+/*
+ * The engine: one scheduler thread per engine that decides which
+ * certificate to fetch when, hands requests to the transport (which does the
+ * I/O on its own thread), verifies what comes back and publishes it.
+ *
+ * Locking: e->mu protects every field of the engine and of its entries
+ * except an entry's cell (lock-free readers) and a handle's refs.  The
+ * scheduler never holds e->mu while verifying, calling the transport or
+ * calling a user callback.
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct srvocsp__completion {
+    srvocsp__completion *next;
+    srvocsp__entry *en;
+    const char *url;             /* entry-owned */
+    srvocsp_error error;
+    long http_status;
+    char *content_type;
+    unsigned char *body;
+    size_t body_len;
+    char detail[256];
+};
+
+/* A callback to run once the lock is released. */
+typedef struct pending_event {
+    struct pending_event *next;
+    srvocsp_handle *h;           /* holds a reference */
+    srvocsp_event ev;            /* ev.response holds a reference */
+    char reason[SRVOCSP__REASON_LEN];
+    char url[SRVOCSP__MAX_URL_LEN];
+} pending_event;
+
+/* ---------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------- */
+
+static int64_t now_s(srvocsp_engine *e)
+{
+    return e->clock.now(e->clock.ctx);
+}
+
+/* xorshift64*: jitter only, not security. */
+static double rand_unit(srvocsp_engine *e)
+{
+    uint64_t x = e->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    e->rng = x;
+    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / (double)(1ULL << 53) * 2.0 - 1.0;
+}
+
+static uint64_t hash_key(const unsigned char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    while (n--)
+        h = (h ^ *k++) * 1099511628211ULL;
+    return h;
+}
+
+static void timespec_in_ms(struct timespec *ts, uint64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* scheme://host:port of |url|, the unit of per-host concurrency. */
+static void host_key(const char *url, char *out, size_t len)
+{
+    const char *p = strstr(url, "://");
+    size_t n;
+
+    p = p ? p + 3 : url;
+    n = strcspn(p, "/?#");
+    snprintf(out, len, "%.*s%.*s", (int)(p - url), url, (int)n, p);
+}
+
+static srvocsp__host *host_get(srvocsp_engine *e, const char *url)
+{
+    char key[300];
+    srvocsp__host *h;
+
+    host_key(url, key, sizeof(key));
+    for (h = e->hosts; h != NULL; h = h->next)
+        if (strcmp(h->name, key) == 0)
+            return h;
+    h = calloc(1, sizeof(*h) + strlen(key) + 1);
+    if (h == NULL)
+        return NULL;
+    strcpy(h->name, key);
+    h->next = e->hosts;
+    e->hosts = h;
+    return h;
+}
+
+/* ---------------------------------------------------------------------
+ * Entries
+ * ------------------------------------------------------------------- */
+
+srvocsp__entry *srvocsp__entry_find(srvocsp_engine *e, const unsigned char *key, size_t len)
+{
+    srvocsp__entry *en;
+
+    if (e->n_buckets == 0)
+        return NULL;
+    en = e->buckets[hash_key(key, len) % e->n_buckets];
+    for (; en != NULL; en = en->hash_next)
+        if (en->req.key_len == len && memcmp(en->req.key, key, len) == 0)
+            return en;
+    return NULL;
+}
+
+static bool rehash(srvocsp_engine *e, size_t n)
+{
+    srvocsp__entry **b = calloc(n, sizeof(*b));
+    size_t i;
+
+    if (b == NULL)
+        return false;
+    for (i = 0; i < e->n_buckets; i++) {
+        srvocsp__entry *en = e->buckets[i], *next;
+
+        for (; en != NULL; en = next) {
+            size_t k = hash_key(en->req.key, en->req.key_len) % n;
+
+            next = en->hash_next;
+            en->hash_next = b[k];
+            b[k] = en;
+        }
+    }
+    free(e->buckets);
+    e->buckets = b;
+    e->n_buckets = n;
+    return true;
+}
+
+bool srvocsp__entry_insert(srvocsp_engine *e, srvocsp__entry *en)
+{
+    size_t k;
+
+    if (e->n_entries + 1 > e->n_buckets && !rehash(e, e->n_buckets ? e->n_buckets * 2 : 64))
+        return false;
+    k = hash_key(en->req.key, en->req.key_len) % e->n_buckets;
+    en->hash_next = e->buckets[k];
+    e->buckets[k] = en;
+    e->n_entries++;
+    e->stats.entries = e->n_entries;
+    return true;
+}
+
+static void entry_unlink(srvocsp_engine *e, srvocsp__entry *en)
+{
+    srvocsp__entry **pp;
+
+    if (e->n_buckets == 0)
+        return;
+    pp = &e->buckets[hash_key(en->req.key, en->req.key_len) % e->n_buckets];
+    for (; *pp != NULL; pp = &(*pp)->hash_next) {
+        if (*pp == en) {
+            *pp = en->hash_next;
+            e->n_entries--;
+            e->stats.entries = e->n_entries;
+            return;
+        }
+    }
+}
+
+static void ready_remove(srvocsp_engine *e, srvocsp__entry *en)
+{
+    srvocsp__entry **pp, *prev = NULL;
+
+    if (!en->queued)
+        return;
+    for (pp = &e->ready_head; *pp != NULL; prev = *pp, pp = &(*pp)->ready_next) {
+        if (*pp == en) {
+            *pp = en->ready_next;
+            if (e->ready_tail == en)
+                e->ready_tail = prev;
+            break;
+        }
+    }
+    en->ready_next = NULL;
+    en->queued = false;
+}
+
+static void ready_push(srvocsp_engine *e, srvocsp__entry *en)
+{
+    if (en->queued)
+        return;
+    en->queued = true;
+    en->ready_next = NULL;
+    if (e->ready_tail)
+        e->ready_tail->ready_next = en;
+    else
+        e->ready_head = en;
+    e->ready_tail = en;
+}
+
+static void entry_free(srvocsp__entry *en)
+{
+    srvocsp__cell_publish(&en->cell, NULL);
+    X509_free(en->leaf);
+    X509_free(en->issuer);
+    srvocsp__request_clear(&en->req);
+    free(en->proxy);
+    free(en->directory);
+    free(en);
+}
+
+void srvocsp__entry_unref_locked(srvocsp__entry *en)
+{
+    srvocsp_engine *e = en->eng;
+
+    if (--en->refs > 0)
+        return;
+    if (!en->dead) {
+        en->dead = true;
+        entry_unlink(e, en);
+    }
+    srvocsp__heap_remove(e, en);
+    ready_remove(e, en);
+    entry_free(en);
+    pthread_cond_signal(&e->wake); /* may be the last: let the thread exit */
+}
+
+/* ---------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------- */
+
+static void queue_events(srvocsp__entry *en, srvocsp_event_type type, srvocsp_response *resp,
+                         srvocsp_error err, const char *reason, const char *url,
+                         pending_event **list)
+{
+    srvocsp_handle *h;
+
+    for (h = en->handles; h != NULL; h = h->next) {
+        pending_event *pe;
+
+        if (h->cb == NULL)
+            continue;
+        pe = calloc(1, sizeof(*pe));
+        if (pe == NULL)
+            continue; /* a lost notification, never a lost response */
+        atomic_fetch_add(&h->refs, 1);
+        pe->h = h;
+        pe->ev.type = type;
+        pe->ev.response = srvocsp_response_up_ref(resp);
+        pe->ev.error = err;
+        snprintf(pe->reason, sizeof(pe->reason), "%s", reason ? reason : "");
+        snprintf(pe->url, sizeof(pe->url), "%s", url ? url : "");
+        pe->ev.reason = pe->reason;
+        pe->ev.url = url ? pe->url : NULL;
+        pe->ev.next_attempt = en->next_at;
+        pe->next = *list;
+        *list = pe;
+    }
+}
+
+static void run_events(pending_event *list)
+{
+    while (list != NULL) {
+        pending_event *pe = list;
+
+        list = pe->next;
+        pe->h->cb(pe->h, &pe->ev, pe->h->cb_arg);
+        srvocsp_response_free(pe->ev.response);
+        srvocsp_close(pe->h);
+        free(pe);
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * Transport completions
+ * ------------------------------------------------------------------- */
+
+static void transport_done(void *arg, const srvocsp_http_result *res)
+{
+    srvocsp__completion *c = arg;
+    srvocsp_engine *e = c->en->eng;
+
+    c->error = res->error;
+    c->http_status = res->http_status;
+    if (res->content_type)
+        c->content_type = strdup(res->content_type);
+    if (res->detail)
+        snprintf(c->detail, sizeof(c->detail), "%s", res->detail);
+    if (res->error == SRVOCSP_OK && res->body_len > 0) {
+        c->body = malloc(res->body_len);
+        if (c->body == NULL) {
+            c->error = SRVOCSP_E_NOMEM;
+        } else {
+            memcpy(c->body, res->body, res->body_len);
+            c->body_len = res->body_len;
+        }
+    }
+    pthread_mutex_lock(&e->mu);
+    c->next = NULL;
+    if (e->done_tail)
+        e->done_tail->next = c;
+    else
+        e->done_head = c;
+    e->done_tail = c;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void completion_free(srvocsp__completion *c)
+{
+    free(c->content_type);
+    free(c->body);
+    free(c);
+}
+
+static bool content_type_ok(const char *ct)
+{
+    static const char want[] = "application/ocsp-response";
+    size_t n = sizeof(want) - 1;
+
+    if (ct == NULL)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Turns an HTTP outcome into a verified snapshot or a reason.  Runs
+ * without the lock: reads only the entry's immutable fields. */
+static srvocsp_error evaluate(srvocsp_engine *e, srvocsp__completion *c, srvocsp_response **out,
+                              char *why, size_t whylen)
+{
+    srvocsp__entry *en = c->en;
+    srvocsp__policy pol = en->pol;
+
+    *out = NULL;
+    if (c->error != SRVOCSP_OK) {
+        srvocsp__fmt(why, whylen, "%s%s%s", srvocsp_strerror(c->error), c->detail[0] ? ": " : "",
+                     c->detail);
+        return c->error;
+    }
+    if (c->http_status != 200) {
+        srvocsp__fmt(why, whylen, "responder answered HTTP %ld", c->http_status);
+        return SRVOCSP_E_HTTP_STATUS;
+    }
+    if (!content_type_ok(c->content_type)) {
+        srvocsp__fmt(why, whylen, "responder answered Content-Type \"%.100s\", not "
+                                  "application/ocsp-response",
+                     c->content_type ? c->content_type : "(none)");
+        return SRVOCSP_E_CONTENT_TYPE;
+    }
+    pol.now = now_s(e);
+    return srvocsp__verify(c->body, c->body_len, en->leaf, en->issuer, &pol, out, why, whylen);
+}
+
+static void attempt_failed(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error err,
+                           const char *why, const char *url, pending_event **events)
+{
+    size_t used = strlen(en->attempt_reasons);
+
+    /* Keep every URL's reason: "url: reason; url: reason". */
+    snprintf(en->attempt_reasons + used, sizeof(en->attempt_reasons) - used, "%s%s: %s",
+             used ? "; " : "", url, why);
+    en->last_err = err;
+    if (en->url_idx + 1 < en->req.n_urls) {
+        en->url_idx++;
+        ready_push(e, en); /* same attempt, next URL, at once */
+        return;
+    }
+    en->failures++;
+    e->stats.failures++;
+    snprintf(en->last_reason, sizeof(en->last_reason), "%s", en->attempt_reasons);
+    srvocsp__heap_set(e, en,
+                      srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
+                                                   now_s(e), en->failures, rand_unit(e),
+                                                   e->cfg.jitter_percent));
+    queue_events(en, SRVOCSP_EVENT_FAILED, NULL, err, en->last_reason, url, events);
+    en->attempts_done++;
+    en->in_flight = false;
+    pthread_cond_broadcast(&e->progress);
+}
+
+static void attempt_succeeded(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
+                              const char *url, pending_event **events)
+{
+    srvocsp_event_type type = snap->status == SRVOCSP_STATUS_GOOD      ? SRVOCSP_EVENT_UPDATED
+                              : snap->status == SRVOCSP_STATUS_REVOKED ? SRVOCSP_EVENT_REVOKED
+                                                                       : SRVOCSP_EVENT_UNKNOWN;
+
+    srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
+    en->failures = 0;
+    en->last_err = SRVOCSP_OK;
+    en->last_reason[0] = '\0';
+    e->stats.responses_accepted++;
+    srvocsp__heap_set(e, en, srvocsp__sched_after_success(&en->sched, snap, now_s(e), true));
+    queue_events(en, type, snap, SRVOCSP_OK, "", url, events);
+    en->attempts_done++;
+    en->in_flight = false;
+    pthread_cond_broadcast(&e->progress);
+}
+
+/* Handles one completion.  Called and returns with e->mu held. */
+static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **events)
+{
+    srvocsp__entry *en = c->en;
+    srvocsp_response *snap = NULL;
+    char why[SRVOCSP__REASON_LEN];
+    srvocsp_error err;
+
+    if (en->host && en->host->in_flight > 0)
+        en->host->in_flight--;
+    en->host = NULL;
+    e->in_flight--;
+
+    pthread_mutex_unlock(&e->mu);
+    err = evaluate(e, c, &snap, why, sizeof(why));
+    pthread_mutex_lock(&e->mu);
+
+    if (en->dead) {
+        en->in_flight = false;
+    } else if (err != SRVOCSP_OK) {
+        attempt_failed(e, en, err, why, c->url, events);
+    } else {
+        srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
+
+        /* No rollback: only a strictly newer thisUpdate replaces what we
+         * hold (a replayed older "good" must not hide a "revoked"). */
+        if (cur != NULL && snap->this_update <= cur->this_update) {
+            char a[32], b[32];
+
+            srvocsp__fmt_time(snap->this_update, a, sizeof(a));
+            srvocsp__fmt_time(cur->this_update, b, sizeof(b));
+            srvocsp__fmt(why, sizeof(why),
+                         "response thisUpdate %s is not newer than the held response's %s", a, b);
+            attempt_failed(e, en, SRVOCSP_E_ROLLBACK, why, c->url, events);
+        } else {
+            attempt_succeeded(e, en, snap, c->url, events);
+        }
+    }
+    srvocsp_response_free(snap);
+    completion_free(c);
+    srvocsp__entry_unref_locked(en); /* the in-flight reference */
+}
+
+/* ---------------------------------------------------------------------
+ * Dispatch
+ * ------------------------------------------------------------------- */
+
+typedef struct start_item {
+    srvocsp__completion *c;
+    srvocsp_http_request req;
+} start_item;
+
+/* Moves due entries to the ready queue and picks those that may start
+ * now within the concurrency limits. */
+static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, size_t max)
+{
+    srvocsp__entry *en, *next;
+    size_t n = 0;
+
+    while ((en = srvocsp__heap_top(e)) != NULL && en->next_at <= now) {
+        srvocsp__heap_remove(e, en);
+        if (en->in_flight)
+            continue; /* rescheduled when it completes */
+        en->url_idx = 0;
+        en->attempt_reasons[0] = '\0';
+        ready_push(e, en);
+    }
+    for (en = e->ready_head; en != NULL && n < max; en = next) {
+        srvocsp__completion *c;
+        srvocsp__host *h;
+        const char *url;
+
+        next = en->ready_next;
+        if (e->in_flight >= e->cfg.max_concurrent)
+            break;
+        url = en->req.urls[en->url_idx];
+        h = host_get(e, url);
+        if (h == NULL || h->in_flight >= e->cfg.max_per_host)
+            continue;
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            break;
+        ready_remove(e, en);
+        c->en = en;
+        c->url = url;
+        en->refs++;
+        en->in_flight = true;
+        en->host = h;
+        h->in_flight++;
+        e->in_flight++;
+        e->stats.requests_started++;
+        items[n].c = c;
+        memset(&items[n].req, 0, sizeof(items[n].req));
+        if (en->req.get_urls[en->url_idx] != NULL) {
+            items[n].req.url = en->req.get_urls[en->url_idx];
+        } else {
+            items[n].req.url = url;
+            items[n].req.body = en->req.der;
+            items[n].req.body_len = en->req.der_len;
+        }
+        items[n].req.timeout_ms = en->url_timeout_ms;
+        items[n].req.max_response_size = en->max_response_size;
+        items[n].req.proxy = en->proxy;
+        n++;
+    }
+    return n;
+}
+
+static void start_all(srvocsp_engine *e, start_item *items, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        srvocsp_error err =
+            e->transport.start(e->transport.ctx, &items[i].req, transport_done, items[i].c);
+
+        if (err != SRVOCSP_OK) {
+            srvocsp_http_result res;
+
+            memset(&res, 0, sizeof(res));
+            res.error = err;
+            res.detail = "transport refused to start the request";
+            transport_done(items[i].c, &res);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * The scheduler thread
+ * ------------------------------------------------------------------- */
+
+#define START_BATCH 64
+
+static void *engine_main(void *arg)
+{
+    srvocsp_engine *e = arg;
+    start_item items[START_BATCH];
+
+    pthread_mutex_lock(&e->mu);
+    while (!e->stop) {
+        pending_event *events = NULL;
+        srvocsp__entry *top;
+        int64_t now;
+        size_t n;
+
+        e->kicked = false;
+        while (e->done_head != NULL) {
+            srvocsp__completion *c = e->done_head;
+
+            e->done_head = c->next;
+            if (e->done_head == NULL)
+                e->done_tail = NULL;
+            complete(e, c, &events);
+        }
+        now = now_s(e);
+        n = pick_starts(e, now, items, START_BATCH);
+        if (n > 0 || events != NULL) {
+            pthread_mutex_unlock(&e->mu);
+            start_all(e, items, n);
+            run_events(events);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        if (e->done_head != NULL || e->kicked)
+            continue;
+
+        if (e->n_entries == 0 && e->in_flight == 0 && e->ready_head == NULL) {
+            /* Nothing left to serve: the thread ends; the next open starts
+             * a new one. */
+            e->idle = true;
+            pthread_cond_broadcast(&e->progress);
+            break;
+        }
+        top = srvocsp__heap_top(e);
+        e->idle = e->in_flight == 0 && e->ready_head == NULL && (top == NULL || top->next_at > now);
+        if (e->idle)
+            pthread_cond_broadcast(&e->progress);
+        {
+            /* Wake at the next due time, and at least once a second so a
+             * clock that jumps is noticed. */
+            uint64_t ms = 1000;
+            struct timespec ts;
+
+            if (top != NULL && top->next_at > now && (uint64_t)(top->next_at - now) * 1000 < ms)
+                ms = (uint64_t)(top->next_at - now) * 1000;
+            timespec_in_ms(&ts, ms);
+            pthread_cond_timedwait(&e->wake, &e->mu, &ts);
+        }
+    }
+    e->running = false;
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* Starts the scheduler thread if it is not running.  A thread that ended
+ * by itself (no entries left) is joined first; it no longer touches the
+ * engine once |running| is false except for its final unlock, so joining
+ * without the lock is safe. */
+srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e)
+{
+    pthread_attr_t attr;
+    int rc;
+
+    while (e->joining)
+        pthread_cond_wait(&e->progress, &e->mu);
+    if (e->running)
+        return SRVOCSP_OK;
+    if (e->thread_valid) {
+        pthread_t t = e->thread;
+
+        e->joining = true;
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(t, NULL);
+        pthread_mutex_lock(&e->mu);
+        e->joining = false;
+        e->thread_valid = false;
+        pthread_cond_broadcast(&e->progress);
+        if (e->running)
+            return SRVOCSP_OK;
+    }
+    e->stop = false;
+    pthread_attr_init(&attr);
+    rc = pthread_create(&e->thread, &attr, engine_main, e);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        srvocsp__set_error(SRVOCSP_E_INTERNAL, "cannot start the engine thread: %s", strerror(rc));
+        return SRVOCSP_E_INTERNAL;
+    }
+    e->running = true;
+    e->thread_valid = true;
+    e->idle = false;
+    return SRVOCSP_OK;
+}
+
+/* Takes a certificate out of service once its last handle has closed; a
+ * retrieval in flight finishes and is discarded. */
+void srvocsp__entry_retire_locked(srvocsp__entry *en)
+{
+    srvocsp_engine *e = en->eng;
+
+    if (en->dead)
+        return;
+    en->dead = true;
+    entry_unlink(e, en);
+    srvocsp__heap_remove(e, en);
+    ready_remove(e, en);
+}
+
+/* Frees everything still attached to a stopped engine. */
+void srvocsp__engine_teardown_locked(srvocsp_engine *e)
+{
+    size_t i;
+
+    while (e->done_head != NULL) {
+        srvocsp__completion *c = e->done_head;
+
+        e->done_head = c->next;
+        c->en->in_flight = false;
+        srvocsp__entry_unref_locked(c->en);
+        completion_free(c);
+    }
+    e->done_tail = NULL;
+    for (i = 0; i < e->n_buckets; i++) {
+        while (e->buckets[i] != NULL) {
+            srvocsp__entry *en = e->buckets[i];
+
+            while (en->handles != NULL) {
+                srvocsp_handle *h = en->handles;
+
+                en->handles = h->next;
+                free(h);
+            }
+            srvocsp__entry_retire_locked(en);
+            entry_free(en); /* whatever its count: the engine is going away */
+        }
+    }
+    while (e->hosts != NULL) {
+        srvocsp__host *h = e->hosts;
+
+        e->hosts = h->next;
+        free(h);
+    }
+    free(e->buckets);
+    free(e->heap);
+    e->buckets = NULL;
+    e->heap = NULL;
+    e->n_buckets = e->heap_len = e->heap_cap = 0;
+}

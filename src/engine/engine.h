@@ -1,0 +1,122 @@
+/* Engine internals: entries (one per certificate), handles, the engine. */
+#ifndef SRVOCSP_ENGINE_H
+#define SRVOCSP_ENGINE_H
+
+#include "core/cell.h"
+#include "internal.h"
+
+#include <pthread.h>
+
+typedef struct srvocsp__entry srvocsp__entry;
+typedef struct srvocsp__host srvocsp__host;
+
+/* Responders we talk to, for per-host concurrency. */
+struct srvocsp__host {
+    srvocsp__host *next;
+    unsigned in_flight;
+    char name[]; /* scheme://host:port */
+};
+
+/* One certificate: shared by every handle opened for the same CertID. */
+struct srvocsp__entry {
+    /* Hot: read by get without any lock. */
+    srvocsp__cell cell __attribute__((aligned(64)));
+
+    srvocsp_engine *eng;
+    unsigned refs;               /* handles + engine work; under eng->mu */
+    X509 *leaf;
+    X509 *issuer;
+    srvocsp__request req;
+    srvocsp__sched sched;
+    srvocsp__policy pol;         /* skew and max age; now set per check */
+    uint32_t url_timeout_ms;
+    size_t max_response_size;
+    char *proxy;
+    char *directory;
+
+    /* Scheduling, under eng->mu. */
+    int64_t next_at;
+    size_t heap_idx;             /* SIZE_MAX when not in the heap */
+    bool in_flight;
+    bool queued;                 /* in the ready queue */
+    bool dead;                   /* last handle closed */
+    size_t url_idx;
+    srvocsp__host *host;         /* while in flight */
+    unsigned failures;
+    uint64_t attempts_done;
+    srvocsp_error last_err;
+    char last_reason[SRVOCSP__REASON_LEN];
+    char attempt_reasons[SRVOCSP__REASON_LEN];
+
+    srvocsp_handle *handles;     /* list of open handles */
+    srvocsp__entry *hash_next;
+    srvocsp__entry *ready_next;
+};
+
+struct srvocsp_handle {
+    atomic_uint refs;
+    srvocsp__entry *entry;
+    uint32_t min_validity_s;
+    srvocsp_clock clock;         /* copied: no pointer chase on get */
+    srvocsp_update_cb cb;
+    void *cb_arg;
+    srvocsp_handle *prev, *next; /* entry's list, under eng->mu */
+};
+
+typedef struct srvocsp__completion srvocsp__completion;
+
+struct srvocsp_engine {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;         /* the engine thread waits here */
+    pthread_cond_t progress;     /* openers and settle wait here */
+    srvocsp_clock clock;
+    srvocsp_transport transport;
+    void *curl;                  /* the default transport, if used */
+    srvocsp_engine_config cfg;
+
+    pthread_t thread;
+    bool running;                /* the scheduler thread is in its loop */
+    bool thread_valid;           /* |thread| must still be joined */
+    bool joining;
+    bool stop;
+    bool kicked;
+    bool idle;                   /* nothing in flight, nothing due */
+
+    srvocsp__entry **buckets;
+    size_t n_buckets;
+    size_t n_entries;
+    srvocsp__entry **heap;
+    size_t heap_len, heap_cap;
+    srvocsp__entry *ready_head, *ready_tail;
+    srvocsp__completion *done_head, *done_tail;
+    srvocsp__host *hosts;
+    unsigned in_flight;
+
+    uint64_t rng;
+    srvocsp_engine_stats stats;
+};
+
+/* heap.c */
+SRVOCSP__HIDDEN bool srvocsp__heap_push(srvocsp_engine *e, srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__heap_remove(srvocsp_engine *e, srvocsp__entry *en);
+SRVOCSP__HIDDEN srvocsp__entry *srvocsp__heap_top(srvocsp_engine *e);
+/* Sets |en|'s next_at and places it in the heap (adds or moves). */
+SRVOCSP__HIDDEN bool srvocsp__heap_set(srvocsp_engine *e, srvocsp__entry *en, int64_t at);
+
+/* engine.c, all under e->mu unless said */
+SRVOCSP__HIDDEN srvocsp_engine *srvocsp__default_engine(void);
+SRVOCSP__HIDDEN srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e);
+SRVOCSP__HIDDEN srvocsp__entry *srvocsp__entry_find(srvocsp_engine *e, const unsigned char *key,
+                                                   size_t len);
+SRVOCSP__HIDDEN bool srvocsp__entry_insert(srvocsp_engine *e, srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__entry_unref_locked(srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__entry_retire_locked(srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
+
+/* net/curl_transport.c */
+SRVOCSP__HIDDEN void *srvocsp__curl_new(const srvocsp_engine_config *cfg);
+SRVOCSP__HIDDEN void srvocsp__curl_free(void *t);
+SRVOCSP__HIDDEN srvocsp_error srvocsp__curl_start(void *t, const srvocsp_http_request *req,
+                                                 srvocsp_http_done_fn done, void *arg);
+
+#endif

@@ -1,0 +1,357 @@
+/* The handle API: open, share, get, close. */
+#include "engine/engine.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void srvocsp_params_init(srvocsp_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->struct_size = sizeof(*p);
+    p->min_validity_s = 600;
+    p->url_timeout_ms = 15000;
+    p->max_before_next_update_s = 14400;
+    p->min_before_next_update_s = 120;
+    p->min_after_next_update_s = 60;
+    p->certid_hash = SRVOCSP_HASH_SHA1;
+    p->max_response_size = SRVOCSP__DEFAULT_MAX_RESPONSE;
+    p->clock_skew_s = 300;
+    p->max_age_no_next_update_s = 3600;
+}
+
+static const char *params_problem(const srvocsp_params *p)
+{
+    if (p->struct_size < sizeof(*p))
+        return "params struct_size is smaller than this library's srvocsp_params";
+    if (p->flags & ~SRVOCSP_OPEN_ASYNC)
+        return "unknown flag bits";
+    if (p->url_timeout_ms == 0)
+        return "url_timeout_ms must be > 0";
+    if (p->max_response_size == 0 || p->max_response_size > SRVOCSP__MAX_RESPONSE_CAP)
+        return "max_response_size must be between 1 byte and 16 MiB";
+    if (p->max_age_no_next_update_s == 0)
+        return "max_age_no_next_update_s must be > 0";
+    return NULL;
+}
+
+static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
+                                 srvocsp__request *req, const srvocsp_params *p)
+{
+    srvocsp__entry *en = calloc(1, sizeof(*en));
+
+    if (en == NULL)
+        return NULL;
+    srvocsp__cell_init(&en->cell);
+    en->eng = e;
+    en->heap_idx = SIZE_MAX;
+    if ((p->proxy && (en->proxy = strdup(p->proxy)) == NULL) ||
+        (p->directory && (en->directory = strdup(p->directory)) == NULL)) {
+        free(en->proxy);
+        free(en);
+        return NULL;
+    }
+    X509_up_ref(leaf);
+    X509_up_ref(issuer);
+    en->leaf = leaf;
+    en->issuer = issuer;
+    en->req = *req;
+    memset(req, 0, sizeof(*req));
+    en->sched.min_validity_s = p->min_validity_s;
+    en->sched.max_before_s = p->max_before_next_update_s;
+    en->sched.min_before_s = p->min_before_next_update_s;
+    en->sched.min_after_s = p->min_after_next_update_s;
+    en->pol.skew_s = p->clock_skew_s;
+    en->pol.max_age_s = p->max_age_no_next_update_s;
+    en->url_timeout_ms = p->url_timeout_ms;
+    en->max_response_size = p->max_response_size;
+    return en;
+}
+
+/* Frees an entry that no handle ever used. */
+static void discard_entry(srvocsp__entry *en)
+{
+    srvocsp__entry_retire_locked(en);
+    en->refs = 1;
+    srvocsp__entry_unref_locked(en);
+}
+
+/* Waits (real time, bounded) for the first retrieval of |en| to finish,
+ * unless it already has a response worth serving. */
+static void wait_first(srvocsp_engine *e, srvocsp__entry *en, srvocsp_handle *h,
+                       uint32_t timeout_ms)
+{
+    struct timespec ts;
+    uint64_t target;
+    srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
+
+    if (cur != NULL && srvocsp__servable(cur, h->clock.now(h->clock.ctx), h->min_validity_s))
+        return;
+    target = en->attempts_done + 1;
+    if (!en->in_flight && !en->queued) {
+        /* Backing off after an earlier failure: this open asks now. */
+        srvocsp__heap_set(e, en, e->clock.now(e->clock.ctx));
+        e->kicked = true;
+        pthread_cond_signal(&e->wake);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (en->attempts_done < target && !en->dead && e->running)
+        if (pthread_cond_timedwait(&e->progress, &e->mu, &ts) != 0)
+            break;
+}
+
+srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_params *params)
+{
+    srvocsp_params def;
+    srvocsp__request req;
+    srvocsp_engine *e;
+    srvocsp__entry *en;
+    srvocsp_handle *h = NULL;
+    X509 *issuer;
+    const char *problem;
+    srvocsp_error err;
+
+    memset(&req, 0, sizeof(req));
+    if (params == NULL) {
+        srvocsp_params_init(&def);
+        params = &def;
+    }
+    if (leaf == NULL || chain == NULL) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_open: %s",
+                           leaf == NULL ? "no certificate" : "no chain (the issuer is required)");
+        return NULL;
+    }
+    if ((problem = params_problem(params)) != NULL) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_open: %s", problem);
+        return NULL;
+    }
+    issuer = srvocsp__find_issuer(leaf, chain);
+    if (issuer == NULL) {
+        srvocsp__set_error(SRVOCSP_E_NO_ISSUER,
+                           "srvocsp_open: no certificate in the chain issued the leaf");
+        return NULL;
+    }
+    e = params->engine ? params->engine : srvocsp__default_engine();
+    if (e == NULL)
+        return NULL;
+    err = srvocsp__request_build(leaf, issuer, params->certid_hash, params->responder_url,
+                                 params->use_nonce, &req);
+    if (err != SRVOCSP_OK)
+        return NULL; /* error already set */
+
+    h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        goto nomem;
+    atomic_init(&h->refs, 1);
+    h->min_validity_s = params->min_validity_s;
+    h->clock = e->clock;
+    h->cb = params->update_cb;
+    h->cb_arg = params->update_arg;
+
+    pthread_mutex_lock(&e->mu);
+    if (e->stop) {
+        pthread_mutex_unlock(&e->mu);
+        srvocsp__set_error(SRVOCSP_E_SHUTDOWN, NULL);
+        goto fail;
+    }
+    en = srvocsp__entry_find(e, req.key, req.key_len);
+    if (en == NULL) {
+        en = entry_new(e, leaf, issuer, &req, params);
+        if (en == NULL) {
+            pthread_mutex_unlock(&e->mu);
+            goto nomem;
+        }
+        if (!srvocsp__entry_insert(e, en) ||
+            !srvocsp__heap_set(e, en, e->clock.now(e->clock.ctx))) {
+            discard_entry(en);
+            pthread_mutex_unlock(&e->mu);
+            goto nomem;
+        }
+    }
+    if (srvocsp__engine_start_locked(e) != SRVOCSP_OK) {
+        if (en->refs == 0)
+            discard_entry(en);
+        pthread_mutex_unlock(&e->mu);
+        goto fail;
+    }
+    en->refs++;
+    h->entry = en;
+    h->next = en->handles;
+    if (en->handles)
+        en->handles->prev = h;
+    en->handles = h;
+    e->stats.handles_open++;
+    e->kicked = true;
+    pthread_cond_signal(&e->wake);
+    if (!(params->flags & SRVOCSP_OPEN_ASYNC))
+        wait_first(e, en, h, params->url_timeout_ms);
+    pthread_mutex_unlock(&e->mu);
+    srvocsp__request_clear(&req);
+    return h;
+
+nomem:
+    srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+fail:
+    srvocsp__request_clear(&req);
+    free(h);
+    return NULL;
+}
+
+/* Reads every certificate of a PEM file into |sk|.  Returns how many. */
+static int read_pem_certs(const char *path, STACK_OF(X509) *sk)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x;
+    int n = 0;
+
+    if (f == NULL)
+        return -1;
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(sk, x)) {
+            X509_free(x);
+            break;
+        }
+        n++;
+    }
+    ERR_clear_error();
+    fclose(f);
+    return n;
+}
+
+srvocsp_handle *srvocsp_open_pem(const char *cert_path, const char *issuer_path,
+                                 const srvocsp_params *params)
+{
+    STACK_OF(X509) *chain = NULL;
+    srvocsp_handle *h = NULL;
+    int n;
+
+    if (cert_path == NULL) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_open_pem: no certificate file");
+        return NULL;
+    }
+    chain = sk_X509_new_null();
+    if (chain == NULL) {
+        srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+        return NULL;
+    }
+    n = read_pem_certs(cert_path, chain);
+    if (n <= 0) {
+        srvocsp__set_error(SRVOCSP_E_CERT, "%s: %s", cert_path,
+                           n < 0 ? "cannot open the file" : "no PEM certificate in the file");
+        goto out;
+    }
+    if (issuer_path != NULL && read_pem_certs(issuer_path, chain) <= 0) {
+        srvocsp__set_error(SRVOCSP_E_CERT, "%s: cannot read a PEM certificate", issuer_path);
+        goto out;
+    }
+    h = srvocsp_open(sk_X509_value(chain, 0), chain, params);
+out:
+    sk_X509_pop_free(chain, X509_free);
+    return h;
+}
+
+srvocsp_handle *srvocsp_handle_up_ref(srvocsp_handle *h)
+{
+    if (h != NULL)
+        atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    return h;
+}
+
+void srvocsp_close(srvocsp_handle *h)
+{
+    srvocsp__entry *en;
+    srvocsp_engine *e;
+
+    if (h == NULL || atomic_fetch_sub(&h->refs, 1) != 1)
+        return;
+    en = h->entry;
+    e = en->eng;
+    pthread_mutex_lock(&e->mu);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        en->handles = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    e->stats.handles_open--;
+    if (en->handles == NULL)
+        srvocsp__entry_retire_locked(en);
+    srvocsp__entry_unref_locked(en);
+    pthread_mutex_unlock(&e->mu);
+    free(h);
+}
+
+srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
+{
+    srvocsp_response *r;
+
+    if (h == NULL) {
+        srvocsp__set_error_code(SRVOCSP_E_INVALID_ARG);
+        return NULL;
+    }
+    r = srvocsp__cell_acquire(&h->entry->cell);
+    if (r == NULL) {
+        srvocsp__set_error_code(SRVOCSP_E_OFFLINE);
+        return NULL;
+    }
+    if (r->status == SRVOCSP_STATUS_UNKNOWN) {
+        srvocsp_response_free(r);
+        srvocsp__set_error_code(SRVOCSP_E_STATUS_UNKNOWN);
+        return NULL;
+    }
+    if (r->expires - h->clock.now(h->clock.ctx) < (int64_t)h->min_validity_s) {
+        srvocsp_response_free(r);
+        srvocsp__set_error_code(SRVOCSP_E_OFFLINE);
+        return NULL;
+    }
+    return r;
+}
+
+X509 *srvocsp_handle_get0_leaf(const srvocsp_handle *h)
+{
+    return h ? h->entry->leaf : NULL;
+}
+
+X509 *srvocsp_handle_get0_issuer(const srvocsp_handle *h)
+{
+    return h ? h->entry->issuer : NULL;
+}
+
+srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char *buf, size_t len)
+{
+    srvocsp_engine *e;
+    srvocsp_error err;
+
+    if (h == NULL)
+        return SRVOCSP_E_INVALID_ARG;
+    e = h->entry->eng;
+    pthread_mutex_lock(&e->mu);
+    err = h->entry->last_err;
+    if (buf != NULL && len > 0)
+        snprintf(buf, len, "%s", h->entry->last_reason);
+    pthread_mutex_unlock(&e->mu);
+    return err;
+}
+
+int64_t srvocsp_handle_next_attempt(srvocsp_handle *h)
+{
+    srvocsp_engine *e;
+    int64_t t;
+
+    if (h == NULL)
+        return 0;
+    e = h->entry->eng;
+    pthread_mutex_lock(&e->mu);
+    t = (h->entry->in_flight || h->entry->queued) ? 0 : h->entry->next_at;
+    pthread_mutex_unlock(&e->mu);
+    return t;
+}

@@ -1,0 +1,174 @@
+/* Creating, observing and stopping engines; the process-wide default. */
+#include "engine/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static srvocsp_engine *g_default;
+
+void srvocsp_engine_config_init(srvocsp_engine_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->struct_size = sizeof(*c);
+    c->max_concurrent = 32;
+    c->max_per_host = 4;
+    c->jitter_percent = 20;
+}
+
+static srvocsp_error curl_start_adapter(void *ctx, const srvocsp_http_request *req,
+                                        srvocsp_http_done_fn done, void *arg)
+{
+    return srvocsp__curl_start(ctx, req, done, arg);
+}
+
+srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
+{
+    srvocsp_engine_config def;
+    srvocsp_engine *e = NULL;
+    pthread_condattr_t ca;
+
+    if (cfg == NULL) {
+        srvocsp_engine_config_init(&def);
+        cfg = &def;
+    }
+    if (cfg->struct_size < sizeof(*cfg) || cfg->max_concurrent == 0 || cfg->max_per_host == 0 ||
+        cfg->jitter_percent > 100) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "engine config: %s",
+                           cfg->struct_size < sizeof(*cfg) ? "struct_size too small"
+                           : cfg->jitter_percent > 100     ? "jitter_percent above 100"
+                                                           : "concurrency limits must be >= 1");
+        return NULL;
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        goto nomem;
+    e->cfg = *cfg;
+    e->clock.now = srvocsp__system_now;
+    if (cfg->clock != NULL)
+        e->clock = *cfg->clock;
+    if (cfg->transport != NULL) {
+        e->transport = *cfg->transport;
+    } else {
+        e->curl = srvocsp__curl_new(cfg);
+        if (e->curl == NULL)
+            goto nomem;
+        e->transport.start = curl_start_adapter;
+        e->transport.ctx = e->curl;
+    }
+    e->rng = cfg->seed ? cfg->seed : (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)e;
+    if (e->rng == 0)
+        e->rng = 0x9E3779B97F4A7C15ULL;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->wake, &ca);
+    pthread_cond_init(&e->progress, &ca);
+    pthread_condattr_destroy(&ca);
+    return e;
+nomem:
+    free(e);
+    srvocsp__set_error(SRVOCSP_E_NOMEM, "cannot allocate the engine");
+    return NULL;
+}
+
+void srvocsp_engine_free(srvocsp_engine *e)
+{
+    bool join;
+
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&e->mu);
+    while (e->joining)
+        pthread_cond_wait(&e->progress, &e->mu);
+    e->stop = true;
+    pthread_cond_broadcast(&e->wake);
+    join = e->thread_valid;
+    e->thread_valid = false;
+    pthread_mutex_unlock(&e->mu);
+    if (join)
+        pthread_join(e->thread, NULL);
+    /* Transfers still running end with E_SHUTDOWN into the done queue. */
+    if (e->curl != NULL)
+        srvocsp__curl_free(e->curl);
+    pthread_mutex_lock(&e->mu);
+    srvocsp__engine_teardown_locked(e);
+    pthread_mutex_unlock(&e->mu);
+    pthread_cond_destroy(&e->wake);
+    pthread_cond_destroy(&e->progress);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+void srvocsp_engine_kick(srvocsp_engine *e)
+{
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->kicked = true;
+    e->idle = false;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->mu);
+}
+
+srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
+{
+    struct timespec ts;
+    srvocsp_error err = SRVOCSP_OK;
+
+    if (e == NULL)
+        return SRVOCSP_E_INVALID_ARG;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->mu);
+    e->kicked = true;
+    e->idle = false;
+    pthread_cond_signal(&e->wake);
+    while (e->running && !(e->idle && !e->kicked)) {
+        if (pthread_cond_timedwait(&e->progress, &e->mu, &ts) != 0) {
+            err = SRVOCSP_E_TIMEOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return err;
+}
+
+void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&e->mu);
+    *out = e->stats;
+    pthread_mutex_unlock(&e->mu);
+}
+
+srvocsp_engine *srvocsp__default_engine(void)
+{
+    srvocsp_engine *e;
+
+    pthread_mutex_lock(&g_mu);
+    if (g_default == NULL)
+        g_default = srvocsp_engine_new(NULL);
+    e = g_default;
+    pthread_mutex_unlock(&g_mu);
+    return e;
+}
+
+void srvocsp_cleanup(void)
+{
+    srvocsp_engine *e;
+
+    pthread_mutex_lock(&g_mu);
+    e = g_default;
+    g_default = NULL;
+    pthread_mutex_unlock(&g_mu);
+    srvocsp_engine_free(e);
+}

@@ -1,0 +1,144 @@
+/*
+ * Internal declarations shared between the library's source files.
+ * Nothing here is part of the public API; non-static names use the
+ * srvocsp__ prefix.
+ */
+#ifndef SRVOCSP_INTERNAL_H
+#define SRVOCSP_INTERNAL_H
+
+#ifndef SRVOCSP_BUILDING
+#define SRVOCSP_BUILDING 1
+#endif
+#include "srvocsp.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define SRVOCSP__HIDDEN __attribute__((visibility("hidden")))
+
+/* Hard caps on what we accept from the network or the disk. */
+#define SRVOCSP__MAX_RESPONSE_CAP (16u * 1024u * 1024u) /* absolute ceiling */
+#define SRVOCSP__DEFAULT_MAX_RESPONSE (256u * 1024u)
+#define SRVOCSP__MAX_URLS 8
+#define SRVOCSP__MAX_URL_LEN 2048
+#define SRVOCSP__REASON_LEN 512
+
+/* ---- util/error.c ---- */
+/* Sets the thread's last error with a formatted detail message. */
+SRVOCSP__HIDDEN void srvocsp__set_error(srvocsp_error e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Sets the thread's last error to |e| with the table message; no
+ * formatting, no allocation (usable on the hot path). */
+SRVOCSP__HIDDEN void srvocsp__set_error_code(srvocsp_error e);
+/* Appends OpenSSL's error queue (drained) as "; reason; reason" to |buf|. */
+SRVOCSP__HIDDEN void srvocsp__drain_ossl(char *buf, size_t len);
+/* snprintf into a fixed buffer; truncates, always terminates. */
+SRVOCSP__HIDDEN void srvocsp__fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- util/timeutil.c ---- */
+SRVOCSP__HIDDEN int64_t srvocsp__system_now(void *ctx);
+SRVOCSP__HIDDEN int64_t srvocsp__asn1_time_to_unix(const ASN1_TIME *t, bool *ok);
+/* Formats Unix seconds as RFC 3339 UTC into |buf| (>= 21 bytes). */
+SRVOCSP__HIDDEN void srvocsp__fmt_time(int64_t t, char *buf, size_t len);
+/* Monotonic milliseconds, for real-time waits. */
+SRVOCSP__HIDDEN uint64_t srvocsp__mono_ms(void);
+
+/* ---- core/response.c: immutable snapshots ---- */
+
+/* The byte layout crypt32 callers see (CERT_SERVER_OCSP_RESPONSE_CONTEXT):
+ * kept inside every snapshot so that the Windows-compatible library can
+ * hand out a pointer to it without allocating on its get path. */
+struct srvocsp__flat_view {
+    uint32_t cb_size;
+    unsigned char *pb;
+    uint32_t cb;
+};
+
+struct srvocsp_response {
+    atomic_size_t refs;
+    struct srvocsp__flat_view view;
+    srvocsp_cert_status status;
+    int64_t this_update;
+    int64_t next_update; /* 0 when absent */
+    int64_t produced_at;
+    int64_t expires;     /* next_update, or this_update + max age */
+    int64_t rev_time;
+    int rev_reason;
+    size_t len;
+    unsigned char der[];
+};
+
+SRVOCSP__HIDDEN srvocsp_response *srvocsp__response_new(const unsigned char *der, size_t len);
+/* Recovers the snapshot from the flat view pointer handed to callers. */
+SRVOCSP__HIDDEN srvocsp_response *srvocsp__response_from_view(const struct srvocsp__flat_view *v);
+
+/* ---- core/verify.c ---- */
+typedef struct srvocsp__policy {
+    int64_t now;
+    uint32_t skew_s;
+    uint32_t max_age_s;
+} srvocsp__policy;
+
+/* Verifies |der| for |leaf|/|issuer|; on success stores a new snapshot in
+ * |*out|.  On failure returns the reason code and a sentence in |why|. */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf,
+                                             X509 *issuer, const srvocsp__policy *pol,
+                                             srvocsp_response **out, char *why, size_t whylen);
+
+/* ---- core/request.c ---- */
+typedef struct srvocsp__request {
+    unsigned char *der;           /* encoded OCSPRequest */
+    size_t der_len;
+    unsigned char *key;           /* identity of the certificate: DER CertID */
+    size_t key_len;
+    char *urls[SRVOCSP__MAX_URLS];/* responder base URLs, in order */
+    char *get_urls[SRVOCSP__MAX_URLS]; /* GET form, or NULL when POST is needed */
+    size_t n_urls;
+} srvocsp__request;
+
+/* Builds the request and URL list.  |override_url| replaces the AIA URLs.
+ * E_NO_OCSP_URL when there is no usable URL. */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__request_build(X509 *leaf, X509 *issuer, srvocsp_hash hash,
+                                                    const char *override_url, int nonce,
+                                                    srvocsp__request *out);
+SRVOCSP__HIDDEN void srvocsp__request_clear(srvocsp__request *r);
+/* RFC 6960 appendix A / RFC 5019 GET URL: base + "/" + url-encoded base64.
+ * Returns a malloc'd string, or NULL when it would exceed 255 bytes or on
+ * allocation failure. */
+SRVOCSP__HIDDEN char *srvocsp__get_url(const char *base, const unsigned char *der, size_t len);
+/* Finds the issuer of |leaf| in |chain|; borrowed pointer or NULL. */
+SRVOCSP__HIDDEN X509 *srvocsp__find_issuer(X509 *leaf, STACK_OF(X509) *chain);
+
+/* ---- core/schedule.c: when to fetch (pure functions) ---- */
+typedef struct srvocsp__sched {
+    uint32_t min_validity_s;
+    uint32_t max_before_s;
+    uint32_t min_before_s;
+    uint32_t min_after_s;
+} srvocsp__sched;
+
+#define SRVOCSP__BACKOFF_FIRST_S 60
+#define SRVOCSP__BACKOFF_MAX_S 3600
+
+/* Next refresh after a response was accepted (or loaded) at |now|. */
+SRVOCSP__HIDDEN int64_t srvocsp__sched_after_success(const srvocsp__sched *p,
+                                                    const srvocsp_response *r, int64_t now,
+                                                    bool fresh);
+/* Base backoff before jitter for the |failures|-th consecutive failure. */
+SRVOCSP__HIDDEN int64_t srvocsp__backoff_s(unsigned failures);
+/* Next attempt after the |failures|-th consecutive failure; |jitter| in
+ * [-1, 1] scales the +/- |jitter_percent| spread.  |cur| may be NULL. */
+SRVOCSP__HIDDEN int64_t srvocsp__sched_after_failure(const srvocsp__sched *p,
+                                                    const srvocsp_response *cur, int64_t now,
+                                                    unsigned failures, double jitter,
+                                                    unsigned jitter_percent);
+/* Whether |r| may be handed out at |now|: good or revoked, and
+ * expires - now >= min_validity. */
+static inline bool srvocsp__servable(const srvocsp_response *r, int64_t now, uint32_t min_validity)
+{
+    return r->status != SRVOCSP_STATUS_UNKNOWN && r->expires - now >= (int64_t)min_validity;
+}
+
+#endif

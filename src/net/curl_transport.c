@@ -1,0 +1,315 @@
+/*
+ * The default transport: libcurl's multi interface on one thread per
+ * engine.  Transfers are independent, so a responder that hangs only costs
+ * its own transfer's timeout; the multi handle keeps connections alive per
+ * responder between transfers.
+ *
+ * curl's multi handle is driven only from this thread: other threads hand
+ * transfers over through |pending| and wake it with curl_multi_wakeup.
+ */
+#include "engine/engine.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct xfer {
+    struct xfer *next;
+    CURL *easy;
+    struct curl_slist *headers;
+    srvocsp_http_done_fn done;
+    void *done_arg;
+    unsigned char *buf;
+    size_t len, cap, max;
+    bool too_large;
+    char errbuf[CURL_ERROR_SIZE];
+} xfer;
+
+typedef struct curl_transport {
+    pthread_mutex_t mu;
+    CURLM *multi;
+    pthread_t thread;
+    bool thread_valid;
+    bool exited;       /* the thread ended because it had nothing to do */
+    bool stop;
+    xfer *pending;     /* handed over, not yet added to |multi| */
+    xfer *active;      /* added to |multi| */
+} curl_transport;
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static CURLcode g_init_rc;
+
+static void global_init(void)
+{
+    g_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    xfer *x = arg;
+    size_t n = size * nmemb;
+
+    /* Refuse to grow past the cap: returning short aborts the transfer. */
+    if (x->len + n > x->max) {
+        x->too_large = true;
+        return 0;
+    }
+    if (x->len + n > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        unsigned char *b;
+
+        while (cap < x->len + n)
+            cap *= 2;
+        if (cap > x->max)
+            cap = x->max;
+        b = realloc(x->buf, cap);
+        if (b == NULL)
+            return 0;
+        x->buf = b;
+        x->cap = cap;
+    }
+    memcpy(x->buf + x->len, data, n);
+    x->len += n;
+    return n;
+}
+
+static void xfer_free(xfer *x)
+{
+    if (x == NULL)
+        return;
+    curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x->buf);
+    free(x);
+}
+
+static void finish(xfer *x, CURLcode rc)
+{
+    srvocsp_http_result res;
+    char *ct = NULL;
+
+    memset(&res, 0, sizeof(res));
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &res.http_status);
+        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+        res.content_type = ct;
+        res.body = x->buf;
+        res.body_len = x->len;
+        res.error = SRVOCSP_OK;
+    } else if (x->too_large) {
+        res.error = SRVOCSP_E_TOO_LARGE;
+        res.detail = "body exceeds max_response_size";
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        res.error = SRVOCSP_E_TIMEOUT;
+        res.detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+    } else {
+        res.error = SRVOCSP_E_TRANSPORT;
+        res.detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+    }
+    x->done(x->done_arg, &res);
+    xfer_free(x);
+}
+
+static void fail_all(xfer *list, const char *why)
+{
+    while (list != NULL) {
+        xfer *x = list;
+        srvocsp_http_result res;
+
+        list = x->next;
+        memset(&res, 0, sizeof(res));
+        res.error = SRVOCSP_E_SHUTDOWN;
+        res.detail = why;
+        x->done(x->done_arg, &res);
+        xfer_free(x);
+    }
+}
+
+static void unlink_active(curl_transport *t, xfer *x)
+{
+    xfer **pp;
+
+    for (pp = &t->active; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            return;
+        }
+}
+
+static void *curl_main(void *arg)
+{
+    curl_transport *t = arg;
+
+    for (;;) {
+        xfer *add, *x;
+        CURLMsg *msg;
+        int running = 0, left = 0;
+
+        pthread_mutex_lock(&t->mu);
+        if (t->stop) {
+            pthread_mutex_unlock(&t->mu);
+            break;
+        }
+        if (t->pending == NULL && t->active == NULL) {
+            /* Idle: end the thread; the next transfer starts a new one.
+             * Idle keep-alive connections stay in the multi handle. */
+            t->exited = true;
+            pthread_mutex_unlock(&t->mu);
+            return NULL;
+        }
+        add = t->pending;
+        t->pending = NULL;
+        pthread_mutex_unlock(&t->mu);
+
+        while (add != NULL) {
+            x = add;
+            add = x->next;
+            if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+                finish(x, CURLE_FAILED_INIT);
+                continue;
+            }
+            x->next = t->active;
+            t->active = x;
+        }
+        curl_multi_perform(t->multi, &running);
+        while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            curl_multi_remove_handle(t->multi, msg->easy_handle);
+            unlink_active(t, x);
+            finish(x, msg->data.result);
+        }
+        curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
+    }
+    /* Stopping: whatever is still running ends as shut down. */
+    for (xfer *x = t->active; x != NULL; x = x->next)
+        curl_multi_remove_handle(t->multi, x->easy);
+    fail_all(t->active, "the engine is shutting down");
+    t->active = NULL;
+    return NULL;
+}
+
+void *srvocsp__curl_new(const srvocsp_engine_config *cfg)
+{
+    curl_transport *t;
+
+    pthread_once(&g_once, global_init);
+    if (g_init_rc != CURLE_OK)
+        return NULL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->multi = curl_multi_init();
+    if (t->multi == NULL) {
+        free(t);
+        return NULL;
+    }
+    curl_multi_setopt(t->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cfg->max_concurrent);
+    curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_per_host);
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)cfg->max_concurrent);
+    pthread_mutex_init(&t->mu, NULL);
+    return t;
+}
+
+void srvocsp__curl_free(void *arg)
+{
+    curl_transport *t = arg;
+    xfer *pending;
+
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stop = true;
+    pending = t->pending;
+    t->pending = NULL;
+    pthread_mutex_unlock(&t->mu);
+    curl_multi_wakeup(t->multi);
+    if (t->thread_valid)
+        pthread_join(t->thread, NULL);
+    fail_all(pending, "the engine is shutting down");
+    curl_multi_cleanup(t->multi);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+static xfer *xfer_new(const srvocsp_http_request *req, srvocsp_http_done_fn done, void *arg)
+{
+    xfer *x = calloc(1, sizeof(*x));
+    CURL *c;
+    long tmo = req->timeout_ms ? (long)req->timeout_ms : 15000L;
+
+    if (x == NULL)
+        return NULL;
+    x->easy = c = curl_easy_init();
+    if (c == NULL) {
+        free(x);
+        return NULL;
+    }
+    x->done = done;
+    x->done_arg = arg;
+    x->max = req->max_response_size ? req->max_response_size : SRVOCSP__DEFAULT_MAX_RESPONSE;
+    curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, tmo);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, tmo);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "srvocsp/0.1");
+    if (req->proxy != NULL)
+        curl_easy_setopt(c, CURLOPT_PROXY, req->proxy);
+    x->headers = curl_slist_append(NULL, "Accept: application/ocsp-response");
+    if (req->body != NULL) {
+        x->headers = curl_slist_append(x->headers, "Content-Type: application/ocsp-request");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        /* COPYPOSTFIELDS: the request outlives the caller's buffer. */
+        curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, (const char *)req->body);
+    }
+    if (x->headers == NULL) {
+        xfer_free(x);
+        return NULL;
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
+    return x;
+}
+
+srvocsp_error srvocsp__curl_start(void *arg, const srvocsp_http_request *req,
+                                  srvocsp_http_done_fn done, void *done_arg)
+{
+    curl_transport *t = arg;
+    xfer *x = xfer_new(req, done, done_arg);
+
+    if (x == NULL)
+        return SRVOCSP_E_NOMEM;
+    pthread_mutex_lock(&t->mu);
+    if (t->stop) {
+        pthread_mutex_unlock(&t->mu);
+        xfer_free(x);
+        return SRVOCSP_E_SHUTDOWN;
+    }
+    if (t->thread_valid && t->exited) {
+        /* It set |exited| under the lock and touches nothing after. */
+        pthread_join(t->thread, NULL);
+        t->thread_valid = false;
+        t->exited = false;
+    }
+    if (!t->thread_valid) {
+        if (pthread_create(&t->thread, NULL, curl_main, t) != 0) {
+            pthread_mutex_unlock(&t->mu);
+            xfer_free(x);
+            return SRVOCSP_E_INTERNAL;
+        }
+        t->thread_valid = true;
+    }
+    x->next = t->pending;
+    t->pending = x;
+    pthread_mutex_unlock(&t->mu);
+    curl_multi_wakeup(t->multi);
+    return SRVOCSP_OK;
+}
