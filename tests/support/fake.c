@@ -1,0 +1,77 @@
+#include "fake.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t manual_now(void *ctx)
+{
+    return atomic_load(&((manual_clock *)ctx)->now);
+}
+
+void manual_clock_init(manual_clock *c, int64_t start)
+{
+    atomic_init(&c->now, start);
+    c->clock.now = manual_now;
+    c->clock.ctx = c;
+}
+
+void manual_clock_set(manual_clock *c, int64_t t)
+{
+    atomic_store(&c->now, t);
+}
+
+static srvocsp_error fake_start(void *ctx, const srvocsp_http_request *req,
+                                srvocsp_http_done_fn done, void *arg)
+{
+    fake_transport *t = ctx;
+    fake_reply rep;
+    srvocsp_http_result res;
+
+    memset(&rep, 0, sizeof(rep));
+    rep.status = 200;
+    rep.content_type = "application/ocsp-response";
+    pthread_mutex_lock(&t->mu);
+    if (t->requests < 256)
+        t->times[t->requests] = t->clock ? atomic_load(&t->clock->now) : 0;
+    t->requests++;
+    snprintf(t->last_url, sizeof(t->last_url), "%s", req->url);
+    pthread_mutex_unlock(&t->mu);
+    t->handler(t->arg, req->url, &rep);
+    memset(&res, 0, sizeof(res));
+    res.error = rep.error;
+    res.http_status = rep.status;
+    res.content_type = rep.content_type;
+    res.body = rep.body;
+    res.body_len = rep.len;
+    res.detail = rep.error ? "fake transport failure" : NULL;
+    done(arg, &res);
+    free(rep.body);
+    return SRVOCSP_OK;
+}
+
+void fake_init(fake_transport *t, manual_clock *clock, fake_handler h, void *arg)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->mu, NULL);
+    t->handler = h;
+    t->arg = arg;
+    t->clock = clock;
+    t->transport.start = fake_start;
+    t->transport.ctx = t;
+}
+
+int fake_requests(fake_transport *t)
+{
+    int n;
+
+    pthread_mutex_lock(&t->mu);
+    n = t->requests;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+void fake_destroy(fake_transport *t)
+{
+    pthread_mutex_destroy(&t->mu);
+}

@@ -1,0 +1,45 @@
+/* A manual clock and an in-process transport for engine tests. */
+#ifndef SRVOCSP_FAKE_H
+#define SRVOCSP_FAKE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "srvocsp.h"
+
+typedef struct manual_clock {
+    _Atomic int64_t now;
+    srvocsp_clock clock;
+} manual_clock;
+
+void manual_clock_init(manual_clock *c, int64_t start);
+void manual_clock_set(manual_clock *c, int64_t t);
+
+typedef struct fake_reply {
+    srvocsp_error error;
+    long status;
+    const char *content_type;
+    unsigned char *body; /* malloc'd; freed by the transport */
+    size_t len;
+} fake_reply;
+
+/* Fills |out| for a request to |url|.  Called on the engine's thread. */
+typedef void (*fake_handler)(void *arg, const char *url, fake_reply *out);
+
+typedef struct fake_transport {
+    pthread_mutex_t mu;
+    fake_handler handler;
+    void *arg;
+    int requests;
+    int64_t times[256];     /* clock time of each request */
+    char last_url[2048];
+    manual_clock *clock;
+    srvocsp_transport transport;
+} fake_transport;
+
+void fake_init(fake_transport *t, manual_clock *clock, fake_handler h, void *arg);
+int fake_requests(fake_transport *t);
+void fake_destroy(fake_transport *t);
+
+#endif

@@ -1,0 +1,150 @@
+#include "peers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SRVOCSP_TEST_LOBIND
+#define SRVOCSP_TEST_LOBIND ""
+#endif
+
+const char *tr_lobind_path(void)
+{
+    return SRVOCSP_TEST_LOBIND;
+}
+
+int tr_free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+char *tr_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = malloc(1024);
+
+    snprintf(path, 1024, "%s/srvocsp-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    if (mkdtemp(path) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    return path;
+}
+
+void tr_rmrf(const char *dir)
+{
+    char cmd[1200];
+
+    if (dir == NULL || strlen(dir) < 8 || getenv("SRVOCSP_KEEP_TMP"))
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+bool tr_responder_start(tr_responder *r, int port, const char *dir, const char *signer, int nmin)
+{
+    char index[1024], ca[1024], rsigner[1024], rkey[1024], ports[16], nmins[16];
+    int i;
+
+    memset(r, 0, sizeof(r[0]));
+    r->port = port;
+    snprintf(index, sizeof(index), "%s/index.txt", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(rsigner, sizeof(rsigner), "%s/%s.pem", dir, signer);
+    snprintf(rkey, sizeof(rkey), "%s/%s.key", dir, signer);
+    snprintf(r->log, sizeof(r->log), "%s/responder-%d.log", dir, port);
+    snprintf(ports, sizeof(ports), "%d", port);
+    snprintf(nmins, sizeof(nmins), "%d", nmin);
+    r->pid = fork();
+    if (r->pid < 0)
+        return false;
+    if (r->pid == 0) {
+        int fd = open(r->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        setenv("LD_PRELOAD", tr_lobind_path(), 1);
+        execlp("openssl", "openssl", "ocsp", "-index", index, "-port", ports, "-rsigner", rsigner,
+               "-rkey", rkey, "-CA", ca, "-nmin", nmins, "-ignore_err", (char *)NULL);
+        _exit(127);
+    }
+    /* A probe that connects without a request would send this responder
+     * into a busy loop: wait for its log line instead. */
+    for (i = 0; i < 200; i++) {
+        int status;
+
+        if (count_in_file(r->log, "waiting for OCSP client connections") > 0)
+            return true;
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return false;
+        }
+        usleep(50 * 1000);
+    }
+    tr_responder_stop(r);
+    return false;
+}
+
+int tr_responder_requests(const tr_responder *r)
+{
+    return count_in_file(r->log, "Received request");
+}
+
+void tr_responder_stop(tr_responder *r)
+{
+    int status;
+
+    if (r->pid <= 0)
+        return;
+    kill(r->pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return;
+        }
+        usleep(20 * 1000);
+    }
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, &status, 0);
+    r->pid = 0;
+}

@@ -1,0 +1,32 @@
+/* Starting and stopping real peers on 127.0.0.1 for integration tests. */
+#ifndef SRVOCSP_PEERS_H
+#define SRVOCSP_PEERS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* A free TCP port on 127.0.0.1 (bound, read, closed). */
+int tr_free_port(void);
+/* A fresh temporary directory under $TMPDIR; returns a static-lifetime
+ * malloc'd path. */
+char *tr_tmpdir(const char *tag);
+void tr_rmrf(const char *dir);
+
+typedef struct tr_responder {
+    pid_t pid;
+    int port;
+    char log[1024];
+} tr_responder;
+
+/* Starts `openssl ocsp` on 127.0.0.1:|port| answering from |dir|/index.txt,
+ * signed by |signer| (|dir|/NAME.pem and NAME.key), CA |dir|/ca.pem,
+ * responses valid |nmin| minutes.  Waits for its readiness line. */
+bool tr_responder_start(tr_responder *r, int port, const char *dir, const char *signer, int nmin);
+/* How many requests it has logged. */
+int tr_responder_requests(const tr_responder *r);
+void tr_responder_stop(tr_responder *r);
+
+/* Path of the openssl binary and of the loopback shim. */
+const char *tr_lobind_path(void);
+
+#endif

@@ -1,0 +1,91 @@
+/* A test PKI made by code: certificates, keys and signed OCSP responses
+ * with every property the tests need to control. */
+#ifndef SRVOCSP_TESTPKI_H
+#define SRVOCSP_TESTPKI_H
+
+#include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct tp_cert {
+    X509 *cert;
+    EVP_PKEY *key;
+} tp_cert;
+
+typedef enum { TP_KEY_EC = 0, TP_KEY_RSA = 1 } tp_key_type;
+
+typedef struct tp_cert_opts {
+    const char *cn;
+    const tp_cert *issuer;       /* NULL: self-signed */
+    long serial;
+    int64_t not_before, not_after;
+    bool ca;
+    bool ocsp_signing;           /* EKU id-kp-OCSPSigning */
+    bool server_auth;            /* EKU serverAuth + SAN DNS:cn / IP */
+    bool must_staple;            /* TLS feature status_request */
+    const char *ocsp_urls[4];
+    tp_key_type key_type;
+    const tp_cert *same_key_as;  /* reuse this key */
+} tp_cert_opts;
+
+int tp_cert_make(tp_cert *out, const tp_cert_opts *o);
+void tp_cert_free(tp_cert *c);
+
+typedef struct tp_resp_opts {
+    const tp_cert *leaf;
+    const tp_cert *issuer;
+    const tp_cert *signer;       /* who signs; default issuer */
+    bool include_signer;         /* put the signer certificate in the response */
+    bool by_key;                 /* ResponderID byKey (default byName) */
+    int status;                  /* V_OCSP_CERTSTATUS_GOOD/REVOKED/UNKNOWN */
+    int64_t this_update;
+    int64_t next_update;         /* 0: none */
+    int64_t produced_at;         /* 0: this_update */
+    int64_t revoked_at;
+    int reason;                  /* -1 none */
+    const EVP_MD *certid_md;     /* default SHA-1 */
+    int response_status;         /* OCSP_RESPONSE_STATUS_*, 0 successful */
+    const tp_cert *other_first;  /* a SingleResponse for this cert first */
+    bool critical_ext_single;    /* unknown critical extension in SingleResponse */
+    bool critical_ext_data;      /* ... in ResponseData */
+    int mangle;                  /* TP_MANGLE_* on our CertID */
+} tp_resp_opts;
+
+enum { TP_MANGLE_NONE, TP_MANGLE_SERIAL, TP_MANGLE_NAME_HASH, TP_MANGLE_KEY_HASH };
+
+void tp_resp_opts_init(tp_resp_opts *o, const tp_cert *leaf, const tp_cert *issuer, int64_t now);
+/* Returns malloc'd DER, or NULL. */
+unsigned char *tp_response(const tp_resp_opts *o, size_t *len);
+
+/* PEM helpers. */
+int tp_write_cert(const char *path, X509 *a, X509 *b);
+int tp_write_key(const char *path, EVP_PKEY *k);
+int tp_write_file(const char *path, const void *data, size_t len);
+unsigned char *tp_read_file(const char *path, size_t *len);
+
+/* The standard test PKI. */
+typedef struct tp_pki {
+    tp_cert root, ca, other_ca;
+    tp_cert delegate, delegate_noeku, delegate_other, delegate_expired;
+    tp_cert good, revoked, unknown, noaia, twourls;
+} tp_pki;
+
+#define TP_SERIAL_GOOD 0x1001
+#define TP_SERIAL_REVOKED 0x1002
+#define TP_SERIAL_UNKNOWN 0x1003
+#define TP_SERIAL_NOAIA 0x1004
+#define TP_SERIAL_TWOURLS 0x1005
+
+/* Makes the PKI; leaves name |url| in their AIA (twourls names |dead_url|
+ * first).  Times are relative to |now|. */
+int tp_pki_make(tp_pki *p, const char *url, const char *dead_url, int64_t now);
+void tp_pki_free(tp_pki *p);
+/* Writes PEM files and an openssl-ocsp index into |dir|:
+ *   root.pem ca.pem ca.key delegate.pem delegate.key
+ *   good.pem (leaf + ca) good.key, revoked.pem, unknown.pem, noaia.pem,
+ *   twourls.pem, index.txt, index.txt.attr */
+int tp_pki_write(const tp_pki *p, const char *dir);
+
+#endif

@@ -1,0 +1,279 @@
+/* Verification: every acceptance rule and every rejection reason. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <openssl/ocsp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "srvocsp.h"
+#include "testpki.h"
+
+static tp_pki pki;
+static tp_cert forged_ca; /* same name as the CA, another key */
+static int64_t now;
+
+static int setup(void **state)
+{
+    tp_cert_opts o;
+
+    now = (int64_t)time(NULL);
+    if (!tp_pki_make(&pki, "http://127.0.0.1:9/", "http://127.0.0.1:10/", now))
+        return -1;
+    memset(&o, 0, sizeof(o));
+    o.cn = "srvocsp test issuing CA";
+    o.serial = 2;
+    o.ca = true;
+    o.not_before = now - 86400;
+    o.not_after = now + 86400 * 30;
+    return tp_cert_make(&forged_ca, &o) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    tp_pki_free(&pki);
+    tp_cert_free(&forged_ca);
+    return 0;
+}
+
+typedef struct vcase {
+    const char *name;
+    void (*tweak)(tp_resp_opts *o);
+    srvocsp_error want;
+    srvocsp_cert_status want_status;
+} vcase;
+
+static void t_none(tp_resp_opts *o) { (void)o; }
+static void t_revoked(tp_resp_opts *o) { o->status = V_OCSP_CERTSTATUS_REVOKED; o->reason = 1; }
+static void t_unknown(tp_resp_opts *o) { o->status = V_OCSP_CERTSTATUS_UNKNOWN; }
+static void t_delegate(tp_resp_opts *o) { o->signer = &pki.delegate; o->include_signer = true; }
+static void t_delegate_bykey(tp_resp_opts *o) { t_delegate(o); o->by_key = true; }
+static void t_issuer_bykey(tp_resp_opts *o) { o->by_key = true; }
+static void t_delegate_missing(tp_resp_opts *o) { o->signer = &pki.delegate; }
+static void t_noeku(tp_resp_opts *o) { o->signer = &pki.delegate_noeku; o->include_signer = true; }
+static void t_other(tp_resp_opts *o) { o->signer = &pki.delegate_other; o->include_signer = true; }
+static void t_expired_signer(tp_resp_opts *o) { o->signer = &pki.delegate_expired; o->include_signer = true; }
+static void t_wrong_key(tp_resp_opts *o) { o->signer = &forged_ca; }
+static void t_wrong_key_included(tp_resp_opts *o) { o->signer = &forged_ca; o->include_signer = true; }
+static void t_other_cert(tp_resp_opts *o) { o->leaf = &pki.revoked; }
+static void t_serial(tp_resp_opts *o) { o->mangle = TP_MANGLE_SERIAL; }
+static void t_namehash(tp_resp_opts *o) { o->mangle = TP_MANGLE_NAME_HASH; }
+static void t_keyhash(tp_resp_opts *o) { o->mangle = TP_MANGLE_KEY_HASH; }
+static void t_future(tp_resp_opts *o) { o->this_update = now + 3600; o->next_update = now + 90000; }
+static void t_within_skew(tp_resp_opts *o) { o->this_update = now + 200; }
+static void t_stale(tp_resp_opts *o) { o->this_update = now - 7200; o->next_update = now - 10; }
+static void t_no_next(tp_resp_opts *o) { o->next_update = 0; o->this_update = now - 1800; }
+static void t_no_next_old(tp_resp_opts *o) { o->next_update = 0; o->this_update = now - 3601; }
+static void t_next_before_this(tp_resp_opts *o) { o->this_update = now - 10; o->next_update = now - 20; }
+static void t_sha256(tp_resp_opts *o) { o->certid_md = EVP_sha256(); }
+static void t_not_first(tp_resp_opts *o) { o->other_first = &pki.revoked; }
+static void t_crit_single(tp_resp_opts *o) { o->critical_ext_single = true; }
+static void t_crit_data(tp_resp_opts *o) { o->critical_ext_data = true; }
+static void t_trylater(tp_resp_opts *o) { o->response_status = OCSP_RESPONSE_STATUS_TRYLATER; }
+static void t_malformed(tp_resp_opts *o) { o->response_status = OCSP_RESPONSE_STATUS_MALFORMEDREQUEST; }
+static void t_unauthorized(tp_resp_opts *o) { o->response_status = OCSP_RESPONSE_STATUS_UNAUTHORIZED; }
+static void t_produced_early(tp_resp_opts *o) { o->produced_at = now - 10 * 86400; }
+
+static const vcase cases[] = {
+    {"good, signed by issuer", t_none, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"revoked", t_revoked, SRVOCSP_OK, SRVOCSP_STATUS_REVOKED},
+    {"unknown is verified (and never served)", t_unknown, SRVOCSP_OK, SRVOCSP_STATUS_UNKNOWN},
+    {"delegated signer with EKU", t_delegate, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"delegated signer, ResponderID byKey", t_delegate_bykey, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"issuer, ResponderID byKey", t_issuer_bykey, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"SHA-256 CertID", t_sha256, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"ours not the first SingleResponse", t_not_first, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"thisUpdate within the skew", t_within_skew, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"no nextUpdate, within max age", t_no_next, SRVOCSP_OK, SRVOCSP_STATUS_GOOD},
+    {"delegated signer not included", t_delegate_missing, SRVOCSP_E_SIGNER, 0},
+    {"delegated signer without EKU", t_noeku, SRVOCSP_E_SIGNER, 0},
+    {"delegated signer of another CA", t_other, SRVOCSP_E_SIGNER, 0},
+    {"expired delegated signer", t_expired_signer, SRVOCSP_E_SIGNER_EXPIRED, 0},
+    {"signed by a wrong key with the issuer's name", t_wrong_key, SRVOCSP_E_SIGNATURE, 0},
+    {"forged issuer certificate included", t_wrong_key_included, SRVOCSP_E_SIGNER, 0},
+    {"response for another certificate", t_other_cert, SRVOCSP_E_NO_MATCH, 0},
+    {"wrong serial", t_serial, SRVOCSP_E_NO_MATCH, 0},
+    {"wrong issuer name hash", t_namehash, SRVOCSP_E_NO_MATCH, 0},
+    {"wrong issuer key hash", t_keyhash, SRVOCSP_E_NO_MATCH, 0},
+    {"thisUpdate in the future", t_future, SRVOCSP_E_NOT_YET_VALID, 0},
+    {"nextUpdate in the past", t_stale, SRVOCSP_E_EXPIRED, 0},
+    {"nextUpdate before thisUpdate", t_next_before_this, SRVOCSP_E_EXPIRED, 0},
+    {"no nextUpdate, older than max age", t_no_next_old, SRVOCSP_E_EXPIRED, 0},
+    {"critical unknown extension in SingleResponse", t_crit_single, SRVOCSP_E_CRITICAL_EXT, 0},
+    {"critical unknown extension in ResponseData", t_crit_data, SRVOCSP_E_CRITICAL_EXT, 0},
+    {"tryLater", t_trylater, SRVOCSP_E_RESPONSE_STATUS, 0},
+    {"malformedRequest", t_malformed, SRVOCSP_E_RESPONSE_STATUS, 0},
+    {"unauthorized", t_unauthorized, SRVOCSP_E_RESPONSE_STATUS, 0},
+    {"producedAt before the certificate existed", t_produced_early, SRVOCSP_E_BAD_PRODUCED_AT, 0},
+};
+
+static void test_table(void **state)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tp_resp_opts o;
+        unsigned char *der;
+        size_t len = 0;
+        srvocsp_verify_opts vo;
+        srvocsp_response *r;
+
+        tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+        cases[i].tweak(&o);
+        der = tp_response(&o, &len);
+        assert_non_null(der);
+        srvocsp_verify_opts_init(&vo);
+        vo.now = now;
+        r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+        print_message("  %-50s -> %s %s\n", cases[i].name,
+                      r ? "accepted" : srvocsp_error_name(srvocsp_last_error()),
+                      r ? "" : srvocsp_last_error_text());
+        if (cases[i].want == SRVOCSP_OK) {
+            assert_non_null(r);
+            assert_int_equal(srvocsp_response_status(r), cases[i].want_status);
+            {
+                size_t dl;
+                const unsigned char *d = srvocsp_response_der(r, &dl);
+
+                assert_int_equal(dl, len);
+                assert_memory_equal(d, der, len);
+            }
+            assert_int_equal(srvocsp_response_this_update(r), o.this_update);
+            assert_int_equal(srvocsp_response_next_update(r), o.next_update);
+            assert_int_equal(srvocsp_response_expires(r),
+                             o.next_update ? o.next_update : o.this_update + 3600);
+        } else {
+            assert_null(r);
+            assert_int_equal(srvocsp_last_error(), cases[i].want);
+            assert_true(strlen(srvocsp_last_error_text()) > 10);
+        }
+        srvocsp_response_free(r);
+        free(der);
+    }
+}
+
+static void test_revocation_details(void **state)
+{
+    tp_resp_opts o;
+    unsigned char *der;
+    size_t len;
+    srvocsp_response *r;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    o.status = V_OCSP_CERTSTATUS_REVOKED;
+    o.revoked_at = now - 5000;
+    o.reason = 1;
+    der = tp_response(&o, &len);
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, NULL);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_revocation_time(r), now - 5000);
+    assert_int_equal(srvocsp_response_revocation_reason(r), 1);
+    srvocsp_response_free(r);
+    free(der);
+}
+
+static void test_garbage(void **state)
+{
+    static const unsigned char junk[] = {0x30, 0x03, 0x0a, 0x01, 0x00, 0xff};
+    tp_resp_opts o;
+    unsigned char *der, *longer;
+    size_t len;
+
+    assert_null(srvocsp_verify_der(junk, 0, pki.good.cert, pki.ca.cert, NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_PARSE);
+    assert_null(srvocsp_verify_der((const unsigned char *)"hello world", 11, pki.good.cert,
+                                   pki.ca.cert, NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_PARSE);
+    /* A successful status without a body. */
+    assert_null(srvocsp_verify_der(junk, 5, pki.good.cert, pki.ca.cert, NULL));
+    assert_int_not_equal(srvocsp_last_error(), SRVOCSP_OK);
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    der = tp_response(&o, &len);
+    /* Truncated anywhere: rejected. */
+    for (size_t cut = 1; cut < len; cut += 7)
+        assert_null(srvocsp_verify_der(der, cut, pki.good.cert, pki.ca.cert, NULL));
+    /* Trailing bytes: rejected. */
+    longer = malloc(len + 1);
+    memcpy(longer, der, len);
+    longer[len] = 0;
+    assert_null(srvocsp_verify_der(longer, len + 1, pki.good.cert, pki.ca.cert, NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_PARSE);
+    /* One flipped bit in the signed data: rejected. */
+    memcpy(longer, der, len);
+    longer[len - 80] ^= 1;
+    assert_null(srvocsp_verify_der(longer, len, pki.good.cert, pki.ca.cert, NULL));
+    free(longer);
+    free(der);
+}
+
+static void test_skew_and_time_options(void **state)
+{
+    tp_resp_opts o;
+    unsigned char *der;
+    size_t len;
+    srvocsp_verify_opts vo;
+    srvocsp_response *r;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    o.this_update = now + 200;
+    der = tp_response(&o, &len);
+    srvocsp_verify_opts_init(&vo);
+    vo.now = now;
+    vo.clock_skew_s = 100;
+    assert_null(srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_NOT_YET_VALID);
+    vo.clock_skew_s = 300;
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+    assert_non_null(r);
+    srvocsp_response_free(r);
+    /* Verifying "as of" a later time: past nextUpdate. */
+    vo.now = now + 2 * 86400;
+    assert_null(srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_EXPIRED);
+    free(der);
+
+    /* No nextUpdate: the max age is configurable. */
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    o.next_update = 0;
+    o.this_update = now - 7200;
+    der = tp_response(&o, &len);
+    vo.now = now;
+    vo.max_age_no_next_update_s = 3600;
+    assert_null(srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo));
+    vo.max_age_no_next_update_s = 86400;
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_expires(r), now - 7200 + 86400);
+    srvocsp_response_free(r);
+    free(der);
+}
+
+static void test_errors_table(void **state)
+{
+    assert_string_equal(srvocsp_strerror(SRVOCSP_OK), "success");
+    assert_string_equal(srvocsp_error_name(SRVOCSP_E_TIMEOUT), "E_TIMEOUT");
+    assert_int_equal(srvocsp_error_category(SRVOCSP_E_TIMEOUT), SRVOCSP_CAT_TRANSPORT);
+    assert_int_equal(srvocsp_error_category(SRVOCSP_E_SIGNATURE), SRVOCSP_CAT_VERIFY);
+    assert_string_equal(srvocsp_strerror((srvocsp_error)9999), "unknown error");
+    /* The numbers are part of the ABI. */
+    assert_int_equal(SRVOCSP_E_OFFLINE, 4);
+    assert_int_equal(SRVOCSP_E_ROLLBACK, 23);
+    for (int i = 0; i < SRVOCSP__ERROR_END; i++)
+        assert_true(strlen(srvocsp_strerror((srvocsp_error)i)) > 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_revocation_details),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_skew_and_time_options),
+        cmocka_unit_test(test_errors_table),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
