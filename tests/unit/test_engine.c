@@ -1,1 +1,546 @@
-int main(void){return 0;}
+/* The engine with an injected clock and transport: time is stepped, never
+ * slept through. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <openssl/ocsp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake.h"
+#include "srvocsp.h"
+#include "testpki.h"
+
+#define DAY 86400
+
+static tp_pki pki;
+static int64_t T; /* start of simulated time */
+
+enum mode { M_GOOD, M_DOWN, M_REVOKED, M_UNKNOWN, M_OLD, M_NONEXT, M_GARBAGE, M_HTTP500,
+            M_BADTYPE, M_BLOCK };
+
+typedef struct world {
+    manual_clock clock;
+    fake_transport fake;
+    srvocsp_engine *eng;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    enum mode mode;
+    int64_t validity;
+    bool released;
+    const tp_cert *leaf;
+    /* events */
+    int n_updated, n_revoked, n_unknown, n_failed;
+    srvocsp_error last_err;
+    char last_reason[512];
+} world;
+
+static void handler(void *arg, const char *url, fake_reply *out)
+{
+    world *w = arg;
+    tp_resp_opts o;
+    int64_t now = atomic_load(&w->clock.now);
+    enum mode m;
+
+    pthread_mutex_lock(&w->mu);
+    m = w->mode;
+    if (m == M_BLOCK) {
+        while (!w->released)
+            pthread_cond_wait(&w->cv, &w->mu);
+        m = M_GOOD;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (strstr(url, "127.0.0.1:1/") != NULL) { /* the dead first URL */
+        out->error = SRVOCSP_E_TRANSPORT;
+        return;
+    }
+    tp_resp_opts_init(&o, w->leaf, &pki.ca, now);
+    o.next_update = now + w->validity;
+    switch (m) {
+    case M_DOWN:
+        out->error = SRVOCSP_E_TRANSPORT;
+        return;
+    case M_HTTP500:
+        out->status = 500;
+        return;
+    case M_BADTYPE:
+        out->content_type = "text/html";
+        break;
+    case M_GARBAGE:
+        out->body = malloc(5);
+        memcpy(out->body, "hello", 5);
+        out->len = 5;
+        return;
+    case M_REVOKED:
+        o.status = V_OCSP_CERTSTATUS_REVOKED;
+        break;
+    case M_UNKNOWN:
+        o.status = V_OCSP_CERTSTATUS_UNKNOWN;
+        break;
+    case M_OLD:
+        o.this_update = T;
+        o.next_update = now + w->validity;
+        break;
+    case M_NONEXT:
+        o.next_update = 0;
+        break;
+    default:
+        break;
+    }
+    out->body = tp_response(&o, &out->len);
+}
+
+static void on_event(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
+{
+    world *w = arg;
+
+    pthread_mutex_lock(&w->mu);
+    switch (ev->type) {
+    case SRVOCSP_EVENT_UPDATED: w->n_updated++; break;
+    case SRVOCSP_EVENT_REVOKED: w->n_revoked++; break;
+    case SRVOCSP_EVENT_UNKNOWN: w->n_unknown++; break;
+    default:
+        w->n_failed++;
+        w->last_err = ev->error;
+        snprintf(w->last_reason, sizeof(w->last_reason), "%s", ev->reason);
+        break;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static world *world_new(unsigned jitter)
+{
+    world *w = calloc(1, sizeof(*w));
+    srvocsp_engine_config c;
+
+    manual_clock_init(&w->clock, T);
+    fake_init(&w->fake, &w->clock, handler, w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->validity = DAY;
+    w->leaf = &pki.good;
+    srvocsp_engine_config_init(&c);
+    c.clock = &w->clock.clock;
+    c.transport = &w->fake.transport;
+    c.jitter_percent = jitter;
+    c.seed = 42;
+    w->eng = srvocsp_engine_new(&c);
+    assert_non_null(w->eng);
+    return w;
+}
+
+static void world_free(world *w)
+{
+    srvocsp_engine_free(w->eng);
+    fake_destroy(&w->fake);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+static void set_mode(world *w, enum mode m)
+{
+    pthread_mutex_lock(&w->mu);
+    w->mode = m;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static srvocsp_handle *open_on(world *w, const tp_cert *leaf, unsigned flags)
+{
+    srvocsp_params p;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    srvocsp_handle *h;
+
+    sk_X509_push(chain, pki.ca.cert);
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    p.flags = flags;
+    p.update_cb = on_event;
+    p.update_arg = w;
+    p.url_timeout_ms = 2000;
+    h = srvocsp_open(leaf->cert, chain, &p);
+    sk_X509_free(chain);
+    return h;
+}
+
+/* Moves the clock and lets the engine act on it. */
+static void step_to(world *w, int64_t t)
+{
+    manual_clock_set(&w->clock, t);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+}
+
+static int64_t held_this_update(srvocsp_handle *h)
+{
+    srvocsp_response *r = srvocsp_get1_response(h);
+    int64_t t = srvocsp_response_this_update(r);
+
+    srvocsp_response_free(r);
+    return t;
+}
+
+static int setup(void **s)
+{
+    T = (int64_t)time(NULL);
+    return tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", T) ? 0 : -1;
+}
+
+static int teardown(void **s)
+{
+    tp_pki_free(&pki);
+    return 0;
+}
+
+static void test_sync_open_serves_at_once(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h = open_on(w, &pki.good, 0);
+    srvocsp_response *r;
+
+    assert_non_null(h);
+    r = srvocsp_get1_response(h); /* no waiting: the open did the retrieval */
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_GOOD);
+    assert_int_equal(srvocsp_response_this_update(r), T);
+    assert_int_equal(fake_requests(&w->fake), 1);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK); /* callbacks ran */
+    assert_int_equal(w->n_updated, 1);
+    /* A context outlives its handle. */
+    srvocsp_close(h);
+    assert_int_equal(srvocsp_response_next_update(r), T + DAY);
+    srvocsp_response_free(r);
+    world_free(w);
+}
+
+static void test_async_open_and_sync_timeout(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h, *h2;
+    srvocsp_response *r;
+    struct timespec a, b;
+
+    set_mode(w, M_BLOCK);
+    h = open_on(w, &pki.good, SRVOCSP_OPEN_ASYNC);
+    assert_non_null(h);
+    assert_null(srvocsp_get1_response(h));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_OFFLINE);
+
+    /* A second, synchronous open of the same certificate waits for the
+     * shared retrieval, bounded by its timeout, and still gets a handle. */
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    {
+        srvocsp_params p;
+        STACK_OF(X509) *chain = sk_X509_new_null();
+
+        sk_X509_push(chain, pki.ca.cert);
+        srvocsp_params_init(&p);
+        p.engine = w->eng;
+        p.url_timeout_ms = 300;
+        h2 = srvocsp_open(pki.good.cert, chain, &p);
+        sk_X509_free(chain);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    assert_non_null(h2);
+    assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 >= 250);
+    assert_null(srvocsp_get1_response(h2));
+
+    pthread_mutex_lock(&w->mu);
+    w->released = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    srvocsp_response_free(r);
+    assert_int_equal(fake_requests(&w->fake), 1); /* one fetch for both */
+    srvocsp_close(h);
+    srvocsp_close(h2);
+    world_free(w);
+}
+
+static void test_refresh_at_halfway(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h = open_on(w, &pki.good, 0);
+
+    assert_int_equal(srvocsp_handle_next_attempt(h), T + DAY / 2);
+    step_to(w, T + DAY / 2 - 1);
+    assert_int_equal(fake_requests(&w->fake), 1);
+    step_to(w, T + DAY / 2);
+    assert_int_equal(fake_requests(&w->fake), 2);
+    assert_int_equal(held_this_update(h), T + DAY / 2);
+    assert_int_equal(srvocsp_handle_next_attempt(h), T + DAY);
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_outage_backoff_and_min_validity(void **s)
+{
+    world *w = world_new(0); /* exact schedule */
+    srvocsp_handle *h = open_on(w, &pki.good, 0);
+    static const int64_t want[] = {60, 120, 240, 480, 960, 1920, 3600, 3600};
+    int64_t now = T + DAY / 2, next;
+    int fetches = 1, i;
+    srvocsp_response *r;
+
+    set_mode(w, M_DOWN);
+    step_to(w, now); /* the refresh fails */
+    assert_int_equal(fake_requests(&w->fake), ++fetches);
+    for (i = 0; i < 8; i++) {
+        next = srvocsp_handle_next_attempt(h);
+        assert_int_equal(next - now, want[i]);
+        now = next;
+        step_to(w, now);
+        assert_int_equal(fake_requests(&w->fake), ++fetches);
+    }
+    assert_int_equal(w->last_err, SRVOCSP_E_TRANSPORT);
+    assert_true(strstr(w->last_reason, "http://127.0.0.1:8080/") != NULL);
+    /* Hourly until the last chance: one minute before the response drops
+     * below MinValidity (nextUpdate - 600 - 60). */
+    while ((next = srvocsp_handle_next_attempt(h)) < T + DAY - 660) {
+        assert_int_equal(next - now, 3600);
+        now = next;
+        step_to(w, now);
+    }
+    assert_int_equal(next, T + DAY - 660);
+    step_to(w, next);
+    /* Served while nextUpdate - now >= MinValidity, not one second more. */
+    manual_clock_set(&w->clock, T + DAY - 600);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    srvocsp_response_free(r);
+    manual_clock_set(&w->clock, T + DAY - 599);
+    assert_null(srvocsp_get1_response(h));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_OFFLINE);
+
+    /* Recovery: the next retry is served at once. */
+    set_mode(w, M_GOOD);
+    now = srvocsp_handle_next_attempt(h);
+    step_to(w, now);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_this_update(r), now);
+    srvocsp_response_free(r);
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_backoff_jitter_bounds(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h = open_on(w, &pki.good, 0);
+    int64_t now = T + DAY / 2, next, base;
+
+    set_mode(w, M_DOWN);
+    step_to(w, now);
+    for (unsigned i = 1; i <= 6; i++) {
+        next = srvocsp_handle_next_attempt(h);
+        base = 60LL << (i - 1);
+        assert_true(next - now >= base - base / 5 && next - now <= base + base / 5);
+        now = next;
+        step_to(w, now);
+    }
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_rollback_refused(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h = open_on(w, &pki.good, 0);
+
+    step_to(w, T + DAY / 2); /* held: thisUpdate T + 12 h */
+    assert_int_equal(held_this_update(h), T + DAY / 2);
+    set_mode(w, M_OLD); /* responder (or attacker) replays thisUpdate T */
+    step_to(w, T + DAY / 2 + DAY / 4 + 1);
+    step_to(w, srvocsp_handle_next_attempt(h));
+    assert_int_equal(held_this_update(h), T + DAY / 2);
+    assert_int_equal(w->last_err, SRVOCSP_E_ROLLBACK);
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_bad_answers_keep_previous(void **s)
+{
+    static const struct {
+        enum mode m;
+        srvocsp_error e;
+    } bad[] = {{M_GARBAGE, SRVOCSP_E_PARSE},
+               {M_HTTP500, SRVOCSP_E_HTTP_STATUS},
+               {M_BADTYPE, SRVOCSP_E_CONTENT_TYPE},
+               {M_DOWN, SRVOCSP_E_TRANSPORT}};
+    world *w = world_new(20);
+    srvocsp_handle *h = open_on(w, &pki.good, 0);
+    int64_t now = T + DAY / 2;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        set_mode(w, bad[i].m);
+        step_to(w, now);
+        assert_int_equal(w->last_err, bad[i].e);
+        assert_int_equal(held_this_update(h), T);
+        now = srvocsp_handle_next_attempt(h);
+    }
+    {
+        char why[512];
+        assert_int_equal(srvocsp_handle_last_failure(h, why, sizeof(why)), SRVOCSP_E_TRANSPORT);
+        assert_true(strlen(why) > 0);
+    }
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_no_next_update_max_age(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h;
+    srvocsp_response *r;
+
+    set_mode(w, M_NONEXT);
+    h = open_on(w, &pki.good, 0);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_next_update(r), 0);
+    assert_int_equal(srvocsp_response_expires(r), T + 3600);
+    srvocsp_response_free(r);
+    assert_int_equal(srvocsp_handle_next_attempt(h), T + 900);
+    /* The responder goes away: served until max age - MinValidity. */
+    set_mode(w, M_DOWN);
+    step_to(w, T + 900);
+    manual_clock_set(&w->clock, T + 3000);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    srvocsp_response_free(r);
+    manual_clock_set(&w->clock, T + 3001);
+    assert_null(srvocsp_get1_response(h));
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_shared_certificate_one_fetch(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *a = open_on(w, &pki.good, 0);
+    srvocsp_handle *b = open_on(w, &pki.good, 0);
+    srvocsp_handle *c = srvocsp_handle_up_ref(b);
+    srvocsp_response *ra = srvocsp_get1_response(a), *rb = srvocsp_get1_response(b);
+    srvocsp_engine_stats st;
+
+    assert_ptr_equal(ra, rb);
+    assert_int_equal(fake_requests(&w->fake), 1);
+    srvocsp_engine_get_stats(w->eng, &st);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(st.handles_open, 2);
+    srvocsp_close(a);
+    step_to(w, T + DAY / 2);
+    assert_int_equal(fake_requests(&w->fake), 2); /* b still refreshes */
+    srvocsp_close(b);
+    srvocsp_close(c);
+    srvocsp_engine_get_stats(w->eng, &st);
+    assert_int_equal(st.entries, 0);
+    step_to(w, T + DAY);
+    assert_int_equal(fake_requests(&w->fake), 2); /* nothing after the last close */
+    srvocsp_response_free(ra);
+    srvocsp_response_free(rb);
+    world_free(w);
+}
+
+static void test_unknown_and_revoked(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h;
+    srvocsp_response *r;
+
+    set_mode(w, M_UNKNOWN);
+    h = open_on(w, &pki.good, 0);
+    assert_null(srvocsp_get1_response(h));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STATUS_UNKNOWN);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    assert_int_equal(w->n_unknown, 1);
+    set_mode(w, M_REVOKED);
+    step_to(w, srvocsp_handle_next_attempt(h));
+    r = srvocsp_get1_response(h);
+    assert_non_null(r); /* revoked is stapled */
+    assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_REVOKED);
+    assert_int_equal(w->n_revoked, 1);
+    srvocsp_response_free(r);
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_dead_first_url(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_handle *h;
+    srvocsp_response *r;
+
+    w->leaf = &pki.twourls;
+    h = open_on(w, &pki.twourls, 0);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    assert_int_equal(fake_requests(&w->fake), 2);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    assert_int_equal(w->n_failed, 0); /* one attempt, which succeeded */
+    assert_int_equal(w->n_updated, 1);
+    srvocsp_response_free(r);
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_bad_arguments(void **s)
+{
+    world *w = world_new(20);
+    srvocsp_params p;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    assert_null(srvocsp_open(NULL, chain, &p));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    assert_null(srvocsp_open(pki.good.cert, NULL, &p));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    assert_null(srvocsp_open(pki.good.cert, chain, &p)); /* empty chain */
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_NO_ISSUER);
+    sk_X509_push(chain, pki.ca.cert);
+    assert_null(srvocsp_open(pki.noaia.cert, chain, &p));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_NO_OCSP_URL);
+    p.flags = 0x80;
+    assert_null(srvocsp_open(pki.good.cert, chain, &p));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    p.flags = 0;
+    p.struct_size = 8;
+    assert_null(srvocsp_open(pki.good.cert, chain, &p));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    assert_null(srvocsp_get1_response(NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    assert_null(srvocsp_open_pem("/nonexistent.pem", NULL, NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_CERT);
+    srvocsp_close(NULL);
+    srvocsp_response_free(NULL);
+    sk_X509_free(chain);
+    assert_int_equal(fake_requests(&w->fake), 0);
+    world_free(w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sync_open_serves_at_once),
+        cmocka_unit_test(test_async_open_and_sync_timeout),
+        cmocka_unit_test(test_refresh_at_halfway),
+        cmocka_unit_test(test_outage_backoff_and_min_validity),
+        cmocka_unit_test(test_backoff_jitter_bounds),
+        cmocka_unit_test(test_rollback_refused),
+        cmocka_unit_test(test_bad_answers_keep_previous),
+        cmocka_unit_test(test_no_next_update_max_age),
+        cmocka_unit_test(test_shared_certificate_one_fetch),
+        cmocka_unit_test(test_unknown_and_revoked),
+        cmocka_unit_test(test_dead_first_url),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
