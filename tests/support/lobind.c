@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int bind(int fd, const struct sockaddr *addr, socklen_t len)
+__attribute__((visibility("default"))) int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     static int (*real_bind)(int, const struct sockaddr *, socklen_t);
     struct sockaddr_in v4;

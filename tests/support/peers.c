@@ -148,3 +148,22 @@ void tr_responder_stop(tr_responder *r)
     waitpid(r->pid, &status, 0);
     r->pid = 0;
 }
+
+bool tr_listens_on_loopback_only(int port)
+{
+    char cmd[128], line[512];
+    FILE *p;
+    int seen = 0, bad = 0;
+
+    snprintf(cmd, sizeof(cmd), "ss -Hltn 'sport = :%d' 2>/dev/null", port);
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return false;
+    while (fgets(line, sizeof(line), p)) {
+        seen++;
+        if (strstr(line, "127.0.0.1:") == NULL && strstr(line, "[::1]:") == NULL)
+            bad++;
+    }
+    pclose(p);
+    return seen > 0 && bad == 0;
+}
