@@ -28,5 +28,7 @@ void tr_responder_stop(tr_responder *r);
 
 /* Path of the openssl binary and of the loopback shim. */
 const char *tr_lobind_path(void);
+/* Whether every listening socket on PORT is bound to a loopback address. */
+bool tr_listens_on_loopback_only(int port);
 
 #endif
