@@ -161,7 +161,8 @@ bool tr_listens_on_loopback_only(int port)
         return false;
     while (fgets(line, sizeof(line), p)) {
         seen++;
-        if (strstr(line, "127.0.0.1:") == NULL && strstr(line, "[::1]:") == NULL)
+        if (strstr(line, "127.0.0.1:") == NULL && strstr(line, "127.0.0.1]:") == NULL &&
+            strstr(line, "[::1]:") == NULL)
             bad++;
     }
     pclose(p);
