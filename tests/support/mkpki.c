@@ -1,7 +1,9 @@
 /* srvocsp-testpki DIR URL [DEAD_URL]: writes a throw-away test PKI. */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
+#include "peers.h"
 #include "testpki.h"
 
 int main(int argc, char **argv)
@@ -9,8 +11,12 @@ int main(int argc, char **argv)
     tp_pki pki;
     int ok;
 
+    if (argc == 2 && strcmp(argv[1], "--free-port") == 0) {
+        printf("%d\n", tr_free_port());
+        return 0;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s DIR OCSP_URL [DEAD_URL]\n"
+        fprintf(stderr, "usage: %s DIR OCSP_URL [DEAD_URL] | --free-port\n"
                         "Writes root.pem, ca.pem/.key, delegate.pem/.key, good/revoked/unknown/\n"
                         "noaia/twourls .pem (leaf + CA) and .key, and an openssl ocsp index.\n",
                 argv[0]);

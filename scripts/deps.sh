@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building, the demo and the tests need (Debian 12, as root).
+# Only touches apt when something is missing.
+set -euo pipefail
+PKGS=(gcc make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev
+      openssl curl iproute2 ca-certificates)
+if [ "${1:-}" = "--test" ]; then
+    PKGS+=(clang libclang-rt-14-dev gnutls-bin)
+fi
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
