@@ -293,11 +293,15 @@ void srvocsp_close(srvocsp_handle *h)
 srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
 {
     srvocsp_response *r;
+    int64_t now;
 
     if (h == NULL) {
         srvocsp__set_error_code(SRVOCSP_E_INVALID_ARG);
         return NULL;
     }
+    /* Time first: the snapshot taken after it is never older than the
+     * instant it is judged at. */
+    now = h->clock.now(h->clock.ctx);
     r = srvocsp__cell_acquire(&h->entry->cell);
     if (r == NULL) {
         srvocsp__set_error_code(SRVOCSP_E_OFFLINE);
@@ -308,7 +312,7 @@ srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
         srvocsp__set_error_code(SRVOCSP_E_STATUS_UNKNOWN);
         return NULL;
     }
-    if (r->expires - h->clock.now(h->clock.ctx) < (int64_t)h->min_validity_s) {
+    if (r->expires - now < (int64_t)h->min_validity_s) {
         srvocsp_response_free(r);
         srvocsp__set_error_code(SRVOCSP_E_OFFLINE);
         return NULL;
