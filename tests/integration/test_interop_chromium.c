@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "internal.h"
 
@@ -243,11 +244,55 @@ static void test_requests_byte_for_byte(void **s)
     assert_int_equal(checked, 35);
 }
 
+/* `srvocsp show --at --max-age` on third-party responses: exit 0 good,
+ * 1 revoked, 2 otherwise. */
+static int run_show(const char *vecfile, const char *extra)
+{
+    char path[1200], cmd[4096], tmpl[] = "/tmp/srvocsp-interop-XXXXXX", leaf[1100];
+    vector v;
+    FILE *f;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", vec_dir, vecfile);
+    assert_true(load_vector(path, &v));
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(leaf, sizeof(leaf), "%s/leaf.pem", tmpl);
+    f = fopen(leaf, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, v.cert);
+    PEM_write_X509(f, v.ca);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "'%s' show '%s' --cert '%s' %s >/dev/null 2>&1", SRVOCSP_CLI, path,
+             leaf, extra);
+    rc = system(cmd);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+    assert_int_equal(system(cmd), 0);
+    vector_free(&v);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_cli_show_at(void **s)
+{
+    const char *at = "--at 2017-03-05T00:00:00Z --max-age 604800";
+
+    assert_int_equal(run_show("good_response.pem", at), 0);
+    assert_int_equal(run_show("revoke_response.pem", at), 1);
+    assert_int_equal(run_show("unknown_response.pem", at), 2);
+    assert_int_equal(run_show("bad_signature.pem", at), 2);
+    assert_int_equal(run_show("old_response.pem", at), 2);
+    /* The same good response, with an hour's max age, or today: too old. */
+    assert_int_equal(run_show("good_response.pem", "--at 1488672000 --max-age 3600"), 2);
+    assert_int_equal(run_show("good_response.pem", ""), 2);
+    /* Unix seconds work as well as RFC 3339. */
+    assert_int_equal(run_show("good_response.pem", "--at 1488672000 --max-age 604800"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_requests_byte_for_byte),
+        cmocka_unit_test(test_cli_show_at),
     };
     DIR *d;
 
