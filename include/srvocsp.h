@@ -259,6 +259,8 @@ typedef struct srvocsp_engine_stats {
     uint64_t failures;              /* retrievals that ended without a new response */
     uint64_t handles_open;
     uint64_t entries;               /* distinct certificates */
+    uint64_t store_pickups;         /* newer responses taken from the store instead of a fetch */
+    uint64_t store_failures;        /* accepted responses that could not be persisted */
 } srvocsp_engine_stats;
 SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
 
@@ -285,7 +287,7 @@ typedef enum srvocsp_event_type {
     SRVOCSP_EVENT_REVOKED = 2,   /* a new response says revoked; it is being served */
     SRVOCSP_EVENT_UNKNOWN = 3,   /* a new response says unknown; nothing is served */
     SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected */
-    SRVOCSP_EVENT_STORE_FAILED = 5 /* a response is served but could not be persisted */
+    SRVOCSP_EVENT_STORE_FAILED = 5 /* the response just reported could not be persisted */
 } srvocsp_event_type;
 
 typedef struct srvocsp_event {

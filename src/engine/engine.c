@@ -26,6 +26,8 @@ struct srvocsp__completion {
     unsigned char *body;
     size_t body_len;
     char detail[256];
+    bool from_store;             /* another process's save, not the network */
+    uint64_t store_version;
 };
 
 /* A callback to run once the lock is released. */
@@ -217,7 +219,8 @@ static void entry_free(srvocsp__entry *en)
     X509_free(en->issuer);
     srvocsp__request_clear(&en->req);
     free(en->proxy);
-    free(en->directory);
+    if (en->store)
+        en->store->ops->free(en->store);
     free(en);
 }
 
@@ -242,7 +245,7 @@ void srvocsp__entry_unref_locked(srvocsp__entry *en)
  * ------------------------------------------------------------------- */
 
 static void queue_events(srvocsp__entry *en, srvocsp_event_type type, srvocsp_response *resp,
-                         srvocsp_error err, const char *reason, const char *url,
+                         srvocsp_error err, const char *reason, const char *url, int store_errno,
                          pending_event **list)
 {
     srvocsp_handle *h;
@@ -265,6 +268,7 @@ static void queue_events(srvocsp__entry *en, srvocsp_event_type type, srvocsp_re
         pe->ev.reason = pe->reason;
         pe->ev.url = url ? pe->url : NULL;
         pe->ev.next_attempt = en->next_at;
+        pe->ev.store_errno = store_errno;
         pe->next = *list;
         *list = pe;
     }
@@ -386,29 +390,56 @@ static void attempt_failed(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error 
                       srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
                                                    now_s(e), en->failures, rand_unit(e),
                                                    e->cfg.jitter_percent));
-    queue_events(en, SRVOCSP_EVENT_FAILED, NULL, err, en->last_reason, url, events);
+    queue_events(en, SRVOCSP_EVENT_FAILED, NULL, err, en->last_reason, url, 0, events);
     en->attempts_done++;
     en->in_flight = false;
     pthread_cond_broadcast(&e->progress);
 }
 
+/* Called with the new snapshot already published. */
 static void attempt_succeeded(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
-                              const char *url, pending_event **events)
+                              const char *url, int store_errno, const char *store_why,
+                              pending_event **events)
 {
     srvocsp_event_type type = snap->status == SRVOCSP_STATUS_GOOD      ? SRVOCSP_EVENT_UPDATED
                               : snap->status == SRVOCSP_STATUS_REVOKED ? SRVOCSP_EVENT_REVOKED
                                                                        : SRVOCSP_EVENT_UNKNOWN;
+    int64_t now = now_s(e), at = srvocsp__sched_after_success(&en->sched, snap, now, true);
 
-    srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
     en->failures = 0;
     en->last_err = SRVOCSP_OK;
     en->last_reason[0] = '\0';
     e->stats.responses_accepted++;
-    srvocsp__heap_set(e, en, srvocsp__sched_after_success(&en->sched, snap, now_s(e), true));
-    queue_events(en, type, snap, SRVOCSP_OK, "", url, events);
+    /* Processes sharing a store must not all ask at the same second: move
+     * the refresh earlier by up to half the jitter share of the wait. */
+    if (at > now && e->cfg.jitter_percent > 0)
+        at -= (int64_t)((double)(at - now) * (rand_unit(e) + 1.0) / 2.0 *
+                        (double)e->cfg.jitter_percent / 200.0);
+    srvocsp__heap_set(e, en, at);
+    queue_events(en, type, snap, SRVOCSP_OK, "", url, store_errno, events);
+    if (store_errno != 0) {
+        e->stats.store_failures++;
+        queue_events(en, SRVOCSP_EVENT_STORE_FAILED, snap, SRVOCSP_E_STORE, store_why, url,
+                     store_errno, events);
+    }
     en->attempts_done++;
     en->in_flight = false;
     pthread_cond_broadcast(&e->progress);
+}
+
+/* Persists an accepted response; runs without the lock.  Returns the
+ * errno of a failed write, 0 on success. */
+static int persist(srvocsp__entry *en, srvocsp_response *snap, char *why, size_t whylen,
+                   uint64_t *version)
+{
+    int err_no = 0;
+
+    if (en->store->ops->save(en->store, en->store_name, snap->der, snap->len, &err_no, why,
+                             whylen) == SRVOCSP_OK) {
+        *version = en->store->ops->version(en->store, en->store_name);
+        return 0;
+    }
+    return err_no ? err_no : EIO;
 }
 
 /* Handles one completion.  Called and returns with e->mu held. */
@@ -418,16 +449,20 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
     srvocsp_response *snap = NULL;
     char why[SRVOCSP__REASON_LEN];
     srvocsp_error err;
+    bool accepted = false;
 
     if (en->host && en->host->in_flight > 0)
         en->host->in_flight--;
     en->host = NULL;
-    e->in_flight--;
+    if (!c->from_store)
+        e->in_flight--; /* a store pickup gave its slot back in start_all */
 
     pthread_mutex_unlock(&e->mu);
     err = evaluate(e, c, &snap, why, sizeof(why));
     pthread_mutex_lock(&e->mu);
 
+    if (c->from_store)
+        en->store_version = c->store_version;
     if (en->dead) {
         en->in_flight = false;
     } else if (err != SRVOCSP_OK) {
@@ -446,9 +481,25 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
                          "response thisUpdate %s is not newer than the held response's %s", a, b);
             attempt_failed(e, en, SRVOCSP_E_ROLLBACK, why, c->url, events);
         } else {
-            attempt_succeeded(e, en, snap, c->url, events);
+            int store_errno = 0;
+
+            srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
+            accepted = true;
+            if (en->store != NULL && !c->from_store) {
+                uint64_t version = 0;
+
+                /* Serving already uses the new response; the disk follows. */
+                pthread_mutex_unlock(&e->mu);
+                store_errno = persist(en, snap, why, sizeof(why), &version);
+                pthread_mutex_lock(&e->mu);
+                if (store_errno == 0)
+                    en->store_version = version;
+            }
+            attempt_succeeded(e, en, snap, c->from_store ? "store" : c->url, store_errno,
+                              store_errno ? why : NULL, events);
         }
     }
+    (void)accepted;
     srvocsp_response_free(snap);
     completion_free(c);
     srvocsp__entry_unref_locked(en); /* the in-flight reference */
@@ -461,6 +512,9 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
 typedef struct start_item {
     srvocsp__completion *c;
     srvocsp_http_request req;
+    bool check_store;            /* look for another process's newer save first */
+    uint64_t known_version;
+    int64_t held_this_update;
 } start_item;
 
 /* Moves due entries to the ready queue and picks those that may start
@@ -504,6 +558,13 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         e->stats.requests_started++;
         items[n].c = c;
         memset(&items[n].req, 0, sizeof(items[n].req));
+        items[n].check_store = en->store != NULL && en->url_idx == 0;
+        items[n].known_version = en->store_version;
+        {
+            srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
+
+            items[n].held_this_update = cur ? cur->this_update : 0;
+        }
         if (en->req.get_urls[en->url_idx] != NULL) {
             items[n].req.url = en->req.get_urls[en->url_idx];
         } else {
@@ -519,14 +580,62 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
     return n;
 }
 
+/* Before asking the network: has another process sharing the store saved
+ * a newer response that is not itself due for refresh?  Then that one is
+ * the answer.  Runs without the lock; reads only immutable entry fields. */
+static bool take_from_store(srvocsp_engine *e, start_item *it)
+{
+    srvocsp__entry *en = it->c->en;
+    srvocsp_response *snap = NULL;
+    srvocsp__policy pol = en->pol;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    uint64_t version = en->store->ops->version(en->store, en->store_name);
+    char why[SRVOCSP__REASON_LEN];
+    srvocsp_http_result res;
+    bool taken = false;
+
+    if (version == 0 || version == it->known_version)
+        return false;
+    if (en->store->ops->load(en->store, en->store_name, en->max_response_size, &der, &len,
+                             &version, why, sizeof(why)) != SRVOCSP_OK)
+        return false;
+    pol.now = now_s(e);
+    if (srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why)) ==
+            SRVOCSP_OK &&
+        snap->this_update > it->held_this_update &&
+        srvocsp__sched_after_success(&en->sched, snap, pol.now, false) > pol.now) {
+        memset(&res, 0, sizeof(res));
+        res.http_status = 200;
+        res.content_type = "application/ocsp-response";
+        res.body = der;
+        res.body_len = len;
+        it->c->from_store = true;
+        it->c->store_version = version;
+        transport_done(it->c, &res);
+        taken = true;
+    }
+    srvocsp_response_free(snap);
+    free(der);
+    return taken;
+}
+
 static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++) {
-        srvocsp_error err =
-            e->transport.start(e->transport.ctx, &items[i].req, transport_done, items[i].c);
+        srvocsp_error err;
 
+        if (items[i].check_store && take_from_store(e, &items[i])) {
+            pthread_mutex_lock(&e->mu);
+            e->in_flight--; /* no transfer after all */
+            e->stats.requests_started--;
+            e->stats.store_pickups++;
+            pthread_mutex_unlock(&e->mu);
+            continue;
+        }
+        err = e->transport.start(e->transport.ctx, &items[i].req, transport_done, items[i].c);
         if (err != SRVOCSP_OK) {
             srvocsp_http_result res;
 
@@ -557,6 +666,16 @@ static void *engine_main(void *arg)
         size_t n;
 
         e->kicked = false;
+        while (e->notes != NULL) {
+            srvocsp__entry *en = e->notes;
+
+            e->notes = en->note_next;
+            en->note_pending = false;
+            if (!en->dead)
+                queue_events(en, SRVOCSP_EVENT_FAILED, NULL, en->note_err, en->note, NULL, 0,
+                             &events);
+            srvocsp__entry_unref_locked(en);
+        }
         while (e->done_head != NULL) {
             srvocsp__completion *c = e->done_head;
 
@@ -645,6 +764,25 @@ srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e)
     return SRVOCSP_OK;
 }
 
+/* Queues the reason a stored response was not used, for the engine thread
+ * to report through the callbacks (openers do not call callbacks). */
+void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err, const char *note)
+{
+    srvocsp_engine *e = en->eng;
+
+    snprintf(en->note, sizeof(en->note), "%s", note);
+    en->note_err = err;
+    en->last_err = err;
+    snprintf(en->last_reason, sizeof(en->last_reason), "%s", note);
+    if (en->note_pending)
+        return;
+    en->note_pending = true;
+    en->refs++;
+    en->note_next = e->notes;
+    e->notes = en;
+    pthread_cond_signal(&e->wake);
+}
+
 /* Takes a certificate out of service once its last handle has closed; a
  * retrieval in flight finishes and is discarded. */
 void srvocsp__entry_retire_locked(srvocsp__entry *en)
@@ -664,6 +802,16 @@ void srvocsp__engine_teardown_locked(srvocsp_engine *e)
 {
     size_t i;
 
+    while (e->notes != NULL) {
+        srvocsp__entry *en = e->notes;
+
+        e->notes = en->note_next;
+        en->note_pending = false;
+        if (en->dead)
+            srvocsp__entry_unref_locked(en);
+        else
+            en->refs--; /* freed with its bucket below */
+    }
     while (e->done_head != NULL) {
         srvocsp__completion *c = e->done_head;
 
@@ -698,4 +846,45 @@ void srvocsp__engine_teardown_locked(srvocsp_engine *e)
     e->buckets = NULL;
     e->heap = NULL;
     e->n_buckets = e->heap_len = e->heap_cap = 0;
+}
+
+void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
+{
+    srvocsp__host *h;
+    size_t i;
+
+    /* Results that arrived before the fork are still good: keep them.
+     * Transfers the parent's threads were running will never complete
+     * here: release their slots and ask again. */
+    for (i = 0; i < e->n_buckets; i++) {
+        srvocsp__entry *en;
+
+        for (en = e->buckets[i]; en != NULL; en = en->hash_next) {
+            bool done_queued = false;
+            srvocsp__completion *c;
+
+            for (c = e->done_head; c != NULL; c = c->next)
+                done_queued |= c->en == en;
+            if (en->in_flight && !done_queued) {
+                en->in_flight = false;
+                en->host = NULL;
+                en->refs--; /* the lost transfer's reference; handles keep it alive */
+                srvocsp__heap_set(e, en, now_s(e));
+            }
+            if (en->queued) {
+                ready_remove(e, en);
+                srvocsp__heap_set(e, en, now_s(e));
+            }
+        }
+    }
+    e->in_flight = 0;
+    for (h = e->hosts; h != NULL; h = h->next)
+        h->in_flight = 0;
+    for (srvocsp__completion *c = e->done_head; c != NULL; c = c->next)
+        if (!c->from_store)
+            e->in_flight++; /* complete() gives these back */
+    e->running = false;
+    e->thread_valid = false;
+    e->joining = false;
+    e->stop = false;
 }

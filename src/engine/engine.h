@@ -4,6 +4,7 @@
 
 #include "core/cell.h"
 #include "internal.h"
+#include "store/store.h"
 
 #include <pthread.h>
 
@@ -32,7 +33,9 @@ struct srvocsp__entry {
     uint32_t url_timeout_ms;
     size_t max_response_size;
     char *proxy;
-    char *directory;
+    srvocsp__store *store;       /* NULL without a persistence directory */
+    char store_name[SRVOCSP__STORE_NAME_LEN + 1];
+    uint64_t store_version;      /* version of the stored file we last saw */
 
     /* Scheduling, under eng->mu. */
     int64_t next_at;
@@ -51,6 +54,10 @@ struct srvocsp__entry {
     srvocsp_handle *handles;     /* list of open handles */
     srvocsp__entry *hash_next;
     srvocsp__entry *ready_next;
+    srvocsp__entry *note_next;
+    bool note_pending;           /* why the stored response was not used */
+    srvocsp_error note_err;
+    char note[SRVOCSP__REASON_LEN];
 };
 
 struct srvocsp_handle {
@@ -89,11 +96,16 @@ struct srvocsp_engine {
     size_t heap_len, heap_cap;
     srvocsp__entry *ready_head, *ready_tail;
     srvocsp__completion *done_head, *done_tail;
+    srvocsp__entry *notes;        /* entries with a load note to report */
     srvocsp__host *hosts;
     unsigned in_flight;
 
     uint64_t rng;
     srvocsp_engine_stats stats;
+
+    /* fork(): the child restarts the engine on its next call. */
+    atomic_bool restart_pending;
+    srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
 };
 
 /* heap.c */
@@ -111,7 +123,18 @@ SRVOCSP__HIDDEN srvocsp__entry *srvocsp__entry_find(srvocsp_engine *e, const uns
 SRVOCSP__HIDDEN bool srvocsp__entry_insert(srvocsp_engine *e, srvocsp__entry *en);
 SRVOCSP__HIDDEN void srvocsp__entry_unref_locked(srvocsp__entry *en);
 SRVOCSP__HIDDEN void srvocsp__entry_retire_locked(srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err,
+                                                   const char *note);
 SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
+/* In a forked child: forget the parent's threads and transfers. */
+SRVOCSP__HIDDEN void srvocsp__engine_after_fork_locked(srvocsp_engine *e);
+/* Restarts the engine in a forked child (takes the lock). */
+SRVOCSP__HIDDEN void srvocsp__engine_restart(srvocsp_engine *e);
+static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
+{
+    if (__builtin_expect(atomic_load_explicit(&e->restart_pending, memory_order_relaxed), 0))
+        srvocsp__engine_restart(e);
+}
 
 /* net/curl_transport.c */
 SRVOCSP__HIDDEN void *srvocsp__curl_new(const srvocsp_engine_config *cfg);

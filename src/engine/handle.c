@@ -38,6 +38,11 @@ static const char *params_problem(const srvocsp_params *p)
     return NULL;
 }
 
+static bool access_absent(const char *why)
+{
+    return strstr(why, "No such file or directory") != NULL;
+}
+
 static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
                                  srvocsp__request *req, const srvocsp_params *p)
 {
@@ -48,9 +53,7 @@ static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
     srvocsp__cell_init(&en->cell);
     en->eng = e;
     en->heap_idx = SIZE_MAX;
-    if ((p->proxy && (en->proxy = strdup(p->proxy)) == NULL) ||
-        (p->directory && (en->directory = strdup(p->directory)) == NULL)) {
-        free(en->proxy);
+    if (p->proxy && (en->proxy = strdup(p->proxy)) == NULL) {
         free(en);
         return NULL;
     }
@@ -69,6 +72,82 @@ static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
     en->url_timeout_ms = p->url_timeout_ms;
     en->max_response_size = p->max_response_size;
     return en;
+}
+
+/* What the persistence directory held for a certificate, read and
+ * verified before the engine lock is taken. */
+typedef struct loaded {
+    srvocsp__store *store;
+    char name[SRVOCSP__STORE_NAME_LEN + 1];
+    srvocsp_response *snap;      /* verified, or NULL */
+    uint64_t version;
+    srvocsp_error err;           /* why nothing usable was loaded */
+    char why[SRVOCSP__REASON_LEN];
+} loaded;
+
+static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *issuer, int64_t now)
+{
+    unsigned char *der = NULL;
+    size_t len = 0;
+    srvocsp__policy pol;
+    char why[SRVOCSP__REASON_LEN];
+
+    memset(l, 0, sizeof(*l));
+    if (p->directory == NULL)
+        return;
+    l->store = srvocsp__store_dir_new(p->directory);
+    if (l->store == NULL || !srvocsp__store_name(leaf, issuer, l->name)) {
+        l->err = SRVOCSP_E_STORE;
+        srvocsp__fmt(l->why, sizeof(l->why), "persistence directory unusable: %s",
+                     srvocsp_last_error_text());
+        return;
+    }
+    if (l->store->ops->load(l->store, l->name, p->max_response_size, &der, &len, &l->version, why,
+                            sizeof(why)) != SRVOCSP_OK) {
+        if (access_absent(why))
+            return; /* nothing stored yet: not worth a note */
+        l->err = SRVOCSP_E_STORE;
+        srvocsp__fmt(l->why, sizeof(l->why), "stored response ignored: %s", why);
+        return;
+    }
+    pol.now = now;
+    pol.skew_s = p->clock_skew_s;
+    pol.max_age_s = p->max_age_no_next_update_s;
+    l->err = srvocsp__verify(der, len, leaf, issuer, &pol, &l->snap, why, sizeof(why));
+    if (l->err != SRVOCSP_OK)
+        srvocsp__fmt(l->why, sizeof(l->why), "stored response ignored (%s): %s",
+                     srvocsp_error_name(l->err), why);
+    free(der);
+}
+
+static void loaded_clear(loaded *ld)
+{
+    srvocsp_response_free(ld->snap);
+    if (ld->store)
+        ld->store->ops->free(ld->store);
+    memset(ld, 0, sizeof(*ld));
+}
+
+/* A new entry takes over the store and, if it verified and may be served,
+ * the stored response: served at once, refreshed from its own times. */
+static bool adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
+{
+    int64_t now = e->clock.now(e->clock.ctx), at = now;
+
+    en->store = ld->store;
+    ld->store = NULL;
+    memcpy(en->store_name, ld->name, sizeof(en->store_name));
+    en->store_version = ld->version;
+    if (ld->snap != NULL) {
+        if (srvocsp__servable(ld->snap, now, en->sched.min_validity_s) ||
+            ld->snap->status == SRVOCSP_STATUS_UNKNOWN)
+            at = srvocsp__sched_after_success(&en->sched, ld->snap, now, false);
+        srvocsp__cell_publish(&en->cell, ld->snap);
+        ld->snap = NULL;
+    } else if (ld->err != SRVOCSP_OK) {
+        srvocsp__entry_add_note_locked(en, ld->err, ld->why);
+    }
+    return srvocsp__heap_set(e, en, at);
 }
 
 /* Frees an entry that no handle ever used. */
@@ -119,8 +198,10 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     X509 *issuer;
     const char *problem;
     srvocsp_error err;
+    loaded ld;
 
     memset(&req, 0, sizeof(req));
+    memset(&ld, 0, sizeof(ld));
     if (params == NULL) {
         srvocsp_params_init(&def);
         params = &def;
@@ -143,11 +224,13 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     e = params->engine ? params->engine : srvocsp__default_engine();
     if (e == NULL)
         return NULL;
+    srvocsp__engine_check_fork(e);
     err = srvocsp__request_build(leaf, issuer, params->certid_hash, params->responder_url,
                                  params->use_nonce, &req);
     if (err != SRVOCSP_OK)
         return NULL; /* error already set */
 
+    load_stored(&ld, params, leaf, issuer, e->clock.now(e->clock.ctx));
     h = calloc(1, sizeof(*h));
     if (h == NULL)
         goto nomem;
@@ -170,8 +253,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
             pthread_mutex_unlock(&e->mu);
             goto nomem;
         }
-        if (!srvocsp__entry_insert(e, en) ||
-            !srvocsp__heap_set(e, en, e->clock.now(e->clock.ctx))) {
+        if (!srvocsp__entry_insert(e, en) || !adopt_stored(e, en, &ld)) {
             discard_entry(en);
             pthread_mutex_unlock(&e->mu);
             goto nomem;
@@ -196,12 +278,14 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
         wait_first(e, en, h, params->url_timeout_ms);
     pthread_mutex_unlock(&e->mu);
     srvocsp__request_clear(&req);
+    loaded_clear(&ld);
     return h;
 
 nomem:
     srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
 fail:
     srvocsp__request_clear(&req);
+    loaded_clear(&ld);
     free(h);
     return NULL;
 }
@@ -275,6 +359,7 @@ void srvocsp_close(srvocsp_handle *h)
         return;
     en = h->entry;
     e = en->eng;
+    srvocsp__engine_check_fork(e);
     pthread_mutex_lock(&e->mu);
     if (h->prev)
         h->prev->next = h->next;
@@ -299,6 +384,9 @@ srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
         srvocsp__set_error_code(SRVOCSP_E_INVALID_ARG);
         return NULL;
     }
+    /* After fork() the child's engine restarts on its first call: one
+     * relaxed load, not taken otherwise. */
+    srvocsp__engine_check_fork(h->entry->eng);
     /* Time first: the snapshot taken after it is never older than the
      * instant it is judged at. */
     now = h->clock.now(h->clock.ctx);

@@ -7,6 +7,78 @@
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static srvocsp_engine *g_default;
+static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER; /* after g_mu */
+static srvocsp_engine *g_engines; /* every live engine, under g_reg_mu */
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+/* fork(): hold every engine's lock across the fork so the child's copy of
+ * the engine is consistent; the child then forgets the parent's threads
+ * and restarts on its next call (libuv's pattern). */
+static void atfork_prepare(void)
+{
+    srvocsp_engine *e;
+
+    pthread_mutex_lock(&g_mu);
+    pthread_mutex_lock(&g_reg_mu);
+    for (e = g_engines; e != NULL; e = e->reg_next)
+        pthread_mutex_lock(&e->mu);
+}
+
+static void atfork_parent(void)
+{
+    srvocsp_engine *e;
+
+    for (e = g_engines; e != NULL; e = e->reg_next)
+        pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&g_reg_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static srvocsp_error curl_start_adapter(void *ctx, const srvocsp_http_request *req,
+                                        srvocsp_http_done_fn done, void *arg);
+
+static void atfork_child(void)
+{
+    srvocsp_engine *e;
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    for (e = g_engines; e != NULL; e = e->reg_next) {
+        /* Waiters of the parent do not exist here. */
+        pthread_cond_init(&e->wake, &ca);
+        pthread_cond_init(&e->progress, &ca);
+        srvocsp__engine_after_fork_locked(e);
+        if (e->curl != NULL) {
+            /* The parent's transfer thread is gone and its state may be
+             * mid-update: leave it untouched (a bounded leak in the child)
+             * and start a fresh transport. */
+            e->curl = srvocsp__curl_new(&e->cfg);
+            e->transport.ctx = e->curl;
+        }
+        atomic_store(&e->restart_pending, true);
+        pthread_mutex_unlock(&e->mu);
+    }
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_unlock(&g_reg_mu);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+void srvocsp__engine_restart(srvocsp_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    if (atomic_load(&e->restart_pending)) {
+        atomic_store(&e->restart_pending, false);
+        if (e->n_entries > 0 || e->notes != NULL || e->done_head != NULL)
+            srvocsp__engine_start_locked(e);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
 
 void srvocsp_engine_config_init(srvocsp_engine_config *c)
 {
@@ -66,6 +138,11 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
     pthread_cond_init(&e->wake, &ca);
     pthread_cond_init(&e->progress, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_once(&g_atfork_once, register_atfork);
+    pthread_mutex_lock(&g_reg_mu);
+    e->reg_next = g_engines;
+    g_engines = e;
+    pthread_mutex_unlock(&g_reg_mu);
     return e;
 nomem:
     free(e);
@@ -79,6 +156,14 @@ void srvocsp_engine_free(srvocsp_engine *e)
 
     if (e == NULL)
         return;
+    srvocsp__engine_check_fork(e);
+    pthread_mutex_lock(&g_reg_mu);
+    for (srvocsp_engine **pp = &g_engines; *pp != NULL; pp = &(*pp)->reg_next)
+        if (*pp == e) {
+            *pp = e->reg_next;
+            break;
+        }
+    pthread_mutex_unlock(&g_reg_mu);
     pthread_mutex_lock(&e->mu);
     while (e->joining)
         pthread_cond_wait(&e->progress, &e->mu);
@@ -105,6 +190,7 @@ void srvocsp_engine_kick(srvocsp_engine *e)
 {
     if (e == NULL)
         return;
+    srvocsp__engine_check_fork(e);
     pthread_mutex_lock(&e->mu);
     e->kicked = true;
     e->idle = false;
@@ -119,6 +205,7 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
 
     if (e == NULL)
         return SRVOCSP_E_INVALID_ARG;
+    srvocsp__engine_check_fork(e);
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += timeout_ms / 1000;
     ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;

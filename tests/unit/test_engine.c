@@ -265,7 +265,7 @@ static void test_async_open_and_sync_timeout(void **s)
 
 static void test_refresh_at_halfway(void **s)
 {
-    world *w = world_new(20);
+    world *w = world_new(0);
     srvocsp_handle *h = open_on(w, &pki.good, 0);
 
     assert_int_equal(srvocsp_handle_next_attempt(h), T + DAY / 2);
@@ -277,6 +277,22 @@ static void test_refresh_at_halfway(void **s)
     assert_int_equal(srvocsp_handle_next_attempt(h), T + DAY);
     srvocsp_close(h);
     world_free(w);
+}
+
+static void test_success_jitter_only_earlier(void **s)
+{
+    /* With jitter, a refresh comes up to 10 % of the wait earlier (so that
+     * processes sharing a store spread out), never later than halfway. */
+    for (int i = 0; i < 20; i++) {
+        world *w = world_new(20);
+        srvocsp_handle *h = open_on(w, &pki.good, 0);
+        int64_t at = srvocsp_handle_next_attempt(h);
+
+        assert_true(at <= T + DAY / 2);
+        assert_true(at >= T + DAY / 2 - DAY / 20);
+        srvocsp_close(h);
+        world_free(w);
+    }
 }
 
 static void test_outage_backoff_and_min_validity(void **s)
@@ -351,7 +367,7 @@ static void test_backoff_jitter_bounds(void **s)
 
 static void test_rollback_refused(void **s)
 {
-    world *w = world_new(20);
+    world *w = world_new(0);
     srvocsp_handle *h = open_on(w, &pki.good, 0);
 
     step_to(w, T + DAY / 2); /* held: thisUpdate T + 12 h */
@@ -396,7 +412,7 @@ static void test_bad_answers_keep_previous(void **s)
 
 static void test_no_next_update_max_age(void **s)
 {
-    world *w = world_new(20);
+    world *w = world_new(0);
     srvocsp_handle *h;
     srvocsp_response *r;
 
@@ -532,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_sync_open_serves_at_once),
         cmocka_unit_test(test_async_open_and_sync_timeout),
         cmocka_unit_test(test_refresh_at_halfway),
+        cmocka_unit_test(test_success_jitter_only_earlier),
         cmocka_unit_test(test_outage_backoff_and_min_validity),
         cmocka_unit_test(test_backoff_jitter_bounds),
         cmocka_unit_test(test_rollback_refused),

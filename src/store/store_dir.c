@@ -1,0 +1,245 @@
+/*
+ * The directory store: one file per certificate, <name>.der.  A save writes
+ * a temporary file in the same directory, fsyncs it, renames it over the
+ * old one and fsyncs the directory, so a reader (or a crash) sees the old
+ * file or the new one, never a part.
+ */
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct dir_store {
+    srvocsp__store base;
+    char *dir;
+} dir_store;
+
+bool srvocsp__store_name(X509 *leaf, X509 *issuer, char *out)
+{
+    unsigned char keyhash[EVP_MAX_MD_SIZE], md[EVP_MAX_MD_SIZE];
+    unsigned int klen = 0, mlen = 0, i;
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(leaf);
+    EVP_MD_CTX *ctx = NULL;
+    bool ok = false;
+
+    if (X509_pubkey_digest(issuer, EVP_sha256(), keyhash, &klen) != 1)
+        return false;
+    ctx = EVP_MD_CTX_new();
+    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+        EVP_DigestUpdate(ctx, keyhash, klen) == 1 &&
+        EVP_DigestUpdate(ctx, ASN1_STRING_get0_data(serial), (size_t)ASN1_STRING_length(serial)) ==
+            1 &&
+        EVP_DigestFinal_ex(ctx, md, &mlen) == 1) {
+        for (i = 0; i < mlen && i < 32; i++)
+            snprintf(out + 2 * i, 3, "%02x", md[i]);
+        ok = true;
+    }
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+static void path_of(const dir_store *d, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s.der", d->dir, name);
+}
+
+/* Size, inode and modification time in nanoseconds, folded: changes when
+ * another process renames a new file into place. */
+static uint64_t version_of(const struct stat *st)
+{
+    uint64_t v = (uint64_t)st->st_ino * 0x9E3779B97F4A7C15ULL;
+
+    v ^= (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
+    v ^= (uint64_t)st->st_size << 40;
+    return v ? v : 1;
+}
+
+static srvocsp_error dir_load(srvocsp__store *s, const char *name, size_t cap, unsigned char **der,
+                              size_t *len, uint64_t *version, char *why, size_t whylen)
+{
+    dir_store *d = (dir_store *)s;
+    char path[4096];
+    struct stat st;
+    unsigned char *buf = NULL;
+    ssize_t n;
+    size_t got = 0;
+    int fd;
+
+    *der = NULL;
+    path_of(d, name, path, sizeof(path));
+    /* O_NOFOLLOW: a symlink planted where the file should be is refused. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        srvocsp__fmt(why, whylen, "%s: %s", path,
+                     errno == ELOOP ? "is a symbolic link" : strerror(errno));
+        return SRVOCSP_E_STORE;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        srvocsp__fmt(why, whylen, "%s: not a regular file", path);
+        close(fd);
+        return SRVOCSP_E_STORE;
+    }
+    if (st.st_size <= 0 || (uint64_t)st.st_size > cap) {
+        srvocsp__fmt(why, whylen, "%s: size %lld outside 1..%zu bytes", path,
+                     (long long)st.st_size, cap);
+        close(fd);
+        return SRVOCSP_E_STORE;
+    }
+    buf = malloc((size_t)st.st_size);
+    if (buf == NULL) {
+        close(fd);
+        srvocsp__fmt(why, whylen, "out of memory");
+        return SRVOCSP_E_NOMEM;
+    }
+    while (got < (size_t)st.st_size &&
+           ((n = read(fd, buf + got, (size_t)st.st_size - got)) > 0 || (n < 0 && errno == EINTR)))
+        if (n > 0)
+            got += (size_t)n;
+    close(fd);
+    if (got != (size_t)st.st_size) {
+        free(buf);
+        srvocsp__fmt(why, whylen, "%s: short read", path);
+        return SRVOCSP_E_STORE;
+    }
+    *der = buf;
+    *len = got;
+    *version = version_of(&st);
+    return SRVOCSP_OK;
+}
+
+static uint64_t dir_version(srvocsp__store *s, const char *name)
+{
+    char path[4096];
+    struct stat st;
+
+    path_of((dir_store *)s, name, path, sizeof(path));
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    return version_of(&st);
+}
+
+static srvocsp_error dir_save(srvocsp__store *s, const char *name, const unsigned char *der,
+                              size_t len, int *err_no, char *why, size_t whylen)
+{
+    dir_store *d = (dir_store *)s;
+    char path[4096], tmp[4200];
+    size_t done = 0;
+    int fd, dfd;
+
+    *err_no = 0;
+    path_of(d, name, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", d->dir, name, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == ENOENT && mkdir(d->dir, 0755) == 0) /* removed meanwhile */
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        goto fail;
+    while (done < len) {
+        ssize_t n = write(fd, der + done, len - done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            goto fail_fd;
+        }
+        done += (size_t)n;
+    }
+    if (fsync(fd) != 0)
+        goto fail_fd;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail_tmp;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto fail_tmp;
+    /* The rename itself must survive a crash too. */
+    dfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return SRVOCSP_OK;
+
+fail_fd:
+    *err_no = errno;
+    close(fd);
+    unlink(tmp);
+    errno = *err_no;
+    goto fail;
+fail_tmp:
+    *err_no = errno;
+    unlink(tmp);
+    errno = *err_no;
+fail:
+    *err_no = errno;
+    srvocsp__fmt(why, whylen, "cannot write %s: %s", path, strerror(*err_no));
+    return SRVOCSP_E_STORE;
+}
+
+static size_t dir_list(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg)
+{
+    dir_store *d = (dir_store *)s;
+    DIR *dh = opendir(d->dir);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (dh == NULL)
+        return 0;
+    while ((de = readdir(dh)) != NULL) {
+        size_t l = strlen(de->d_name);
+        char name[SRVOCSP__STORE_NAME_LEN + 1];
+
+        if (l != SRVOCSP__STORE_NAME_LEN + 4 || strcmp(de->d_name + SRVOCSP__STORE_NAME_LEN, ".der"))
+            continue;
+        memcpy(name, de->d_name, SRVOCSP__STORE_NAME_LEN);
+        name[SRVOCSP__STORE_NAME_LEN] = '\0';
+        if (fn)
+            fn(arg, name);
+        n++;
+    }
+    closedir(dh);
+    return n;
+}
+
+static void dir_free(srvocsp__store *s)
+{
+    dir_store *d = (dir_store *)s;
+
+    if (d == NULL)
+        return;
+    free(d->dir);
+    free(d);
+}
+
+static const srvocsp__store_ops dir_ops = {dir_load, dir_version, dir_save, dir_list, dir_free};
+
+srvocsp__store *srvocsp__store_dir_new(const char *dir)
+{
+    dir_store *d;
+
+    if (dir == NULL || *dir == '\0' || strlen(dir) > 3000) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "persistence directory name is empty or too long");
+        return NULL;
+    }
+    /* A directory that cannot be created now is not fatal: serving goes on
+     * from memory and every save reports why it failed. */
+    (void)mkdir(dir, 0755);
+    d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->dir = strdup(dir)) == NULL) {
+        free(d);
+        srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+        return NULL;
+    }
+    d->base.ops = &dir_ops;
+    return &d->base;
+}
