@@ -1,0 +1,560 @@
+/* Persistence: restarts, bad files, write errors, crashes, processes
+ * sharing a directory, fork. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/ocsp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake.h"
+#include "peers.h"
+#include "store/store.h"
+#include "testpki.h"
+
+#define DAY 86400
+
+static tp_pki pki;
+static int64_t T;
+
+enum mode { M_GOOD, M_DOWN };
+
+typedef struct world {
+    manual_clock clock;
+    fake_transport fake;
+    srvocsp_engine *eng;
+    pthread_mutex_t mu;
+    enum mode mode;
+    const char *count_file; /* appended to on every request, across processes */
+    int n_updated, n_failed, n_store_failed;
+    int last_store_errno;
+    srvocsp_error last_err;
+    char last_reason[600];
+    char all_reasons[4096];     /* every failure reported, in order */
+} world;
+
+static void handler(void *arg, const char *url, fake_reply *out)
+{
+    world *w = arg;
+    tp_resp_opts o;
+    int64_t now = atomic_load(&w->clock.now);
+
+    if (w->count_file) {
+        int fd = open(w->count_file, O_WRONLY | O_APPEND | O_CREAT, 0644);
+
+        if (fd >= 0) {
+            if (write(fd, "r\n", 2) != 2)
+                abort();
+            close(fd);
+        }
+    }
+    if (w->mode == M_DOWN) {
+        out->error = SRVOCSP_E_TRANSPORT;
+        return;
+    }
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    out->body = tp_response(&o, &out->len);
+}
+
+static void on_event(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
+{
+    world *w = arg;
+
+    pthread_mutex_lock(&w->mu);
+    if (ev->type == SRVOCSP_EVENT_UPDATED) {
+        w->n_updated++;
+        w->last_store_errno = ev->store_errno;
+    } else if (ev->type == SRVOCSP_EVENT_STORE_FAILED) {
+        w->n_store_failed++;
+    } else if (ev->type == SRVOCSP_EVENT_FAILED) {
+        w->n_failed++;
+        w->last_err = ev->error;
+        snprintf(w->last_reason, sizeof(w->last_reason), "%s", ev->reason);
+        strncat(w->all_reasons, ev->reason, sizeof(w->all_reasons) - strlen(w->all_reasons) - 2);
+        strcat(w->all_reasons, "\n");
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static world *world_new(int64_t start, uint64_t seed)
+{
+    world *w = calloc(1, sizeof(*w));
+    srvocsp_engine_config c;
+
+    manual_clock_init(&w->clock, start);
+    fake_init(&w->fake, &w->clock, handler, w);
+    pthread_mutex_init(&w->mu, NULL);
+    srvocsp_engine_config_init(&c);
+    c.clock = &w->clock.clock;
+    c.transport = &w->fake.transport;
+    c.seed = seed;
+    w->eng = srvocsp_engine_new(&c);
+    return w;
+}
+
+static void world_free(world *w)
+{
+    srvocsp_engine_free(w->eng);
+    fake_destroy(&w->fake);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+static srvocsp_handle *open_dir(world *w, const char *dir, unsigned flags)
+{
+    srvocsp_params p;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    srvocsp_handle *h;
+
+    sk_X509_push(chain, pki.ca.cert);
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    p.flags = flags;
+    p.directory = dir;
+    p.update_cb = on_event;
+    p.update_arg = w;
+    p.url_timeout_ms = 2000;
+    h = srvocsp_open(pki.good.cert, chain, &p);
+    sk_X509_free(chain);
+    return h;
+}
+
+static void stored_path(const char *dir, char *buf, size_t len)
+{
+    char name[SRVOCSP__STORE_NAME_LEN + 1];
+
+    assert_true(srvocsp__store_name(pki.good.cert, pki.ca.cert, name));
+    snprintf(buf, len, "%s/%s.der", dir, name);
+}
+
+static int setup(void **s)
+{
+    T = (int64_t)time(NULL);
+    return tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", T) ? 0 : -1;
+}
+
+static int teardown(void **s)
+{
+    tp_pki_free(&pki);
+    return 0;
+}
+
+static void test_restart_serves_from_disk_without_network(void **s)
+{
+    char *dir = tr_tmpdir("store"), path[1200];
+    world *a = world_new(T, 1), *b;
+    srvocsp_handle *h;
+    srvocsp_response *r;
+    struct stat st;
+
+    h = open_dir(a, dir, 0);
+    assert_non_null(h);
+    assert_int_equal(fake_requests(&a->fake), 1);
+    srvocsp_close(h);
+    world_free(a);
+    stored_path(dir, path, sizeof(path));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+
+    /* "Restart" an hour later with the responder down. */
+    b = world_new(T + 3600, 2);
+    b->mode = M_DOWN;
+    h = open_dir(b, dir, SRVOCSP_OPEN_ASYNC);
+    r = srvocsp_get1_response(h); /* the very first get */
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_this_update(r), T);
+    assert_int_equal(fake_requests(&b->fake), 0);
+    /* Its refresh is scheduled from the stored response's own times. */
+    assert_true(srvocsp_handle_next_attempt(h) <= T + DAY / 2);
+    assert_true(srvocsp_handle_next_attempt(h) > T + 3600);
+    srvocsp_response_free(r);
+    srvocsp_close(h);
+    world_free(b);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+static void test_directory_created(void **s)
+{
+    char *base = tr_tmpdir("store"), dir[1200];
+    world *w = world_new(T, 3);
+    srvocsp_handle *h;
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s/new/sub", base);
+    snprintf(dir, sizeof(dir), "%s/new", base);
+    h = open_dir(w, dir, 0);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0755);
+    srvocsp_close(h);
+    world_free(w);
+    tr_rmrf(base);
+    free(base);
+}
+
+typedef void (*spoil_fn)(const char *path, const char *dir);
+
+static void write_bytes(const char *path, const void *b, size_t n)
+{
+    assert_true(tp_write_file(path, b, n));
+}
+
+static void spoil_corrupt(const char *path, const char *dir)
+{
+    write_bytes(path, "this is not DER at all", 22);
+}
+
+static void spoil_empty(const char *path, const char *dir)
+{
+    write_bytes(path, "", 0);
+}
+
+static void spoil_truncated(const char *path, const char *dir)
+{
+    tp_resp_opts o;
+    size_t len;
+    unsigned char *der;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
+    der = tp_response(&o, &len);
+    write_bytes(path, der, len / 2);
+    free(der);
+}
+
+static void spoil_other_cert(const char *path, const char *dir)
+{
+    tp_resp_opts o;
+    size_t len;
+    unsigned char *der;
+
+    tp_resp_opts_init(&o, &pki.revoked, &pki.ca, T);
+    der = tp_response(&o, &len);
+    write_bytes(path, der, len);
+    free(der);
+}
+
+static void spoil_expired(const char *path, const char *dir)
+{
+    tp_resp_opts o;
+    size_t len;
+    unsigned char *der;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, T - 20 * 3600);
+    o.next_update = T - 3600;
+    der = tp_response(&o, &len);
+    write_bytes(path, der, len);
+    free(der);
+}
+
+static void spoil_wrong_key(const char *path, const char *dir)
+{
+    tp_resp_opts o;
+    size_t len;
+    unsigned char *der;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
+    o.signer = &pki.delegate_other; /* a responder of another CA */
+    o.include_signer = true;
+    der = tp_response(&o, &len);
+    write_bytes(path, der, len);
+    free(der);
+}
+
+static void spoil_directory(const char *path, const char *dir)
+{
+    assert_int_equal(mkdir(path, 0755), 0);
+}
+
+static void spoil_symlink(const char *path, const char *dir)
+{
+    char target[1300];
+    tp_resp_opts o;
+    size_t len;
+    unsigned char *der;
+
+    /* Even a symlink to a valid response is refused: the file is ours. */
+    snprintf(target, sizeof(target), "%s/elsewhere.der", dir);
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
+    der = tp_response(&o, &len);
+    write_bytes(target, der, len);
+    free(der);
+    assert_int_equal(symlink(target, path), 0);
+}
+
+static void test_bad_files_ignored_and_replaced(void **s)
+{
+    static const struct {
+        const char *name;
+        spoil_fn fn;
+        const char *reason;
+    } cases[] = {
+        {"corrupt", spoil_corrupt, "E_PARSE"},
+        {"empty", spoil_empty, "size 0"},
+        {"truncated", spoil_truncated, "E_PARSE"},
+        {"other certificate", spoil_other_cert, "E_NO_MATCH"},
+        {"expired", spoil_expired, "E_EXPIRED"},
+        {"wrong signer", spoil_wrong_key, "E_SIGNER"},
+        {"directory", spoil_directory, "not a regular file"},
+        {"symlink", spoil_symlink, "symbolic link"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *dir = tr_tmpdir("bad"), path[1200];
+        world *w = world_new(T, 10 + i);
+        srvocsp_handle *h;
+        srvocsp_response *r;
+        unsigned char *der;
+        size_t len;
+
+        stored_path(dir, path, sizeof(path));
+        cases[i].fn(path, dir);
+        w->mode = M_DOWN;
+        h = open_dir(w, dir, SRVOCSP_OPEN_ASYNC);
+        assert_non_null(h);
+        assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+        assert_null(srvocsp_get1_response(h));
+        print_message("  %-18s -> %.150s\n", cases[i].name, w->all_reasons);
+        assert_non_null(strstr(w->all_reasons, "stored response ignored"));
+        assert_non_null(strstr(w->all_reasons, cases[i].reason));
+        /* The next good fetch replaces it. */
+        if (strcmp(cases[i].name, "directory") == 0)
+            rmdir(path);
+        else if (strcmp(cases[i].name, "symlink") == 0)
+            unlink(path);
+        w->mode = M_GOOD;
+        manual_clock_set(&w->clock, srvocsp_handle_next_attempt(h));
+        assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+        r = srvocsp_get1_response(h);
+        assert_non_null(r);
+        der = tp_read_file(path, &len);
+        assert_non_null(der);
+        {
+            size_t rl;
+            const unsigned char *rd = srvocsp_response_der(r, &rl);
+
+            assert_int_equal(rl, len);
+            assert_memory_equal(rd, der, len);
+        }
+        free(der);
+        srvocsp_response_free(r);
+        srvocsp_close(h);
+        world_free(w);
+        tr_rmrf(dir);
+        free(dir);
+    }
+}
+
+static void check_unwritable(const char *dir)
+{
+    world *w = world_new(T, 30);
+    srvocsp_handle *h = open_dir(w, dir, 0);
+    srvocsp_response *r;
+    char why[600];
+
+    assert_non_null(h);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r); /* serving goes on from memory */
+    srvocsp_response_free(r);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    assert_int_equal(w->n_updated, 1);
+    assert_int_not_equal(w->last_store_errno, 0);
+    assert_int_equal(w->n_store_failed, 1);
+    srvocsp_handle_last_failure(h, why, sizeof(why));
+    print_message("  %s: store errno %d (%s)\n", dir, w->last_store_errno,
+                  strerror(w->last_store_errno));
+    srvocsp_close(h);
+    world_free(w);
+}
+
+static void test_unwritable_directory(void **s)
+{
+    char *base = tr_tmpdir("ro"), dir[1200], file[1200];
+
+    /* A path under a regular file: fails for root as well. */
+    snprintf(file, sizeof(file), "%s/plainfile", base);
+    write_bytes(file, "x", 1);
+    snprintf(dir, sizeof(dir), "%s/plainfile/store", base);
+    check_unwritable(dir);
+    /* A read-only directory (root ignores modes, so only as a user). */
+    if (geteuid() != 0) {
+        snprintf(dir, sizeof(dir), "%s/ro", base);
+        assert_int_equal(mkdir(dir, 0555), 0);
+        check_unwritable(dir);
+        chmod(dir, 0755);
+    }
+    tr_rmrf(base);
+    free(base);
+}
+
+static void test_crash_during_saves(void **s)
+{
+    enum { N = 6, ROUNDS = 40 };
+    char *dir = tr_tmpdir("crash"), path[1200], name[SRVOCSP__STORE_NAME_LEN + 1];
+    unsigned char *resp[N];
+    size_t len[N];
+    int round, i;
+
+    for (i = 0; i < N; i++) {
+        tp_resp_opts o;
+
+        tp_resp_opts_init(&o, &pki.good, &pki.ca, T + i);
+        o.include_signer = i % 2; /* different sizes */
+        resp[i] = tp_response(&o, &len[i]);
+    }
+    assert_true(srvocsp__store_name(pki.good.cert, pki.ca.cert, name));
+    snprintf(path, sizeof(path), "%s/%s.der", dir, name);
+    srand((unsigned)T);
+    for (round = 0; round < ROUNDS; round++) {
+        pid_t pid = fork();
+        unsigned char *got;
+        size_t gl;
+        int status, match = -1;
+
+        if (pid == 0) {
+            srvocsp__store *st = srvocsp__store_dir_new(dir);
+            char why[300];
+            int e;
+
+            for (unsigned k = 0;; k++)
+                st->ops->save(st, name, resp[k % N], len[k % N], &e, why, sizeof(why));
+        }
+        usleep((useconds_t)(1000 + rand() % 20000));
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        got = tp_read_file(path, &gl);
+        if (got == NULL)
+            continue; /* killed before the first rename: no file, fine */
+        for (i = 0; i < N; i++)
+            if (gl == len[i] && memcmp(got, resp[i], gl) == 0)
+                match = i;
+        assert_true(match >= 0); /* a whole response, never a part */
+        {
+            srvocsp_verify_opts vo;
+            srvocsp_response *r;
+
+            srvocsp_verify_opts_init(&vo);
+            vo.now = T + 10;
+            r = srvocsp_verify_der(got, gl, pki.good.cert, pki.ca.cert, &vo);
+            assert_non_null(r);
+            srvocsp_response_free(r);
+        }
+        free(got);
+    }
+    for (i = 0; i < N; i++)
+        free(resp[i]);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+/* Two processes share a directory; the parent drives both clocks. */
+static void child_loop(const char *dir, const char *count_file, int in, int out)
+{
+    world *w = world_new(T, (uint64_t)getpid());
+    srvocsp_handle *h;
+    int64_t t;
+
+    w->count_file = count_file;
+    h = open_dir(w, dir, 0);
+    if (write(out, "k", 1) != 1)
+        _exit(3);
+    while (read(in, &t, sizeof(t)) == sizeof(t)) {
+        srvocsp_response *r;
+        char ok;
+
+        manual_clock_set(&w->clock, t);
+        srvocsp_engine_settle(w->eng, 10000);
+        r = srvocsp_get1_response(h);
+        ok = r ? 'k' : 'x';
+        srvocsp_response_free(r);
+        if (write(out, &ok, 1) != 1)
+            break;
+    }
+    srvocsp_close(h);
+    world_free(w);
+    _exit(0);
+}
+
+static int count_lines(const char *path)
+{
+    size_t len = 0;
+    unsigned char *b = tp_read_file(path, &len);
+    int n = 0;
+
+    for (size_t i = 0; b && i < len; i++)
+        n += b[i] == '\n';
+    free(b);
+    return n;
+}
+
+static void test_processes_share_one_fetch(void **s)
+{
+    char *dir = tr_tmpdir("share"), count[1200];
+    int to[2][2], from[2][2], i, days = 5;
+    pid_t pid[2];
+    int64_t t;
+    char c;
+
+    snprintf(count, sizeof(count), "%s/requests.log", dir);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(pipe(to[i]), 0);
+        assert_int_equal(pipe(from[i]), 0);
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            /* Only the parent may hold write ends, or EOF never comes. */
+            for (int j = 0; j <= i; j++)
+                close(to[j][1]);
+            child_loop(dir, count, to[i][0], from[i][1]);
+        }
+        assert_int_equal(read(from[i][0], &c, 1), 1); /* opened */
+    }
+    /* Ten-minute steps over five days; responses live a day, so each
+     * process alone would fetch about twice a day. */
+    for (t = T + 600; t <= T + days * DAY; t += 600) {
+        for (i = 0; i < 2; i++)
+            assert_int_equal(write(to[i][1], &t, sizeof(t)), (ssize_t)sizeof(t));
+        for (i = 0; i < 2; i++) {
+            assert_int_equal(read(from[i][0], &c, 1), 1);
+            assert_int_equal(c, 'k'); /* both serve throughout */
+        }
+    }
+    for (i = 0; i < 2; i++) {
+        int status;
+
+        close(to[i][1]);
+        waitpid(pid[i], &status, 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(to[i][0]);
+        close(from[i][0]);
+        close(from[i][1]);
+    }
+    print_message("  2 processes, %d days: %d requests (each alone would make ~%d)\n", days,
+                  count_lines(count), 2 * days + 1);
+    /* One first fetch, then about one per refresh for both together. */
+    assert_true(count_lines(count) <= 2 * days + 3);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_restart_serves_from_disk_without_network),
+        cmocka_unit_test(test_directory_created),
+        cmocka_unit_test(test_bad_files_ignored_and_replaced),
+        cmocka_unit_test(test_unwritable_directory),
+        cmocka_unit_test(test_crash_during_saves),
+        cmocka_unit_test(test_processes_share_one_fetch),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
