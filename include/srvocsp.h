@@ -328,6 +328,10 @@ typedef struct srvocsp_params {
 
     srvocsp_update_cb update_cb; /* may be NULL */
     void *update_arg;
+    /* Called once with update_arg when the handle is finally freed, after
+     * its last callback has returned (so update_arg may be freed there).
+     * May be NULL. */
+    void (*update_arg_free)(void *update_arg);
 } srvocsp_params;
 
 /* srvocsp_params_init fills |p| with the defaults listed above. */

@@ -71,8 +71,12 @@ struct srvocsp_response {
 };
 
 SRVOCSP__HIDDEN srvocsp_response *srvocsp__response_new(const unsigned char *der, size_t len);
-/* Recovers the snapshot from the flat view pointer handed to callers. */
-SRVOCSP__HIDDEN srvocsp_response *srvocsp__response_from_view(const struct srvocsp__flat_view *v);
+/* Recovers the snapshot from the flat view pointer handed to callers
+ * (inline: the Windows-compatible library uses it without internal symbols). */
+static inline srvocsp_response *srvocsp__response_from_view(const struct srvocsp__flat_view *v)
+{
+    return (srvocsp_response *)(void *)((char *)(uintptr_t)v - offsetof(srvocsp_response, view));
+}
 
 /* ---- core/verify.c ---- */
 typedef struct srvocsp__policy {

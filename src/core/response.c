@@ -23,11 +23,6 @@ srvocsp_response *srvocsp__response_new(const unsigned char *der, size_t len)
     return r;
 }
 
-srvocsp_response *srvocsp__response_from_view(const struct srvocsp__flat_view *v)
-{
-    return (srvocsp_response *)((char *)v - offsetof(srvocsp_response, view));
-}
-
 srvocsp_response *srvocsp_response_up_ref(srvocsp_response *r)
 {
     if (r != NULL)

@@ -829,6 +829,8 @@ void srvocsp__engine_teardown_locked(srvocsp_engine *e)
                 srvocsp_handle *h = en->handles;
 
                 en->handles = h->next;
+                if (h->cb_arg_free != NULL)
+                    h->cb_arg_free(h->cb_arg);
                 free(h);
             }
             srvocsp__entry_retire_locked(en);

@@ -67,6 +67,7 @@ struct srvocsp_handle {
     srvocsp_clock clock;         /* copied: no pointer chase on get */
     srvocsp_update_cb cb;
     void *cb_arg;
+    void (*cb_arg_free)(void *);
     srvocsp_handle *prev, *next; /* entry's list, under eng->mu */
 };
 

@@ -239,6 +239,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     h->clock = e->clock;
     h->cb = params->update_cb;
     h->cb_arg = params->update_arg;
+    h->cb_arg_free = params->update_arg_free;
 
     pthread_mutex_lock(&e->mu);
     if (e->stop) {
@@ -372,6 +373,8 @@ void srvocsp_close(srvocsp_handle *h)
         srvocsp__entry_retire_locked(en);
     srvocsp__entry_unref_locked(en);
     pthread_mutex_unlock(&e->mu);
+    if (h->cb_arg_free != NULL)
+        h->cb_arg_free(h->cb_arg);
     free(h);
 }
 
