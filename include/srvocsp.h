@@ -85,7 +85,8 @@ typedef enum srvocsp_category {
     X(E_SHUTDOWN, 26, STATE, "the engine is shutting down")                                \
     X(E_INTERNAL, 27, INTERNAL, "internal error")                                          \
     X(E_UNSUPPORTED, 28, USAGE, "unsupported option or algorithm")                         \
-    X(E_STORE, 29, IO, "response store failed")
+    X(E_STORE, 29, IO, "response store failed")                                            \
+    X(E_STALE, 30, STATE, "the held response has less validity left than the minimum")
 
 typedef enum srvocsp_error {
 #define SRVOCSP__ENUM(name, num, cat, msg) SRVOCSP_##name = num,
@@ -367,7 +368,8 @@ SRVOCSP_EXPORT void srvocsp_close(srvocsp_handle *h);
  * it is time valid (nextUpdate - now >= min_validity) and its status is good
  * or revoked.  Never blocks, does no I/O, no allocation, no lock: safe on a
  * TLS handshake path from any number of threads.  Returns NULL with
- * E_OFFLINE (none, or not valid long enough) or E_STATUS_UNKNOWN. */
+ * E_OFFLINE (no response yet), E_STALE (the held one has less than
+ * min_validity left) or E_STATUS_UNKNOWN. */
 SRVOCSP_EXPORT srvocsp_response *srvocsp_get1_response(srvocsp_handle *h);
 
 /* srvocsp_handle_get0_leaf / _issuer borrow the handle's certificates. */

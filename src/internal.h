@@ -45,6 +45,11 @@ SRVOCSP__HIDDEN void srvocsp__fmt_time(int64_t t, char *buf, size_t len);
 /* Monotonic milliseconds, for real-time waits. */
 SRVOCSP__HIDDEN uint64_t srvocsp__mono_ms(void);
 
+/* ---- util/thread.c ---- */
+#include <pthread.h>
+SRVOCSP__HIDDEN int srvocsp__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+SRVOCSP__HIDDEN void srvocsp__note_fork_child(void);
+
 /* ---- core/response.c: immutable snapshots ---- */
 
 /* The byte layout crypt32 callers see (CERT_SERVER_OCSP_RESPONSE_CONTEXT):

@@ -730,7 +730,6 @@ static void *engine_main(void *arg)
  * without the lock is safe. */
 srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e)
 {
-    pthread_attr_t attr;
     int rc;
 
     while (e->joining)
@@ -751,9 +750,7 @@ srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e)
             return SRVOCSP_OK;
     }
     e->stop = false;
-    pthread_attr_init(&attr);
-    rc = pthread_create(&e->thread, &attr, engine_main, e);
-    pthread_attr_destroy(&attr);
+    rc = srvocsp__thread_create(&e->thread, engine_main, e);
     if (rc != 0) {
         srvocsp__set_error(SRVOCSP_E_INTERNAL, "cannot start the engine thread: %s", strerror(rc));
         return SRVOCSP_E_INTERNAL;

@@ -405,7 +405,7 @@ srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
     }
     if (r->expires - now < (int64_t)h->min_validity_s) {
         srvocsp_response_free(r);
-        srvocsp__set_error_code(SRVOCSP_E_OFFLINE);
+        srvocsp__set_error_code(SRVOCSP_E_STALE);
         return NULL;
     }
     return r;

@@ -42,6 +42,7 @@ static void atfork_child(void)
     srvocsp_engine *e;
     pthread_condattr_t ca;
 
+    srvocsp__note_fork_child();
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     for (e = g_engines; e != NULL; e = e->reg_next) {

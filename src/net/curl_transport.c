@@ -300,7 +300,7 @@ srvocsp_error srvocsp__curl_start(void *arg, const srvocsp_http_request *req,
         t->exited = false;
     }
     if (!t->thread_valid) {
-        if (pthread_create(&t->thread, NULL, curl_main, t) != 0) {
+        if (srvocsp__thread_create(&t->thread, curl_main, t) != 0) {
             pthread_mutex_unlock(&t->mu);
             xfer_free(x);
             return SRVOCSP_E_INTERNAL;

@@ -332,6 +332,10 @@ int tp_pki_make(tp_pki *p, const char *url, const char *dead_url, int64_t now)
          o.server_auth = true);
     MAKE(twourls, o.cn = "twourls.test"; o.serial = TP_SERIAL_TWOURLS; o.issuer = &p->ca;
          o.server_auth = true; o.ocsp_urls[0] = dead_url; o.ocsp_urls[1] = url);
+    MAKE(good_rsa, o.cn = "good.test"; o.serial = TP_SERIAL_GOOD_RSA; o.issuer = &p->ca;
+         o.server_auth = true; o.ocsp_urls[0] = url; o.key_type = TP_KEY_RSA);
+    MAKE(muststaple, o.cn = "muststaple.test"; o.serial = TP_SERIAL_MUSTSTAPLE; o.issuer = &p->ca;
+         o.server_auth = true; o.ocsp_urls[0] = url; o.must_staple = true);
 #undef MAKE
     return 1;
 }
@@ -340,7 +344,7 @@ void tp_pki_free(tp_pki *p)
 {
     tp_cert *all[] = {&p->root,     &p->ca,           &p->other_ca,       &p->delegate,
                       &p->delegate_noeku, &p->delegate_other, &p->delegate_expired, &p->good,
-                      &p->revoked,  &p->unknown,      &p->noaia,          &p->twourls};
+                      &p->revoked,  &p->unknown,      &p->noaia,          &p->twourls, &p->good_rsa, &p->muststaple};
     size_t i;
 
     for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -368,7 +372,8 @@ int tp_pki_write(const tp_pki *p, const char *dir)
     } leaves[] = {
         {"good", offsetof(tp_pki, good)},       {"revoked", offsetof(tp_pki, revoked)},
         {"unknown", offsetof(tp_pki, unknown)}, {"noaia", offsetof(tp_pki, noaia)},
-        {"twourls", offsetof(tp_pki, twourls)},
+        {"twourls", offsetof(tp_pki, twourls)}, {"good-rsa", offsetof(tp_pki, good_rsa)},
+        {"muststaple", offsetof(tp_pki, muststaple)},
     };
     size_t i;
 
@@ -403,6 +408,9 @@ int tp_pki_write(const tp_pki *p, const char *dir)
             TP_SERIAL_REVOKED);
     fprintf(f, "V\t%s\t\t%X\tunknown\t/O=srvocsp test/CN=noaia.test\n", exp, TP_SERIAL_NOAIA);
     fprintf(f, "V\t%s\t\t%X\tunknown\t/O=srvocsp test/CN=twourls.test\n", exp, TP_SERIAL_TWOURLS);
+    fprintf(f, "V\t%s\t\t%X\tunknown\t/O=srvocsp test/CN=good.test\n", exp, TP_SERIAL_GOOD_RSA);
+    fprintf(f, "V\t%s\t\t%X\tunknown\t/O=srvocsp test/CN=muststaple.test\n", exp,
+            TP_SERIAL_MUSTSTAPLE);
     ok &= fclose(f) == 0;
     snprintf(path, sizeof(path), "%s/index.txt.attr", dir);
     ok &= tp_write_file(path, "unique_subject = no\n", 20);

@@ -70,6 +70,8 @@ typedef struct tp_pki {
     tp_cert root, ca, other_ca;
     tp_cert delegate, delegate_noeku, delegate_other, delegate_expired;
     tp_cert good, revoked, unknown, noaia, twourls;
+    tp_cert good_rsa;            /* RSA key, for a dual RSA + ECDSA server */
+    tp_cert muststaple;          /* TLS Feature status_request */
 } tp_pki;
 
 #define TP_SERIAL_GOOD 0x1001
@@ -77,6 +79,8 @@ typedef struct tp_pki {
 #define TP_SERIAL_UNKNOWN 0x1003
 #define TP_SERIAL_NOAIA 0x1004
 #define TP_SERIAL_TWOURLS 0x1005
+#define TP_SERIAL_GOOD_RSA 0x1006
+#define TP_SERIAL_MUSTSTAPLE 0x1007
 
 /* Makes the PKI; leaves name |url| in their AIA (twourls names |dead_url|
  * first).  Times are relative to |now|. */
@@ -85,7 +89,7 @@ void tp_pki_free(tp_pki *p);
 /* Writes PEM files and an openssl-ocsp index into |dir|:
  *   root.pem ca.pem ca.key delegate.pem delegate.key
  *   good.pem (leaf + ca) good.key, revoked.pem, unknown.pem, noaia.pem,
- *   twourls.pem, index.txt, index.txt.attr */
+ *   twourls.pem, good-rsa.pem, muststaple.pem, index.txt, index.txt.attr */
 int tp_pki_write(const tp_pki *p, const char *dir);
 
 #endif

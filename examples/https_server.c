@@ -1,0 +1,230 @@
+/*
+ * A small HTTPS server that staples: the whole integration is the block
+ * marked "stapling" below.  Every page says hello and shows the staple's
+ * status and times, and the stapling counters.
+ *
+ *   https_server --cert CHAIN.pem --key KEY.pem [--cert CHAIN2.pem --key KEY2.pem]
+ *                [--dir DIR] [--port N]
+ *
+ * Each --cert file holds the certificate, then its issuer (and further CAs).
+ * Two pairs (e.g. RSA and ECDSA) share one context; each client gets the
+ * staple of the certificate it negotiated.  Listens on 127.0.0.1.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "srvocsp.h"
+#include "srvocsp/openssl.h"
+
+#define MAX_PAIRS 2
+
+static volatile sig_atomic_t stopping;
+static SSL_CTX *ctx;
+static srvocsp_handle *handles[MAX_PAIRS];
+static int n_handles;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
+{
+    char tu[32] = "-", nu[32] = "-";
+    time_t t;
+
+    (void)h;
+    if (ev->response) {
+        t = (time_t)srvocsp_response_this_update(ev->response);
+        strftime(tu, sizeof(tu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+        t = (time_t)srvocsp_response_next_update(ev->response);
+        strftime(nu, sizeof(nu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    }
+    fprintf(stderr, "https_server: %s: %s%s%s thisUpdate=%s nextUpdate=%s\n", (const char *)arg,
+            ev->type == SRVOCSP_EVENT_UPDATED   ? "new good response"
+            : ev->type == SRVOCSP_EVENT_REVOKED ? "REVOKED"
+            : ev->type == SRVOCSP_EVENT_UNKNOWN ? "responder says unknown"
+                                                : "retrieval failed: ",
+            ev->type == SRVOCSP_EVENT_FAILED ? ev->reason : "", "", tu, nu);
+}
+
+static void on_must_staple(SSL *ssl, srvocsp_handle *h, void *arg)
+{
+    (void)ssl;
+    (void)h;
+    (void)arg;
+    fprintf(stderr, "https_server: WARNING: must-staple certificate served without a staple\n");
+}
+
+static void describe(char *buf, size_t len)
+{
+    srvocsp_ssl_stats st;
+    size_t used = 0;
+
+    for (int i = 0; i < n_handles; i++) {
+        srvocsp_response *r = srvocsp_get1_response(handles[i]);
+        char subject[256] = "?";
+
+        X509_NAME_oneline(X509_get_subject_name(srvocsp_handle_get0_leaf(handles[i])), subject,
+                          sizeof(subject));
+        if (r) {
+            char tu[32], nu[32];
+            time_t a = (time_t)srvocsp_response_this_update(r),
+                   b = (time_t)srvocsp_response_next_update(r);
+
+            strftime(tu, sizeof(tu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&a));
+            strftime(nu, sizeof(nu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&b));
+            used += (size_t)snprintf(buf + used, len - used,
+                                     "%s: staple %s, thisUpdate %s, nextUpdate %s\n", subject,
+                                     srvocsp_response_status(r) == SRVOCSP_STATUS_GOOD ? "good"
+                                                                                       : "revoked",
+                                     tu, nu);
+            srvocsp_response_free(r);
+        } else {
+            used += (size_t)snprintf(buf + used, len - used, "%s: no staple (%s)\n", subject,
+                                     srvocsp_strerror(srvocsp_last_error()));
+        }
+        if (used >= len)
+            return;
+    }
+    srvocsp_ssl_ctx_get_stats(ctx, &st);
+    snprintf(buf + used, len - used,
+             "handshakes stapled %llu, without staple: none yet %llu, expired %llu, unknown %llu\n",
+             (unsigned long long)st.stapled, (unsigned long long)st.unstapled_none,
+             (unsigned long long)st.unstapled_expired, (unsigned long long)st.unstapled_unknown);
+}
+
+static void *serve(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    SSL *ssl = SSL_new(ctx);
+    char req[2048], body[4096], resp[5000];
+    int n;
+
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+        n = SSL_read(ssl, req, sizeof(req) - 1);
+        if (n > 0) {
+            describe(body, sizeof(body));
+            n = snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                         "Connection: close\r\n\r\nhello from srvocsp's example server\n%s",
+                         strlen(body) + 36, body);
+            SSL_write(ssl, resp, n);
+        }
+        SSL_shutdown(ssl);
+    }
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *certs[MAX_PAIRS], *keys[MAX_PAIRS], *dir = NULL;
+    int n_certs = 0, n_keys = 0, port = 8443, lfd, one = 1, i;
+    struct sockaddr_in a;
+    srvocsp_params p;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc && n_certs < MAX_PAIRS)
+            certs[n_certs++] = argv[++i];
+        else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc && n_keys < MAX_PAIRS)
+            keys[n_keys++] = argv[++i];
+        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+            port = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s --cert CHAIN.pem --key KEY.pem [--cert CHAIN2.pem --key "
+                            "KEY2.pem] [--dir DIR] [--port N]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (n_certs == 0 || n_certs != n_keys) {
+        fprintf(stderr, "https_server: give --cert and --key in pairs\n");
+        return 2;
+    }
+    ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+
+    /* ---- stapling: one handle per certificate, attached to the context ---- */
+    srvocsp_params_init(&p);
+    p.directory = dir;          /* staple from the first handshake after a restart */
+    p.flags = SRVOCSP_OPEN_ASYNC; /* never delay start-up on the responder */
+    p.update_cb = on_update;
+    for (i = 0; i < n_certs; i++) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, certs[i]) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, keys[i], SSL_FILETYPE_PEM) != 1) {
+            fprintf(stderr, "https_server: cannot load %s / %s\n", certs[i], keys[i]);
+            ERR_print_errors_fp(stderr);
+            return 1;
+        }
+        p.update_arg = (void *)certs[i];
+        handles[i] = srvocsp_open_pem(certs[i], NULL, &p);
+        if (handles[i] == NULL) {
+            fprintf(stderr, "https_server: %s: %s (serving without stapling)\n", certs[i],
+                    srvocsp_last_error_text());
+            continue;
+        }
+        srvocsp_ssl_ctx_attach(ctx, handles[i]);
+        handles[n_handles++] = handles[i];
+    }
+    srvocsp_ssl_ctx_set_must_staple_cb(ctx, on_must_staple, NULL);
+    /* ---- end of stapling ---- */
+
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 64) != 0) {
+        fprintf(stderr, "https_server: cannot listen on 127.0.0.1:%d: %s\n", port,
+                strerror(errno));
+        return 1;
+    }
+    {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal; /* no SA_RESTART: accept() returns EINTR */
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+    }
+    fprintf(stderr, "https_server: listening on 127.0.0.1:%d\n", port);
+    while (!stopping) {
+        int fd = accept(lfd, NULL, NULL);
+        pthread_t t;
+
+        if (fd < 0)
+            continue;
+        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) != 0) {
+            close(fd);
+            continue;
+        }
+        pthread_detach(t);
+    }
+    fprintf(stderr, "https_server: stopping\n");
+    close(lfd);
+    for (i = 0; i < n_handles; i++)
+        srvocsp_close(handles[i]);
+    SSL_CTX_free(ctx);
+    srvocsp_cleanup();
+    return 0;
+}

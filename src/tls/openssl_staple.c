@@ -1,0 +1,195 @@
+/*
+ * The certificate status callback.  Per handshake: find the handle of the
+ * certificate OpenSSL selected (pointer compare, then the cached digest),
+ * take a reference to its snapshot (lock-free), copy the DER into the
+ * buffer OpenSSL takes ownership of.  No parsing, no I/O, no lock.
+ */
+#include "internal.h"
+#include "srvocsp/openssl.h"
+
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <limits.h>
+#include <string.h>
+
+#define MAX_ATTACHED 8
+
+typedef struct attached {
+    srvocsp_handle *h;
+    X509 *leaf;          /* borrowed from the handle */
+    bool must_staple;
+} attached;
+
+typedef struct staple_ctx {
+    attached items[MAX_ATTACHED];
+    int n;
+    srvocsp_must_staple_cb must_cb;
+    void *must_arg;
+    atomic_uint_fast64_t stapled, none, expired, unknown, no_handle, must_unstapled;
+} staple_ctx;
+
+static int g_index = -1;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void staple_ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                            void *argp)
+{
+    staple_ctx *sc = ptr;
+
+    if (sc == NULL)
+        return;
+    for (int i = 0; i < sc->n; i++)
+        srvocsp_close(sc->items[i].h);
+    free(sc);
+}
+
+static void init_index(void)
+{
+    g_index = SSL_CTX_get_ex_new_index(0, "srvocsp", NULL, NULL, staple_ctx_free);
+}
+
+static staple_ctx *get_sc(SSL_CTX *ctx)
+{
+    pthread_once(&g_once, init_index);
+    return g_index < 0 ? NULL : SSL_CTX_get_ex_data(ctx, g_index);
+}
+
+/* RFC 7633: TLS Feature extension listing status_request (5). */
+static bool has_must_staple(X509 *x)
+{
+    STACK_OF(ASN1_INTEGER) *features = X509_get_ext_d2i(x, NID_tlsfeature, NULL, NULL);
+    bool found = false;
+
+    for (int i = 0; features != NULL && i < sk_ASN1_INTEGER_num(features); i++)
+        if (ASN1_INTEGER_get(sk_ASN1_INTEGER_value(features, i)) == 5)
+            found = true;
+    sk_ASN1_INTEGER_pop_free(features, ASN1_INTEGER_free);
+    return found;
+}
+
+int srvocsp_ssl_ctx_attach(SSL_CTX *ctx, srvocsp_handle *h)
+{
+    staple_ctx *sc;
+
+    if (ctx == NULL || h == NULL) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_ssl_ctx_attach: %s",
+                           ctx ? "no handle" : "no SSL_CTX");
+        return 0;
+    }
+    sc = get_sc(ctx);
+    if (g_index < 0) {
+        srvocsp__set_error(SRVOCSP_E_INTERNAL, "cannot allocate SSL_CTX ex_data index");
+        return 0;
+    }
+    if (sc == NULL) {
+        sc = calloc(1, sizeof(*sc));
+        if (sc == NULL || !SSL_CTX_set_ex_data(ctx, g_index, sc)) {
+            free(sc);
+            srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+            return 0;
+        }
+        SSL_CTX_set_tlsext_status_cb(ctx, srvocsp_ssl_status_cb);
+        SSL_CTX_set_tlsext_status_arg(ctx, ctx);
+    }
+    if (sc->n == MAX_ATTACHED) {
+        srvocsp__set_error(SRVOCSP_E_UNSUPPORTED, "at most %d handles per SSL_CTX", MAX_ATTACHED);
+        return 0;
+    }
+    sc->items[sc->n].h = srvocsp_handle_up_ref(h);
+    sc->items[sc->n].leaf = srvocsp_handle_get0_leaf(h);
+    sc->items[sc->n].must_staple = has_must_staple(sc->items[sc->n].leaf);
+    sc->n++;
+    return 1;
+}
+
+int srvocsp_ssl_ctx_set_must_staple_cb(SSL_CTX *ctx, srvocsp_must_staple_cb cb, void *arg)
+{
+    staple_ctx *sc = ctx ? get_sc(ctx) : NULL;
+
+    if (sc == NULL)
+        return 0;
+    sc->must_cb = cb;
+    sc->must_arg = arg;
+    return 1;
+}
+
+void srvocsp_ssl_ctx_get_stats(SSL_CTX *ctx, srvocsp_ssl_stats *out)
+{
+    staple_ctx *sc = ctx ? get_sc(ctx) : NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (sc == NULL)
+        return;
+    out->stapled = atomic_load_explicit(&sc->stapled, memory_order_relaxed);
+    out->unstapled_none = atomic_load_explicit(&sc->none, memory_order_relaxed);
+    out->unstapled_expired = atomic_load_explicit(&sc->expired, memory_order_relaxed);
+    out->unstapled_unknown = atomic_load_explicit(&sc->unknown, memory_order_relaxed);
+    out->unstapled_no_handle = atomic_load_explicit(&sc->no_handle, memory_order_relaxed);
+    out->must_staple_unstapled = atomic_load_explicit(&sc->must_unstapled, memory_order_relaxed);
+}
+
+static void count(atomic_uint_fast64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
+{
+    /* After SNI the handshake may use another context than |arg|. */
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    staple_ctx *sc = get_sc(ctx ? ctx : arg);
+    X509 *cert = SSL_get_certificate(ssl); /* the one selected for this handshake */
+    const attached *a = NULL;
+    srvocsp_response *r;
+    unsigned char *copy;
+    const unsigned char *der;
+    size_t len;
+    int i;
+
+    if (sc == NULL || cert == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    for (i = 0; i < sc->n && a == NULL; i++)
+        if (sc->items[i].leaf == cert)
+            a = &sc->items[i];
+    for (i = 0; i < sc->n && a == NULL; i++)
+        if (X509_cmp(sc->items[i].leaf, cert) == 0) /* cached digests */
+            a = &sc->items[i];
+    if (a == NULL) {
+        count(&sc->no_handle);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    r = srvocsp_get1_response(a->h);
+    if (r == NULL) {
+        srvocsp_error why = srvocsp_last_error();
+
+        count(why == SRVOCSP_E_STALE            ? &sc->expired
+              : why == SRVOCSP_E_STATUS_UNKNOWN ? &sc->unknown
+                                                : &sc->none);
+        if (a->must_staple) {
+            count(&sc->must_unstapled);
+            if (sc->must_cb)
+                sc->must_cb(ssl, a->h, sc->must_arg);
+        }
+        /* Not acknowledged: the handshake goes on without a staple, never
+         * with an alert, an expired response or tryLater. */
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    der = srvocsp_response_der(r, &len);
+    copy = OPENSSL_malloc(len); /* OpenSSL frees it with the SSL */
+    if (copy == NULL || len > LONG_MAX) {
+        OPENSSL_free(copy);
+        srvocsp_response_free(r);
+        count(&sc->none);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    memcpy(copy, der, len);
+    srvocsp_response_free(r);
+    if (!SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)len)) {
+        OPENSSL_free(copy);
+        count(&sc->none);
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    count(&sc->stapled);
+    return SSL_TLSEXT_ERR_OK;
+}
