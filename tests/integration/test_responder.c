@@ -9,6 +9,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "peers.h"
 #include "srvocsp.h"
@@ -195,6 +198,44 @@ static void test_responder_down_sync_open_bounded(void **s)
     srvocsp_close(h);
 }
 
+/* A responder that accepts and never answers must not delay the others. */
+static void test_hung_responder_does_not_delay_others(void **s)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char url[64];
+    srvocsp_params p;
+    srvocsp_handle *hung, *h;
+    struct timespec t0, t1;
+    long ms;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    srvocsp_params_init(&p);
+    p.responder_url = url;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    p.url_timeout_ms = 10000;
+    hung = srvocsp_open_pem(cert_path[1], NULL, &p); /* hangs for 10 s */
+    assert_non_null(hung);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    h = open_file(cert_path[2], 0, NULL); /* another certificate, same engine */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    print_message("  open while another responder hangs: %ld ms\n", ms);
+    assert_true(ms < 2000);
+    assert_null(srvocsp_get1_response(h)); /* unknown.pem: answered, not served */
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STATUS_UNKNOWN);
+    srvocsp_close(h);
+    srvocsp_close(hung);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_dead_first_url),
         cmocka_unit_test(test_no_aia),
         cmocka_unit_test(test_responder_down_sync_open_bounded),
+        cmocka_unit_test(test_hung_responder_does_not_delay_others),
     };
     if (system("openssl version >/dev/null 2>&1") != 0) {
         fprintf(stderr, "SKIP: openssl command not found\n");

@@ -1,0 +1,165 @@
+/* The status callback in-process: SNI across contexts, counters, no staple
+ * without a valid response, must-staple report. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fake.h"
+#include "srvocsp/openssl.h"
+#include "testpki.h"
+#include "tlspair.h"
+
+static tp_pki pki;
+static manual_clock clk;
+static fake_transport fake;
+static srvocsp_engine *eng;
+static int64_t T;
+static atomic_bool down;
+
+/* Each handle has its own responder path; "unknown" is down. */
+static void handler(void *arg, const char *url, fake_reply *out)
+{
+    const tp_cert *leaf = strstr(url, "/good/") ? &pki.good
+                          : strstr(url, "/must/") ? &pki.muststaple
+                                                  : NULL;
+    tp_resp_opts o;
+
+    (void)arg;
+    if (atomic_load(&down) || leaf == NULL) {
+        out->error = SRVOCSP_E_TRANSPORT;
+        return;
+    }
+    tp_resp_opts_init(&o, leaf, &pki.ca, atomic_load(&clk.now));
+    out->body = tp_response(&o, &out->len);
+}
+
+static srvocsp_handle *open_leaf(const tp_cert *leaf, const char *url)
+{
+    srvocsp_params p;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    srvocsp_handle *h;
+
+    sk_X509_push(chain, pki.ca.cert);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.responder_url = url;
+    h = srvocsp_open(leaf->cert, chain, &p);
+    sk_X509_free(chain);
+    return h;
+}
+
+static SSL_CTX *second;
+
+static int on_sni(SSL *ssl, int *alert, void *arg)
+{
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+    if (name && strcmp(name, "muststaple.test") == 0)
+        SSL_set_SSL_CTX(ssl, second);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int must_calls;
+static void on_must(SSL *ssl, srvocsp_handle *h, void *arg)
+{
+    must_calls++;
+}
+
+static void test_sni_contexts_and_counters(void **s)
+{
+    srvocsp_engine_config c;
+    SSL_CTX *first, *client;
+    srvocsp_handle *hg, *hm, *hu;
+    srvocsp_ssl_stats st;
+    tls_result r;
+
+    T = (int64_t)time(NULL);
+    assert_true(tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", T));
+    manual_clock_init(&clk, T);
+    fake_init(&fake, &clk, handler, NULL);
+    srvocsp_engine_config_init(&c);
+    c.clock = &clk.clock;
+    c.transport = &fake.transport;
+    c.jitter_percent = 0;
+    eng = srvocsp_engine_new(&c);
+
+    first = tls_server_ctx(&pki.good, &pki.ca);
+    second = tls_server_ctx(&pki.muststaple, &pki.ca);
+    client = tls_client_ctx(&pki.root, true);
+    SSL_CTX_set_tlsext_servername_callback(first, on_sni);
+    hg = open_leaf(&pki.good, "http://fake.test/good/");
+    hm = open_leaf(&pki.muststaple, "http://fake.test/must/");
+    hu = open_leaf(&pki.unknown, "http://fake.test/unknown/");
+    assert_int_equal(srvocsp_ssl_ctx_attach(first, hg), 1);
+    assert_int_equal(srvocsp_ssl_ctx_attach(second, hm), 1);
+    assert_int_equal(srvocsp_ssl_ctx_set_must_staple_cb(second, on_must, NULL), 1);
+    assert_int_equal(srvocsp_ssl_ctx_attach(NULL, hg), 0);
+
+    /* A certificate whose responder is down: no staple, the handshake
+     * completes. */
+    {
+        SSL_CTX *third = tls_server_ctx(&pki.unknown, &pki.ca);
+
+        assert_int_equal(srvocsp_ssl_ctx_attach(third, hu), 1);
+        r = tls_handshake(third, client, "unknown.test", true);
+        assert_true(r.ok);
+        assert_int_equal(r.staple_serial, -1);
+        srvocsp_ssl_ctx_get_stats(third, &st);
+        assert_int_equal(st.unstapled_none, 1);
+        SSL_CTX_free(third);
+    }
+    r = tls_handshake(first, client, "good.test", true);
+    assert_true(r.ok);
+    assert_int_equal(r.staple_serial, TP_SERIAL_GOOD);
+    r = tls_handshake(first, client, "muststaple.test", true);
+    assert_true(r.ok);
+    assert_int_equal(r.staple_serial, TP_SERIAL_MUSTSTAPLE); /* the SNI context's handle */
+    r = tls_handshake(first, client, "good.test", false); /* client asks for no staple */
+    assert_true(r.ok);
+    srvocsp_ssl_ctx_get_stats(first, &st);
+    assert_int_equal(st.stapled, 1);
+    srvocsp_ssl_ctx_get_stats(second, &st);
+    assert_int_equal(st.stapled, 1);
+
+    /* Past the response's validity (the responder now fails for all):
+     * no staple, the handshake goes on, counted as expired; must-staple
+     * reported. */
+    atomic_store(&down, true);
+    {
+        srvocsp_response *cur = srvocsp_get1_response(hm);
+        int64_t exp = srvocsp_response_expires(cur);
+
+        srvocsp_response_free(cur);
+        manual_clock_set(&clk, exp - 599);
+    }
+    r = tls_handshake(first, client, "muststaple.test", true);
+    assert_true(r.ok);
+    assert_int_equal(r.staple_serial, -1);
+    srvocsp_ssl_ctx_get_stats(second, &st);
+    assert_int_equal(st.unstapled_expired, 1);
+    assert_int_equal(st.must_staple_unstapled, 1);
+    assert_int_equal(must_calls, 1);
+
+    srvocsp_close(hg);
+    srvocsp_close(hm);
+    srvocsp_close(hu);
+    SSL_CTX_free(first); /* releases the attached handles */
+    SSL_CTX_free(second);
+    SSL_CTX_free(client);
+    srvocsp_engine_free(eng);
+    fake_destroy(&fake);
+    tp_pki_free(&pki);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sni_contexts_and_counters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
