@@ -97,7 +97,7 @@ static void finish(xfer *x, CURLcode rc)
         res.body = x->buf;
         res.body_len = x->len;
         res.error = SRVOCSP_OK;
-    } else if (x->too_large) {
+    } else if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         res.error = SRVOCSP_E_TOO_LARGE;
         res.detail = "body exceeds max_response_size";
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {

@@ -1,0 +1,238 @@
+/*
+ * Every way a responder can go wrong, against the real libcurl transport:
+ * after each, what get returns (the previous good response, the new one, or
+ * nothing), the reason reported, and that other certificates kept being
+ * refreshed meanwhile.  The list is docs/bad-inputs.md.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "evil.h"
+#include "fake.h"
+#include "peers.h"
+#include "srvocsp.h"
+#include "testpki.h"
+
+#define VALIDITY 86400
+
+typedef enum { KEEP, NEW_GOOD, NEW_REVOKED, NOTHING } outcome;
+
+typedef struct row {
+    evil_scenario s;     /* EVIL__COUNT: connection refused */
+    outcome want;
+    srvocsp_error err;   /* for KEEP */
+} row;
+
+static const row rows[] = {
+    {EVIL__COUNT, KEEP, SRVOCSP_E_TRANSPORT},
+    {EVIL_HANG, KEEP, SRVOCSP_E_TIMEOUT},
+    {EVIL_DRIP, KEEP, SRVOCSP_E_TIMEOUT},
+    {EVIL_CLOSE_MID, KEEP, SRVOCSP_E_TRANSPORT},
+    {EVIL_HTTP404, KEEP, SRVOCSP_E_HTTP_STATUS},
+    {EVIL_HTTP500, KEEP, SRVOCSP_E_HTTP_STATUS},
+    {EVIL_HTTP503, KEEP, SRVOCSP_E_HTTP_STATUS},
+    {EVIL_BAD_CTYPE, KEEP, SRVOCSP_E_CONTENT_TYPE},
+    {EVIL_EMPTY, KEEP, SRVOCSP_E_PARSE},
+    {EVIL_TRUNCATED, KEEP, SRVOCSP_E_PARSE},
+    {EVIL_GARBAGE, KEEP, SRVOCSP_E_PARSE},
+    {EVIL_TOO_LARGE, KEEP, SRVOCSP_E_TOO_LARGE},
+    {EVIL_REDIRECT, KEEP, SRVOCSP_E_HTTP_STATUS},
+    {EVIL_MALFORMED, KEEP, SRVOCSP_E_RESPONSE_STATUS},
+    {EVIL_INTERNAL, KEEP, SRVOCSP_E_RESPONSE_STATUS},
+    {EVIL_TRYLATER, KEEP, SRVOCSP_E_RESPONSE_STATUS},
+    {EVIL_SIGREQUIRED, KEEP, SRVOCSP_E_RESPONSE_STATUS},
+    {EVIL_UNAUTHORIZED, KEEP, SRVOCSP_E_RESPONSE_STATUS},
+    {EVIL_UNKNOWN, NOTHING, SRVOCSP_OK},
+    {EVIL_REVOKED, NEW_REVOKED, SRVOCSP_OK},
+    {EVIL_OTHER_CERT, KEEP, SRVOCSP_E_NO_MATCH},
+    {EVIL_WRONG_SERIAL, KEEP, SRVOCSP_E_NO_MATCH},
+    {EVIL_WRONG_NAME_HASH, KEEP, SRVOCSP_E_NO_MATCH},
+    {EVIL_WRONG_KEY_HASH, KEEP, SRVOCSP_E_NO_MATCH},
+    {EVIL_WRONG_KEY, KEEP, SRVOCSP_E_SIGNATURE},
+    {EVIL_DELEGATE_NOEKU, KEEP, SRVOCSP_E_SIGNER},
+    {EVIL_DELEGATE_OTHER_CA, KEEP, SRVOCSP_E_SIGNER},
+    {EVIL_DELEGATE_EXPIRED, KEEP, SRVOCSP_E_SIGNER_EXPIRED},
+    {EVIL_DELEGATE_OK, NEW_GOOD, SRVOCSP_OK},
+    {EVIL_FUTURE, KEEP, SRVOCSP_E_NOT_YET_VALID},
+    {EVIL_PAST, KEEP, SRVOCSP_E_EXPIRED},
+    {EVIL_NO_NEXT, NEW_GOOD, SRVOCSP_OK},
+    {EVIL_ROLLBACK, KEEP, SRVOCSP_E_ROLLBACK},
+    {EVIL_SHA256, NEW_GOOD, SRVOCSP_OK},
+    {EVIL_NOT_FIRST, NEW_GOOD, SRVOCSP_OK},
+    {EVIL_CRITICAL_EXT, KEEP, SRVOCSP_E_CRITICAL_EXT},
+    {EVIL_GOOD, NEW_GOOD, SRVOCSP_OK},
+};
+
+static tp_pki pki;
+static manual_clock clk;
+static evil *ev;
+static int64_t T0;
+
+typedef struct events {
+    pthread_mutex_t mu;
+    srvocsp_error last_err;
+    char reason[600];
+    int failed;
+} events;
+
+static void on_event(srvocsp_handle *h, const srvocsp_event *e, void *arg)
+{
+    events *ev_ = arg;
+
+    pthread_mutex_lock(&ev_->mu);
+    if (e->type == SRVOCSP_EVENT_FAILED) {
+        ev_->failed++;
+        ev_->last_err = e->error;
+        snprintf(ev_->reason, sizeof(ev_->reason), "%s", e->reason);
+    }
+    pthread_mutex_unlock(&ev_->mu);
+}
+
+static srvocsp_handle *open_url(srvocsp_engine *eng, const tp_cert *leaf, const char *url,
+                                events *e)
+{
+    srvocsp_params p;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    srvocsp_handle *h;
+
+    sk_X509_push(chain, pki.ca.cert);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.responder_url = url;
+    p.url_timeout_ms = 1000;
+    p.update_cb = e ? on_event : NULL;
+    p.update_arg = e;
+    h = srvocsp_open(leaf->cert, chain, &p);
+    sk_X509_free(chain);
+    return h;
+}
+
+static int64_t this_update_of(srvocsp_handle *h)
+{
+    srvocsp_response *r = srvocsp_get1_response(h);
+    int64_t t = srvocsp_response_this_update(r);
+
+    srvocsp_response_free(r);
+    return t;
+}
+
+static int setup(void **s)
+{
+    T0 = (int64_t)time(NULL);
+    if (!tp_pki_make(&pki, "http://127.0.0.1:1/", "http://127.0.0.1:1/", T0))
+        return -1;
+    manual_clock_init(&clk, T0);
+    ev = evil_start(&pki, clk.clock.now, clk.clock.ctx, VALIDITY);
+    return ev ? 0 : -1;
+}
+
+static int teardown(void **s)
+{
+    evil_stop(ev);
+    tp_pki_free(&pki);
+    return 0;
+}
+
+static void test_every_bad_answer(void **s)
+{
+    char base[64], url[128], good_url[128];
+    size_t i;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", evil_port(ev));
+    snprintf(good_url, sizeof(good_url), "%s/good/", base);
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const row *r = &rows[i];
+        srvocsp_engine_config c;
+        srvocsp_engine *eng;
+        srvocsp_handle *h, *other;
+        srvocsp_response *resp;
+        events e;
+        evil *ev2 = NULL;
+        int64_t t1 = T0 + VALIDITY / 2;
+
+        memset(&e, 0, sizeof(e));
+        pthread_mutex_init(&e.mu, NULL);
+        manual_clock_set(&clk, T0);
+        srvocsp_engine_config_init(&c);
+        c.clock = &clk.clock;
+        c.jitter_percent = 0;
+        eng = srvocsp_engine_new(&c);
+        evil_set_slot(ev, (int)i % 16, EVIL_GOOD);
+        snprintf(url, sizeof(url), "%s/k%d/", base, (int)i % 16);
+        if (r->s == EVIL__COUNT) {
+            /* Refused: a responder that answers once, then is gone. */
+            ev2 = evil_start(&pki, clk.clock.now, clk.clock.ctx, VALIDITY);
+            snprintf(url, sizeof(url), "http://127.0.0.1:%d/good/", evil_port(ev2));
+        }
+        h = open_url(eng, &pki.good, url, &e);
+        other = open_url(eng, &pki.twourls, good_url, NULL);
+        assert_int_equal(this_update_of(h), T0);
+        assert_int_equal(this_update_of(other), T0);
+        if (r->s == EVIL__COUNT) {
+            evil_stop(ev2);
+            ev2 = NULL;
+        } else {
+            evil_set_slot(ev, (int)i % 16, r->s);
+        }
+        manual_clock_set(&clk, t1); /* both due: halfway */
+        assert_int_equal(srvocsp_engine_settle(eng, 20000), SRVOCSP_OK);
+
+        /* Other certificates kept being refreshed meanwhile. */
+        assert_int_equal(this_update_of(other), t1);
+        resp = srvocsp_get1_response(h);
+        print_message("  %-24s -> %-11s %s\n",
+                      r->s == EVIL__COUNT ? "connection-refused" : evil_name(r->s),
+                      resp == NULL                                 ? "serves none"
+                      : srvocsp_response_this_update(resp) == T0 ? "keeps old"
+                      : srvocsp_response_status(resp) == SRVOCSP_STATUS_GOOD ? "new good"
+                                                                             : "new revoked",
+                      e.failed ? e.reason : "");
+        switch (r->want) {
+        case KEEP:
+            assert_non_null(resp);
+            assert_int_equal(srvocsp_response_this_update(resp), T0); /* the previous one */
+            assert_int_equal(e.last_err, r->err);
+            {
+                char why[600];
+
+                assert_int_equal(srvocsp_handle_last_failure(h, why, sizeof(why)), r->err);
+                assert_true(strlen(why) > 10);
+            }
+            break;
+        case NEW_GOOD:
+        case NEW_REVOKED:
+            assert_non_null(resp);
+            assert_int_equal(srvocsp_response_this_update(resp), t1);
+            assert_int_equal(srvocsp_response_status(resp), r->want == NEW_GOOD
+                                                                ? SRVOCSP_STATUS_GOOD
+                                                                : SRVOCSP_STATUS_REVOKED);
+            assert_int_equal(e.failed, 0);
+            break;
+        case NOTHING:
+            assert_null(resp);
+            assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STATUS_UNKNOWN);
+            break;
+        }
+        srvocsp_response_free(resp);
+        srvocsp_close(h);
+        srvocsp_close(other);
+        srvocsp_engine_free(eng);
+        pthread_mutex_destroy(&e.mu);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_bad_answer),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

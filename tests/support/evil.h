@@ -1,0 +1,80 @@
+/*
+ * A fault-injecting OCSP responder for tests: HTTP/1.1 on 127.0.0.1, real
+ * responses signed with the test PKI, and every way a responder (or
+ * someone in the middle) can go wrong.
+ *
+ * The scenario comes from the first path segment: a scenario name
+ * ("/trylater/<request>") fixes it; "/k<N>/" uses control slot N, which the
+ * test switches with evil_set_slot.  "fast" serves pre-signed responses
+ * from a cache over keep-alive (for benchmarks).
+ */
+#ifndef SRVOCSP_EVIL_H
+#define SRVOCSP_EVIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "testpki.h"
+
+#define EVIL_SCENARIOS(X)                                                                          \
+    X(GOOD, "good")                                                                                \
+    X(FAST, "fast")                                                                                \
+    X(HANG, "hang")                                                                                \
+    X(DRIP, "drip")                                                                                \
+    X(CLOSE_MID, "close-mid-body")                                                                 \
+    X(HTTP404, "http-404")                                                                         \
+    X(HTTP500, "http-500")                                                                         \
+    X(HTTP503, "http-503")                                                                         \
+    X(BAD_CTYPE, "wrong-content-type")                                                             \
+    X(EMPTY, "empty-body")                                                                         \
+    X(TRUNCATED, "truncated-der")                                                                  \
+    X(GARBAGE, "garbage")                                                                          \
+    X(TOO_LARGE, "too-large")                                                                      \
+    X(REDIRECT, "redirect")                                                                        \
+    X(MALFORMED, "malformedRequest")                                                               \
+    X(INTERNAL, "internalError")                                                                   \
+    X(TRYLATER, "tryLater")                                                                        \
+    X(SIGREQUIRED, "sigRequired")                                                                  \
+    X(UNAUTHORIZED, "unauthorized")                                                                \
+    X(UNKNOWN, "unknown")                                                                          \
+    X(REVOKED, "revoked")                                                                          \
+    X(OTHER_CERT, "other-certificate")                                                             \
+    X(WRONG_SERIAL, "wrong-serial")                                                                \
+    X(WRONG_NAME_HASH, "wrong-issuer-name-hash")                                                   \
+    X(WRONG_KEY_HASH, "wrong-issuer-key-hash")                                                     \
+    X(WRONG_KEY, "signed-by-wrong-key")                                                            \
+    X(DELEGATE_NOEKU, "delegate-without-eku")                                                      \
+    X(DELEGATE_OTHER_CA, "delegate-of-other-ca")                                                   \
+    X(DELEGATE_EXPIRED, "expired-delegate")                                                        \
+    X(DELEGATE_OK, "delegate")                                                                     \
+    X(FUTURE, "thisupdate-in-future")                                                              \
+    X(PAST, "nextupdate-in-past")                                                                  \
+    X(NO_NEXT, "no-nextupdate")                                                                    \
+    X(ROLLBACK, "rollback")                                                                        \
+    X(SHA256, "sha256-certid")                                                                     \
+    X(NOT_FIRST, "ours-not-first")                                                                 \
+    X(CRITICAL_EXT, "critical-extension")
+
+typedef enum evil_scenario {
+#define EVIL_ENUM(id, name) EVIL_##id,
+    EVIL_SCENARIOS(EVIL_ENUM)
+#undef EVIL_ENUM
+    EVIL__COUNT
+} evil_scenario;
+
+typedef struct evil evil;
+
+const char *evil_name(evil_scenario s);
+/* Starts on a free port of 127.0.0.1.  Responses are dated by |now| (so a
+ * test's injected clock and the responder agree) and valid |validity_s|. */
+evil *evil_start(const tp_pki *pki, int64_t (*now)(void *), void *now_ctx, int64_t validity_s);
+int evil_port(const evil *e);
+void evil_set_slot(evil *e, int slot, evil_scenario s);
+/* For the "fast" scenario: the pre-signed response served for |serial|. */
+void evil_add_presigned(evil *e, long serial, const unsigned char *der, size_t len);
+/* Requests answered so far. */
+long evil_requests(evil *e);
+void evil_stop(evil *e);
+
+#endif
