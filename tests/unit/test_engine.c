@@ -34,6 +34,7 @@ typedef struct world {
     int64_t validity;
     bool released;
     const tp_cert *leaf;
+    int64_t down_from, down_until; /* an outage window on the clock */
     /* events */
     int n_updated, n_revoked, n_unknown, n_failed;
     srvocsp_error last_err;
@@ -56,6 +57,10 @@ static void handler(void *arg, const char *url, fake_reply *out)
     }
     pthread_mutex_unlock(&w->mu);
     if (strstr(url, "127.0.0.1:1/") != NULL) { /* the dead first URL */
+        out->error = SRVOCSP_E_TRANSPORT;
+        return;
+    }
+    if (now >= w->down_from && now < w->down_until) {
         out->error = SRVOCSP_E_TRANSPORT;
         return;
     }
@@ -346,6 +351,90 @@ static void test_outage_backoff_and_min_validity(void **s)
     world_free(w);
 }
 
+/* The documented schedule, restated: backoff, capped by the last try one
+ * minute before the held response drops below MinValidity, and the
+ * Windows wait past nextUpdate when a retry would land just before it. */
+static int64_t expected_retry(int64_t now, unsigned failures, int64_t next_update)
+{
+    int64_t b = 60, t, deadline = next_update - 600, last = deadline - 60;
+
+    for (unsigned i = 1; i < failures && b < 3600; i++)
+        b *= 2;
+    t = now + (b < 3600 ? b : 3600);
+    if (deadline - now >= 0) {
+        if (last <= now)
+            last = now + (deadline - now) / 2;
+        if (t > last && last > now)
+            t = last;
+    }
+    if (t < next_update && t > next_update - 120)
+        t = next_update + 60;
+    return t;
+}
+
+static void test_long_outages(void **s)
+{
+    static const int64_t outages[] = {3600, DAY, 4 * DAY, 9 * DAY};
+    const int64_t validity = 2 * DAY;
+
+    for (size_t k = 0; k < sizeof(outages) / sizeof(outages[0]); k++) {
+        world *w = world_new(0);
+        srvocsp_handle *h;
+        int64_t next_update = T + validity, now, next, recovered = 0;
+        unsigned failures = 0;
+        int attempts = 0;
+        srvocsp_response *r;
+
+        w->validity = validity;
+        h = open_on(w, &pki.good, 0);
+        w->down_from = T + validity / 2; /* from the first refresh */
+        w->down_until = w->down_from + outages[k];
+        now = srvocsp_handle_next_attempt(h);
+        assert_int_equal(now, w->down_from);
+        for (;;) {
+            bool servable_before = now <= next_update - 600;
+
+            /* Just before the attempt: served exactly while valid enough. */
+            manual_clock_set(&w->clock, now);
+            r = srvocsp_get1_response(h);
+            if (!recovered)
+                assert_true((r != NULL) == servable_before);
+            srvocsp_response_free(r);
+            step_to(w, now);
+            attempts++;
+            if (now >= w->down_until) {
+                /* Recovered: the first success is served at once. */
+                r = srvocsp_get1_response(h);
+                assert_non_null(r);
+                assert_int_equal(srvocsp_response_this_update(r), now);
+                srvocsp_response_free(r);
+                recovered = now;
+                break;
+            }
+            failures++;
+            next = srvocsp_handle_next_attempt(h);
+            assert_int_equal(next, expected_retry(now, failures, next_update));
+            /* Crossing the MinValidity edge between two retries. */
+            if (now < next_update - 600 && next > next_update - 600) {
+                manual_clock_set(&w->clock, next_update - 600);
+                r = srvocsp_get1_response(h);
+                assert_non_null(r);
+                srvocsp_response_free(r);
+                manual_clock_set(&w->clock, next_update - 599);
+                assert_null(srvocsp_get1_response(h));
+                assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STALE);
+            }
+            now = next;
+        }
+        print_message("  outage %7lld s: %d attempts, served again %lld s after recovery\n",
+                      (long long)outages[k], attempts, (long long)(recovered - w->down_until));
+        assert_true(recovered - w->down_until <= 3600); /* the backoff cap */
+        assert_int_equal(fake_requests(&w->fake), attempts + 1);
+        srvocsp_close(h);
+        world_free(w);
+    }
+}
+
 static void test_backoff_jitter_bounds(void **s)
 {
     world *w = world_new(20);
@@ -552,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_success_jitter_only_earlier),
         cmocka_unit_test(test_outage_backoff_and_min_validity),
         cmocka_unit_test(test_backoff_jitter_bounds),
+        cmocka_unit_test(test_long_outages),
         cmocka_unit_test(test_rollback_refused),
         cmocka_unit_test(test_bad_answers_keep_previous),
         cmocka_unit_test(test_no_next_update_max_age),
