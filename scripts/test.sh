@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: a normal build, an ASan+UBSan build, and a TSan
-# build for the concurrency tests.  Builds go to build-test/ (or $OUT).
+# The whole test suite: a normal build, an ASan+UBSan build, a TSan build
+# for the concurrency tests, valgrind over the C integration tests, and a
+# bounded run of each fuzz target.  Builds go to build-test/ (or $OUT).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/scripts/deps.sh" --test
@@ -27,7 +28,50 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # die_after_fork=0: the fork test restarts threads in the child on purpose.
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
 
+# valgrind memcheck over the C integration tests of the plain build.  Not
+# test_fork: a forked child inherits OpenSSL's per-thread state of parent
+# threads that no longer exist, which memcheck rightly calls lost (ASan and
+# TSan cover fork).
+run_valgrind() {
+    echo "=== valgrind"
+    local t
+    for t in test_responder test_wincrypt test_hostile test_interop_chromium; do
+        if (cd "$OUT/plain" && valgrind -q --error-exitcode=99 --leak-check=full \
+                --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+                "./tests/$t" >"$OUT/valgrind-$t.log" 2>&1); then
+            echo "valgrind $t: clean"
+        else
+            echo "valgrind $t: FAILED"; tail -40 "$OUT/valgrind-$t.log"; status=1
+        fi
+    done
+}
+
+# libFuzzer: each target runs FUZZ_SECONDS (default 60) from a seed corpus
+# made from the test PKI; a crash fails the suite and leaves its input in
+# $OUT/fuzz-artifacts (see docs/fuzzing.md).
+run_fuzz() {
+    echo "=== fuzz (${FUZZ_SECONDS:-60} s per target)"
+    local t corpus
+    cmake -S "$ROOT" -B "$OUT/fuzz" -DCMAKE_C_COMPILER=clang -DSRVOCSP_FUZZ=ON \
+        -DSRVOCSP_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$OUT/fuzz" -j"$JOBS" --target fuzz_verify fuzz_http fuzz_store fuzz_make_corpus >/dev/null
+    corpus=$(mktemp -d "${TMPDIR:-/tmp}/srvocsp-fuzz-XXXXXX")
+    mkdir -p "$OUT/fuzz-artifacts"
+    "$OUT/fuzz/fuzz/fuzz_make_corpus" "$corpus"
+    for t in verify http store; do
+        if SRVOCSP_FUZZ_PKI="$corpus/pki" "$OUT/fuzz/fuzz/fuzz_$t" -max_total_time="${FUZZ_SECONDS:-60}" \
+                -artifact_prefix="$OUT/fuzz-artifacts/$t-" "$corpus/$t" >"$OUT/fuzz-$t.log" 2>&1; then
+            echo "fuzz_$t: $(grep -E '^#[0-9]+ +DONE' "$OUT/fuzz-$t.log" | tail -1)"
+        else
+            echo "fuzz_$t: CRASH"; tail -60 "$OUT/fuzz-$t.log"; status=1
+        fi
+    done
+    rm -rf "$corpus"
+}
+
 run_suite plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite asan -DCMAKE_BUILD_TYPE=Debug -DSRVOCSP_SANITIZE=address,undefined
 run_suite tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSRVOCSP_SANITIZE=thread -- -L concurrency
+run_valgrind
+run_fuzz
 exit $status

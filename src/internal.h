@@ -96,6 +96,14 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__verify(const unsigned char *der, size_t l
                                              X509 *issuer, const srvocsp__policy *pol,
                                              srvocsp_response **out, char *why, size_t whylen);
 
+/* ---- core/http_answer.c ---- */
+/* Checks a responder's HTTP answer (transport outcome, status 200,
+ * Content-Type application/ocsp-response) and verifies its body. */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__accept_http(const srvocsp_http_result *res, X509 *leaf,
+                                                  X509 *issuer, const srvocsp__policy *pol,
+                                                  srvocsp_response **out, char *why,
+                                                  size_t whylen);
+
 /* ---- core/request.c ---- */
 typedef struct srvocsp__request {
     unsigned char *der;           /* encoded OCSPRequest */

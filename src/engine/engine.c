@@ -329,18 +329,6 @@ static void completion_free(srvocsp__completion *c)
     free(c);
 }
 
-static bool content_type_ok(const char *ct)
-{
-    static const char want[] = "application/ocsp-response";
-    size_t n = sizeof(want) - 1;
-
-    if (ct == NULL)
-        return false;
-    while (*ct == ' ')
-        ct++;
-    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
 /* Turns an HTTP outcome into a verified snapshot or a reason.  Runs
  * without the lock: reads only the entry's immutable fields. */
 static srvocsp_error evaluate(srvocsp_engine *e, srvocsp__completion *c, srvocsp_response **out,
@@ -348,25 +336,17 @@ static srvocsp_error evaluate(srvocsp_engine *e, srvocsp__completion *c, srvocsp
 {
     srvocsp__entry *en = c->en;
     srvocsp__policy pol = en->pol;
+    srvocsp_http_result res;
 
-    *out = NULL;
-    if (c->error != SRVOCSP_OK) {
-        srvocsp__fmt(why, whylen, "%s%s%s", srvocsp_strerror(c->error), c->detail[0] ? ": " : "",
-                     c->detail);
-        return c->error;
-    }
-    if (c->http_status != 200) {
-        srvocsp__fmt(why, whylen, "responder answered HTTP %ld", c->http_status);
-        return SRVOCSP_E_HTTP_STATUS;
-    }
-    if (!content_type_ok(c->content_type)) {
-        srvocsp__fmt(why, whylen, "responder answered Content-Type \"%.100s\", not "
-                                  "application/ocsp-response",
-                     c->content_type ? c->content_type : "(none)");
-        return SRVOCSP_E_CONTENT_TYPE;
-    }
+    memset(&res, 0, sizeof(res));
+    res.error = c->error;
+    res.http_status = c->http_status;
+    res.content_type = c->content_type;
+    res.body = c->body;
+    res.body_len = c->body_len;
+    res.detail = c->detail[0] ? c->detail : NULL;
     pol.now = now_s(e);
-    return srvocsp__verify(c->body, c->body_len, en->leaf, en->issuer, &pol, out, why, whylen);
+    return srvocsp__accept_http(&res, en->leaf, en->issuer, &pol, out, why, whylen);
 }
 
 static void attempt_failed(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error err,
