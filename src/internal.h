@@ -37,6 +37,21 @@ SRVOCSP__HIDDEN void srvocsp__drain_ossl(char *buf, size_t len);
 SRVOCSP__HIDDEN void srvocsp__fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- util/alloc.c ---- */
+/* Every allocation of the library goes through these, so tests can make
+ * the n-th one fail (srvocsp__alloc_fail_at) and check that nothing
+ * crashes or leaks.  Outside such a test they are malloc and friends. */
+SRVOCSP__HIDDEN void *srvocsp__malloc(size_t n);
+SRVOCSP__HIDDEN void *srvocsp__calloc(size_t n, size_t size);
+SRVOCSP__HIDDEN void *srvocsp__realloc(void *p, size_t n);
+SRVOCSP__HIDDEN char *srvocsp__strdup(const char *s);
+/* Makes the |n|-th allocation from now fail (0 = the next); -1 = never. */
+SRVOCSP__HIDDEN void srvocsp__alloc_fail_at(long n);
+/* Whether the allocation being made now is the one to fail (counts it). */
+SRVOCSP__HIDDEN bool srvocsp__alloc_should_fail(void);
+/* Allocations counted since the process started. */
+SRVOCSP__HIDDEN unsigned long srvocsp__alloc_count(void);
+
 /* ---- util/timeutil.c ---- */
 SRVOCSP__HIDDEN int64_t srvocsp__system_now(void *ctx);
 SRVOCSP__HIDDEN int64_t srvocsp__asn1_time_to_unix(const ASN1_TIME *t, bool *ok);

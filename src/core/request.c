@@ -69,7 +69,7 @@ char *srvocsp__get_url(const char *base, const unsigned char *der, size_t len)
     slash = blen > 0 && base[blen - 1] == '/';
     if (blen + (slash ? 0 : 1) + elen > GET_URL_MAX)
         return NULL;
-    url = malloc(blen + 1 + elen + 1);
+    url = srvocsp__malloc(blen + 1 + elen + 1);
     if (url == NULL)
         return NULL;
     memcpy(url, base, blen);
@@ -104,7 +104,7 @@ static srvocsp_error add_url(srvocsp__request *r, const char *u)
 {
     if (!url_usable(u) || r->n_urls >= SRVOCSP__MAX_URLS)
         return SRVOCSP_OK; /* ignored: ldap://, too long, too many */
-    r->urls[r->n_urls] = strdup(u);
+    r->urls[r->n_urls] = srvocsp__strdup(u);
     if (r->urls[r->n_urls] == NULL)
         return SRVOCSP_E_NOMEM;
     r->n_urls++;

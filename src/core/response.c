@@ -10,7 +10,7 @@ srvocsp_response *srvocsp__response_new(const unsigned char *der, size_t len)
 
     if (len == 0 || len > SRVOCSP__MAX_RESPONSE_CAP)
         return NULL;
-    r = calloc(1, sizeof(*r) + len);
+    r = srvocsp__calloc(1, sizeof(*r) + len);
     if (r == NULL)
         return NULL;
     atomic_init(&r->refs, 1);

@@ -100,7 +100,7 @@ static srvocsp__host *host_get(srvocsp_engine *e, const char *url)
     for (h = e->hosts; h != NULL; h = h->next)
         if (strcmp(h->name, key) == 0)
             return h;
-    h = calloc(1, sizeof(*h) + strlen(key) + 1);
+    h = srvocsp__calloc(1, sizeof(*h) + strlen(key) + 1);
     if (h == NULL)
         return NULL;
     strcpy(h->name, key);
@@ -128,7 +128,7 @@ srvocsp__entry *srvocsp__entry_find(srvocsp_engine *e, const unsigned char *key,
 
 static bool rehash(srvocsp_engine *e, size_t n)
 {
-    srvocsp__entry **b = calloc(n, sizeof(*b));
+    srvocsp__entry **b = srvocsp__calloc(n, sizeof(*b));
     size_t i;
 
     if (b == NULL)
@@ -255,7 +255,7 @@ static void queue_events(srvocsp__entry *en, srvocsp_event_type type, srvocsp_re
 
         if (h->cb == NULL)
             continue;
-        pe = calloc(1, sizeof(*pe));
+        pe = srvocsp__calloc(1, sizeof(*pe));
         if (pe == NULL)
             continue; /* a lost notification, never a lost response */
         atomic_fetch_add(&h->refs, 1);
@@ -299,11 +299,11 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
     c->error = res->error;
     c->http_status = res->http_status;
     if (res->content_type)
-        c->content_type = strdup(res->content_type);
+        c->content_type = srvocsp__strdup(res->content_type);
     if (res->detail)
         snprintf(c->detail, sizeof(c->detail), "%s", res->detail);
     if (res->error == SRVOCSP_OK && res->body_len > 0) {
-        c->body = malloc(res->body_len);
+        c->body = srvocsp__malloc(res->body_len);
         if (c->body == NULL) {
             c->error = SRVOCSP_E_NOMEM;
         } else {
@@ -524,7 +524,7 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         h = host_get(e, url);
         if (h == NULL || h->in_flight >= e->cfg.max_per_host)
             continue;
-        c = calloc(1, sizeof(*c));
+        c = srvocsp__calloc(1, sizeof(*c));
         if (c == NULL)
             break;
         ready_remove(e, en);

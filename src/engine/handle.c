@@ -46,14 +46,14 @@ static bool access_absent(const char *why)
 static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
                                  srvocsp__request *req, const srvocsp_params *p)
 {
-    srvocsp__entry *en = calloc(1, sizeof(*en));
+    srvocsp__entry *en = srvocsp__calloc(1, sizeof(*en));
 
     if (en == NULL)
         return NULL;
     srvocsp__cell_init(&en->cell);
     en->eng = e;
     en->heap_idx = SIZE_MAX;
-    if (p->proxy && (en->proxy = strdup(p->proxy)) == NULL) {
+    if (p->proxy && (en->proxy = srvocsp__strdup(p->proxy)) == NULL) {
         free(en);
         return NULL;
     }
@@ -231,7 +231,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
         return NULL; /* error already set */
 
     load_stored(&ld, params, leaf, issuer, e->clock.now(e->clock.ctx));
-    h = calloc(1, sizeof(*h));
+    h = srvocsp__calloc(1, sizeof(*h));
     if (h == NULL)
         goto nomem;
     atomic_init(&h->refs, 1);

@@ -50,7 +50,7 @@ bool srvocsp__heap_push(srvocsp_engine *e, srvocsp__entry *en)
 {
     if (e->heap_len == e->heap_cap) {
         size_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
-        srvocsp__entry **h = realloc(e->heap, cap * sizeof(*h));
+        srvocsp__entry **h = srvocsp__realloc(e->heap, cap * sizeof(*h));
 
         if (h == NULL)
             return false;

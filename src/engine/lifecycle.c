@@ -114,7 +114,7 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
                                                            : "concurrency limits must be >= 1");
         return NULL;
     }
-    e = calloc(1, sizeof(*e));
+    e = srvocsp__calloc(1, sizeof(*e));
     if (e == NULL)
         goto nomem;
     e->cfg = *cfg;

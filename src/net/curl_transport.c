@@ -63,7 +63,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
             cap *= 2;
         if (cap > x->max)
             cap = x->max;
-        b = realloc(x->buf, cap);
+        b = srvocsp__realloc(x->buf, cap);
         if (b == NULL)
             return 0;
         x->buf = b;
@@ -198,7 +198,7 @@ void *srvocsp__curl_new(const srvocsp_engine_config *cfg)
     pthread_once(&g_once, global_init);
     if (g_init_rc != CURLE_OK)
         return NULL;
-    t = calloc(1, sizeof(*t));
+    t = srvocsp__calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
     t->multi = curl_multi_init();
@@ -236,7 +236,7 @@ void srvocsp__curl_free(void *arg)
 
 static xfer *xfer_new(const srvocsp_http_request *req, srvocsp_http_done_fn done, void *arg)
 {
-    xfer *x = calloc(1, sizeof(*x));
+    xfer *x = srvocsp__calloc(1, sizeof(*x));
     CURL *c;
     long tmo = req->timeout_ms ? (long)req->timeout_ms : 15000L;
 

@@ -92,7 +92,7 @@ static srvocsp_error dir_load(srvocsp__store *s, const char *name, size_t cap, u
         close(fd);
         return SRVOCSP_E_STORE;
     }
-    buf = malloc((size_t)st.st_size);
+    buf = srvocsp__malloc((size_t)st.st_size);
     if (buf == NULL) {
         close(fd);
         srvocsp__fmt(why, whylen, "out of memory");
@@ -234,8 +234,8 @@ srvocsp__store *srvocsp__store_dir_new(const char *dir)
     /* A directory that cannot be created now is not fatal: serving goes on
      * from memory and every save reports why it failed. */
     (void)mkdir(dir, 0755);
-    d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->dir = strdup(dir)) == NULL) {
+    d = srvocsp__calloc(1, sizeof(*d));
+    if (d == NULL || (d->dir = srvocsp__strdup(dir)) == NULL) {
         free(d);
         srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
         return NULL;

@@ -83,7 +83,7 @@ int srvocsp_ssl_ctx_attach(SSL_CTX *ctx, srvocsp_handle *h)
         return 0;
     }
     if (sc == NULL) {
-        sc = calloc(1, sizeof(*sc));
+        sc = srvocsp__calloc(1, sizeof(*sc));
         if (sc == NULL || !SSL_CTX_set_ex_data(ctx, g_index, sc)) {
             free(sc);
             srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);

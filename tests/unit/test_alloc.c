@@ -1,0 +1,164 @@
+/*
+ * Allocation failure: open, fetch, verify, get, refresh, close, with the
+ * n-th allocation failing (the library's and OpenSSL's), for every n up to
+ * the scenario's total.  Nothing may crash or leak (LeakSanitizer in the
+ * ASan build); failures must come back as errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fake.h"
+#include "internal.h"
+#include "testpki.h"
+
+static tp_pki pki;
+static manual_clock clk;
+static unsigned char *canned;
+static size_t canned_len;
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+    return srvocsp__alloc_should_fail() ? NULL : malloc(n);
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+    return srvocsp__alloc_should_fail() ? NULL : realloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    free(p);
+}
+
+/* Serves a response signed before the loop (the test's own signing must
+ * not be what fails). */
+static void handler(void *arg, const char *url, fake_reply *out)
+{
+    out->body = malloc(canned_len);
+    memcpy(out->body, canned, canned_len);
+    out->len = canned_len;
+}
+
+typedef struct outcome {
+    int opened, served, refreshed, verified;
+} outcome;
+
+static outcome scenario(int64_t t0)
+{
+    outcome o = {0, 0, 0, 0};
+    srvocsp_engine_config c;
+    fake_transport fake;
+    srvocsp_engine *eng;
+    srvocsp_params p;
+    STACK_OF(X509) *chain = NULL;
+    srvocsp_handle *h = NULL;
+    srvocsp_response *r;
+
+    manual_clock_set(&clk, t0);
+    fake_init(&fake, &clk, handler, NULL);
+    srvocsp_engine_config_init(&c);
+    c.clock = &clk.clock;
+    c.transport = &fake.transport;
+    eng = srvocsp_engine_new(&c);
+    if (eng == NULL)
+        goto out;
+    chain = sk_X509_new_null();
+    if (chain == NULL || !sk_X509_push(chain, pki.ca.cert))
+        goto out;
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.url_timeout_ms = 2000;
+    h = srvocsp_open(pki.good.cert, chain, &p);
+    if (h == NULL) {
+        assert_int_not_equal(srvocsp_last_error(), SRVOCSP_OK);
+        goto out;
+    }
+    o.opened = 1;
+    srvocsp_engine_settle(eng, 5000);
+    r = srvocsp_get1_response(h);
+    o.served = r != NULL;
+    if (r) {
+        size_t len;
+        const unsigned char *der = srvocsp_response_der(r, &len);
+        srvocsp_response *v = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, NULL);
+
+        o.verified = v != NULL;
+        srvocsp_response_free(v);
+        srvocsp_response_free(r);
+    }
+    /* A refresh: the canned response is not newer, so it is refused as a
+     * rollback; what matters is the path through fetch and verify. */
+    manual_clock_set(&clk, t0 + 43200);
+    srvocsp_engine_settle(eng, 5000);
+    r = srvocsp_get1_response(h);
+    o.refreshed = r != NULL;
+    srvocsp_response_free(r);
+out:
+    srvocsp_close(h);
+    sk_X509_free(chain);
+    srvocsp_engine_free(eng);
+    fake_destroy(&fake);
+    return o;
+}
+
+static void test_every_allocation_fails_once(void **s)
+{
+    int64_t t0 = (int64_t)time(NULL);
+    unsigned long before, total;
+    outcome o;
+    long n;
+    int opened = 0, served = 0;
+
+    /* Warm up OpenSSL's lazy initialisation, then count one clean run. */
+    o = scenario(t0);
+    assert_true(o.opened && o.served && o.verified && o.refreshed);
+    before = srvocsp__alloc_count();
+    o = scenario(t0);
+    total = srvocsp__alloc_count() - before;
+    print_message("  one clean run: %lu allocations (library and OpenSSL)\n", total);
+    for (n = 0; n < (long)total + 20; n++) {
+        srvocsp__alloc_fail_at(n);
+        o = scenario(t0);
+        srvocsp__alloc_fail_at(-1);
+        opened += o.opened;
+        served += o.served;
+    }
+    print_message("  %ld runs with one failing allocation each: %d opened, %d served\n", n, opened,
+                  served);
+    /* Once the failure falls past the scenario, everything works again. */
+    o = scenario(t0);
+    assert_true(o.opened && o.served && o.verified);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_allocation_fails_once),
+    };
+    tp_resp_opts ro;
+    int64_t now = (int64_t)time(NULL);
+    int rc;
+
+    /* Before OpenSSL allocates anything. */
+    if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free)) {
+        fprintf(stderr, "cannot hook OpenSSL's allocator\n");
+        return 1;
+    }
+    manual_clock_init(&clk, now);
+    if (!tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", now))
+        return 1;
+    tp_resp_opts_init(&ro, &pki.good, &pki.ca, now);
+    canned = tp_response(&ro, &canned_len);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    free(canned);
+    tp_pki_free(&pki);
+    return rc;
+}
