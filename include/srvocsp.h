@@ -381,6 +381,12 @@ SRVOCSP_EXPORT X509 *srvocsp_handle_get0_issuer(const srvocsp_handle *h);
  * its code (SRVOCSP_OK if none).  Takes the engine lock: not for hot paths. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char *buf, size_t len);
 
+/* srvocsp_handle_refresh_now asks the engine to retrieve a new response
+ * for the handle's certificate at once (the next backoff step is kept if
+ * it fails).  A response that is not newer than the held one is refused as
+ * usual.  Returns SRVOCSP_OK or E_INVALID_ARG.  Thread-safe. */
+SRVOCSP_EXPORT srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h);
+
 /* srvocsp_handle_next_attempt returns the Unix time of the next scheduled
  * retrieval for the handle's certificate (0 if one is in flight). */
 SRVOCSP_EXPORT int64_t srvocsp_handle_next_attempt(srvocsp_handle *h);

@@ -61,7 +61,7 @@ run_fuzz() {
     for t in verify http store; do
         if SRVOCSP_FUZZ_PKI="$corpus/pki" "$OUT/fuzz/fuzz/fuzz_$t" -max_total_time="${FUZZ_SECONDS:-60}" \
                 -artifact_prefix="$OUT/fuzz-artifacts/$t-" "$corpus/$t" >"$OUT/fuzz-$t.log" 2>&1; then
-            echo "fuzz_$t: $(grep -E '^#[0-9]+ +DONE' "$OUT/fuzz-$t.log" | tail -1)"
+            echo "fuzz_$t: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$OUT/fuzz-$t.log" | tail -1)"
         else
             echo "fuzz_$t: CRASH"; tail -60 "$OUT/fuzz-$t.log"; status=1
         fi

@@ -15,6 +15,8 @@ enum { EXIT_GOOD = 0, EXIT_REVOKED = 1, EXIT_FAIL = 2 };
 
 int cmd_fetch(int argc, char **argv);
 int cmd_show(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 /* Loads the leaf (first certificate of |cert_path|) and its issuer (from
  * the same file or |issuer_path|).  Prints the reason and returns false. */

@@ -11,6 +11,8 @@ static void usage(FILE *f)
                "commands:\n"
                "  fetch   fetch and verify the OCSP response for a certificate once\n"
                "  show    decode (and verify) a DER OCSP response\n"
+               "  check   monitoring-plugin check of a response file or a live server's staple\n"
+               "  watch   keep <cert>.ocsp files fresh for nginx and HAProxy (a service)\n"
                "\n"
                "Run 'srvocsp COMMAND --help' for a command's options.\n");
 }
@@ -34,6 +36,10 @@ int main(int argc, char **argv)
         rc = cmd_fetch(argc - 1, argv + 1);
     else if (strcmp(argv[1], "show") == 0)
         rc = cmd_show(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "check") == 0)
+        rc = cmd_check(argc - 1, argv + 1);
+    else if (strcmp(argv[1], "watch") == 0)
+        rc = cmd_watch(argc - 1, argv + 1);
     else {
         fprintf(stderr, "srvocsp: unknown command '%s'\n", argv[1]);
         usage(stderr);

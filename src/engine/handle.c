@@ -450,3 +450,23 @@ int64_t srvocsp_handle_next_attempt(srvocsp_handle *h)
     pthread_mutex_unlock(&e->mu);
     return t;
 }
+
+srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h)
+{
+    srvocsp_engine *e;
+    srvocsp__entry *en;
+
+    if (h == NULL)
+        return SRVOCSP_E_INVALID_ARG;
+    en = h->entry;
+    e = en->eng;
+    srvocsp__engine_check_fork(e);
+    pthread_mutex_lock(&e->mu);
+    if (!en->dead && !en->in_flight && !en->queued) {
+        srvocsp__heap_set(e, en, e->clock.now(e->clock.ctx));
+        e->kicked = true;
+        pthread_cond_signal(&e->wake);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return SRVOCSP_OK;
+}

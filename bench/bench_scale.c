@@ -1,0 +1,265 @@
+/*
+ * The refresh engine at scale, and startup from a directory.
+ *
+ *   bench_scale N [--json]
+ *
+ * N certificates (one issuing CA) against the fast responder (pre-signed
+ * responses over HTTP keep-alive, in a child process so its CPU is not
+ * ours): wall time until every handle serves, verified responses per
+ * second, CPU time per refresh, resident memory per handle beside the
+ * response bytes.  Then: the same certificates opened with their responses
+ * already on disk and no responder at all, time until all serve.  Then
+ * the way operators do it today, one `openssl ocsp` process per
+ * certificate run sequentially (on 100 of them), and the ratio.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evil.h"
+#include "internal.h"
+#include "peers.h"
+#include "srvocsp.h"
+#include "store/store.h"
+#include "testpki.h"
+
+#define OPENSSL_SAMPLE 100
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int64_t sys_now(void *ctx)
+{
+    (void)ctx;
+    return (int64_t)time(NULL);
+}
+
+/* Waits until every handle serves; returns seconds, or -1 on timeout. */
+static double wait_all(srvocsp_handle **h, int n, double t0, double limit)
+{
+    int next = 0;
+
+    while (next < n) {
+        srvocsp_response *r = srvocsp_get1_response(h[next]);
+
+        if (r != NULL) {
+            srvocsp_response_free(r);
+            next++;
+            continue;
+        }
+        if (now_s() - t0 > limit)
+            return -1;
+        usleep(1000);
+    }
+    return now_s() - t0;
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 1000, i, pipefd[2], port = 0;
+    bool json = argc > 2 && strcmp(argv[2], "--json") == 0;
+    tp_pki pki;
+    tp_cert *leaves;
+    unsigned char **der;
+    size_t *len, total_bytes = 0;
+    int64_t t = (int64_t)time(NULL);
+    srvocsp_handle **h;
+    srvocsp_params p;
+    STACK_OF(X509) *chain;
+    pid_t child;
+    char url[128], *dir;
+    double t0, c0, wall, cpu, startup, openssl_per = 0;
+    long rss0, rss1;
+    srvocsp_engine_stats st;
+    srvocsp_engine *eng;
+
+    if (n < 1)
+        return 2;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!tp_pki_make(&pki, "http://127.0.0.1:9/", "http://127.0.0.1:9/", t))
+        return 1;
+    leaves = calloc((size_t)n, sizeof(*leaves));
+    der = calloc((size_t)n, sizeof(*der));
+    len = calloc((size_t)n, sizeof(*len));
+    h = calloc((size_t)n, sizeof(*h));
+    for (i = 0; i < n; i++) {
+        tp_cert_opts o;
+        tp_resp_opts ro;
+        char cn[32];
+
+        memset(&o, 0, sizeof(o));
+        snprintf(cn, sizeof(cn), "host%d.test", i);
+        o.cn = cn;
+        o.serial = 0x100000 + i;
+        o.issuer = &pki.ca;
+        o.not_before = t - 86400;
+        o.not_after = t + 365 * 86400;
+        o.same_key_as = &pki.good; /* key generation is not what we measure */
+        if (!tp_cert_make(&leaves[i], &o))
+            return 1;
+        tp_resp_opts_init(&ro, &leaves[i], &pki.ca, t);
+        ro.next_update = t + 7 * 86400;
+        der[i] = tp_response(&ro, &len[i]);
+        total_bytes += len[i];
+    }
+
+    /* The fast responder, in its own process. */
+    if (pipe(pipefd) != 0)
+        return 1;
+    child = fork();
+    if (child == 0) {
+        evil *ev = evil_start(&pki, sys_now, NULL, 86400);
+        char c;
+
+        for (i = 0; i < n; i++)
+            evil_add_presigned(ev, 0x100000 + i, der[i], len[i]);
+        port = evil_port(ev);
+        if (write(pipefd[1], &port, sizeof(port)) != sizeof(port))
+            _exit(1);
+        close(pipefd[1]);
+        while (read(pipefd[0], &c, 1) > 0) /* until the parent closes it */
+            ;
+        evil_stop(ev);
+        _exit(0);
+    }
+    if (read(pipefd[0], &port, sizeof(port)) != sizeof(port))
+        return 1;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/fast/", port);
+
+    chain = sk_X509_new_null();
+    sk_X509_push(chain, pki.ca.cert);
+    eng = srvocsp_engine_new(NULL);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.responder_url = url;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    rss0 = rss_kib();
+    c0 = cpu_s();
+    t0 = now_s();
+    for (i = 0; i < n; i++)
+        h[i] = srvocsp_open(leaves[i].cert, chain, &p);
+    wall = wait_all(h, n, t0, 600);
+    cpu = cpu_s() - c0;
+    rss1 = rss_kib();
+    srvocsp_engine_get_stats(eng, &st);
+    for (i = 0; i < n; i++)
+        srvocsp_close(h[i]);
+    srvocsp_engine_free(eng);
+
+    /* Startup from the directory, no responder. */
+    dir = tr_tmpdir("bench-dir");
+    for (i = 0; i < n; i++) {
+        char name[SRVOCSP__STORE_NAME_LEN + 1], path[1200];
+
+        srvocsp__store_name(leaves[i].cert, pki.ca.cert, name);
+        snprintf(path, sizeof(path), "%s/%s.der", dir, name);
+        tp_write_file(path, der[i], len[i]);
+    }
+    eng = srvocsp_engine_new(NULL);
+    p.engine = eng;
+    p.directory = dir;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", tr_free_port()); /* nothing listens */
+    p.responder_url = url;
+    t0 = now_s();
+    for (i = 0; i < n; i++)
+        h[i] = srvocsp_open(leaves[i].cert, chain, &p);
+    startup = wait_all(h, n, t0, 600);
+    for (i = 0; i < n; i++)
+        srvocsp_close(h[i]);
+    srvocsp_engine_free(eng);
+    tr_rmrf(dir);
+    free(dir);
+
+    /* Today's way: one openssl ocsp process per certificate, sequentially. */
+    {
+        char *d = tr_tmpdir("bench-openssl"), path[1200], cmd[4096];
+        int sample = n < OPENSSL_SAMPLE ? n : OPENSSL_SAMPLE, ok = 0;
+
+        snprintf(path, sizeof(path), "%s/ca.pem", d);
+        tp_write_cert(path, pki.ca.cert, NULL);
+        for (i = 0; i < sample; i++) {
+            snprintf(path, sizeof(path), "%s/leaf%d.pem", d, i);
+            tp_write_cert(path, leaves[i].cert, NULL);
+        }
+        t0 = now_s();
+        for (i = 0; i < sample; i++) {
+            snprintf(cmd, sizeof(cmd),
+                     "openssl ocsp -issuer %s/ca.pem -cert %s/leaf%d.pem -url "
+                     "http://127.0.0.1:%d/fast/ -VAfile %s/ca.pem -no_nonce -respout %s/r%d.der "
+                     ">/dev/null 2>&1",
+                     d, d, i, port, d, d, i);
+            ok += system(cmd) == 0;
+        }
+        openssl_per = (now_s() - t0) / sample;
+        if (ok != sample)
+            fprintf(stderr, "openssl ocsp: %d of %d succeeded\n", ok, sample);
+        tr_rmrf(d);
+        free(d);
+    }
+    close(pipefd[1]);
+    waitpid(child, NULL, 0);
+
+    {
+        double per_handle = ((double)(rss1 - rss0) * 1024.0 - (double)total_bytes) / n;
+
+        if (json)
+            printf("{\"certificates\":%d,\"wall_s_all_serving\":%.3f,\"verified_per_s\":%.0f,"
+                   "\"cpu_us_per_refresh\":%.1f,\"rss_bytes_per_handle\":%.0f,"
+                   "\"startup_from_dir_s\":%.3f,\"openssl_s_per_cert\":%.4f,"
+                   "\"ratio_openssl_vs_srvocsp\":%.0f,\"requests\":%llu}\n",
+                   n, wall, n / wall, cpu * 1e6 / n, per_handle, startup, openssl_per,
+                   openssl_per / (wall / n), (unsigned long long)st.requests_started);
+        else
+            printf("%d certificates: all serving after %.3f s (%.0f verified responses/s, %llu "
+                   "requests), CPU %.1f us per refresh, %.0f bytes resident per handle beside the "
+                   "responses; startup from the directory with no responder: %.3f s; openssl ocsp "
+                   "per certificate: %.1f ms, %.0fx slower\n",
+                   n, wall, n / wall, (unsigned long long)st.requests_started, cpu * 1e6 / n,
+                   per_handle, startup, openssl_per * 1e3, openssl_per / (wall / n));
+    }
+    for (i = 0; i < n; i++) {
+        tp_cert_free(&leaves[i]);
+        free(der[i]);
+    }
+    free(leaves);
+    free(der);
+    free(len);
+    free(h);
+    sk_X509_free(chain);
+    tp_pki_free(&pki);
+    return wall < 0 || startup < 0;
+}
