@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(gcc make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev
       openssl curl iproute2 ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-    PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind)
+    PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# srvocsp watch feeding real nginx (ssl_stapling_file) and real HAProxy
+# (crt cert.pem + runtime API), and srvocsp check's exit codes.  127.0.0.1 only.
+set -u
+CLI=$1 MKPKI=$2 LOBIND=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../../scripts/peers.sh"
+for t in openssl nginx haproxy curl; do
+    command -v $t >/dev/null || [ -x /usr/sbin/$t ] || { echo "SKIP: $t not installed"; exit 77; }
+done
+export PATH=$PATH:/usr/sbin
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/srvocsp-watch-XXXXXX")
+chmod 755 "$DIR"
+RESPONDER_PID= PIDS=()
+cleanup() {
+    stop_pid "$RESPONDER_PID"
+    for p in "${PIDS[@]}"; do stop_pid "$p"; done
+    [ -f "$DIR/nginx/nginx.pid" ] && kill "$(cat "$DIR/nginx/nginx.pid")" 2>/dev/null
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+pass=0 fail=0
+ok()  { pass=$((pass+1)); echo "ok   $1"; }
+bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /' | head -40; }
+expect() { if grep -qE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (wanted /$2/)" "$3"; fi; }
+wait_for() { # SECONDS COMMAND...: until the command succeeds
+    local n=$(( $1 * 20 )); shift
+    for _ in $(seq 1 "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+    return 1
+}
+set_status() { # SERIAL V|R: what the responder will say after its restart
+    awk -F'\t' -v OFS='\t' -v s="$1" -v st="$2" \
+        '$4 == s { $1 = st; $3 = (st == "R" ? "251231000000Z,keyCompromise" : "") } { print }' \
+        "$P/index.txt" >"$P/index.tmp" && mv "$P/index.tmp" "$P/index.txt"
+}
+staple() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$1" -status -CAfile "$P/root.pem" 2>&1; }
+has_status() { staple "$1" | grep -q "Cert Status: $2"; }
+
+P=$DIR/pki
+mkdir -p "$P"
+RPORT=$("$MKPKI" --free-port)
+"$MKPKI" "$P" "http://127.0.0.1:$RPORT/" --responses || exit 1
+start_responder "$P" "$RPORT" ca 60 || exit 1
+
+# --- check: exit codes on files ---
+code() { "$CLI" check "$@" >/dev/null 2>&1; echo $?; }
+[ "$(code --file "$P/resp-good.der" --cert "$P/good.pem")" = 0 ] && ok "check: good file -> 0" || bad "check: good file"
+[ "$(code --file "$P/resp-near.der" --cert "$P/good.pem" --warn 3600 --crit 60)" = 1 ] && ok "check: near expiry -> 1 WARNING" || bad "check: near expiry"
+[ "$(code --file "$P/resp-near.der" --cert "$P/good.pem" --warn 7200 --crit 3600)" = 2 ] && ok "check: below --crit -> 2" || bad "check: below crit"
+[ "$(code --file "$P/resp-expired.der" --cert "$P/good.pem")" = 2 ] && ok "check: expired -> 2" || bad "check: expired"
+[ "$(code --file "$P/resp-revoked.der" --cert "$P/good.pem")" = 2 ] && ok "check: revoked -> 2" || bad "check: revoked"
+[ "$(code --file "$P/resp-good.der" --cert "$P/revoked.pem")" = 2 ] && ok "check: response of another certificate -> 2" || bad "check: other cert"
+[ "$(code --file "$DIR/missing.der" --cert "$P/good.pem")" = 2 ] && ok "check: missing file -> 2" || bad "check: missing"
+[ "$(code --frobnicate)" = 3 ] && ok "check: usage error -> 3" || bad "check: usage"
+expect "check: one-line plugin output with perfdata" '^OCSP OK - good, .* \| seconds_left=[0-9]+;86400;3600$' \
+    "$("$CLI" check --file "$P/resp-good.der" --cert "$P/good.pem")"
+
+# --- nginx, fed by srvocsp watch ---
+N=$DIR/nginx-certs NG=$DIR/nginx
+mkdir -p "$N" "$NG/logs"
+cp "$P/good.pem" "$N/site.pem"; cp "$P/good.key" "$N/site.key"
+NPORT=$("$MKPKI" --free-port) MPORT=$("$MKPKI" --free-port)
+cat >"$NG/nginx.conf" <<EOF
+user root root;
+worker_processes 1;
+error_log $NG/logs/error.log;
+pid $NG/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $NG/tmp; proxy_temp_path $NG/tmp; fastcgi_temp_path $NG/tmp;
+    uwsgi_temp_path $NG/tmp; scgi_temp_path $NG/tmp;
+    server {
+        listen 127.0.0.1:$NPORT ssl;
+        ssl_certificate $N/site.pem;
+        ssl_certificate_key $N/site.key;
+        ssl_stapling on;
+        ssl_stapling_file $N/site.pem.ocsp;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+mkdir -p "$NG/tmp"
+"$CLI" watch --dir "$N" --json --status-file "$DIR/status.json" --metrics "127.0.0.1:$MPORT" \
+    --on-update "nginx -p $NG -c $NG/nginx.conf -s reload" >"$DIR/watch-nginx.log" 2>&1 &
+WATCH_N=$!; PIDS+=($WATCH_N)
+wait_for 10 test -s "$N/site.pem.ocsp" || bad "watch wrote site.pem.ocsp" "$(cat "$DIR/watch-nginx.log")"
+nginx -p "$NG" -c "$NG/nginx.conf" -g "daemon on;" || bad "nginx starts" "$(cat "$NG/logs/error.log")"
+wait_for 10 has_status "$NPORT" good && ok "nginx staples the response srvocsp watch wrote" || bad "nginx staple" "$(staple "$NPORT")"
+# The responder signs 60-minute responses: thresholds below that.
+expect "check --connect on nginx -> OK" "^OCSP OK - good" \
+    "$("$CLI" check --connect "127.0.0.1:$NPORT" --servername good.test --warn 600 --crit 60)"
+expect "watch logs JSON lines" '"event":"updated","cert":"[^"]*site.pem","status":"good"' "$(cat "$DIR/watch-nginx.log")"
+expect "watch --status shows the certificate" '"status":"good"' "$("$CLI" watch --status --status-file "$DIR/status.json")"
+expect "metrics on loopback" 'srvocsp_responses_total\{status="good"\} [1-9]' "$(curl -s "http://127.0.0.1:$MPORT/metrics")"
+expect "metrics: seconds until expiry" 'srvocsp_seconds_until_expiry\{cert="[^"]*site.pem"\} [1-9]' "$(curl -s "http://127.0.0.1:$MPORT/metrics")"
+
+# --- HAProxy, loading cert.pem.ocsp at start and updated through its socket ---
+H=$DIR/haproxy-certs
+mkdir -p "$H"
+cat "$P/revoked.pem" "$P/revoked.key" >"$H/site.pem"   # HAProxy wants the key in the same file
+HPORT=$("$MKPKI" --free-port) SOCK=$DIR/haproxy.sock
+cat >"$DIR/haproxy.cfg" <<EOF
+global
+    stats socket $SOCK level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:$HPORT ssl crt $H/site.pem
+    http-request return status 200 content-type text/plain string ok
+EOF
+# Start with a good staple of the revoked.pem certificate that the responder
+# will, after a restart with a changed index, no longer give.
+set_status 1002 V
+stop_pid "$RESPONDER_PID"; start_responder "$P" "$RPORT" ca 60 || exit 1
+"$CLI" watch --dir "$H" --haproxy-socket "$SOCK" >"$DIR/watch-haproxy.log" 2>&1 &
+WATCH_H=$!; PIDS+=($WATCH_H)
+wait_for 10 test -s "$H/site.pem.ocsp" || bad "watch wrote HAProxy's site.pem.ocsp" "$(cat "$DIR/watch-haproxy.log")"
+haproxy -f "$DIR/haproxy.cfg" -db >"$DIR/haproxy.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 has_status "$HPORT" good && ok "HAProxy loads site.pem.ocsp at start" || bad "HAProxy staple at start" "$(staple "$HPORT"; cat "$DIR/haproxy.log")"
+
+# --- the responder's answer changes: revoked ---
+set_status 1002 R
+set_status 1001 R
+stop_pid "$RESPONDER_PID"; start_responder "$P" "$RPORT" ca 60 || exit 1
+sleep 1.1   # a new thisUpdate (whole seconds) so the new answer is newer
+kill -USR1 "$WATCH_N" "$WATCH_H"
+wait_for 15 has_status "$NPORT" revoked && ok "nginx: after refresh + hook reload, the new (revoked) staple" \
+    || bad "nginx revoked" "$(staple "$NPORT"; cat "$DIR/watch-nginx.log")"
+wait_for 15 has_status "$HPORT" revoked && ok "HAProxy: pushed over the runtime API, no restart" \
+    || bad "HAProxy revoked" "$(staple "$HPORT"; cat "$DIR/watch-haproxy.log")"
+expect "watch confirms HAProxy's answer" "haproxy-updated .*OCSP Response updated" "$(cat "$DIR/watch-haproxy.log")"
+# nginx reloads gracefully: an old worker may answer for a moment.
+revoked_check() { "$CLI" check --connect "127.0.0.1:$NPORT" --warn 600 --crit 60 | grep -q "^OCSP CRITICAL - certificate REVOKED"; }
+wait_for 10 revoked_check && ok "check --connect on a revoked staple -> CRITICAL" \
+    || bad "check revoked" "$("$CLI" check --connect "127.0.0.1:$NPORT")"
+
+# --- a bad responder: nothing reaches the .ocsp files or HAProxy ---
+cp "$N/site.pem.ocsp" "$DIR/nginx-before.ocsp"; cp "$H/site.pem.ocsp" "$DIR/haproxy-before.ocsp"
+pushes=$(grep -c "haproxy-updated" "$DIR/watch-haproxy.log")
+stop_pid "$RESPONDER_PID"
+start_responder "$P" "$RPORT" good 60 || exit 1   # signs with a leaf key: not authorized
+sleep 1.1
+kill -USR1 "$WATCH_N" "$WATCH_H"
+wait_for 15 grep -q '"event":"failed".*not an authorized responder\|"event":"failed".*lacks extended key usage' "$DIR/watch-nginx.log" \
+    && ok "watch reports the unauthorized signer" || bad "watch failure logged" "$(cat "$DIR/watch-nginx.log")"
+wait_for 15 grep -q "failed cert=.*reason=" "$DIR/watch-haproxy.log" || true
+cmp -s "$N/site.pem.ocsp" "$DIR/nginx-before.ocsp" && ok "bad response never reaches nginx's .ocsp file" || bad "nginx .ocsp changed"
+cmp -s "$H/site.pem.ocsp" "$DIR/haproxy-before.ocsp" && ok "bad response never reaches HAProxy's .ocsp file" || bad "haproxy .ocsp changed"
+[ "$(grep -c "haproxy-updated" "$DIR/watch-haproxy.log")" = "$pushes" ] && ok "bad response never pushed to HAProxy" || bad "haproxy pushed"
+has_status "$HPORT" revoked && ok "HAProxy keeps serving the last good staple" || bad "HAProxy staple after bad response"
+
+# --- a server without stapling ---
+SPORT=$("$MKPKI" --free-port)
+openssl s_server -accept "127.0.0.1:$SPORT" -cert "$P/good.pem" -key "$P/good.key" -www -quiet >/dev/null 2>&1 &
+PIDS+=($!)
+wait_for 10 bash -c "echo | openssl s_client -connect 127.0.0.1:$SPORT" 
+out=$("$CLI" check --connect "127.0.0.1:$SPORT"); rc=$?
+[ "$rc" = 2 ] && grep -q "no OCSP staple" <<<"$out" && ok "check --connect without stapling -> 2" || bad "check no staple (rc $rc)" "$out"
+
+# --- SIGTERM stops cleanly ---
+kill -TERM "$WATCH_N"
+wait "$WATCH_N"; rc=$?
+[ "$rc" = 0 ] && ok "watch stops on SIGTERM (exit 0)" || bad "watch SIGTERM exit $rc"
+expect "watch logged stopping" '"event":"stopping"' "$(cat "$DIR/watch-nginx.log")"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
