@@ -90,7 +90,7 @@ static double wait_all(srvocsp_handle **h, int n, double t0, double limit)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1000, i, pipefd[2], port = 0;
+    int n = argc > 1 ? atoi(argv[1]) : 1000, i, port_pipe[2], stop_pipe[2], port = 0;
     bool json = argc > 2 && strcmp(argv[2], "--json") == 0;
     tp_pki pki;
     tp_cert *leaves;
@@ -138,25 +138,30 @@ int main(int argc, char **argv)
     }
 
     /* The fast responder, in its own process. */
-    if (pipe(pipefd) != 0)
+    /* One pipe each way: the port up, the stop signal (EOF) down. */
+    if (pipe(port_pipe) != 0 || pipe(stop_pipe) != 0)
         return 1;
     child = fork();
     if (child == 0) {
         evil *ev = evil_start(&pki, sys_now, NULL, 86400);
         char c;
 
+        close(port_pipe[0]);
+        close(stop_pipe[1]);
         for (i = 0; i < n; i++)
             evil_add_presigned(ev, 0x100000 + i, der[i], len[i]);
         port = evil_port(ev);
-        if (write(pipefd[1], &port, sizeof(port)) != sizeof(port))
+        if (write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
             _exit(1);
-        close(pipefd[1]);
-        while (read(pipefd[0], &c, 1) > 0) /* until the parent closes it */
+        close(port_pipe[1]);
+        while (read(stop_pipe[0], &c, 1) > 0) /* until the parent closes its end */
             ;
         evil_stop(ev);
         _exit(0);
     }
-    if (read(pipefd[0], &port, sizeof(port)) != sizeof(port))
+    close(port_pipe[1]);
+    close(stop_pipe[0]);
+    if (read(port_pipe[0], &port, sizeof(port)) != sizeof(port))
         return 1;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/fast/", port);
 
@@ -230,7 +235,7 @@ int main(int argc, char **argv)
         tr_rmrf(d);
         free(d);
     }
-    close(pipefd[1]);
+    close(stop_pipe[1]);
     waitpid(child, NULL, 0);
 
     {
