@@ -181,35 +181,50 @@ static void entry_unlink(srvocsp_engine *e, srvocsp__entry *en)
     }
 }
 
+/* Entries ready to start wait in their responder host's queue, so picking
+ * work costs what is started, not what is waiting (a host at its limit
+ * would otherwise be walked past on every pass). */
 static void ready_remove(srvocsp_engine *e, srvocsp__entry *en)
 {
-    srvocsp__entry **pp, *prev = NULL;
+    srvocsp__host *h = en->ready_host;
 
     if (!en->queued)
         return;
-    for (pp = &e->ready_head; *pp != NULL; prev = *pp, pp = &(*pp)->ready_next) {
-        if (*pp == en) {
-            *pp = en->ready_next;
-            if (e->ready_tail == en)
-                e->ready_tail = prev;
-            break;
-        }
-    }
-    en->ready_next = NULL;
+    if (en->ready_prev)
+        en->ready_prev->ready_next = en->ready_next;
+    else
+        h->ready_head = en->ready_next;
+    if (en->ready_next)
+        en->ready_next->ready_prev = en->ready_prev;
+    else
+        h->ready_tail = en->ready_prev;
+    en->ready_next = en->ready_prev = NULL;
+    en->ready_host = NULL;
     en->queued = false;
+    e->n_ready--;
 }
 
 static void ready_push(srvocsp_engine *e, srvocsp__entry *en)
 {
+    srvocsp__host *h;
+
     if (en->queued)
         return;
+    h = host_get(e, en->req.urls[en->url_idx]);
+    if (h == NULL) { /* out of memory: try again in a second */
+        srvocsp__heap_set(e, en, now_s(e) + 1);
+        return;
+    }
     en->queued = true;
+    en->ready_host = h;
     en->ready_next = NULL;
-    if (e->ready_tail)
-        e->ready_tail->ready_next = en;
+    en->ready_prev = h->ready_tail;
+    if (h->ready_tail)
+        h->ready_tail->ready_next = en;
     else
-        e->ready_head = en;
-    e->ready_tail = en;
+        h->ready_head = en;
+    h->ready_tail = en;
+    e->n_ready++;
 }
 
 static void entry_free(srvocsp__entry *en)
@@ -501,7 +516,8 @@ typedef struct start_item {
  * now within the concurrency limits. */
 static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, size_t max)
 {
-    srvocsp__entry *en, *next;
+    srvocsp__entry *en;
+    srvocsp__host *h;
     size_t n = 0;
 
     while ((en = srvocsp__heap_top(e)) != NULL && en->next_at <= now) {
@@ -512,21 +528,15 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         en->attempt_reasons[0] = '\0';
         ready_push(e, en);
     }
-    for (en = e->ready_head; en != NULL && n < max; en = next) {
+    for (h = e->hosts; h != NULL && n < max; h = h->next) {
+      while ((en = h->ready_head) != NULL && n < max && h->in_flight < e->cfg.max_per_host &&
+             e->in_flight < e->cfg.max_concurrent) {
         srvocsp__completion *c;
-        srvocsp__host *h;
-        const char *url;
+        const char *url = en->req.urls[en->url_idx];
 
-        next = en->ready_next;
-        if (e->in_flight >= e->cfg.max_concurrent)
-            break;
-        url = en->req.urls[en->url_idx];
-        h = host_get(e, url);
-        if (h == NULL || h->in_flight >= e->cfg.max_per_host)
-            continue;
         c = srvocsp__calloc(1, sizeof(*c));
         if (c == NULL)
-            break;
+            return n;
         ready_remove(e, en);
         c->en = en;
         c->url = url;
@@ -556,6 +566,7 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         items[n].req.max_response_size = en->max_response_size;
         items[n].req.proxy = en->proxy;
         n++;
+      }
     }
     return n;
 }
@@ -676,7 +687,7 @@ static void *engine_main(void *arg)
         if (e->done_head != NULL || e->kicked)
             continue;
 
-        if (e->n_entries == 0 && e->in_flight == 0 && e->ready_head == NULL) {
+        if (e->n_entries == 0 && e->in_flight == 0 && e->n_ready == 0) {
             /* Nothing left to serve: the thread ends; the next open starts
              * a new one. */
             e->idle = true;
@@ -684,7 +695,7 @@ static void *engine_main(void *arg)
             break;
         }
         top = srvocsp__heap_top(e);
-        e->idle = e->in_flight == 0 && e->ready_head == NULL && (top == NULL || top->next_at > now);
+        e->idle = e->in_flight == 0 && e->n_ready == 0 && (top == NULL || top->next_at > now);
         if (e->idle)
             pthread_cond_broadcast(&e->progress);
         {

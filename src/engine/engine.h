@@ -15,6 +15,7 @@ typedef struct srvocsp__host srvocsp__host;
 struct srvocsp__host {
     srvocsp__host *next;
     unsigned in_flight;
+    srvocsp__entry *ready_head, *ready_tail; /* waiting to start, in order */
     char name[]; /* scheme://host:port */
 };
 
@@ -41,7 +42,7 @@ struct srvocsp__entry {
     int64_t next_at;
     size_t heap_idx;             /* SIZE_MAX when not in the heap */
     bool in_flight;
-    bool queued;                 /* in the ready queue */
+    bool queued;                 /* in its host's ready queue */
     bool dead;                   /* last handle closed */
     size_t url_idx;
     srvocsp__host *host;         /* while in flight */
@@ -53,7 +54,8 @@ struct srvocsp__entry {
 
     srvocsp_handle *handles;     /* list of open handles */
     srvocsp__entry *hash_next;
-    srvocsp__entry *ready_next;
+    srvocsp__entry *ready_next, *ready_prev;
+    srvocsp__host *ready_host;   /* whose ready queue it is in */
     srvocsp__entry *note_next;
     bool note_pending;           /* why the stored response was not used */
     srvocsp_error note_err;
@@ -95,7 +97,7 @@ struct srvocsp_engine {
     size_t n_entries;
     srvocsp__entry **heap;
     size_t heap_len, heap_cap;
-    srvocsp__entry *ready_head, *ready_tail;
+    size_t n_ready;              /* entries waiting in the hosts' ready queues */
     srvocsp__completion *done_head, *done_tail;
     srvocsp__entry *notes;        /* entries with a load note to report */
     srvocsp__host *hosts;
