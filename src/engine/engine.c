@@ -69,17 +69,6 @@ static uint64_t hash_key(const unsigned char *k, size_t n)
     return h;
 }
 
-static void timespec_in_ms(struct timespec *ts, uint64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* scheme://host:port of |url|, the unit of per-host concurrency. */
 static void host_key(const char *url, char *out, size_t len)
 {
@@ -706,7 +695,7 @@ static void *engine_main(void *arg)
 
             if (top != NULL && top->next_at > now && (uint64_t)(top->next_at - now) * 1000 < ms)
                 ms = (uint64_t)(top->next_at - now) * 1000;
-            timespec_in_ms(&ts, ms);
+            srvocsp__deadline_ms(&ts, ms);
             pthread_cond_timedwait(&e->wake, &e->mu, &ts);
         }
     }

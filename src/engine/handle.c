@@ -176,13 +176,7 @@ static void wait_first(srvocsp_engine *e, srvocsp__entry *en, srvocsp_handle *h,
         e->kicked = true;
         pthread_cond_signal(&e->wake);
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    srvocsp__deadline_ms(&ts, timeout_ms);
     while (en->attempts_done < target && !en->dead && e->running)
         if (pthread_cond_timedwait(&e->progress, &e->mu, &ts) != 0)
             break;

@@ -207,13 +207,7 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
     if (e == NULL)
         return SRVOCSP_E_INVALID_ARG;
     srvocsp__engine_check_fork(e);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    srvocsp__deadline_ms(&ts, timeout_ms);
     pthread_mutex_lock(&e->mu);
     e->kicked = true;
     e->idle = false;

@@ -100,18 +100,15 @@ static srvocsp_handle *open_url(srvocsp_engine *eng, const tp_cert *leaf, const 
                                 events *e)
 {
     srvocsp_params p;
-    STACK_OF(X509) *chain = sk_X509_new_null();
     srvocsp_handle *h;
 
-    sk_X509_push(chain, pki.ca.cert);
     srvocsp_params_init(&p);
     p.engine = eng;
     p.responder_url = url;
     p.url_timeout_ms = 1000;
     p.update_cb = e ? on_event : NULL;
     p.update_arg = e;
-    h = srvocsp_open(leaf->cert, chain, &p);
-    sk_X509_free(chain);
+    h = fake_open(leaf->cert, pki.ca.cert, &p);
     return h;
 }
 

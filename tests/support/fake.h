@@ -42,4 +42,9 @@ void fake_init(fake_transport *t, manual_clock *clock, fake_handler h, void *arg
 int fake_requests(fake_transport *t);
 void fake_destroy(fake_transport *t);
 
+/* srvocsp_open for |leaf| with |issuer| as its chain and |p| (NULL: the
+ * defaults). */
+#include <openssl/x509.h>
+srvocsp_handle *fake_open(X509 *leaf, X509 *issuer, const srvocsp_params *p);
+
 #endif

@@ -158,18 +158,15 @@ static void set_mode(world *w, enum mode m)
 static srvocsp_handle *open_on(world *w, const tp_cert *leaf, unsigned flags)
 {
     srvocsp_params p;
-    STACK_OF(X509) *chain = sk_X509_new_null();
     srvocsp_handle *h;
 
-    sk_X509_push(chain, pki.ca.cert);
     srvocsp_params_init(&p);
     p.engine = w->eng;
     p.flags = flags;
     p.update_cb = on_event;
     p.update_arg = w;
     p.url_timeout_ms = 2000;
-    h = srvocsp_open(leaf->cert, chain, &p);
-    sk_X509_free(chain);
+    h = fake_open(leaf->cert, pki.ca.cert, &p);
     return h;
 }
 
