@@ -236,6 +236,37 @@ static void test_hung_responder_does_not_delay_others(void **s)
     close(fd);
 }
 
+/* http_proxy / no_proxy from the environment are honoured (libcurl reads
+ * them per transfer). */
+static void test_proxy_environment(void **s)
+{
+    char proxy[64], why[512], port[16];
+    int pport = tr_free_port();
+    srvocsp_handle *h;
+    srvocsp_response *r;
+
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", pport); /* nobody there */
+    snprintf(port, sizeof(port), "port %d", pport);
+    setenv("http_proxy", proxy, 1);
+    unsetenv("no_proxy");
+    h = open_file(cert_path[0], 0, NULL);
+    assert_non_null(h);
+    assert_null(srvocsp_get1_response(h)); /* went to the dead proxy */
+    srvocsp_handle_last_failure(h, why, sizeof(why));
+    print_message("  through a dead proxy: %s\n", why);
+    assert_non_null(strstr(why, port)); /* curl went to the proxy's port */
+    srvocsp_close(h);
+
+    setenv("no_proxy", "127.0.0.1", 1);
+    h = open_file(cert_path[0], 0, NULL);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r); /* no_proxy: straight to the responder */
+    srvocsp_response_free(r);
+    srvocsp_close(h);
+    unsetenv("http_proxy");
+    unsetenv("no_proxy");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_no_aia),
         cmocka_unit_test(test_responder_down_sync_open_bounded),
         cmocka_unit_test(test_hung_responder_does_not_delay_others),
+        cmocka_unit_test(test_proxy_environment),
     };
     if (system("openssl version >/dev/null 2>&1") != 0) {
         fprintf(stderr, "SKIP: openssl command not found\n");
