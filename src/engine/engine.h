@@ -65,6 +65,7 @@ struct srvocsp__entry {
 struct srvocsp_handle {
     atomic_uint refs;
     srvocsp__entry *entry;
+    srvocsp_engine *eng;         /* entry->eng, one load closer for get */
     uint32_t min_validity_s;
     srvocsp_clock clock;         /* copied: no pointer chase on get */
     srvocsp_update_cb cb;

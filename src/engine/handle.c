@@ -262,6 +262,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     }
     en->refs++;
     h->entry = en;
+    h->eng = e;
     h->next = en->handles;
     if (en->handles)
         en->handles->prev = h;
@@ -383,7 +384,7 @@ srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
     }
     /* After fork() the child's engine restarts on its first call: one
      * relaxed load, not taken otherwise. */
-    srvocsp__engine_check_fork(h->entry->eng);
+    srvocsp__engine_check_fork(h->eng);
     /* Time first: the snapshot taken after it is never older than the
      * instant it is judged at. */
     now = h->clock.now(h->clock.ctx);
