@@ -57,8 +57,6 @@ SRVOCSP__HIDDEN int64_t srvocsp__system_now(void *ctx);
 SRVOCSP__HIDDEN int64_t srvocsp__asn1_time_to_unix(const ASN1_TIME *t, bool *ok);
 /* Formats Unix seconds as RFC 3339 UTC into |buf| (>= 21 bytes). */
 SRVOCSP__HIDDEN void srvocsp__fmt_time(int64_t t, char *buf, size_t len);
-/* Monotonic milliseconds, for real-time waits. */
-SRVOCSP__HIDDEN uint64_t srvocsp__mono_ms(void);
 /* |*ts| = CLOCK_MONOTONIC now + |ms|, for pthread_cond_timedwait on
  * condition variables created with CLOCK_MONOTONIC. */
 struct timespec;

@@ -433,7 +433,6 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
     srvocsp_response *snap = NULL;
     char why[SRVOCSP__REASON_LEN];
     srvocsp_error err;
-    bool accepted = false;
 
     if (en->host && en->host->in_flight > 0)
         en->host->in_flight--;
@@ -468,7 +467,6 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
             int store_errno = 0;
 
             srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
-            accepted = true;
             if (en->store != NULL && !c->from_store) {
                 uint64_t version = 0;
 
@@ -483,7 +481,6 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
                               store_errno ? why : NULL, events);
         }
     }
-    (void)accepted;
     srvocsp_response_free(snap);
     completion_free(c);
     srvocsp__entry_unref_locked(en); /* the in-flight reference */

@@ -19,14 +19,6 @@ int64_t srvocsp__system_now(void *ctx)
     return (int64_t)ts.tv_sec;
 }
 
-uint64_t srvocsp__mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void srvocsp__deadline_ms(struct timespec *ts, uint64_t ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
