@@ -839,12 +839,6 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
             bool done_queued = false;
             srvocsp__completion *c;
 
-            /* A parent thread inside get at the fork left its registration
-             * behind; no such thread exists here, and the next publish
-             * would wait for it forever. */
-            atomic_store(&en->cell.readers[0], 0);
-            atomic_store(&en->cell.readers[1], 0);
-
             for (c = e->done_head; c != NULL; c = c->next)
                 done_queued |= c->en == en;
             if (en->in_flight && !done_queued) {

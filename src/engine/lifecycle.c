@@ -22,12 +22,14 @@ static void atfork_prepare(void)
     pthread_mutex_lock(&g_reg_mu);
     for (e = g_engines; e != NULL; e = e->reg_next)
         pthread_mutex_lock(&e->mu);
+    srvocsp__cells_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
     srvocsp_engine *e;
 
+    srvocsp__cells_atfork_parent();
     for (e = g_engines; e != NULL; e = e->reg_next)
         pthread_mutex_unlock(&e->mu);
     pthread_mutex_unlock(&g_reg_mu);
@@ -43,6 +45,7 @@ static void atfork_child(void)
     pthread_condattr_t ca;
 
     srvocsp__note_fork_child();
+    srvocsp__cells_atfork_child();
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     for (e = g_engines; e != NULL; e = e->reg_next) {
