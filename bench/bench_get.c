@@ -127,7 +127,6 @@ static double run(int threads)
 
 int main(int argc, char **argv)
 {
-    srvocsp_engine_config c;
     srvocsp_params p;
     pthread_t sw;
     double t1, t2, w0, w1;
@@ -138,10 +137,7 @@ int main(int argc, char **argv)
         return 1;
     manual_clock_init(&clk, time(NULL));
     fake_init(&fake, &clk, handler, NULL);
-    srvocsp_engine_config_init(&c);
-    c.clock = &clk.clock;
-    c.transport = &fake.transport;
-    eng = srvocsp_engine_new(&c);
+    eng = fake_engine_new(&clk, &fake, -1, 0);
     srvocsp_params_init(&p);
     p.engine = eng;
     h = fake_open(pki.good.cert, pki.ca.cert, &p);

@@ -60,7 +60,6 @@ static double rate(SSL_CTX *server, SSL_CTX *client, bool expect_staple)
 
 int main(int argc, char **argv)
 {
-    srvocsp_engine_config c;
     fake_transport fake;
     srvocsp_engine *eng;
     srvocsp_params p;
@@ -74,10 +73,7 @@ int main(int argc, char **argv)
         return 1;
     manual_clock_init(&clk, time(NULL));
     fake_init(&fake, &clk, handler, NULL);
-    srvocsp_engine_config_init(&c);
-    c.clock = &clk.clock;
-    c.transport = &fake.transport;
-    eng = srvocsp_engine_new(&c);
+    eng = fake_engine_new(&clk, &fake, -1, 0);
     srvocsp_params_init(&p);
     p.engine = eng;
     h = fake_open(pki.good.cert, pki.ca.cert, &p);

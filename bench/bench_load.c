@@ -41,7 +41,6 @@ int main(int argc, char **argv)
     if (json)
         printf("[");
     for (size_t k = 0; k < sizeof(windows) / sizeof(windows[0]); k++) {
-        srvocsp_engine_config c;
         fake_transport fake;
         srvocsp_engine *eng;
         srvocsp_params p;
@@ -51,11 +50,7 @@ int main(int argc, char **argv)
         validity = windows[k];
         manual_clock_init(&clk, t0);
         fake_init(&fake, &clk, handler, NULL);
-        srvocsp_engine_config_init(&c);
-        c.clock = &clk.clock;
-        c.transport = &fake.transport;
-        c.seed = 7 + k;
-        eng = srvocsp_engine_new(&c);
+        eng = fake_engine_new(&clk, &fake, -1, 7 + k);
         srvocsp_params_init(&p);
         p.engine = eng;
         h = fake_open(pki.good.cert, pki.ca.cert, &p);

@@ -86,3 +86,16 @@ srvocsp_handle *fake_open(X509 *leaf, X509 *issuer, const srvocsp_params *p)
     sk_X509_free(chain);
     return h;
 }
+
+srvocsp_engine *fake_engine_new(manual_clock *clock, fake_transport *t, int jitter, uint64_t seed)
+{
+    srvocsp_engine_config c;
+
+    srvocsp_engine_config_init(&c);
+    c.clock = &clock->clock;
+    c.transport = &t->transport;
+    if (jitter >= 0)
+        c.jitter_percent = (uint32_t)jitter;
+    c.seed = seed;
+    return srvocsp_engine_new(&c);
+}

@@ -42,6 +42,10 @@ void fake_init(fake_transport *t, manual_clock *clock, fake_handler h, void *arg
 int fake_requests(fake_transport *t);
 void fake_destroy(fake_transport *t);
 
+/* An engine on |clock| and |t|; |jitter| < 0 keeps the default jitter,
+ * |seed| 0 the default seed. */
+srvocsp_engine *fake_engine_new(manual_clock *clock, fake_transport *t, int jitter, uint64_t seed);
+
 /* srvocsp_open for |leaf| with |issuer| as its chain and |p| (NULL: the
  * defaults). */
 #include <openssl/x509.h>

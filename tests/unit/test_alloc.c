@@ -54,7 +54,6 @@ typedef struct outcome {
 static outcome scenario(int64_t t0)
 {
     outcome o = {0, 0, 0, 0};
-    srvocsp_engine_config c;
     fake_transport fake;
     srvocsp_engine *eng;
     srvocsp_params p;
@@ -64,10 +63,7 @@ static outcome scenario(int64_t t0)
 
     manual_clock_set(&clk, t0);
     fake_init(&fake, &clk, handler, NULL);
-    srvocsp_engine_config_init(&c);
-    c.clock = &clk.clock;
-    c.transport = &fake.transport;
-    eng = srvocsp_engine_new(&c);
+    eng = fake_engine_new(&clk, &fake, -1, 0);
     if (eng == NULL)
         goto out;
     chain = sk_X509_new_null();

@@ -167,7 +167,6 @@ static void *opener(void *arg)
 static void test_engine_swaps_with_open_close(void **s)
 {
     pthread_t rd[READERS], op[2];
-    srvocsp_engine_config c;
     srvocsp_handle *h;
     int64_t t0 = (int64_t)time(NULL), t;
     int i, swaps = 0;
@@ -176,10 +175,7 @@ static void test_engine_swaps_with_open_close(void **s)
     assert_true(tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", t0));
     manual_clock_init(&clk, t0);
     fake_init(&fake, &clk, handler, NULL);
-    srvocsp_engine_config_init(&c);
-    c.clock = &clk.clock;
-    c.transport = &fake.transport;
-    eng = srvocsp_engine_new(&c);
+    eng = fake_engine_new(&clk, &fake, -1, 0);
     h = open_good(0, &pki.good);
     {
         srvocsp_response *first = srvocsp_get1_response(h);

@@ -121,7 +121,6 @@ static void on_event(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 static world *world_new(unsigned jitter)
 {
     world *w = calloc(1, sizeof(*w));
-    srvocsp_engine_config c;
 
     manual_clock_init(&w->clock, T);
     fake_init(&w->fake, &w->clock, handler, w);
@@ -129,12 +128,7 @@ static world *world_new(unsigned jitter)
     pthread_cond_init(&w->cv, NULL);
     w->validity = DAY;
     w->leaf = &pki.good;
-    srvocsp_engine_config_init(&c);
-    c.clock = &w->clock.clock;
-    c.transport = &w->fake.transport;
-    c.jitter_percent = jitter;
-    c.seed = 42;
-    w->eng = srvocsp_engine_new(&c);
+    w->eng = fake_engine_new(&w->clock, &w->fake, (int)jitter, 42);
     assert_non_null(w->eng);
     return w;
 }

@@ -69,7 +69,6 @@ static void on_must(SSL *ssl, srvocsp_handle *h, void *arg)
 
 static void test_sni_contexts_and_counters(void **s)
 {
-    srvocsp_engine_config c;
     SSL_CTX *first, *client;
     srvocsp_handle *hg, *hm, *hu;
     srvocsp_ssl_stats st;
@@ -79,11 +78,7 @@ static void test_sni_contexts_and_counters(void **s)
     assert_true(tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", T));
     manual_clock_init(&clk, T);
     fake_init(&fake, &clk, handler, NULL);
-    srvocsp_engine_config_init(&c);
-    c.clock = &clk.clock;
-    c.transport = &fake.transport;
-    c.jitter_percent = 0;
-    eng = srvocsp_engine_new(&c);
+    eng = fake_engine_new(&clk, &fake, 0, 0);
 
     first = tls_server_ctx(&pki.good, &pki.ca);
     second = tls_server_ctx(&pki.muststaple, &pki.ca);

@@ -89,16 +89,11 @@ static void on_event(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 static world *world_new(int64_t start, uint64_t seed)
 {
     world *w = calloc(1, sizeof(*w));
-    srvocsp_engine_config c;
 
     manual_clock_init(&w->clock, start);
     fake_init(&w->fake, &w->clock, handler, w);
     pthread_mutex_init(&w->mu, NULL);
-    srvocsp_engine_config_init(&c);
-    c.clock = &w->clock.clock;
-    c.transport = &w->fake.transport;
-    c.seed = seed;
-    w->eng = srvocsp_engine_new(&c);
+    w->eng = fake_engine_new(&w->clock, &w->fake, -1, seed);
     return w;
 }
 
