@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fwrite(data, 1, size, f);
     fclose(f);
     if (st->ops->load(st, name, 256 * 1024, &der, &len, &version, why, sizeof(why)) ==
-        SRVOCSP_OK) {
+            SRVOCSP_OK &&
+        der != NULL) {
         srvocsp_response *r = NULL;
 
         if (len != size)

@@ -52,6 +52,12 @@ SRVOCSP__HIDDEN bool srvocsp__alloc_should_fail(void);
 /* Allocations counted since the process started. */
 SRVOCSP__HIDDEN unsigned long srvocsp__alloc_count(void);
 
+/* ---- util/fileio.c ---- */
+/* Replaces |path| atomically with |len| bytes (mode 0644).  Returns 0, or
+ * the errno of what failed (the old file is then untouched). */
+SRVOCSP__HIDDEN int srvocsp__write_file_atomic(const char *path, const unsigned char *data,
+                                              size_t len);
+
 /* ---- util/timeutil.c ---- */
 SRVOCSP__HIDDEN int64_t srvocsp__system_now(void *ctx);
 SRVOCSP__HIDDEN int64_t srvocsp__asn1_time_to_unix(const ASN1_TIME *t, bool *ok);

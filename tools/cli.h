@@ -27,7 +27,9 @@ void cli_fmt_time(int64_t t, char *buf, size_t len);
 const char *cli_status_name(srvocsp_cert_status st);
 /* Reads a whole file with a size cap. */
 unsigned char *cli_read_file(const char *path, size_t cap, size_t *len);
-bool cli_write_file_atomic(const char *path, const unsigned char *data, size_t len);
+/* The library's atomic file replacement (temporary file, fsync, rename,
+ * fsync of the directory): 0 or an errno. */
+int srvocsp__write_file_atomic(const char *path, const unsigned char *data, size_t len);
 /* Writes |s| as a JSON string literal. */
 void cli_json_str(FILE *f, const char *s);
 

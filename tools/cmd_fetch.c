@@ -109,7 +109,7 @@ int cmd_fetch(int argc, char **argv)
 
         cli_fmt_time(srvocsp_response_this_update(r), tu, sizeof(tu));
         cli_fmt_time(srvocsp_response_next_update(r), nu, sizeof(nu));
-        if (out != NULL && !cli_write_file_atomic(out, der, len)) {
+        if (out != NULL && srvocsp__write_file_atomic(out, der, len) != 0) {
             fprintf(stderr, "srvocsp: cannot write %s\n", out);
             goto out;
         }

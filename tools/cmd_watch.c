@@ -279,9 +279,11 @@ static void deliver(watch *w, wcert *c)
     c->next_update = srvocsp_response_expires(r);
     c->last_error[0] = '\0';
     w->responses[c->status]++;
-    if (!cli_write_file_atomic(c->ocsp_path, der, len)) {
+    int err_no = srvocsp__write_file_atomic(c->ocsp_path, der, len);
+
+    if (err_no != 0) {
         snprintf(c->last_error, sizeof(c->last_error), "cannot write %s: %s", c->ocsp_path,
-                 strerror(errno));
+                 strerror(err_no));
         log_event(w, "write-failed", c, c->last_error, srvocsp_handle_next_attempt(c->h));
         note_failure(w, "E_IO");
         srvocsp_response_free(r);

@@ -125,25 +125,6 @@ unsigned char *cli_read_file(const char *path, size_t cap, size_t *len)
     return buf;
 }
 
-bool cli_write_file_atomic(const char *path, const unsigned char *data, size_t len)
-{
-    char tmp[4096];
-    int fd;
-    bool ok;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return false;
-    ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (ok)
-        ok = rename(tmp, path) == 0;
-    if (!ok)
-        unlink(tmp);
-    return ok;
-}
-
 void cli_json_str(FILE *f, const char *s)
 {
     fputc('"', f);

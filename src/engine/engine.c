@@ -575,7 +575,8 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     if (version == 0 || version == it->known_version)
         return false;
     if (en->store->ops->load(en->store, en->store_name, en->max_response_size, &der, &len,
-                             &version, why, sizeof(why)) != SRVOCSP_OK)
+                             &version, why, sizeof(why)) != SRVOCSP_OK ||
+        der == NULL)
         return false;
     pol.now = now_s(e);
     if (srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why)) ==

@@ -38,11 +38,6 @@ static const char *params_problem(const srvocsp_params *p)
     return NULL;
 }
 
-static bool access_absent(const char *why)
-{
-    return strstr(why, "No such file or directory") != NULL;
-}
-
 static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
                                  srvocsp__request *req, const srvocsp_params *p)
 {
@@ -104,12 +99,12 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
     }
     if (l->store->ops->load(l->store, l->name, p->max_response_size, &der, &len, &l->version, why,
                             sizeof(why)) != SRVOCSP_OK) {
-        if (access_absent(why))
-            return; /* nothing stored yet: not worth a note */
         l->err = SRVOCSP_E_STORE;
         srvocsp__fmt(l->why, sizeof(l->why), "stored response ignored: %s", why);
         return;
     }
+    if (der == NULL)
+        return; /* nothing stored yet */
     pol.now = now;
     pol.skew_s = p->clock_skew_s;
     pol.max_age_s = p->max_age_no_next_update_s;

@@ -19,7 +19,8 @@ typedef struct srvocsp__store srvocsp__store;
 
 typedef struct srvocsp__store_ops {
     /* Reads the response stored under |name| into a malloc'd buffer.
-     * E_STORE with a reason when absent, unreadable or over |cap| bytes.
+     * SRVOCSP_OK with |*der| NULL when nothing is stored; E_STORE with a
+     * reason when unreadable, not a regular file, or over |cap| bytes.
      * |*version| identifies the stored bytes (changes on every save). */
     srvocsp_error (*load)(srvocsp__store *s, const char *name, size_t cap, unsigned char **der,
                           size_t *len, uint64_t *version, char *why, size_t whylen);

@@ -76,6 +76,11 @@ static srvocsp_error dir_load(srvocsp__store *s, const char *name, size_t cap, u
     path_of(d, name, path, sizeof(path));
     /* O_NOFOLLOW: a symlink planted where the file should be is refused. */
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT) {
+        *len = 0;
+        *version = 0;
+        return SRVOCSP_OK; /* nothing stored yet */
+    }
     if (fd < 0) {
         srvocsp__fmt(why, whylen, "%s: %s", path,
                      errno == ELOOP ? "is a symbolic link" : strerror(errno));
@@ -129,59 +134,14 @@ static srvocsp_error dir_save(srvocsp__store *s, const char *name, const unsigne
                               size_t len, int *err_no, char *why, size_t whylen)
 {
     dir_store *d = (dir_store *)s;
-    char path[4096], tmp[4200];
-    size_t done = 0;
-    int fd, dfd;
+    char path[4096];
 
-    *err_no = 0;
     path_of(d, name, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", d->dir, name, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 && errno == ENOENT && mkdir(d->dir, 0755) == 0) /* removed meanwhile */
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        goto fail;
-    while (done < len) {
-        ssize_t n = write(fd, der + done, len - done);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            goto fail_fd;
-        }
-        done += (size_t)n;
-    }
-    if (fsync(fd) != 0)
-        goto fail_fd;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail_tmp;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto fail_tmp;
-    /* The rename itself must survive a crash too. */
-    dfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return SRVOCSP_OK;
-
-fail_fd:
-    *err_no = errno;
-    close(fd);
-    unlink(tmp);
-    errno = *err_no;
-    goto fail;
-fail_tmp:
-    *err_no = errno;
-    unlink(tmp);
-    errno = *err_no;
-fail:
-    *err_no = errno;
+    *err_no = srvocsp__write_file_atomic(path, der, len);
+    if (*err_no == ENOENT && mkdir(d->dir, 0755) == 0) /* removed meanwhile */
+        *err_no = srvocsp__write_file_atomic(path, der, len);
+    if (*err_no == 0)
+        return SRVOCSP_OK;
     srvocsp__fmt(why, whylen, "cannot write %s: %s", path, strerror(*err_no));
     return SRVOCSP_E_STORE;
 }
