@@ -18,6 +18,10 @@
 typedef struct attached {
     srvocsp_handle *h;
     X509 *leaf;          /* borrowed from the handle */
+    /* The context's own object for the same certificate, once a handshake
+     * has matched it by content: later handshakes match by pointer, without
+     * X509_cmp (which takes the certificate's lock in OpenSSL 3). */
+    _Atomic(X509 *) ctx_cert;
     bool must_staple;
 } attached;
 
@@ -98,6 +102,7 @@ int srvocsp_ssl_ctx_attach(SSL_CTX *ctx, srvocsp_handle *h)
     }
     sc->items[sc->n].h = srvocsp_handle_up_ref(h);
     sc->items[sc->n].leaf = srvocsp_handle_get0_leaf(h);
+    atomic_init(&sc->items[sc->n].ctx_cert, NULL);
     sc->items[sc->n].must_staple = has_must_staple(sc->items[sc->n].leaf);
     sc->n++;
     return 1;
@@ -140,7 +145,7 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
     SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
     staple_ctx *sc = get_sc(ctx ? ctx : arg);
     X509 *cert = SSL_get_certificate(ssl); /* the one selected for this handshake */
-    const attached *a = NULL;
+    attached *a = NULL;
     srvocsp_response *r;
     unsigned char *copy;
     const unsigned char *der;
@@ -150,11 +155,15 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
     if (sc == NULL || cert == NULL)
         return SSL_TLSEXT_ERR_NOACK;
     for (i = 0; i < sc->n && a == NULL; i++)
-        if (sc->items[i].leaf == cert)
+        if (sc->items[i].leaf == cert ||
+            atomic_load_explicit(&sc->items[i].ctx_cert, memory_order_relaxed) == cert)
             a = &sc->items[i];
-    for (i = 0; i < sc->n && a == NULL; i++)
-        if (X509_cmp(sc->items[i].leaf, cert) == 0) /* cached digests */
+    for (i = 0; i < sc->n && a == NULL; i++) {
+        if (X509_cmp(sc->items[i].leaf, cert) == 0) { /* first handshake only */
             a = &sc->items[i];
+            atomic_store_explicit(&a->ctx_cert, cert, memory_order_relaxed);
+        }
+    }
     if (a == NULL) {
         count(&sc->no_handle);
         return SSL_TLSEXT_ERR_NOACK;
