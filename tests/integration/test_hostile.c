@@ -226,10 +226,94 @@ static void test_every_bad_answer(void **s)
     }
 }
 
+/* Six certificates behind one responder that never answers: at most
+ * max_per_host (here 2) retrievals run at once, and max_concurrent (here 1)
+ * caps all of them; everyone is tried in the end. */
+static void check_limits(uint32_t max_concurrent, uint32_t max_per_host, long want)
+{
+    const tp_cert *leaves[] = {&pki.good,    &pki.revoked,  &pki.unknown,
+                               &pki.twourls, &pki.good_rsa, &pki.muststaple};
+    evil *e = evil_start(&pki, clk.clock.now, clk.clock.ctx, VALIDITY);
+    srvocsp_engine_config c;
+    srvocsp_engine *eng;
+    srvocsp_handle *h[6];
+    srvocsp_params p;
+    char url[64];
+    int i;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hang/", evil_port(e));
+    srvocsp_engine_config_init(&c);
+    c.clock = &clk.clock;
+    c.max_concurrent = max_concurrent;
+    c.max_per_host = max_per_host;
+    eng = srvocsp_engine_new(&c);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.responder_url = url;
+    p.url_timeout_ms = 300;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    for (i = 0; i < 6; i++)
+        h[i] = fake_open(leaves[i]->cert, pki.ca.cert, &p);
+    assert_int_equal(srvocsp_engine_settle(eng, 20000), SRVOCSP_OK);
+    print_message("  max_concurrent %u, max_per_host %u: %ld requests, at most %ld at once\n",
+                  max_concurrent, max_per_host, evil_requests(e), evil_max_concurrent(e));
+    assert_int_equal(evil_requests(e), 6);
+    assert_int_equal(evil_max_concurrent(e), want);
+    for (i = 0; i < 6; i++)
+        srvocsp_close(h[i]);
+    srvocsp_engine_free(eng);
+    evil_stop(e);
+}
+
+static void test_concurrency_limits(void **s)
+{
+    manual_clock_set(&clk, T0);
+    check_limits(32, 2, 2);
+    check_limits(1, 4, 1);
+}
+
+/* Refreshes of one responder reuse one connection. */
+static void test_keep_alive(void **s)
+{
+    evil *e = evil_start(&pki, clk.clock.now, clk.clock.ctx, VALIDITY);
+    srvocsp_engine *eng;
+    srvocsp_handle *h;
+    srvocsp_params p;
+    char url[64];
+    int k;
+
+    manual_clock_set(&clk, T0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/good/", evil_port(e));
+    {
+        srvocsp_engine_config c;
+
+        srvocsp_engine_config_init(&c);
+        c.clock = &clk.clock;
+        c.jitter_percent = 0;
+        eng = srvocsp_engine_new(&c);
+    }
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.responder_url = url;
+    h = fake_open(pki.good.cert, pki.ca.cert, &p);
+    for (k = 1; k <= 3; k++) {
+        manual_clock_set(&clk, srvocsp_handle_next_attempt(h));
+        assert_int_equal(srvocsp_engine_settle(eng, 10000), SRVOCSP_OK);
+    }
+    print_message("  %ld requests over %ld connection(s)\n", evil_requests(e), evil_connections(e));
+    assert_int_equal(evil_requests(e), 4);
+    assert_int_equal(evil_connections(e), 1);
+    srvocsp_close(h);
+    srvocsp_engine_free(eng);
+    evil_stop(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_bad_answer),
+        cmocka_unit_test(test_concurrency_limits),
+        cmocka_unit_test(test_keep_alive),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

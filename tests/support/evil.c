@@ -38,6 +38,8 @@ struct evil {
     pthread_t acceptor;
     atomic_bool stop;
     atomic_long requests;
+    atomic_long connections;
+    atomic_long active, max_active;
     atomic_int slots[MAX_SLOTS];
     pthread_mutex_t mu;
     int conns[MAX_CONNS];
@@ -71,6 +73,16 @@ void evil_set_slot(evil *e, int slot, evil_scenario s)
 long evil_requests(evil *e)
 {
     return atomic_load(&e->requests);
+}
+
+long evil_connections(evil *e)
+{
+    return atomic_load(&e->connections);
+}
+
+long evil_max_concurrent(evil *e)
+{
+    return atomic_load(&e->max_active);
 }
 
 void evil_add_presigned(evil *e, long serial, const unsigned char *der, size_t len)
@@ -273,8 +285,14 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
 
     switch (s) {
     case EVIL_HANG:
-        while (nap(e, 100))
-            ;
+        /* Until the client gives up (closes) or the responder stops. */
+        while (!atomic_load(&e->stop)) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            char c;
+
+            if (poll(&pfd, 1, 50) > 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+                break;
+        }
         return false;
     case EVIL_HTTP404: return reply(fd, 404, "Not Found", "text/plain", NULL, 0, NULL);
     case EVIL_HTTP500: return reply(fd, 500, "Internal Server Error", "text/plain", NULL, 0, NULL);
@@ -377,8 +395,17 @@ static void *conn_main(void *arg)
                 goto out;
             used += (size_t)n;
         }
-        if (!answer(e, fd, method, path, (unsigned char *)buf + head_len, clen))
-            goto out;
+        {
+            long now = atomic_fetch_add(&e->active, 1) + 1, max = atomic_load(&e->max_active);
+            bool keep;
+
+            while (now > max && !atomic_compare_exchange_weak(&e->max_active, &max, now))
+                ;
+            keep = answer(e, fd, method, path, (unsigned char *)buf + head_len, clen);
+            atomic_fetch_sub(&e->active, 1);
+            if (!keep)
+                goto out;
+        }
         memmove(buf, buf + head_len + clen, used - head_len - clen);
         used -= head_len + clen;
     }
@@ -402,6 +429,7 @@ static void *accept_main(void *arg)
         if (fd < 0)
             continue;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        atomic_fetch_add(&e->connections, 1);
         pthread_mutex_lock(&e->mu);
         if (e->n_conns == MAX_CONNS) {
             pthread_mutex_unlock(&e->mu);

@@ -75,6 +75,10 @@ void evil_set_slot(evil *e, int slot, evil_scenario s);
 void evil_add_presigned(evil *e, long serial, const unsigned char *der, size_t len);
 /* Requests answered so far. */
 long evil_requests(evil *e);
+/* TCP connections accepted so far (keep-alive makes it < requests). */
+long evil_connections(evil *e);
+/* The most requests that were being answered at the same time. */
+long evil_max_concurrent(evil *e);
 void evil_stop(evil *e);
 
 #endif
