@@ -232,7 +232,7 @@ static void write_status(watch *w)
 {
     char tmp[4200];
     FILE *f;
-    int i;
+    int i, n;
 
     if (w->status_file == NULL)
         return;
@@ -241,10 +241,12 @@ static void write_status(watch *w)
     if (f == NULL)
         return;
     fprintf(f, "{\"updated\":%lld,\"certificates\":[", (long long)time(NULL));
-    for (i = 0; i < w->n_certs; i++) {
+    for (i = 0, n = 0; i < w->n_certs; i++) {
         wcert *c = w->certs[i];
 
-        fprintf(f, "%s\n {\"cert\":", i ? "," : "");
+        if (c == NULL) /* a removed certificate's slot */
+            continue;
+        fprintf(f, "%s\n {\"cert\":", n++ ? "," : "");
         cli_json_str(f, c->path);
         fprintf(f, ",\"ocsp_file\":");
         cli_json_str(f, c->ocsp_path);

@@ -164,6 +164,26 @@ wait_for 10 bash -c "echo | openssl s_client -connect 127.0.0.1:$SPORT"
 out=$("$CLI" check --connect "127.0.0.1:$SPORT"); rc=$?
 [ "$rc" = 2 ] && grep -q "no OCSP staple" <<<"$out" && ok "check --connect without stapling -> 2" || bad "check no staple (rc $rc)" "$out"
 
+# --- SIGHUP rescans: added, renewed, removed ---
+cp "$P/twourls.pem" "$N/second.pem"
+kill -HUP "$WATCH_N"
+wait_for 10 grep -q '"event":"watching","cert":"[^"]*second.pem"' "$DIR/watch-nginx.log" \
+    && ok "SIGHUP: an added certificate is watched" \
+    || bad "SIGHUP added" "$(cat "$DIR/watch-nginx.log")"
+cp "$P/unknown.pem" "$N/second.pem"     # the same file, another certificate
+kill -HUP "$WATCH_N"
+wait_for 10 grep -q '"event":"renewed","cert":"[^"]*second.pem"' "$DIR/watch-nginx.log" \
+    && ok "SIGHUP: a replaced certificate is reopened" || bad "SIGHUP renewed" "$(cat "$DIR/watch-nginx.log")"
+rm "$N/second.pem"
+kill -HUP "$WATCH_N"
+wait_for 10 grep -q '"event":"removed","cert":"[^"]*second.pem"' "$DIR/watch-nginx.log" \
+    && ok "SIGHUP: a removed certificate is no longer watched" || bad "SIGHUP removed" "$(cat "$DIR/watch-nginx.log")"
+if "$CLI" watch --status --status-file "$DIR/status.json" | grep -q second.pem; then
+    bad "the status file still lists the removed certificate"
+else
+    ok "the status file no longer lists it"
+fi
+
 # --- SIGTERM stops cleanly ---
 kill -TERM "$WATCH_N"
 wait "$WATCH_N"; rc=$?

@@ -157,6 +157,25 @@ static void test_restart_serves_from_disk_without_network(void **s)
     stored_path(dir, path, sizeof(path));
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
+    {
+        /* The store lists what it holds; nothing else is in the folder. */
+        srvocsp__store *st2 = srvocsp__store_dir_new(dir);
+        char name[SRVOCSP__STORE_NAME_LEN + 1];
+        unsigned char *none = NULL;
+        size_t nlen = 1;
+        uint64_t v = 1;
+        char why[200];
+
+        assert_int_equal(st2->ops->list(st2, NULL, NULL), 1);
+        assert_true(srvocsp__store_name(pki.good.cert, pki.ca.cert, name));
+        assert_non_null(strstr(path, name));
+        /* Nothing stored is an outcome, not an error. */
+        assert_int_equal(st2->ops->load(st2, "0000", 1024, &none, &nlen, &v, why, sizeof(why)),
+                         SRVOCSP_OK);
+        assert_null(none);
+        assert_int_equal(nlen, 0);
+        st2->ops->free(st2);
+    }
 
     /* "Restart" an hour later with the responder down. */
     b = world_new(T + 3600, 2);
