@@ -231,55 +231,50 @@ static void spoil_empty(const char *path, const char *dir)
     write_bytes(path, "", 0);
 }
 
+/* Signs |o| and writes the first |keep| bytes of it (0: all). */
+static void write_response(const char *path, const tp_resp_opts *o, size_t keep)
+{
+    size_t len;
+    unsigned char *der = tp_response(o, &len);
+
+    assert_non_null(der);
+    write_bytes(path, der, keep ? keep : len);
+    free(der);
+}
+
 static void spoil_truncated(const char *path, const char *dir)
 {
     tp_resp_opts o;
-    size_t len;
-    unsigned char *der;
 
     tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
-    der = tp_response(&o, &len);
-    write_bytes(path, der, len / 2);
-    free(der);
+    write_response(path, &o, 200);
 }
 
 static void spoil_other_cert(const char *path, const char *dir)
 {
     tp_resp_opts o;
-    size_t len;
-    unsigned char *der;
 
     tp_resp_opts_init(&o, &pki.revoked, &pki.ca, T);
-    der = tp_response(&o, &len);
-    write_bytes(path, der, len);
-    free(der);
+    write_response(path, &o, 0);
 }
 
 static void spoil_expired(const char *path, const char *dir)
 {
     tp_resp_opts o;
-    size_t len;
-    unsigned char *der;
 
     tp_resp_opts_init(&o, &pki.good, &pki.ca, T - 20 * 3600);
     o.next_update = T - 3600;
-    der = tp_response(&o, &len);
-    write_bytes(path, der, len);
-    free(der);
+    write_response(path, &o, 0);
 }
 
 static void spoil_wrong_key(const char *path, const char *dir)
 {
     tp_resp_opts o;
-    size_t len;
-    unsigned char *der;
 
     tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
     o.signer = &pki.delegate_other; /* a responder of another CA */
     o.include_signer = true;
-    der = tp_response(&o, &len);
-    write_bytes(path, der, len);
-    free(der);
+    write_response(path, &o, 0);
 }
 
 static void spoil_directory(const char *path, const char *dir)
@@ -291,15 +286,11 @@ static void spoil_symlink(const char *path, const char *dir)
 {
     char target[1300];
     tp_resp_opts o;
-    size_t len;
-    unsigned char *der;
 
     /* Even a symlink to a valid response is refused: the file is ours. */
     snprintf(target, sizeof(target), "%s/elsewhere.der", dir);
     tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
-    der = tp_response(&o, &len);
-    write_bytes(target, der, len);
-    free(der);
+    write_response(target, &o, 0);
     assert_int_equal(symlink(target, path), 0);
 }
 
