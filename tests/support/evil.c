@@ -231,9 +231,11 @@ static bool nap(evil *e, int ms)
     return !atomic_load(&e->stop);
 }
 
-/* Answers one request; returns false to close the connection. */
+/* Answers one request; returns false to close the connection. Sets
+ * |*released| when it ended its own count of busy requests before the last
+ * byte went out, which orders that count before anything the client does next. */
 static bool answer(evil *e, int fd, const char *method, const char *path, const unsigned char *body,
-                   size_t body_len)
+                   size_t body_len, bool *released)
 {
     char seg[64], b64[4096];
     const char *rest;
@@ -294,6 +296,12 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
                 break;
         }
         return false;
+    case EVIL_SLOW:
+        if (!nap(e, 200))
+            return false;
+        atomic_fetch_sub(&e->active, 1);
+        *released = true;
+        return reply(fd, 503, "Service Unavailable", "text/plain", NULL, 0, NULL);
     case EVIL_HTTP404: return reply(fd, 404, "Not Found", "text/plain", NULL, 0, NULL);
     case EVIL_HTTP500: return reply(fd, 500, "Internal Server Error", "text/plain", NULL, 0, NULL);
     case EVIL_HTTP503:
@@ -397,12 +405,13 @@ static void *conn_main(void *arg)
         }
         {
             long now = atomic_fetch_add(&e->active, 1) + 1, max = atomic_load(&e->max_active);
-            bool keep;
+            bool keep, released = false;
 
             while (now > max && !atomic_compare_exchange_weak(&e->max_active, &max, now))
                 ;
-            keep = answer(e, fd, method, path, (unsigned char *)buf + head_len, clen);
-            atomic_fetch_sub(&e->active, 1);
+            keep = answer(e, fd, method, path, (unsigned char *)buf + head_len, clen, &released);
+            if (!released)
+                atomic_fetch_sub(&e->active, 1);
             if (!keep)
                 goto out;
         }

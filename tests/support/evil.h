@@ -21,6 +21,7 @@
     X(GOOD, "good")                                                                                \
     X(FAST, "fast")                                                                                \
     X(HANG, "hang")                                                                                \
+    X(SLOW, "slow")                                                                                \
     X(DRIP, "drip")                                                                                \
     X(CLOSE_MID, "close-mid-body")                                                                 \
     X(HTTP404, "http-404")                                                                         \
