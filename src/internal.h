@@ -86,6 +86,10 @@ struct srvocsp__flat_view {
 
 struct srvocsp_response {
     atomic_size_t refs;
+    /* NULL for a snapshot; for a per-thread proxy (core/proxy.h), the
+     * snapshot it stands for and holds a reference to.  A proxy copies the
+     * fields below and borrows the snapshot's DER bytes. */
+    struct srvocsp_response *base;
     struct srvocsp__flat_view view;
     srvocsp_cert_status status;
     int64_t this_update;

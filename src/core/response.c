@@ -40,6 +40,8 @@ void srvocsp_response_free(srvocsp_response *r)
      * model standalone fences.) */
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (r->base != NULL)
+        srvocsp_response_free(r->base);
     free(r);
 }
 
@@ -52,7 +54,7 @@ const unsigned char *srvocsp_response_der(const srvocsp_response *r, size_t *len
     }
     if (len)
         *len = r->len;
-    return r->der;
+    return r->view.pb; /* a proxy's bytes are its snapshot's */
 }
 
 srvocsp_cert_status srvocsp_response_status(const srvocsp_response *r)

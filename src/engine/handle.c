@@ -1,5 +1,6 @@
 /* The handle API: open, share, get, close. */
 #include "engine/engine.h"
+#include "core/proxy.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -383,7 +384,7 @@ srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
     /* Time first: the snapshot taken after it is never older than the
      * instant it is judged at. */
     now = h->clock.now(h->clock.ctx);
-    r = srvocsp__cell_acquire(&h->entry->cell);
+    r = srvocsp__proxy_acquire(&h->entry->cell);
     if (r == NULL) {
         srvocsp__set_error_code(SRVOCSP_E_OFFLINE);
         return NULL;

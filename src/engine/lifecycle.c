@@ -1,5 +1,6 @@
 /* Creating, observing and stopping engines; the process-wide default. */
 #include "engine/engine.h"
+#include "core/proxy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -256,4 +257,5 @@ void srvocsp_cleanup(void)
     g_default = NULL;
     pthread_mutex_unlock(&g_mu);
     srvocsp_engine_free(e);
+    srvocsp__proxy_thread_release();
 }
