@@ -77,7 +77,8 @@ SRVOCSP__HIDDEN void srvocsp__note_fork_child(void);
 
 /* The byte layout crypt32 callers see (CERT_SERVER_OCSP_RESPONSE_CONTEXT):
  * kept inside every snapshot so that the Windows-compatible library can
- * hand out a pointer to it without allocating on its get path. */
+ * hand out a pointer to it without allocating on its get path (proxies,
+ * core/proxy.h, carry one too). */
 struct srvocsp__flat_view {
     uint32_t cb_size;
     unsigned char *pb;

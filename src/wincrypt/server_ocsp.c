@@ -2,9 +2,10 @@
  * CertOpenServerOcspResponse and friends, on srvocsp's engine.
  *
  * HCERT_SERVER_OCSP_RESPONSE is an srvocsp_handle; a response context is
- * the snapshot's embedded view, laid out like
- * CERT_SERVER_OCSP_RESPONSE_CONTEXT, so Get hands out a pointer with no
- * allocation and AddRef/Free map to the snapshot's reference count.
+ * the view embedded in what srvocsp_get1_response returns (the thread's
+ * proxy of the snapshot), laid out like CERT_SERVER_OCSP_RESPONSE_CONTEXT,
+ * so Get hands out a pointer without allocating in steady state and
+ * AddRef/Free map to that response's reference count.
  */
 #include "wincrypt/wincrypt_internal.h"
 
