@@ -55,6 +55,7 @@ SRVOCSP__HIDDEN unsigned long srvocsp__alloc_count(void);
 /* ---- util/fileio.c ---- */
 /* Replaces |path| atomically with |len| bytes (mode 0644).  Returns 0, or
  * the errno of what failed (the old file is then untouched). */
+#define SRVOCSP__TMP_INFIX ".tmp."
 SRVOCSP__HIDDEN int srvocsp__write_file_atomic(const char *path, const unsigned char *data,
                                               size_t len);
 

@@ -53,6 +53,7 @@ typedef struct watch {
     const char *dirs[MAX_DIRS];
     int n_dirs;
     const char *on_update, *haproxy_socket, *status_file, *metrics, *state_dir;
+    long hook_timeout_s;         /* the hook's process group is killed past it */
     bool json;
     wcert *certs[MAX_CERTS];
     int n_certs;
@@ -143,17 +144,43 @@ static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 
 /* ---- files, hook, HAProxy ---- */
 
-static bool run_hook(watch *w, const wcert *c)
+/* Waits up to |ms| for |pid|; true with |*status| when it ended. */
+static bool wait_for(pid_t pid, int *status, long ms)
+{
+    struct timespec nap = {0, 10 * 1000000L};
+
+    for (long waited = 0;; waited += 10) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+
+        if (r == pid)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return true; /* not our child any more: nothing to wait for */
+        if (waited >= ms)
+            return false;
+        nanosleep(&nap, NULL);
+    }
+}
+
+/* Runs the operator's hook; false (with |why|) when it failed or ran past
+ * --hook-timeout.  A hook that hangs (a reload that never returns) would
+ * otherwise hold up every later delivery: past the timeout its process
+ * group gets SIGTERM, two seconds later SIGKILL. */
+static bool run_hook(watch *w, const wcert *c, char *why, size_t whylen)
 {
     pid_t pid;
-    int status;
+    int status = 0;
 
     if (w->on_update == NULL)
         return true;
     pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        snprintf(why, whylen, "%s: cannot fork: %s", w->on_update, strerror(errno));
         return false;
+    }
     if (pid == 0) {
+        /* Its own process group, so a timeout reaches what sh started. */
+        setpgid(0, 0);
         /* The operator's command runs as written; the certificate's names
          * reach it only through the environment, never spliced into it. */
         setenv("SRVOCSP_CERT_FILE", c->path, 1);
@@ -162,9 +189,25 @@ static bool run_hook(watch *w, const wcert *c)
         execl("/bin/sh", "sh", "-c", w->on_update, (char *)NULL);
         _exit(127);
     }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    setpgid(pid, pid); /* also here: whichever runs first */
+    if (!wait_for(pid, &status, w->hook_timeout_s * 1000)) {
+        kill(-pid, SIGTERM);
+        if (!wait_for(pid, &status, 2000)) {
+            kill(-pid, SIGKILL);
+            wait_for(pid, &status, 60000);
+        }
+        snprintf(why, whylen, "%s: still running after %ld s, stopped", w->on_update,
+                 w->hook_timeout_s);
+        return false;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return true;
+    if (WIFEXITED(status))
+        snprintf(why, whylen, "%s: exit status %d", w->on_update, WEXITSTATUS(status));
+    else
+        snprintf(why, whylen, "%s: killed by signal %d", w->on_update,
+                 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return false;
 }
 
 /* Sends "set ssl ocsp-response <base64>" and checks HAProxy's answer. */
@@ -293,8 +336,12 @@ static void deliver(watch *w, wcert *c)
     }
     log_event(w, c->status == SRVOCSP_STATUS_REVOKED ? "revoked" : "updated", c, NULL,
               srvocsp_handle_next_attempt(c->h));
-    if (w->on_update && !run_hook(w, c))
-        log_event(w, "hook-failed", c, w->on_update, 0);
+    if (w->on_update) {
+        char why[600];
+
+        if (!run_hook(w, c, why, sizeof(why)))
+            log_event(w, "hook-failed", c, why, 0);
+    }
     if (w->haproxy_socket) {
         bool ok = push_haproxy(w, der, len, answer, sizeof(answer));
 
@@ -574,6 +621,19 @@ static char *trim(char *s)
     return s;
 }
 
+static bool parse_seconds(const char *v, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || n < 1 || n > 86400)
+        return false;
+    *out = n;
+    return true;
+}
+
 static bool read_config(watch *w, const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -611,6 +671,14 @@ static bool read_config(watch *w, const char *path)
             w->metrics = v;
         else if (strcmp(k, "state-dir") == 0)
             w->state_dir = v;
+        else if (strcmp(k, "hook-timeout") == 0) {
+            if (!parse_seconds(v, &w->hook_timeout_s)) {
+                fprintf(stderr, "srvocsp watch: %s:%d: hook-timeout must be 1 to 86400 seconds\n",
+                        path, n);
+                fclose(f);
+                return false;
+            }
+        }
         else if (strcmp(k, "json") == 0)
             w->json = strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
         else {
@@ -645,6 +713,7 @@ static void watch_usage(FILE *f)
             "usage: srvocsp watch --dir DIR [--dir DIR ...] [--config FILE]\n"
             "                     [--on-update CMD] [--haproxy-socket PATH] [--state-dir DIR]\n"
             "                     [--status-file FILE] [--metrics 127.0.0.1:PORT] [--json]\n"
+            "                     [--hook-timeout SECONDS (30)]\n"
             "       srvocsp watch --status --status-file FILE\n"
             "\n"
             "Finds certificate files (*.pem, *.crt: the certificate then its chain, or a\n"
@@ -663,6 +732,7 @@ int cmd_watch(int argc, char **argv)
         {"status-file", required_argument, NULL, 's'}, {"metrics", required_argument, NULL, 'm'},
         {"state-dir", required_argument, NULL, 'S'},   {"json", no_argument, NULL, 'j'},
         {"status", no_argument, NULL, 'T'},            {"help", no_argument, NULL, 'h'},
+        {"hook-timeout", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     watch w;
@@ -672,8 +742,9 @@ int cmd_watch(int argc, char **argv)
 
     memset(&w, 0, sizeof(w));
     w.metrics_fd = -1;
+    w.hook_timeout_s = 30;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:c:u:H:s:m:S:jTh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:c:u:H:s:m:S:jTht:", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             if (w.n_dirs < MAX_DIRS)
@@ -689,6 +760,14 @@ int cmd_watch(int argc, char **argv)
         case 'm': w.metrics = optarg; break;
         case 'S': w.state_dir = optarg; break;
         case 'j': w.json = true; break;
+        case 't':
+            if (!parse_seconds(optarg, &w.hook_timeout_s)) {
+                fprintf(stderr, "srvocsp watch: --hook-timeout must be 1 to 86400 seconds, not "
+                                "'%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'T': status_only = true; break;
         case 'h': watch_usage(stdout); return 0;
         default: watch_usage(stderr); return 2;

@@ -258,4 +258,5 @@ void srvocsp_cleanup(void)
     pthread_mutex_unlock(&g_mu);
     srvocsp_engine_free(e);
     srvocsp__proxy_thread_release();
+    srvocsp__store_dir_forget_sweeps();
 }

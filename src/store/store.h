@@ -42,6 +42,12 @@ struct srvocsp__store {
 /* A store on a directory (created 0755 if missing); NULL with the last
  * error set when it cannot be used at all. */
 SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_dir_new(const char *dir);
+/* Removes temporary files left in |dir| by writers that died before their
+ * rename (older than 10 minutes at |now|); returns how many.  The first
+ * srvocsp__store_dir_new of a process for a directory does it. */
+SRVOCSP__HIDDEN size_t srvocsp__store_dir_sweep(const char *dir, int64_t now);
+/* srvocsp_cleanup: forget which directories were swept. */
+SRVOCSP__HIDDEN void srvocsp__store_dir_forget_sweeps(void);
 
 /* The store name of |leaf| issued by |issuer| into |out| (65 bytes). */
 SRVOCSP__HIDDEN bool srvocsp__store_name(X509 *leaf, X509 *issuer, char *out);

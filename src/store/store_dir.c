@@ -3,6 +3,12 @@
  * a temporary file in the same directory, fsyncs it, renames it over the
  * old one and fsyncs the directory, so a reader (or a crash) sees the old
  * file or the new one, never a part.
+ *
+ * A writer killed between creating its temporary file and renaming it
+ * leaves the temporary behind.  The first store of a process for a
+ * directory removes such leftovers: names of the temporary form older than
+ * SWEEP_AGE_S (a write takes milliseconds; the age, not a process id, is
+ * the test, since the processes sharing a directory may be on other hosts).
  */
 #include "store/store.h"
 
@@ -10,11 +16,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#define SWEEP_AGE_S 600
+#define SWEPT_MAX 64
 
 typedef struct dir_store {
     srvocsp__store base;
@@ -183,6 +194,87 @@ static void dir_free(srvocsp__store *s)
 
 static const srvocsp__store_ops dir_ops = {dir_load, dir_version, dir_save, dir_list, dir_free};
 
+/* Directories already swept by this process; opening 10,000 handles on
+ * one directory sweeps it once.  Past SWEPT_MAX directories, no more
+ * sweeps (leftovers are harmless, only untidy). */
+static pthread_mutex_t g_swept_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *g_swept[SWEPT_MAX];
+static int g_n_swept;
+
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+static void swept_lock(void)
+{
+    pthread_mutex_lock(&g_swept_mu);
+}
+
+static void swept_unlock(void)
+{
+    pthread_mutex_unlock(&g_swept_mu);
+}
+
+/* A fork while another thread holds the lock must not leave it locked in
+ * the child. */
+static void register_atfork(void)
+{
+    (void)pthread_atfork(swept_lock, swept_unlock, swept_unlock);
+}
+
+/* Whether |dir| is new to this process (and is now remembered). */
+static bool first_visit(const char *dir)
+{
+    bool first = false;
+    char *copy;
+    int i;
+
+    pthread_once(&g_atfork_once, register_atfork);
+    pthread_mutex_lock(&g_swept_mu);
+    for (i = 0; i < g_n_swept; i++)
+        if (strcmp(g_swept[i], dir) == 0)
+            break;
+    if (i == g_n_swept && g_n_swept < SWEPT_MAX && (copy = strdup(dir)) != NULL) {
+        g_swept[g_n_swept++] = copy;
+        first = true;
+    }
+    pthread_mutex_unlock(&g_swept_mu);
+    return first;
+}
+
+size_t srvocsp__store_dir_sweep(const char *dir, int64_t now)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    size_t removed = 0;
+
+    if (dh == NULL)
+        return 0;
+    while ((de = readdir(dh)) != NULL) {
+        const char *infix = strstr(de->d_name, SRVOCSP__TMP_INFIX);
+        struct stat st;
+
+        if (de->d_name[0] != '.' || infix == NULL ||
+            strlen(infix) != strlen(SRVOCSP__TMP_INFIX) + 6 ||
+            fstatat(dirfd(dh), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+            now - (int64_t)st.st_mtime < SWEEP_AGE_S)
+            continue;
+        if (unlinkat(dirfd(dh), de->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(dh);
+    return removed;
+}
+
+void srvocsp__store_dir_forget_sweeps(void)
+{
+    int i;
+
+    pthread_mutex_lock(&g_swept_mu);
+    for (i = 0; i < g_n_swept; i++)
+        free(g_swept[i]);
+    g_n_swept = 0;
+    pthread_mutex_unlock(&g_swept_mu);
+}
+
 srvocsp__store *srvocsp__store_dir_new(const char *dir)
 {
     dir_store *d;
@@ -193,7 +285,8 @@ srvocsp__store *srvocsp__store_dir_new(const char *dir)
     }
     /* A directory that cannot be created now is not fatal: serving goes on
      * from memory and every save reports why it failed. */
-    (void)mkdir(dir, 0755);
+    if (mkdir(dir, 0755) != 0 && first_visit(dir))
+        (void)srvocsp__store_dir_sweep(dir, (int64_t)time(NULL));
     d = srvocsp__calloc(1, sizeof(*d));
     if (d == NULL || (d->dir = srvocsp__strdup(dir)) == NULL) {
         free(d);

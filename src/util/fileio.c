@@ -1,12 +1,20 @@
 /* Replacing a file so that a reader or a crash sees the old or the new
  * content, never a part: temporary file in the same directory, fsync,
- * rename over the old one, fsync of the directory. */
+ * rename over the old one, fsync of the directory.  The temporary name is
+ * unique per writer (mkostemp), so two writers of one file in one process,
+ * or in two sharing a directory, never write into each other's; one
+ * complete file wins.  Temporary names are ".<file>.tmp.XXXXXX"
+ * (SRVOCSP__TMP_INFIX): a crash between create and rename leaves one
+ * behind, which the directory store sweeps (store_dir.c). */
+#define _GNU_SOURCE /* mkostemp */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int srvocsp__write_file_atomic(const char *path, const unsigned char *data, size_t len)
@@ -22,10 +30,20 @@ int srvocsp__write_file_atomic(const char *path, const unsigned char *data, size
         snprintf(dir, sizeof(dir), ".");
     if (slash == path)
         snprintf(dir, sizeof(dir), "/");
-    snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", dir, slash ? slash + 1 : path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s" SRVOCSP__TMP_INFIX "XXXXXX", dir,
+                         slash ? slash + 1 : path) >= sizeof(tmp))
+        return ENAMETOOLONG;
+    fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return errno;
+    /* mkostemp creates 0600; the file is meant to be readable like any
+     * file the server would read. */
+    if (fchmod(fd, 0644) != 0) {
+        err = errno;
+        close(fd);
+        unlink(tmp);
+        return err;
+    }
     while (done < len) {
         ssize_t n = write(fd, data + done, len - done);
 

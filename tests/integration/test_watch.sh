@@ -97,6 +97,25 @@ expect "watch --status shows the certificate" '"status":"good"' "$("$CLI" watch 
 expect "metrics on loopback" 'srvocsp_responses_total\{status="good"\} [1-9]' "$(curl -s "http://127.0.0.1:$MPORT/metrics")"
 expect "metrics: seconds until expiry" 'srvocsp_seconds_until_expiry\{cert="[^"]*site.pem"\} [1-9]' "$(curl -s "http://127.0.0.1:$MPORT/metrics")"
 
+# --- a hook that never returns is stopped at --hook-timeout ---
+K=$DIR/hook-certs
+mkdir -p "$K"; cp "$P/good.pem" "$K/site.pem"
+out=$("$CLI" watch --dir "$K" --hook-timeout 0 2>&1); rc=$?
+[ "$rc" = 2 ] && grep -q "hook-timeout must be 1 to 86400 seconds" <<<"$out" \
+    && ok "watch: a bad --hook-timeout is refused by name" || bad "watch --hook-timeout 0 (rc $rc)" "$out"
+"$CLI" watch --dir "$K" --hook-timeout 1 --on-update 'echo started >"$SRVOCSP_OCSP_FILE.hook"; exec sleep 4242' \
+    >"$DIR/watch-hook.log" 2>&1 &
+WATCH_K=$!; PIDS+=($WATCH_K)
+wait_for 15 grep -q "hook-failed.*still running after 1 s, stopped" "$DIR/watch-hook.log" \
+    && ok "watch: a hung hook is stopped after --hook-timeout and reported" \
+    || bad "watch hook timeout" "$(cat "$DIR/watch-hook.log")"
+test -s "$K/site.pem.ocsp" && test -s "$K/site.pem.ocsp.hook" && ok "watch: the response was written and the hook ran" \
+    || bad "watch hook run" "$(ls -la "$K")"
+wait_for 5 bash -c '! pgrep -fx "sleep 4242"' && ok "watch: the hook's process group is gone" \
+    || bad "hook still running" "$(pgrep -afx "sleep 4242")"
+kill -TERM "$WATCH_K"; wait "$WATCH_K"; rc=$?
+[ "$rc" = 0 ] && ok "watch with a hung hook still stops on SIGTERM" || bad "watch (hook) SIGTERM exit $rc"
+
 # --- HAProxy, loading cert.pem.ocsp at start and updated through its socket ---
 H=$DIR/haproxy-certs
 mkdir -p "$H"

@@ -5,7 +5,10 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <openssl/ocsp.h>
 #include <signal.h>
@@ -399,6 +402,39 @@ static void test_unwritable_directory(void **s)
     free(base);
 }
 
+/* Files named like a writer's temporary (".<name>.tmp.XXXXXX"). */
+static int count_temporaries(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(dh);
+    while ((de = readdir(dh)) != NULL)
+        n += de->d_name[0] == '.' && strstr(de->d_name, SRVOCSP__TMP_INFIX) != NULL;
+    closedir(dh);
+    return n;
+}
+
+static void age_temporaries(const char *dir, int seconds)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+
+    assert_non_null(dh);
+    while ((de = readdir(dh)) != NULL) {
+        struct timespec ts[2];
+
+        if (de->d_name[0] != '.' || strstr(de->d_name, SRVOCSP__TMP_INFIX) == NULL)
+            continue;
+        clock_gettime(CLOCK_REALTIME, &ts[0]);
+        ts[0].tv_sec -= seconds;
+        ts[1] = ts[0];
+        assert_int_equal(utimensat(dirfd(dh), de->d_name, ts, 0), 0);
+    }
+    closedir(dh);
+}
+
 static void test_crash_during_saves(void **s)
 {
     enum { N = 6, ROUNDS = 40 };
@@ -453,8 +489,99 @@ static void test_crash_during_saves(void **s)
         }
         free(got);
     }
+    {
+        /* Writers killed between create and rename left temporaries; the
+         * first store this process opens on the directory removes those
+         * older than 10 minutes, and keeps a fresh one (a live writer's)
+         * and the response. */
+        int left = count_temporaries(dir), fresh_fd;
+        char fresh[1300];
+        srvocsp__store *st;
+
+        print_message("  %d rounds: %d temporary files left by killed writers\n", ROUNDS, left);
+        age_temporaries(dir, 3600);
+        snprintf(fresh, sizeof(fresh), "%s/.%s.der.tmp.AbC123", dir, name);
+        fresh_fd = open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        assert_true(fresh_fd >= 0);
+        close(fresh_fd);
+        st = srvocsp__store_dir_new(dir);
+        assert_non_null(st);
+        assert_int_equal(count_temporaries(dir), 1);
+        assert_int_equal(access(fresh, F_OK), 0);
+        assert_int_equal(st->ops->list(st, NULL, NULL), 1);
+        st->ops->free(st);
+    }
     for (i = 0; i < N; i++)
         free(resp[i]);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+/* Writers of one file in one process (two engines sharing a directory, or
+ * the store and a tool): each has its own temporary, so a reader only ever
+ * sees one writer's whole content. */
+typedef struct writer_arg {
+    const char *path;
+    int id;
+} writer_arg;
+
+static atomic_int writers_done, write_errors;
+
+static void *writer_main(void *arg)
+{
+    writer_arg *a = arg;
+    size_t n = 3000 + (size_t)a->id * 1000;
+    unsigned char *b = malloc(n);
+    int k;
+
+    memset(b, 'a' + a->id, n);
+    for (k = 0; k < 150; k++)
+        if (srvocsp__write_file_atomic(a->path, b, n) != 0)
+            atomic_fetch_add(&write_errors, 1);
+    free(b);
+    atomic_fetch_add(&writers_done, 1);
+    return NULL;
+}
+
+static void test_writers_of_one_file(void **s)
+{
+    enum { W = 4 };
+    char *dir = tr_tmpdir("writers"), path[1200];
+    pthread_t th[W];
+    writer_arg args[W];
+    long reads = 0, torn = 0;
+    int i;
+
+    snprintf(path, sizeof(path), "%s/one.der", dir);
+    atomic_store(&writers_done, 0);
+    atomic_store(&write_errors, 0);
+    for (i = 0; i < W; i++) {
+        args[i].path = path;
+        args[i].id = i;
+        pthread_create(&th[i], NULL, writer_main, &args[i]);
+    }
+    while (atomic_load(&writers_done) < W) {
+        size_t n, j;
+        unsigned char *got = tp_read_file(path, &n);
+
+        if (got != NULL) {
+            int id = n > 0 ? got[0] - 'a' : -1;
+            bool whole = id >= 0 && id < W && n == 3000 + (size_t)id * 1000;
+
+            for (j = 0; whole && j < n; j++)
+                whole = got[j] == got[0];
+            torn += !whole;
+            reads++;
+            free(got);
+        }
+    }
+    for (i = 0; i < W; i++)
+        pthread_join(th[i], NULL);
+    print_message("  %d writers x 150 saves: %ld reads, %ld torn\n", W, reads, torn);
+    assert_int_equal(torn, 0);
+    assert_int_equal(atomic_load(&write_errors), 0);
+    assert_true(reads > 0);
+    assert_int_equal(count_temporaries(dir), 0);
     tr_rmrf(dir);
     free(dir);
 }
@@ -560,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_bad_files_ignored_and_replaced),
         cmocka_unit_test(test_unwritable_directory),
         cmocka_unit_test(test_crash_during_saves),
+        cmocka_unit_test(test_writers_of_one_file),
         cmocka_unit_test(test_processes_share_one_fetch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
