@@ -267,8 +267,8 @@ SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_s
 
 /* srvocsp_cleanup stops the default engine and frees everything the library
  * holds, even while handles are still open (they become invalid), and the
- * calling thread's cache of responses (another thread's is freed when that
- * thread exits).  For valgrind-clean exits.  Not thread-safe against
+ * references the calling thread keeps for fast reads (another thread's go
+ * when that thread exits).  For valgrind-clean exits.  Not thread-safe against
  * concurrent srvocsp calls. */
 SRVOCSP_EXPORT void srvocsp_cleanup(void);
 
@@ -368,17 +368,15 @@ SRVOCSP_EXPORT void srvocsp_close(srvocsp_handle *h);
 
 /* srvocsp_get1_response returns a new reference to the current response if
  * it is time valid (nextUpdate - now >= min_validity) and its status is good
- * or revoked.  Never blocks, does no I/O, no lock: safe on a TLS handshake
- * path from any number of threads.  The reference may be a per-thread
- * stand-in for the response (same bytes and fields), so threads do not
- * share a reference count; it is an ordinary srvocsp_response that any
- * thread may up-ref or free.  Allocates only when a thread first reads a
- * certificate, or when a response changed while a reference from an earlier
- * get is still held (then a plain shared reference if that fails).  The
- * thread keeps the last response it read per certificate until it reads a
- * newer one or exits.  Returns NULL with E_OFFLINE (no response yet),
- * E_STALE (the held one has less than min_validity left) or
- * E_STATUS_UNKNOWN. */
+ * or revoked.  Never blocks, does no I/O, no allocation, no lock: safe on a
+ * TLS handshake path from any number of threads.  The reference may be a
+ * per-thread stand-in for the response (same bytes and fields), so threads
+ * do not share a reference count; it is an ordinary srvocsp_response that
+ * any thread may up-ref or free.  A reading thread keeps the last response
+ * it read for a certificate until it reads a newer one or exits (64 threads
+ * at a time get stand-ins; others share the response's count).  Returns
+ * NULL with E_OFFLINE (no response yet), E_STALE (the held one has less than
+ * min_validity left) or E_STATUS_UNKNOWN. */
 SRVOCSP_EXPORT srvocsp_response *srvocsp_get1_response(srvocsp_handle *h);
 
 /* srvocsp_handle_get0_leaf / _issuer borrow the handle's certificates. */

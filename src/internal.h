@@ -92,7 +92,8 @@ struct srvocsp_response {
      * snapshot it stands for and holds a reference to.  A proxy copies the
      * fields below and borrows the snapshot's DER bytes. */
     struct srvocsp_response *base;
-    struct srvocsp__flat_view view;
+    bool pooled; /* a proxy in static storage: its last free frees no memory */
+    struct srvocsp__flat_view view; /* view.pb: the DER bytes */
     srvocsp_cert_status status;
     int64_t this_update;
     int64_t next_update; /* 0 when absent */
@@ -101,7 +102,7 @@ struct srvocsp_response {
     int64_t rev_time;
     int rev_reason;
     size_t len;
-    unsigned char der[];
+    /* A snapshot's DER bytes follow the struct in the same allocation. */
 };
 
 SRVOCSP__HIDDEN srvocsp_response *srvocsp__response_new(const unsigned char *der, size_t len);

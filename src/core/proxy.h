@@ -3,45 +3,59 @@
  *
  * A snapshot's reference count is one cache line that every thread taking a
  * reference writes, so two threads serving the same certificate would take
- * turns owning that line on every handshake.  Instead each thread keeps, per
- * certificate it reads, a proxy: a small srvocsp_response of its own (on its
- * own cache lines) that copies the snapshot's fields, points at its DER
- * bytes and holds one reference to it.  get hands out the proxy with its
- * count raised; while the cell still publishes the proxy's snapshot that is
- * the only write, and it stays on the thread's own line.
+ * turns owning that line on every handshake.  Instead a reading thread owns
+ * a set of proxies: small srvocsp_responses on its own cache lines, each
+ * copying a snapshot's fields, pointing at its DER bytes and holding one
+ * reference to it.  get hands out the proxy with its count raised; while
+ * the cell still publishes the proxy's snapshot that is the only write, and
+ * it stays on the thread's own line.
  *
- * The thread's cache holds one reference to each proxy.  When the cell has
+ * Sets live in static storage (touched pages only) and a thread claims one
+ * on its first get and gives it back when it exits, so get never
+ * allocates.  Per cache way the set has two proxies; the way's current one
+ * carries one reference held by the set itself (keeping it and its
+ * snapshot alive for the comparison on the next get).  When the cell has
  * moved on, the thread takes a reference to the new snapshot the usual way
- * (cell.h) and either re-points the proxy in place (nobody else holds it:
- * its count is 1, and nobody can raise it without a reference) or, when a
- * caller still holds the old proxy, gives the slot a new one and leaves the
- * old one to its last holder.  A proxy is an ordinary srvocsp_response to
- * everyone else: any thread may up-ref or free it, and its last free drops
- * the snapshot it stands for.
+ * (cell.h) and either re-points the current proxy in place (its count is 1:
+ * only the set holds it, and nobody can raise it without a reference), or
+ * fills the way's other proxy if nobody holds that one (count 0), dropping
+ * the set's reference to the old one, which then lives until its last
+ * holder frees it.  If both are held, get returns the plain shared
+ * reference.  A proxy is an ordinary srvocsp_response to everyone else: any
+ * thread may up-ref or free it, and its last free drops its snapshot.
  *
- * The price: a thread's cache keeps the snapshot it last saw for a
- * certificate alive until that thread reads the certificate again, its
- * cache slot goes to another certificate, or the thread exits (64 slots per
- * thread, a few KiB at most).  srvocsp_cleanup frees the calling thread's.
+ * Limits: SRVOCSP__PROXY_SETS threads hold a set at once (others read
+ * through shared references, correct and slower); a thread keeps the last
+ * snapshot it read per way until it reads again there or exits.
  */
 #ifndef SRVOCSP_PROXY_H
 #define SRVOCSP_PROXY_H
 
 #include "core/cell.h"
 
-#define SRVOCSP__PROXY_WAYS 64
+#define SRVOCSP__PROXY_SETS 64
+#define SRVOCSP__PROXY_WAYS 32
 
-typedef struct srvocsp__proxy_cache {
-    srvocsp_response *way[SRVOCSP__PROXY_WAYS];
-} srvocsp__proxy_cache;
+typedef struct srvocsp__proxy_set {
+    /* Written only by the owning thread. */
+    srvocsp_response *current[SRVOCSP__PROXY_WAYS];
+    srvocsp_response pool[SRVOCSP__PROXY_WAYS][2];
+    atomic_int owned;
+} __attribute__((aligned(64))) srvocsp__proxy_set;
 
-SRVOCSP__HIDDEN extern _Thread_local srvocsp__proxy_cache *srvocsp__tl_proxies
+SRVOCSP__HIDDEN extern srvocsp__proxy_set srvocsp__proxy_sets[SRVOCSP__PROXY_SETS];
+/* The calling thread's set: -1 none yet, -2 none to be had. */
+SRVOCSP__HIDDEN extern _Thread_local int srvocsp__tl_proxy_set
     __attribute__((tls_model("initial-exec")));
 
-/* The miss path: new reference from the cell, proxy re-pointed or made. */
+/* The miss path: new reference from the cell, proxy re-pointed or filled. */
 SRVOCSP__HIDDEN srvocsp_response *srvocsp__proxy_acquire_slow(srvocsp__cell *c);
-/* Frees the calling thread's cache (and with it the references it holds). */
+/* Gives back the calling thread's set (and the references it holds). */
 SRVOCSP__HIDDEN void srvocsp__proxy_thread_release(void);
+/* fork() child handler (registered with the first set claimed): gives back
+ * the sets of threads the child does not have.  A thread caught inside get
+ * at the fork may leave one reference behind: a bounded leak. */
+SRVOCSP__HIDDEN void srvocsp__proxy_atfork_child(void);
 
 static inline unsigned srvocsp__proxy_way(const srvocsp__cell *c)
 {
@@ -54,16 +68,16 @@ static inline unsigned srvocsp__proxy_way(const srvocsp__cell *c)
  * thread's proxy of it), or NULL when the cell publishes none. */
 static inline srvocsp_response *srvocsp__proxy_acquire(srvocsp__cell *c)
 {
-    srvocsp__proxy_cache *pc = srvocsp__tl_proxies;
+    int set = srvocsp__tl_proxy_set;
     srvocsp_response *cur = atomic_load_explicit(&c->current, memory_order_acquire), *p;
 
     if (cur == NULL)
         return NULL;
-    if (__builtin_expect(pc != NULL, 1)) {
-        /* The cache's reference keeps p and p->base alive, and only this
+    if (__builtin_expect(set >= 0, 1)) {
+        /* The set's reference keeps p and p->base alive, and only this
          * thread writes p->base, so comparing is safe; equal pointers mean
          * p stands for the snapshot that was current at the load. */
-        p = pc->way[srvocsp__proxy_way(c)];
+        p = srvocsp__proxy_sets[set].current[srvocsp__proxy_way(c)];
         if (p != NULL && p->base == cur) {
             atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
             return p;

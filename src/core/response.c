@@ -14,11 +14,11 @@ srvocsp_response *srvocsp__response_new(const unsigned char *der, size_t len)
     if (r == NULL)
         return NULL;
     atomic_init(&r->refs, 1);
-    memcpy(r->der, der, len);
+    r->view.pb = (unsigned char *)(r + 1);
+    memcpy(r->view.pb, der, len);
     r->len = len;
     r->rev_reason = -1;
     r->view.cb_size = (uint32_t)sizeof(r->view);
-    r->view.pb = r->der;
     r->view.cb = (uint32_t)len;
     return r;
 }
@@ -32,17 +32,25 @@ srvocsp_response *srvocsp_response_up_ref(srvocsp_response *r)
 
 void srvocsp_response_free(srvocsp_response *r)
 {
+    srvocsp_response *base;
+    bool pooled;
+
     if (r == NULL)
         return;
+    /* Read before the decrement: once a pooled proxy's count reaches 0 its
+     * set's owner may refill it at once, so its fields are not ours after. */
+    base = r->base;
+    pooled = r->pooled;
     /* acq_rel: our reads of the snapshot happen before whoever frees it,
      * and the one who frees sees every other holder's reads done.  (Not a
      * release decrement plus an acquire fence: ThreadSanitizer does not
      * model standalone fences.) */
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (r->base != NULL)
-        srvocsp_response_free(r->base);
-    free(r);
+    if (base != NULL)
+        srvocsp_response_free(base);
+    if (!pooled)
+        free(r);
 }
 
 const unsigned char *srvocsp_response_der(const srvocsp_response *r, size_t *len)

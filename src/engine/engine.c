@@ -418,7 +418,7 @@ static int persist(srvocsp__entry *en, srvocsp_response *snap, char *why, size_t
 {
     int err_no = 0;
 
-    if (en->store->ops->save(en->store, en->store_name, snap->der, snap->len, &err_no, why,
+    if (en->store->ops->save(en->store, en->store_name, snap->view.pb, snap->len, &err_no, why,
                              whylen) == SRVOCSP_OK) {
         *version = en->store->ops->version(en->store, en->store_name);
         return 0;

@@ -4,7 +4,7 @@
  * HCERT_SERVER_OCSP_RESPONSE is an srvocsp_handle; a response context is
  * the view embedded in what srvocsp_get1_response returns (the thread's
  * proxy of the snapshot), laid out like CERT_SERVER_OCSP_RESPONSE_CONTEXT,
- * so Get hands out a pointer without allocating in steady state and
+ * so Get hands out a pointer without allocating and
  * AddRef/Free map to that response's reference count.
  */
 #include "wincrypt/wincrypt_internal.h"

@@ -1,9 +1,11 @@
 /*
  * Per-thread proxies of snapshots (src/core/proxy.h): what get hands out on
  * the hot path.  First the rules one thread can see (same proxy while the
- * snapshot stands, re-pointed in place when nobody holds it, a new one when
- * somebody does, a held reference keeps its bytes), then a storm: readers on
- * several cells whose cache slots collide, references handed to another
+ * snapshot stands, re-pointed in place when nobody holds it, the way's
+ * other proxy when somebody does, the shared reference when both are held,
+ * a held reference keeps its bytes), then sets coming back from threads
+ * that exit and after fork, then a storm: readers on
+ * several cells whose cache ways collide, references handed to another
  * thread and freed there, references held across many swaps.  ASan reports
  * a proxy or snapshot used after its last free and LeakSanitizer one never
  * freed; TSan a missing ordering; the content checks a torn or recycled one.
@@ -16,9 +18,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/proxy.h"
+#include "fake.h"
+#include "testpki.h"
 
 #define SNAP_LEN 48
 #define CELLS 3
@@ -59,7 +65,7 @@ static bool intact(const srvocsp_response *r, int cell_no)
 static void test_rules_on_one_thread(void **s)
 {
     srvocsp__cell c;
-    srvocsp_response *a, *b, *held, *again;
+    srvocsp_response *a, *b, *held, *again, *plain;
 
     srvocsp__cell_init(&c);
     assert_null(srvocsp__proxy_acquire(&c));
@@ -85,40 +91,276 @@ static void test_rules_on_one_thread(void **s)
     assert_int_equal(srvocsp_response_this_update(a), 2);
     assert_true(intact(a, 0));
 
-    /* Somebody holds it: the slot gets a new proxy, the held one keeps its
-     * bytes (and its snapshot) until its last free. */
+    /* Somebody holds it: the way's other proxy stands for the new
+     * snapshot; the held one keeps its bytes (and its snapshot) until its
+     * last free. */
     held = a;
     srvocsp__cell_publish(&c, make_snap(0, 3));
     again = srvocsp__proxy_acquire(&c);
     assert_ptr_not_equal(again, held);
+    assert_ptr_equal(again->base, srvocsp__cell_peek(&c));
     assert_int_equal(srvocsp_response_this_update(again), 3);
     assert_int_equal(srvocsp_response_this_update(held), 2);
     assert_true(intact(held, 0));
     assert_true(intact(again, 0));
+
+    /* Both held: get allocates nothing and hands out the snapshot itself. */
+    srvocsp__cell_publish(&c, make_snap(0, 4));
+    plain = srvocsp__proxy_acquire(&c);
+    assert_ptr_equal(plain, srvocsp__cell_peek(&c));
+    assert_null(plain->base);
+    assert_int_equal(srvocsp_response_this_update(plain), 4);
+    assert_true(intact(plain, 0));
+    srvocsp_response_free(plain);
+
     /* up_ref and free work on a proxy like on any response. */
     assert_ptr_equal(srvocsp_response_up_ref(held), held);
     srvocsp_response_free(held);
     srvocsp_response_free(held);
+    assert_int_equal(srvocsp_response_this_update(again), 3);
     srvocsp_response_free(again);
 
-    /* The wincrypt view of a proxy is its own and leads back to it. */
+    /* Freed again, the proxies serve the newest snapshot. */
     again = srvocsp__proxy_acquire(&c);
+    assert_ptr_not_equal(again, srvocsp__cell_peek(&c));
+    assert_ptr_equal(again->base, srvocsp__cell_peek(&c));
+    assert_int_equal(srvocsp_response_this_update(again), 4);
+
+    /* The wincrypt view of a proxy is its own and leads back to it. */
     assert_ptr_equal(srvocsp__response_from_view(&again->view), again);
     assert_int_equal(again->view.cb, SNAP_LEN);
-    assert_ptr_equal(again->view.pb, again->base->der);
+    assert_ptr_equal(again->view.pb, again->base->view.pb);
     srvocsp_response_free(again);
 
     srvocsp__cell_publish(&c, NULL);
     assert_null(srvocsp__proxy_acquire(&c));
-    /* The cache still holds the last snapshot; releasing it frees it
+    /* The set still holds the last snapshot; giving the set back frees it
      * (LeakSanitizer would report it otherwise). */
     srvocsp__proxy_thread_release();
     srvocsp__proxy_thread_release();
 }
 
+/* ---- sets: claimed per thread, given back at exit and after fork ---- */
+
+static srvocsp__cell shared_cell;
+static pthread_barrier_t all_in;
+
+static void *get_once(void *arg)
+{
+    srvocsp_response *r = srvocsp__proxy_acquire(&shared_cell);
+    bool *proxied = arg;
+
+    *proxied = r != NULL && r->base != NULL && intact(r, 7);
+    srvocsp_response_free(r);
+    return NULL;
+}
+
+static void *get_and_wait(void *arg)
+{
+    get_once(arg);
+    pthread_barrier_wait(&all_in); /* everyone holds a set at once */
+    pthread_barrier_wait(&all_in); /* the main thread has looked */
+    return NULL;
+}
+
+static int owned_sets(void)
+{
+    int i, n = 0;
+
+    for (i = 0; i < SRVOCSP__PROXY_SETS; i++)
+        n += atomic_load(&srvocsp__proxy_sets[i].owned) != 0;
+    return n;
+}
+
+static void test_sets_come_back(void **s)
+{
+    enum { MORE = SRVOCSP__PROXY_SETS + 6, SEQ = 3 * SRVOCSP__PROXY_SETS };
+    pthread_t th[MORE];
+    bool proxied[MORE];
+    int i, n = 0, status;
+    pid_t pid;
+
+    srvocsp__cell_init(&shared_cell);
+    srvocsp__cell_publish(&shared_cell, make_snap(7, 1));
+
+    /* Threads that come and go give their set back: far more threads than
+     * sets, one after the other, all read through a proxy. */
+    for (i = 0; i < SEQ; i++) {
+        bool p = false;
+        pthread_t t;
+
+        pthread_create(&t, NULL, get_once, &p);
+        pthread_join(t, NULL);
+        n += p;
+    }
+    assert_int_equal(n, SEQ);
+    assert_int_equal(owned_sets(), 0);
+
+    /* More threads at once than sets: the first ones read through
+     * proxies, the rest through shared references; all read right. */
+    pthread_barrier_init(&all_in, NULL, MORE + 1);
+    for (i = 0; i < MORE; i++)
+        pthread_create(&th[i], NULL, get_and_wait, &proxied[i]);
+    pthread_barrier_wait(&all_in);
+    for (i = 0, n = 0; i < MORE; i++)
+        n += proxied[i];
+    assert_int_equal(n, SRVOCSP__PROXY_SETS);
+    assert_int_equal(owned_sets(), SRVOCSP__PROXY_SETS);
+
+    /* A child has none of those threads: it gives their sets back. */
+    pid = fork();
+    if (pid == 0)
+        _exit(owned_sets() == 0 ? 0 : 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    pthread_barrier_wait(&all_in);
+    for (i = 0; i < MORE; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&all_in);
+    assert_int_equal(owned_sets(), 0);
+    srvocsp__cell_publish(&shared_cell, NULL);
+}
+
+/* ---- get allocates nothing ---- */
+
+/* This test is linked with --wrap for the allocation functions: every
+ * allocation made by the library's code (or the test's) is counted. */
+static atomic_long allocations;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_realloc(p, n);
+}
+void *__wrap_aligned_alloc(size_t a, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_aligned_alloc(a, n);
+}
+int __wrap_posix_memalign(void **p, size_t a, size_t n)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_posix_memalign(p, a, n);
+}
+char *__wrap_strdup(const char *str)
+{
+    atomic_fetch_add(&allocations, 1);
+    return __real_strdup(str);
+}
+
+static tp_pki pki;
+static manual_clock clk;
+static fake_transport fake;
+
+static void handler(void *arg, const char *url, fake_reply *out)
+{
+    tp_resp_opts o;
+    int64_t now = atomic_load(&clk.now);
+
+    (void)arg;
+    (void)url;
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    o.next_update = now + 3600;
+    out->body = tp_response(&o, &out->len);
+}
+
+static srvocsp_handle *alloc_h;
+static long counted_gets;
+
+/* Gets and frees on the calling thread, counting only their allocations;
+ * |hold| references stay held across the next swaps. */
+static long gets_allocate(srvocsp_response **hold, int n_hold)
+{
+    long before = atomic_load(&allocations), k;
+    srvocsp_response *r;
+    int i;
+
+    for (k = 0; k < 100; k++) {
+        r = srvocsp_get1_response(alloc_h);
+        assert_non_null(r);
+        srvocsp_response_free(r);
+    }
+    for (i = 0; i < n_hold; i++) {
+        srvocsp_response_free(hold[i]);
+        hold[i] = srvocsp_get1_response(alloc_h);
+    }
+    counted_gets += 100 + n_hold;
+    return atomic_load(&allocations) - before;
+}
+
+static void *first_get_on_a_thread(void *arg)
+{
+    long *n = arg;
+
+    *n = gets_allocate(NULL, 0);
+    return NULL;
+}
+
+static void test_get_allocates_nothing(void **s)
+{
+    int64_t t0 = (int64_t)time(NULL);
+    srvocsp_engine *eng;
+    srvocsp_params p;
+    srvocsp_response *hold[2] = {NULL, NULL};
+    long n = 0, on_thread = -1;
+    int step;
+    pthread_t th;
+
+    assert_true(tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", t0));
+    manual_clock_init(&clk, t0);
+    fake_init(&fake, &clk, handler, NULL);
+    eng = fake_engine_new(&clk, &fake, -1, 0);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    n = atomic_load(&allocations);
+    alloc_h = fake_open(pki.good.cert, pki.ca.cert, &p);
+    assert_non_null(alloc_h);
+    /* The counting works: opening a handle does allocate. */
+    assert_true(atomic_load(&allocations) > n);
+    n = 0;
+
+    /* A thread's very first get (it claims its set). */
+    pthread_create(&th, NULL, first_get_on_a_thread, &on_thread);
+    pthread_join(th, NULL);
+    assert_int_equal(on_thread, 0);
+
+    /* Many swaps, with 0, 1 and 2 references held across them: the proxy
+     * re-pointed, the way's other proxy filled, the shared reference. */
+    for (step = 0; step < 60; step++) {
+        manual_clock_set(&clk, t0 + 900 * (step + 1));
+        assert_int_equal(srvocsp_engine_settle(eng, 10000), SRVOCSP_OK);
+        n += gets_allocate(hold, step % 3);
+    }
+    print_message("  %ld gets and frees across 60 swaps: %ld allocations\n", counted_gets, n);
+    assert_int_equal(n, 0);
+    srvocsp_response_free(hold[0]);
+    srvocsp_response_free(hold[1]);
+    srvocsp_close(alloc_h);
+    srvocsp_engine_free(eng);
+    fake_destroy(&fake);
+    tp_pki_free(&pki);
+    srvocsp__proxy_thread_release();
+}
+
 /* ---- the storm ---- */
 
-/* Four cells; the last one's cache slot is the first one's, so readers
+/* Four cells; the last one's cache way is the first one's, so readers
  * switching between them keep re-pointing and replacing proxies. */
 static srvocsp__cell pool[4096];
 static srvocsp__cell *cells[CELLS + 1];
@@ -204,7 +446,7 @@ static void *reader(void *arg)
         }
     }
     srvocsp_response_free(keep);
-    return NULL; /* the thread's cache is freed as it exits */
+    return NULL; /* the thread's set is given back as it exits */
 }
 
 static void *receiver(void *arg)
@@ -278,6 +520,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_on_one_thread),
+        cmocka_unit_test(test_sets_come_back),
+        cmocka_unit_test(test_get_allocates_nothing),
         cmocka_unit_test(test_storm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
