@@ -25,15 +25,7 @@ static srvocsp_handle *h;
 static atomic_bool stop_swapper;
 static atomic_ulong swaps;
 
-static void handler(void *arg, const char *url, fake_reply *out)
-{
-    tp_resp_opts o;
-    int64_t now = atomic_load(&clk.now);
-
-    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
-    o.next_update = now + 3600;
-    out->body = tp_response(&o, &out->len);
-}
+static fake_signer signer = {&pki, &pki.good, &clk, 3600};
 
 static double now_ns(void)
 {
@@ -136,7 +128,7 @@ int main(int argc, char **argv)
     if (!tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", time(NULL)))
         return 1;
     manual_clock_init(&clk, time(NULL));
-    fake_init(&fake, &clk, handler, NULL);
+    fake_init(&fake, &clk, fake_sign_good, &signer);
     eng = fake_engine_new(&clk, &fake, -1, 0);
     srvocsp_params_init(&p);
     p.engine = eng;

@@ -99,3 +99,15 @@ srvocsp_engine *fake_engine_new(manual_clock *clock, fake_transport *t, int jitt
     c.seed = seed;
     return srvocsp_engine_new(&c);
 }
+
+void fake_sign_good(void *arg, const char *url, fake_reply *out)
+{
+    const fake_signer *sg = arg;
+    int64_t now = atomic_load(&sg->clock->now);
+    tp_resp_opts o;
+
+    (void)url;
+    tp_resp_opts_init(&o, sg->leaf, &sg->pki->ca, now);
+    o.next_update = now + sg->validity;
+    out->body = tp_response(&o, &out->len);
+}

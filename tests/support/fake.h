@@ -46,6 +46,18 @@ void fake_destroy(fake_transport *t);
  * |seed| 0 the default seed. */
 srvocsp_engine *fake_engine_new(manual_clock *clock, fake_transport *t, int jitter, uint64_t seed);
 
+/* A handler signing, at each request, a fresh good response for |leaf|
+ * by the CA of |pki|, valid |validity| seconds from |clock|'s now.  Pass
+ * the fake_signer as the handler's argument. */
+#include "testpki.h"
+typedef struct fake_signer {
+    const tp_pki *pki;
+    const tp_cert *leaf;
+    manual_clock *clock;
+    int64_t validity;
+} fake_signer;
+void fake_sign_good(void *arg, const char *url, fake_reply *out);
+
 /* srvocsp_open for |leaf| with |issuer| as its chain and |p| (NULL: the
  * defaults). */
 #include <openssl/x509.h>

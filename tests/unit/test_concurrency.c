@@ -100,17 +100,7 @@ static fake_transport fake;
 static srvocsp_engine *eng;
 static atomic_bool stop2;
 
-static void handler(void *arg, const char *url, fake_reply *out)
-{
-    tp_resp_opts o;
-    int64_t now = atomic_load(&clk.now);
-
-    (void)arg;
-    (void)url;
-    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
-    o.next_update = now + 3600;
-    out->body = tp_response(&o, &out->len);
-}
+static fake_signer signer = {&pki, &pki.good, &clk, 3600};
 
 static srvocsp_handle *open_good(unsigned flags, const tp_cert *leaf)
 {
@@ -174,7 +164,7 @@ static void test_engine_swaps_with_open_close(void **s)
 
     assert_true(tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", t0));
     manual_clock_init(&clk, t0);
-    fake_init(&fake, &clk, handler, NULL);
+    fake_init(&fake, &clk, fake_sign_good, &signer);
     eng = fake_engine_new(&clk, &fake, -1, 0);
     h = open_good(0, &pki.good);
     {

@@ -268,17 +268,7 @@ static tp_pki pki;
 static manual_clock clk;
 static fake_transport fake;
 
-static void handler(void *arg, const char *url, fake_reply *out)
-{
-    tp_resp_opts o;
-    int64_t now = atomic_load(&clk.now);
-
-    (void)arg;
-    (void)url;
-    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
-    o.next_update = now + 3600;
-    out->body = tp_response(&o, &out->len);
-}
+static fake_signer signer = {&pki, &pki.good, &clk, 3600};
 
 static srvocsp_handle *alloc_h;
 static long counted_gets;
@@ -324,7 +314,7 @@ static void test_get_allocates_nothing(void **s)
 
     assert_true(tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", t0));
     manual_clock_init(&clk, t0);
-    fake_init(&fake, &clk, handler, NULL);
+    fake_init(&fake, &clk, fake_sign_good, &signer);
     eng = fake_engine_new(&clk, &fake, -1, 0);
     srvocsp_params_init(&p);
     p.engine = eng;
