@@ -28,7 +28,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # die_after_fork=0: the fork test restarts threads in the child on purpose.
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0
 
-# valgrind memcheck over the C integration tests of the plain build.  Not
+# valgrind memcheck over the C integration tests of the plain build, and
+# over every srvocsp command test_cli runs.  Not
 # test_fork: a forked child inherits OpenSSL's per-thread state of parent
 # threads that no longer exist, which memcheck rightly calls lost (ASan and
 # TSan cover fork).
@@ -44,6 +45,14 @@ run_valgrind() {
             echo "valgrind $t: FAILED"; tail -40 "$OUT/valgrind-$t.log"; status=1
         fi
     done
+    # The srvocsp command's fetch and show, each run under memcheck.
+    if (cd "$OUT/plain" && SRVOCSP_TEST_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite --show-leak-kinds=definite" \
+            ctest -R '^test_cli$' --output-on-failure >"$OUT/valgrind-test_cli.log" 2>&1); then
+        echo "valgrind test_cli (every srvocsp command it runs): clean"
+    else
+        echo "valgrind test_cli: FAILED"; tail -40 "$OUT/valgrind-test_cli.log"; status=1
+    fi
 }
 
 # libFuzzer: each target runs FUZZ_SECONDS (default 60) from a seed corpus

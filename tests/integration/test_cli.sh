@@ -11,6 +11,14 @@ RESPONDER_PID=
 cleanup() { stop_pid "$RESPONDER_PID"; rm -rf "$DIR"; }
 trap cleanup EXIT
 
+# SRVOCSP_TEST_WRAPPER (e.g. "valgrind -q --error-exitcode=99 ..."): every
+# srvocsp command below runs under it; an error it reports fails the check.
+if [ -n "${SRVOCSP_TEST_WRAPPER:-}" ]; then
+    printf '#!/bin/sh\nexec %s %s "$@"\n' "$SRVOCSP_TEST_WRAPPER" "$CLI" >"$DIR/srvocsp"
+    chmod +x "$DIR/srvocsp"
+    CLI=$DIR/srvocsp
+fi
+
 PORT=$("$MKPKI" --free-port)
 DEAD=$("$MKPKI" --free-port)
 "$MKPKI" "$DIR" "http://127.0.0.1:$PORT/" "http://127.0.0.1:$DEAD/" || exit 1
