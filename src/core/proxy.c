@@ -7,6 +7,10 @@
 srvocsp__proxy_set srvocsp__proxy_sets[SRVOCSP__PROXY_SETS];
 _Thread_local int srvocsp__tl_proxy_set __attribute__((tls_model("initial-exec"))) = -1;
 
+/* A thread that found every set taken tries again every RETRY_EVERY gets. */
+#define RETRY_EVERY 4096
+static _Thread_local unsigned tl_retry;
+
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_key;
 static bool g_key_ok;
@@ -90,7 +94,7 @@ srvocsp_response *srvocsp__proxy_acquire_slow(srvocsp__cell *c)
 
     if (s == NULL)
         return NULL;
-    if (i == -1)
+    if (i == -1 || (i == -2 && ++tl_retry % RETRY_EVERY == 0))
         i = claim_set();
     if (i < 0)
         return s; /* no set: a plain reference works as well, just shared */

@@ -25,7 +25,8 @@
  * thread may up-ref or free it, and its last free drops its snapshot.
  *
  * Limits: SRVOCSP__PROXY_SETS threads hold a set at once (others read
- * through shared references, correct and slower); a thread keeps the last
+ * through shared references, correct and slower, and try again for a set
+ * every few thousand gets); a thread keeps the last
  * snapshot it read per way until it reads again there or exits.
  */
 #ifndef SRVOCSP_PROXY_H

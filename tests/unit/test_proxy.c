@@ -163,6 +163,33 @@ static void *get_and_wait(void *arg)
     return NULL;
 }
 
+typedef struct late_state {
+    pthread_barrier_t hold[SRVOCSP__PROXY_SETS];
+    bool first_proxied, later_proxied;
+} late_state;
+
+static void *hold_a_set(void *arg)
+{
+    bool p;
+
+    get_once(&p);
+    pthread_barrier_wait(arg); /* until the main thread lets go */
+    return NULL;
+}
+
+static void *late_reader(void *arg)
+{
+    late_state *st = arg;
+    int k;
+
+    get_once(&st->first_proxied);
+    pthread_barrier_wait(&all_in);
+    pthread_barrier_wait(&all_in);
+    for (k = 0; k < 10000 && !st->later_proxied; k++)
+        get_once(&st->later_proxied);
+    return NULL;
+}
+
 static int owned_sets(void)
 {
     int i, n = 0;
@@ -219,6 +246,34 @@ static void test_sets_come_back(void **s)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&all_in);
     assert_int_equal(owned_sets(), 0);
+
+    /* A thread that found every set taken gets one once some come back. */
+    {
+        pthread_t late;
+        late_state st = {0};
+
+        pthread_barrier_init(&all_in, NULL, 2);
+        for (i = 0; i < SRVOCSP__PROXY_SETS; i++) {
+            pthread_barrier_init(&st.hold[i], NULL, 2);
+        }
+        for (i = 0; i < SRVOCSP__PROXY_SETS; i++)
+            pthread_create(&th[i], NULL, hold_a_set, &st.hold[i]);
+        while (owned_sets() < SRVOCSP__PROXY_SETS)
+            sched_yield();
+        pthread_create(&late, NULL, late_reader, &st);
+        pthread_barrier_wait(&all_in); /* the late one read without a set */
+        for (i = 0; i < SRVOCSP__PROXY_SETS; i++) {
+            pthread_barrier_wait(&st.hold[i]);
+            pthread_join(th[i], NULL);
+            pthread_barrier_destroy(&st.hold[i]);
+        }
+        pthread_barrier_wait(&all_in); /* the sets are back */
+        pthread_join(late, NULL);
+        pthread_barrier_destroy(&all_in);
+        assert_false(st.first_proxied);
+        assert_true(st.later_proxied);
+        assert_int_equal(owned_sets(), 0);
+    }
     srvocsp__cell_publish(&shared_cell, NULL);
 }
 
