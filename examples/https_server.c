@@ -40,17 +40,25 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
+/* RFC 3339 UTC; gmtime_r because the engine's callbacks and the serving
+ * thread format times at the same moment. */
+static void fmt_utc(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "-");
+}
+
 static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 {
     char tu[32] = "-", nu[32] = "-";
-    time_t t;
 
     (void)h;
     if (ev->response) {
-        t = (time_t)srvocsp_response_this_update(ev->response);
-        strftime(tu, sizeof(tu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-        t = (time_t)srvocsp_response_next_update(ev->response);
-        strftime(nu, sizeof(nu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+        fmt_utc(srvocsp_response_this_update(ev->response), tu, sizeof(tu));
+        fmt_utc(srvocsp_response_next_update(ev->response), nu, sizeof(nu));
     }
     fprintf(stderr, "https_server: %s: %s%s%s thisUpdate=%s nextUpdate=%s\n", (const char *)arg,
             ev->type == SRVOCSP_EVENT_UPDATED   ? "new good response"
@@ -81,11 +89,9 @@ static void describe(char *buf, size_t len)
                           sizeof(subject));
         if (r) {
             char tu[32], nu[32];
-            time_t a = (time_t)srvocsp_response_this_update(r),
-                   b = (time_t)srvocsp_response_next_update(r);
 
-            strftime(tu, sizeof(tu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&a));
-            strftime(nu, sizeof(nu), "%Y-%m-%dT%H:%M:%SZ", gmtime(&b));
+            fmt_utc(srvocsp_response_this_update(r), tu, sizeof(tu));
+            fmt_utc(srvocsp_response_next_update(r), nu, sizeof(nu));
             used += (size_t)snprintf(buf + used, len - used,
                                      "%s: staple %s, thisUpdate %s, nextUpdate %s\n", subject,
                                      srvocsp_response_status(r) == SRVOCSP_STATUS_GOOD ? "good"

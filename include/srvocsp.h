@@ -218,8 +218,9 @@ typedef struct srvocsp_transport {
 /* ---------------------------------------------------------------------
  * Engine
  *
- * The background machinery (one scheduler thread plus one HTTP thread)
- * shared by all handles opened on it.  Most programs use the process-wide
+ * The background machinery (one thread, started on first need, that
+ * schedules, drives the HTTP transfers and verifies) shared by all handles
+ * opened on it.  Most programs use the process-wide
  * default engine (pass NULL); tests create their own with a manual clock
  * and a fake transport.
  * ------------------------------------------------------------------- */

@@ -1,7 +1,9 @@
 /*
- * The engine: one scheduler thread per engine that decides which
- * certificate to fetch when, hands requests to the transport (which does the
- * I/O on its own thread), verifies what comes back and publishes it.
+ * The engine: one thread per engine that decides which certificate to
+ * fetch when, hands requests to the transport, verifies what comes back and
+ * publishes it.  With the built-in libcurl transport the same thread moves
+ * the transfers along while it waits (net/curl_transport.c); an injected
+ * transport does its I/O wherever it likes and reports through done.
  *
  * Locking: e->mu protects every field of the engine and of its entries
  * except an entry's cell (lock-free readers) and a handle's refs.  The
@@ -241,7 +243,7 @@ void srvocsp__entry_unref_locked(srvocsp__entry *en)
     srvocsp__heap_remove(e, en);
     ready_remove(e, en);
     entry_free(en);
-    pthread_cond_signal(&e->wake); /* may be the last: let the thread exit */
+    srvocsp__engine_wake_locked(e); /* may be the last: let the thread exit */
 }
 
 /* ---------------------------------------------------------------------
@@ -322,7 +324,7 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
     else
         e->done_head = c;
     e->done_tail = c;
-    pthread_cond_signal(&e->wake);
+    srvocsp__engine_wake_locked(e);
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -626,7 +628,7 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 }
 
 /* ---------------------------------------------------------------------
- * The scheduler thread
+ * The engine thread
  * ------------------------------------------------------------------- */
 
 #define START_BATCH 64
@@ -693,8 +695,17 @@ static void *engine_main(void *arg)
 
             if (top != NULL && top->next_at > now && (uint64_t)(top->next_at - now) * 1000 < ms)
                 ms = (uint64_t)(top->next_at - now) * 1000;
-            srvocsp__deadline_ms(&ts, ms);
-            pthread_cond_timedwait(&e->wake, &e->mu, &ts);
+            if (e->curl != NULL) {
+                /* The built-in transport waits here too: this thread moves
+                 * the transfers along while it waits, and a wakeup of the
+                 * engine ends the wait (srvocsp__engine_wake_locked). */
+                pthread_mutex_unlock(&e->mu);
+                srvocsp__curl_drive(e->curl, (int)ms);
+                pthread_mutex_lock(&e->mu);
+            } else {
+                srvocsp__deadline_ms(&ts, ms);
+                pthread_cond_timedwait(&e->wake, &e->mu, &ts);
+            }
         }
     }
     e->running = false;
@@ -755,7 +766,7 @@ void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err, const
     en->refs++;
     en->note_next = e->notes;
     e->notes = en;
-    pthread_cond_signal(&e->wake);
+    srvocsp__engine_wake_locked(e);
 }
 
 /* Takes a certificate out of service once its last handle has closed; a

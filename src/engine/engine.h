@@ -140,10 +140,29 @@ static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
         srvocsp__engine_restart(e);
 }
 
-/* net/curl_transport.c */
+/* net/curl_transport.c: libcurl's multi interface, driven by the engine's
+ * one thread (no thread of its own). */
 SRVOCSP__HIDDEN void *srvocsp__curl_new(const srvocsp_engine_config *cfg);
+/* Ends every transfer still queued or running with E_SHUTDOWN (through
+ * their done callbacks, on the calling thread) and frees the transport.
+ * Only once the engine thread has stopped. */
 SRVOCSP__HIDDEN void srvocsp__curl_free(void *t);
+/* Queues a transfer; any thread; never blocks on the network. */
 SRVOCSP__HIDDEN srvocsp_error srvocsp__curl_start(void *t, const srvocsp_http_request *req,
                                                  srvocsp_http_done_fn done, void *arg);
+/* The engine thread's wait: moves transfers along, delivers the finished
+ * ones (done callbacks on this thread), and when none finished waits up to
+ * |timeout_ms| for network activity or srvocsp__curl_wakeup. */
+SRVOCSP__HIDDEN void srvocsp__curl_drive(void *t, int timeout_ms);
+/* Ends a wait of srvocsp__curl_drive early (or the next one); any thread. */
+SRVOCSP__HIDDEN void srvocsp__curl_wakeup(void *t);
+
+/* Wakes the engine thread, wherever it waits (caller holds e->mu). */
+static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
+{
+    pthread_cond_signal(&e->wake);
+    if (e->curl != NULL)
+        srvocsp__curl_wakeup(e->curl);
+}
 
 #endif

@@ -170,7 +170,7 @@ static void wait_first(srvocsp_engine *e, srvocsp__entry *en, srvocsp_handle *h,
         /* Backing off after an earlier failure: this open asks now. */
         srvocsp__heap_set(e, en, e->clock.now(e->clock.ctx));
         e->kicked = true;
-        pthread_cond_signal(&e->wake);
+        srvocsp__engine_wake_locked(e);
     }
     srvocsp__deadline_ms(&ts, timeout_ms);
     while (en->attempts_done < target && !en->dead && e->running)
@@ -265,7 +265,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     en->handles = h;
     e->stats.handles_open++;
     e->kicked = true;
-    pthread_cond_signal(&e->wake);
+    srvocsp__engine_wake_locked(e);
     if (!(params->flags & SRVOCSP_OPEN_ASYNC))
         wait_first(e, en, h, params->url_timeout_ms);
     pthread_mutex_unlock(&e->mu);
@@ -456,7 +456,7 @@ srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h)
     if (!en->dead && !en->in_flight && !en->queued) {
         srvocsp__heap_set(e, en, e->clock.now(e->clock.ctx));
         e->kicked = true;
-        pthread_cond_signal(&e->wake);
+        srvocsp__engine_wake_locked(e);
     }
     pthread_mutex_unlock(&e->mu);
     return SRVOCSP_OK;

@@ -55,9 +55,9 @@ static void atfork_child(void)
         pthread_cond_init(&e->progress, &ca);
         srvocsp__engine_after_fork_locked(e);
         if (e->curl != NULL) {
-            /* The parent's transfer thread is gone and its state may be
-             * mid-update: leave it untouched (a bounded leak in the child)
-             * and start a fresh transport. */
+            /* The parent's engine thread may have been inside curl, its
+             * state mid-update: leave it untouched (a bounded leak in the
+             * child) and start a fresh transport. */
             e->curl = srvocsp__curl_new(&e->cfg);
             e->transport.ctx = e->curl;
         }
@@ -174,6 +174,8 @@ void srvocsp_engine_free(srvocsp_engine *e)
         pthread_cond_wait(&e->progress, &e->mu);
     e->stop = true;
     pthread_cond_broadcast(&e->wake);
+    if (e->curl != NULL)
+        srvocsp__curl_wakeup(e->curl);
     join = e->thread_valid;
     e->thread_valid = false;
     pthread_mutex_unlock(&e->mu);
@@ -199,7 +201,7 @@ void srvocsp_engine_kick(srvocsp_engine *e)
     pthread_mutex_lock(&e->mu);
     e->kicked = true;
     e->idle = false;
-    pthread_cond_signal(&e->wake);
+    srvocsp__engine_wake_locked(e);
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -215,7 +217,7 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
     pthread_mutex_lock(&e->mu);
     e->kicked = true;
     e->idle = false;
-    pthread_cond_signal(&e->wake);
+    srvocsp__engine_wake_locked(e);
     while (e->running && !(e->idle && !e->kicked)) {
         if (pthread_cond_timedwait(&e->progress, &e->mu, &ts) != 0) {
             err = SRVOCSP_E_TIMEOUT;

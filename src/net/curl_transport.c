@@ -1,11 +1,14 @@
 /*
- * The default transport: libcurl's multi interface on one thread per
- * engine.  Transfers are independent, so a responder that hangs only costs
- * its own transfer's timeout; the multi handle keeps connections alive per
- * responder between transfers.
+ * The default transport: libcurl's multi interface, driven by the engine's
+ * one thread from where it waits (srvocsp__curl_drive).  Transfers are
+ * independent, so a responder that hangs only costs its own transfer's
+ * timeout; the multi handle keeps connections alive per responder between
+ * transfers.
  *
- * curl's multi handle is driven only from this thread: other threads hand
- * transfers over through |pending| and wake it with curl_multi_wakeup.
+ * The multi handle is touched only by the engine thread (and by
+ * srvocsp__curl_free once that thread has stopped): other threads hand
+ * transfers over through |pending| and end the wait with
+ * curl_multi_wakeup, which libcurl makes safe from any thread.
  */
 #include "engine/engine.h"
 
@@ -27,14 +30,11 @@ typedef struct xfer {
 } xfer;
 
 typedef struct curl_transport {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;  /* guards |pending| and |stop| */
     CURLM *multi;
-    pthread_t thread;
-    bool thread_valid;
-    bool exited;       /* the thread ended because it had nothing to do */
     bool stop;
-    xfer *pending;     /* handed over, not yet added to |multi| */
-    xfer *active;      /* added to |multi| */
+    xfer *pending;       /* handed over, not yet added to |multi| */
+    xfer *active;        /* added to |multi|; the engine thread's */
 } curl_transport;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -137,58 +137,65 @@ static void unlink_active(curl_transport *t, xfer *x)
         }
 }
 
-static void *curl_main(void *arg)
+/* Adds what other threads handed over to the multi handle. */
+static void add_pending(curl_transport *t)
+{
+    xfer *add, *x;
+
+    pthread_mutex_lock(&t->mu);
+    add = t->pending;
+    t->pending = NULL;
+    pthread_mutex_unlock(&t->mu);
+    while (add != NULL) {
+        x = add;
+        add = x->next;
+        if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+            finish(x, CURLE_FAILED_INIT);
+            continue;
+        }
+        x->next = t->active;
+        t->active = x;
+    }
+}
+
+/* Moves transfers along and delivers the finished ones; returns how many. */
+static int step(curl_transport *t)
+{
+    CURLMsg *msg;
+    xfer *x;
+    int running = 0, left = 0, n = 0;
+
+    add_pending(t);
+    curl_multi_perform(t->multi, &running);
+    while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(t->multi, msg->easy_handle);
+        unlink_active(t, x);
+        finish(x, msg->data.result);
+        n++;
+    }
+    return n;
+}
+
+void srvocsp__curl_drive(void *arg, int timeout_ms)
 {
     curl_transport *t = arg;
 
-    for (;;) {
-        xfer *add, *x;
-        CURLMsg *msg;
-        int running = 0, left = 0;
+    /* Finished transfers go back to the engine at once; otherwise wait
+     * (curl shortens the wait to its own next timeout) and step again. */
+    if (step(t) > 0)
+        return;
+    curl_multi_poll(t->multi, NULL, 0, timeout_ms, NULL);
+    step(t);
+}
 
-        pthread_mutex_lock(&t->mu);
-        if (t->stop) {
-            pthread_mutex_unlock(&t->mu);
-            break;
-        }
-        if (t->pending == NULL && t->active == NULL) {
-            /* Idle: end the thread; the next transfer starts a new one.
-             * Idle keep-alive connections stay in the multi handle. */
-            t->exited = true;
-            pthread_mutex_unlock(&t->mu);
-            return NULL;
-        }
-        add = t->pending;
-        t->pending = NULL;
-        pthread_mutex_unlock(&t->mu);
+void srvocsp__curl_wakeup(void *arg)
+{
+    curl_transport *t = arg;
 
-        while (add != NULL) {
-            x = add;
-            add = x->next;
-            if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
-                finish(x, CURLE_FAILED_INIT);
-                continue;
-            }
-            x->next = t->active;
-            t->active = x;
-        }
-        curl_multi_perform(t->multi, &running);
-        while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            curl_multi_remove_handle(t->multi, msg->easy_handle);
-            unlink_active(t, x);
-            finish(x, msg->data.result);
-        }
-        curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
-    }
-    /* Stopping: whatever is still running ends as shut down. */
-    for (xfer *x = t->active; x != NULL; x = x->next)
-        curl_multi_remove_handle(t->multi, x->easy);
-    fail_all(t->active, "the engine is shutting down");
-    t->active = NULL;
-    return NULL;
+    curl_multi_wakeup(t->multi);
 }
 
 void *srvocsp__curl_new(const srvocsp_engine_config *cfg)
@@ -225,9 +232,11 @@ void srvocsp__curl_free(void *arg)
     pending = t->pending;
     t->pending = NULL;
     pthread_mutex_unlock(&t->mu);
-    curl_multi_wakeup(t->multi);
-    if (t->thread_valid)
-        pthread_join(t->thread, NULL);
+    /* Whatever is still queued or running ends as shut down. */
+    for (xfer *x = t->active; x != NULL; x = x->next)
+        curl_multi_remove_handle(t->multi, x->easy);
+    fail_all(t->active, "the engine is shutting down");
+    t->active = NULL;
     fail_all(pending, "the engine is shutting down");
     curl_multi_cleanup(t->multi);
     pthread_mutex_destroy(&t->mu);
@@ -292,20 +301,6 @@ srvocsp_error srvocsp__curl_start(void *arg, const srvocsp_http_request *req,
         pthread_mutex_unlock(&t->mu);
         xfer_free(x);
         return SRVOCSP_E_SHUTDOWN;
-    }
-    if (t->thread_valid && t->exited) {
-        /* It set |exited| under the lock and touches nothing after. */
-        pthread_join(t->thread, NULL);
-        t->thread_valid = false;
-        t->exited = false;
-    }
-    if (!t->thread_valid) {
-        if (srvocsp__thread_create(&t->thread, curl_main, t) != 0) {
-            pthread_mutex_unlock(&t->mu);
-            xfer_free(x);
-            return SRVOCSP_E_INTERNAL;
-        }
-        t->thread_valid = true;
     }
     x->next = t->pending;
     t->pending = x;
