@@ -24,6 +24,10 @@
  * reference.  A proxy is an ordinary srvocsp_response to everyone else: any
  * thread may up-ref or free it, and its last free drops its snapshot.
  *
+ * A set comes back through a pthread key destructor at thread exit, so
+ * the library must not be dlclose()d while threads that read through it
+ * still run (OpenSSL asks the same for its thread-local state).
+ *
  * Limits: SRVOCSP__PROXY_SETS threads hold a set at once (others read
  * through shared references, correct and slower, and try again for a set
  * every few thousand gets); a thread keeps the last
