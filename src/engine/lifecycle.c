@@ -181,10 +181,12 @@ void srvocsp_engine_free(srvocsp_engine *e)
     pthread_mutex_unlock(&e->mu);
     if (join)
         pthread_join(e->thread, NULL);
-    /* Transfers still running end with E_SHUTDOWN into the done queue. */
+    /* Transfers still running end with E_SHUTDOWN into the done queue
+     * (their callbacks still wake the engine through e->curl). */
     if (e->curl != NULL)
         srvocsp__curl_free(e->curl);
     pthread_mutex_lock(&e->mu);
+    e->curl = NULL; /* teardown wakes nobody through a freed transport */
     srvocsp__engine_teardown_locked(e);
     pthread_mutex_unlock(&e->mu);
     pthread_cond_destroy(&e->wake);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,78 @@ static void test_hung_responder_does_not_delay_others(void **s)
     close(fd);
 }
 
+static int threads_now(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* One background thread per engine does everything, the HTTP transfers
+ * included, and it ends once the last handle has closed and the retrievals
+ * still in flight have ended (at most their timeout: they are not
+ * cancelled). */
+static void test_one_engine_thread(void **s)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), before, during, k;
+    char url[64];
+    srvocsp_engine *eng;
+    srvocsp_params p;
+    srvocsp_handle *hung, *good, *revoked;
+
+    srvocsp_cleanup(); /* the default engine's thread must not come or go meanwhile */
+    before = threads_now();
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    eng = srvocsp_engine_new(NULL); /* the built-in libcurl transport */
+    assert_non_null(eng);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.url_timeout_ms = 5000;
+    good = srvocsp_open_pem(cert_path[0], NULL, &p);     /* fetched before open returns */
+    revoked = srvocsp_open_pem(cert_path[1], NULL, &p);
+    p.responder_url = url;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    p.url_timeout_ms = 1500;
+    hung = srvocsp_open_pem(cert_path[2], NULL, &p);     /* a transfer stays in flight */
+    assert_non_null(good);
+    assert_non_null(revoked);
+    assert_non_null(hung);
+    usleep(200 * 1000);
+    during = threads_now();
+    print_message("  threads: %d before, %d with 3 handles and a transfer in flight\n", before,
+                  during);
+    assert_int_equal(during, before + 1);
+    {
+        srvocsp_response *r = srvocsp_get1_response(good);
+
+        assert_non_null(r);
+        srvocsp_response_free(r);
+    }
+    srvocsp_close(good);
+    srvocsp_close(revoked);
+    srvocsp_close(hung);
+    for (k = 0; k < 600 && threads_now() != before; k++)
+        usleep(10 * 1000);
+    print_message("  the engine thread ended %d ms after the last close\n", k * 10);
+    assert_int_equal(threads_now(), before);
+    srvocsp_engine_free(eng);
+    close(fd);
+}
+
 /* http_proxy / no_proxy from the environment are honoured (libcurl reads
  * them per transfer). */
 static void test_proxy_environment(void **s)
@@ -278,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_no_aia),
         cmocka_unit_test(test_responder_down_sync_open_bounded),
         cmocka_unit_test(test_hung_responder_does_not_delay_others),
+        cmocka_unit_test(test_one_engine_thread),
         cmocka_unit_test(test_proxy_environment),
     };
     if (system("openssl version >/dev/null 2>&1") != 0) {
