@@ -115,6 +115,23 @@ static void log_event(watch *w, const char *event, const wcert *c, const char *r
     fflush(stdout);
 }
 
+/* Stops watching slot |i|: logs |event| (unless NULL), closes its handle,
+ * frees it. */
+static void drop_cert(watch *w, int i, const char *event)
+{
+    wcert *c = w->certs[i];
+
+    if (c == NULL)
+        return;
+    if (event != NULL)
+        log_event(w, event, c, NULL, 0);
+    srvocsp_close(c->h);
+    w->certs[i] = NULL;
+    free(c->path);
+    free(c->ocsp_path);
+    free(c);
+}
+
 /* ---- the engine's callback: hand the event to the main thread ---- */
 
 typedef struct wire_event {
@@ -440,12 +457,7 @@ static void open_cert(watch *w, const char *path)
             if (memcmp(o->leaf_md, md, 32) == 0)
                 goto out; /* unchanged */
             /* Renewed: close the old handle, open the new certificate. */
-            log_event(w, "renewed", o, NULL, 0);
-            srvocsp_close(o->h);
-            w->certs[i] = NULL;
-            free(o->path);
-            free(o->ocsp_path);
-            free(o);
+            drop_cert(w, i, "renewed");
         }
     }
     for (slot = 0; slot < w->n_certs && w->certs[slot] != NULL; slot++)
@@ -512,14 +524,8 @@ static void scan(watch *w)
     for (i = 0; i < w->n_certs; i++) {
         wcert *c = w->certs[i];
 
-        if (c && !c->seen) {
-            log_event(w, "removed", c, NULL, 0);
-            srvocsp_close(c->h);
-            w->certs[i] = NULL;
-            free(c->path);
-            free(c->ocsp_path);
-            free(c);
-        }
+        if (c && !c->seen)
+            drop_cert(w, i, "removed");
     }
     write_status(w);
 }
@@ -831,13 +837,7 @@ int cmd_watch(int argc, char **argv)
     }
     log_event(&w, "stopping", NULL, NULL, 0);
     for (i = 0; i < w.n_certs; i++)
-        if (w.certs[i]) {
-            srvocsp_close(w.certs[i]->h);
-            free(w.certs[i]->path);
-            free(w.certs[i]->ocsp_path);
-            free(w.certs[i]);
-            w.certs[i] = NULL;
-        }
+        drop_cert(&w, i, NULL);
     if (w.metrics_fd >= 0)
         close(w.metrics_fd);
     return 0;

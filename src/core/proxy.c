@@ -101,13 +101,6 @@ srvocsp_response *srvocsp__proxy_acquire_slow(srvocsp__cell *c)
     set = &srvocsp__proxy_sets[i];
     w = srvocsp__proxy_way(c);
     p = set->current[w];
-    if (p != NULL && p->base == s) {
-        /* Only if the cell published this proxy's snapshot again between
-         * the two loads; cheap to handle, so handled. */
-        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-        srvocsp_response_free(s);
-        return p;
-    }
     /* acquire (here and below): pairs with the last other holder's free,
      * whose reads of the proxy then happen before the rewrite. */
     if (p != NULL && atomic_load_explicit(&p->refs, memory_order_acquire) == 1) {

@@ -25,13 +25,34 @@ typedef struct attached {
     bool must_staple;
 } attached;
 
+/* Counters, sharded: every handshake counts one, and threads handshaking
+ * at once would otherwise take turns owning one cache line (and the line
+ * of |items| beside it, which every handshake reads).  A thread uses one
+ * shard; get_stats sums them. */
+#define STAT_SHARDS 16
+
+typedef struct stat_shard {
+    atomic_uint_fast64_t stapled, none, expired, unknown, no_handle, must_unstapled;
+} __attribute__((aligned(64))) stat_shard;
+
 typedef struct staple_ctx {
     attached items[MAX_ATTACHED];
     int n;
     srvocsp_must_staple_cb must_cb;
     void *must_arg;
-    atomic_uint_fast64_t stapled, none, expired, unknown, no_handle, must_unstapled;
+    stat_shard shards[STAT_SHARDS];
 } staple_ctx;
+
+static atomic_uint g_next_shard;
+static _Thread_local int tl_shard = -1;
+
+static stat_shard *my_shard(staple_ctx *sc)
+{
+    if (tl_shard < 0)
+        tl_shard = (int)(atomic_fetch_add_explicit(&g_next_shard, 1, memory_order_relaxed) %
+                         STAT_SHARDS);
+    return &sc->shards[tl_shard];
+}
 
 static int g_index = -1;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -87,7 +108,10 @@ int srvocsp_ssl_ctx_attach(SSL_CTX *ctx, srvocsp_handle *h)
         return 0;
     }
     if (sc == NULL) {
-        sc = srvocsp__calloc(1, sizeof(*sc));
+        /* aligned: the counter shards own whole cache lines */
+        sc = srvocsp__alloc_should_fail() ? NULL : aligned_alloc(_Alignof(staple_ctx), sizeof(*sc));
+        if (sc != NULL)
+            memset(sc, 0, sizeof(*sc));
         if (sc == NULL || !SSL_CTX_set_ex_data(ctx, g_index, sc)) {
             free(sc);
             srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
@@ -126,12 +150,17 @@ void srvocsp_ssl_ctx_get_stats(SSL_CTX *ctx, srvocsp_ssl_stats *out)
     memset(out, 0, sizeof(*out));
     if (sc == NULL)
         return;
-    out->stapled = atomic_load_explicit(&sc->stapled, memory_order_relaxed);
-    out->unstapled_none = atomic_load_explicit(&sc->none, memory_order_relaxed);
-    out->unstapled_expired = atomic_load_explicit(&sc->expired, memory_order_relaxed);
-    out->unstapled_unknown = atomic_load_explicit(&sc->unknown, memory_order_relaxed);
-    out->unstapled_no_handle = atomic_load_explicit(&sc->no_handle, memory_order_relaxed);
-    out->must_staple_unstapled = atomic_load_explicit(&sc->must_unstapled, memory_order_relaxed);
+    for (int i = 0; i < STAT_SHARDS; i++) {
+        stat_shard *sh = &sc->shards[i];
+
+        out->stapled += atomic_load_explicit(&sh->stapled, memory_order_relaxed);
+        out->unstapled_none += atomic_load_explicit(&sh->none, memory_order_relaxed);
+        out->unstapled_expired += atomic_load_explicit(&sh->expired, memory_order_relaxed);
+        out->unstapled_unknown += atomic_load_explicit(&sh->unknown, memory_order_relaxed);
+        out->unstapled_no_handle += atomic_load_explicit(&sh->no_handle, memory_order_relaxed);
+        out->must_staple_unstapled +=
+            atomic_load_explicit(&sh->must_unstapled, memory_order_relaxed);
+    }
 }
 
 static void count(atomic_uint_fast64_t *c)
@@ -145,6 +174,7 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
     SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
     staple_ctx *sc = get_sc(ctx ? ctx : arg);
     X509 *cert = SSL_get_certificate(ssl); /* the one selected for this handshake */
+    stat_shard *st;
     attached *a = NULL;
     srvocsp_response *r;
     unsigned char *copy;
@@ -154,6 +184,7 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
 
     if (sc == NULL || cert == NULL)
         return SSL_TLSEXT_ERR_NOACK;
+    st = my_shard(sc);
     for (i = 0; i < sc->n && a == NULL; i++)
         if (sc->items[i].leaf == cert ||
             atomic_load_explicit(&sc->items[i].ctx_cert, memory_order_relaxed) == cert)
@@ -165,18 +196,18 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
         }
     }
     if (a == NULL) {
-        count(&sc->no_handle);
+        count(&st->no_handle);
         return SSL_TLSEXT_ERR_NOACK;
     }
     r = srvocsp_get1_response(a->h);
     if (r == NULL) {
         srvocsp_error why = srvocsp_last_error();
 
-        count(why == SRVOCSP_E_STALE            ? &sc->expired
-              : why == SRVOCSP_E_STATUS_UNKNOWN ? &sc->unknown
-                                                : &sc->none);
+        count(why == SRVOCSP_E_STALE            ? &st->expired
+              : why == SRVOCSP_E_STATUS_UNKNOWN ? &st->unknown
+                                                : &st->none);
         if (a->must_staple) {
-            count(&sc->must_unstapled);
+            count(&st->must_unstapled);
             if (sc->must_cb)
                 sc->must_cb(ssl, a->h, sc->must_arg);
         }
@@ -185,20 +216,19 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
         return SSL_TLSEXT_ERR_NOACK;
     }
     der = srvocsp_response_der(r, &len);
-    copy = OPENSSL_malloc(len); /* OpenSSL frees it with the SSL */
-    if (copy == NULL || len > LONG_MAX) {
-        OPENSSL_free(copy);
+    copy = len <= LONG_MAX ? OPENSSL_malloc(len) : NULL; /* OpenSSL frees it with the SSL */
+    if (copy == NULL) {
         srvocsp_response_free(r);
-        count(&sc->none);
+        count(&st->none);
         return SSL_TLSEXT_ERR_NOACK;
     }
     memcpy(copy, der, len);
     srvocsp_response_free(r);
     if (!SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)len)) {
         OPENSSL_free(copy);
-        count(&sc->none);
+        count(&st->none);
         return SSL_TLSEXT_ERR_NOACK;
     }
-    count(&sc->stapled);
+    count(&st->stapled);
     return SSL_TLSEXT_ERR_OK;
 }

@@ -126,15 +126,22 @@ static bool send_all(int fd, const void *b, size_t n)
     return true;
 }
 
-static bool reply(int fd, int status, const char *reason, const char *ctype,
-                  const unsigned char *body, size_t len, const char *extra)
+/* Status line and headers announcing |content_len| bytes of body. */
+static bool send_head(int fd, int status, const char *reason, const char *ctype,
+                      size_t content_len, const char *extra)
 {
     char head[512];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-                     reason, ctype, len, extra ? extra : "");
+                     reason, ctype, content_len, extra ? extra : "");
 
-    return send_all(fd, head, (size_t)n) && (len == 0 || send_all(fd, body, len));
+    return send_all(fd, head, (size_t)n);
+}
+
+static bool reply(int fd, int status, const char *reason, const char *ctype,
+                  const unsigned char *body, size_t len, const char *extra)
+{
+    return send_head(fd, status, reason, ctype, len, extra) && (len == 0 || send_all(fd, body, len));
 }
 
 static int url_unescape(const char *in, size_t n, char *out, size_t cap)
@@ -330,30 +337,16 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
     case EVIL_TRUNCATED:
         keep = reply(fd, 200, "OK", "application/ocsp-response", der, len / 2, NULL);
         break;
-    case EVIL_CLOSE_MID: {
-        char head[256];
-        int n = snprintf(head, sizeof(head),
-                         "HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
-                         "Content-Length: %zu\r\n\r\n",
-                         len);
-
-        send_all(fd, head, (size_t)n);
-        send_all(fd, der, len / 2);
+    case EVIL_CLOSE_MID: /* announces all of it, sends half, closes */
+        if (send_head(fd, 200, "OK", "application/ocsp-response", len, NULL))
+            send_all(fd, der, len / 2);
         keep = false;
         break;
-    }
-    case EVIL_DRIP: {
-        char head[256];
-        int n = snprintf(head, sizeof(head),
-                         "HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\n"
-                         "Content-Length: %zu\r\n\r\n",
-                         len);
-
-        keep = send_all(fd, head, (size_t)n);
+    case EVIL_DRIP:
+        keep = send_head(fd, 200, "OK", "application/ocsp-response", len, NULL);
         for (size_t b = 0; keep && b < len; b++)
             keep = send_all(fd, der + b, 1) && nap(e, 1000);
         break;
-    }
     default: keep = reply(fd, 200, "OK", "application/ocsp-response", der, len, NULL);
     }
     free(der);
