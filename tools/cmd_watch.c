@@ -290,14 +290,15 @@ static void note_failure(watch *w, const char *code)
 
 static void write_status(watch *w)
 {
-    char tmp[4200];
+    char *buf = NULL;
+    size_t len = 0;
     FILE *f;
     int i, n;
 
     if (w->status_file == NULL)
         return;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", w->status_file);
-    f = fopen(tmp, "w");
+    /* Built in memory, then replaced with the library's atomic writer. */
+    f = open_memstream(&buf, &len);
     if (f == NULL)
         return;
     fprintf(f, "{\"updated\":%lld,\"certificates\":[", (long long)time(NULL));
@@ -321,7 +322,8 @@ static void write_status(watch *w)
     }
     fprintf(f, "\n]}\n");
     if (fclose(f) == 0)
-        rename(tmp, w->status_file);
+        srvocsp__write_file_atomic(w->status_file, (const unsigned char *)buf, len);
+    free(buf);
 }
 
 /* A new response for |c| is being served: file, hook, HAProxy. */
