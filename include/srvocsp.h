@@ -336,6 +336,15 @@ typedef struct srvocsp_params {
      * its last callback has returned (so update_arg may be freed there).
      * May be NULL. */
     void (*update_arg_free)(void *update_arg);
+
+    /* The fleet's shared store (docs/fleet.md), beside |directory| (the
+     * local copy): redis://[user:password@]host:port[/db] or
+     * unix:///path/to/redis.sock[?db=N].  NULL = none.  Copied at open;
+     * open fails with E_INVALID_ARG for a bad URL or unknown scheme and
+     * with E_STORE when Redis refuses AUTH or SELECT; a Redis that does not
+     * answer is no error (the responders are asked as without it). */
+    const char *store_url;
+    const char *store_prefix;    /* key prefix, NULL = "srvocsp:" */
 } srvocsp_params;
 
 /* srvocsp_params_init fills |p| with the defaults listed above. */

@@ -17,6 +17,15 @@
 
 typedef struct srvocsp__store srvocsp__store;
 
+/* Lease tokens: hex of 16 random bytes. */
+#define SRVOCSP__LEASE_TOKEN_LEN 32
+
+typedef enum srvocsp__lease {
+    SRVOCSP__LEASE_HELD = 0,  /* ours until released or expired */
+    SRVOCSP__LEASE_BUSY = 1,  /* another process holds it */
+    SRVOCSP__LEASE_ERROR = 2  /* the store could not say */
+} srvocsp__lease;
+
 typedef struct srvocsp__store_ops {
     /* Reads the response stored under |name| into a malloc'd buffer.
      * SRVOCSP_OK with |*der| NULL when nothing is stored; E_STORE with a
@@ -33,6 +42,43 @@ typedef struct srvocsp__store_ops {
     /* Calls |fn| for every stored name; returns how many. */
     size_t (*list)(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg);
     void (*free)(srvocsp__store *s);
+
+    /* Coordination between processes sharing the store.  Every member below
+     * may be NULL (the store does not coordinate). */
+
+    /* Takes the short per-certificate lease that says "I am fetching this
+     * one": HELD (|token| filled, release it with lease_release), BUSY
+     * (another holder; |*ttl_left_ms| how long it has left, -1 unknown) or
+     * ERROR (store unreachable: the caller fetches as if alone). */
+    srvocsp__lease (*lease_acquire)(srvocsp__store *s, const char *name, uint32_t ttl_ms,
+                                    char token[SRVOCSP__LEASE_TOKEN_LEN + 1],
+                                    int64_t *ttl_left_ms, char *why, size_t whylen);
+    /* Gives the lease back if |token| still holds it (compare-and-delete:
+     * a lease that expired and was taken by another is left alone). */
+    void (*lease_release)(srvocsp__store *s, const char *name, const char *token);
+    /* Saves |der| only if nothing newer is stored: a strictly older stored
+     * thisUpdate is replaced, an equal one only by a revoked response over
+     * one that is not.  |expires| (Unix s) ends the stored entry's life.
+     * |*stored| says whether it was written (false: a newer or equal one is
+     * there).  Other processes are told through the notification below. */
+    srvocsp_error (*save_newer)(srvocsp__store *s, const char *name, const unsigned char *der,
+                                size_t len, int64_t this_update, int64_t expires, bool revoked,
+                                bool *stored, char *why, size_t whylen);
+    /* The descriptor to poll for change notifications (-1 when there is
+     * none right now; may change after a reconnect). */
+    int (*notify_fd)(srvocsp__store *s);
+    /* Without blocking, calls |fn| with the name of every response another
+     * process saved since the last call; returns how many. */
+    size_t (*notify_drain)(srvocsp__store *s, void (*fn)(void *arg, const char *name),
+                           void *arg);
+    /* Deletes what is stored under |name| if it is still exactly |der|
+     * (NULL: a value that could not even be read as a response), so that a
+     * reader that rejected it lets the next good save through. */
+    void (*discard)(srvocsp__store *s, const char *name, const unsigned char *der, size_t len);
+    /* A number that moves whenever the store may have lost saves or
+     * notifications (a reconnect, a restarted server): then it is worth
+     * saving again what one holds. */
+    uint64_t (*epoch)(srvocsp__store *s);
 } srvocsp__store_ops;
 
 struct srvocsp__store {
@@ -48,6 +94,19 @@ SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_dir_new(const char *dir);
 SRVOCSP__HIDDEN size_t srvocsp__store_dir_sweep(const char *dir, int64_t now);
 /* srvocsp_cleanup: forget which directories were swept. */
 SRVOCSP__HIDDEN void srvocsp__store_dir_forget_sweeps(void);
+
+/* A store on Redis: |url| is redis://[user:password@]host:port[/db] or
+ * unix:///path/to/redis.sock[?db=N]; every key starts with |prefix| (NULL:
+ * "srvocsp:").  Stores of one process with the same URL and prefix share
+ * one connection (and one subscription); each call returns a new reference
+ * that ->free drops.  NULL with the last error set (E_INVALID_ARG naming
+ * the fault of a bad URL or unknown scheme, E_STORE for a refused AUTH or
+ * SELECT).  A Redis that cannot be reached is not an error: the store
+ * reports errors per call and tries again after a backoff. */
+SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix);
+/* The Redis URL of |s| without its password, for messages; NULL when |s|
+ * is not a Redis store. */
+SRVOCSP__HIDDEN const char *srvocsp__store_redis_display(srvocsp__store *s);
 
 /* The store name of |leaf| issued by |issuer| into |out| (65 bytes). */
 SRVOCSP__HIDDEN bool srvocsp__store_name(X509 *leaf, X509 *issuer, char *out);

@@ -1,0 +1,911 @@
+/*
+ * The Redis store: the fleet's shared copy of every certificate's response,
+ * a per-certificate lease so one process fetches, and a channel that tells
+ * every process when a response was stored.
+ *
+ * Keys (|prefix| defaults to "srvocsp:"), the certificate's store name in a
+ * hash tag so its value and its lease live in one Cluster slot:
+ *   <prefix>{<name>}:r   hash: d = DER, t = thisUpdate (Unix s), s = g|r|u
+ *                         expires (PEXPIREAT) when the response does
+ *   <prefix>{<name>}:l   lease: a random token, SET NX PX
+ *   channel <prefix>updates   message "<name> <writer id>" after each save
+ *
+ * Nothing read back is trusted: the engine verifies it like a network
+ * answer.  The scripts only keep honest writers from rolling back each
+ * other (compare on thisUpdate) and from releasing each other's leases.
+ *
+ * I/O: blocking hiredis calls with a connect and a command timeout of a few
+ * hundred milliseconds, made by whichever thread asks (the engine thread,
+ * or an opener) under the connection's mutex.  After any failure the
+ * connection is dropped and nothing is tried for a backoff period (1 s,
+ * doubling to 8 s): while Redis hangs every call fails at once, so ten
+ * thousand certificates cost one timeout per period, not one each.  The
+ * subscription is a second connection whose socket the engine polls with
+ * its own; notify_drain reads it without blocking.
+ *
+ * One connection pair per URL and prefix per process, shared by every
+ * certificate (reference counted).  After fork() the child drops the
+ * parent's sockets (without a word on them) and connects afresh.
+ */
+#include "store/store.h"
+#include "store/redis_url.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONNECT_TIMEOUT_MS 300
+#define COMMAND_TIMEOUT_MS 300
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS 8000
+#define PREFIX_MAX 128
+#define LIST_MAX 1000000 /* SCAN stops after this many names */
+
+/* Never replace a newer stored response; an equal thisUpdate only by a
+ * revoked one over one that is not (revoked wins a tie).  A value of the
+ * wrong type, or with no usable thisUpdate, is garbage and replaced.
+ * KEYS[1] value; ARGV: der, thisUpdate, status, expiry (Unix ms), channel,
+ * message. */
+static const char SAVE_LUA[] =
+    "local ty = redis.call('TYPE', KEYS[1]).ok\n"
+    "if ty ~= 'none' and ty ~= 'hash' then redis.call('DEL', KEYS[1]) end\n"
+    "local nt = tonumber(ARGV[2])\n"
+    "local ot = tonumber(redis.call('HGET', KEYS[1], 't'))\n"
+    "if ot then\n"
+    "  if ot > nt then return 0 end\n"
+    "  if ot == nt and not (ARGV[3] == 'r' and redis.call('HGET', KEYS[1], 's') ~= 'r') then\n"
+    "    return 0\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], 'd', ARGV[1], 't', ARGV[2], 's', ARGV[3])\n"
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[4])\n"
+    "redis.call('PUBLISH', ARGV[5], ARGV[6])\n"
+    "return 1\n";
+
+/* Deletes the lease only if it still holds our token. */
+static const char RELEASE_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                  "  return redis.call('DEL', KEYS[1])\n"
+                                  "end\n"
+                                  "return 0\n";
+
+/* Deletes a stored value a reader rejected, only if it is still those
+ * bytes (ARGV[1] = their SHA-1 in hex), or is not a hash at all. */
+static const char DISCARD_LUA[] =
+    "local ty = redis.call('TYPE', KEYS[1]).ok\n"
+    "if ty == 'none' then return 0 end\n"
+    "if ty ~= 'hash' then return redis.call('DEL', KEYS[1]) end\n"
+    "local d = redis.call('HGET', KEYS[1], 'd')\n"
+    "if d == false then d = '' end\n"
+    "if redis.sha1hex(d) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n";
+
+enum { SCRIPT_SAVE, SCRIPT_RELEASE, SCRIPT_DISCARD, SCRIPT_N };
+static const char *const g_scripts[SCRIPT_N] = {SAVE_LUA, RELEASE_LUA, DISCARD_LUA};
+
+typedef struct rconn {
+    srvocsp__store base;
+    struct rconn *next;          /* g_conns, under g_mu */
+    unsigned refs;               /* under g_mu */
+    char *url_text;
+    char prefix[PREFIX_MAX + 1];
+    char display[300];           /* the URL without its password, for messages */
+    srvocsp__redis_url url;
+    char sha[SCRIPT_N][41];
+    char writer[SRVOCSP__LEASE_TOKEN_LEN + 1]; /* who published, to skip our own */
+
+    pthread_mutex_t mu;          /* everything below */
+    pid_t pid;                   /* the process the sockets belong to */
+    redisContext *cmd;
+    redisContext *sub;
+    int64_t down_until_ms;       /* monotonic: no attempt before this */
+    unsigned failures;           /* in a row, for the backoff */
+    uint64_t epoch;              /* +1 on each connect after a loss */
+    bool ever_connected;
+    char last_err[512];
+} rconn;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static rconn *g_conns;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval tv_ms(int ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+static void sha1_hex(const void *data, size_t len, char out[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    if (EVP_Digest(data, len, md, &n, EVP_sha1(), NULL) != 1)
+        n = 0;
+    for (i = 0; i < n && i < 20; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[2 * i] = '\0';
+}
+
+static bool random_hex(char out[SRVOCSP__LEASE_TOKEN_LEN + 1])
+{
+    unsigned char b[SRVOCSP__LEASE_TOKEN_LEN / 2];
+    size_t i;
+
+    if (RAND_bytes(b, (int)sizeof(b)) != 1)
+        return false;
+    for (i = 0; i < sizeof(b); i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Connections (all under c->mu)
+ * ------------------------------------------------------------------- */
+
+static void drop_locked(rconn *c)
+{
+    if (c->cmd)
+        redisFree(c->cmd);
+    if (c->sub)
+        redisFree(c->sub);
+    c->cmd = c->sub = NULL;
+}
+
+/* A forked child must not speak on its parent's sockets. */
+static void check_fork_locked(rconn *c)
+{
+    if (c->pid == getpid())
+        return;
+    drop_locked(c);
+    c->pid = getpid();
+    c->down_until_ms = 0;
+    c->failures = 0;
+}
+
+/* Records a failure: both connections go, nothing is tried for a while. */
+static void fail_locked(rconn *c, const char *what, const char *detail)
+{
+    int64_t wait = BACKOFF_FIRST_MS;
+    unsigned i;
+
+    for (i = 0; i < c->failures && wait < BACKOFF_MAX_MS; i++)
+        wait *= 2;
+    if (wait > BACKOFF_MAX_MS)
+        wait = BACKOFF_MAX_MS;
+    c->failures++;
+    c->down_until_ms = mono_ms() + wait;
+    snprintf(c->last_err, sizeof(c->last_err), "%s: %s: %s (not tried again for %lld ms)",
+             c->display, what, detail, (long long)wait);
+    drop_locked(c);
+}
+
+typedef enum { CONN_OK, CONN_DOWN, CONN_REFUSED } conn_result;
+
+/* Opens one authenticated connection.  CONN_REFUSED when Redis answered
+ * but refused AUTH or SELECT (a configuration fault, not an outage). */
+static conn_result open_one(rconn *c, redisContext **out, char *why, size_t whylen)
+{
+    redisContext *ctx;
+    redisReply *r = NULL;
+    conn_result res = CONN_DOWN;
+
+    *out = NULL;
+    if (c->url.unix_socket)
+        ctx = redisConnectUnixWithTimeout(c->url.path, tv_ms(CONNECT_TIMEOUT_MS));
+    else
+        ctx = redisConnectWithTimeout(c->url.host, c->url.port, tv_ms(CONNECT_TIMEOUT_MS));
+    if (ctx == NULL) {
+        srvocsp__fmt(why, whylen, "cannot allocate a connection");
+        return CONN_DOWN;
+    }
+    if (ctx->err) {
+        srvocsp__fmt(why, whylen, "connect: %s", ctx->errstr);
+        goto out;
+    }
+    if (redisSetTimeout(ctx, tv_ms(COMMAND_TIMEOUT_MS)) != REDIS_OK) {
+        srvocsp__fmt(why, whylen, "cannot set the command timeout");
+        goto out;
+    }
+    if (c->url.password[0] != '\0') {
+        if (c->url.user[0] != '\0')
+            r = redisCommand(ctx, "AUTH %s %s", c->url.user, c->url.password);
+        else
+            r = redisCommand(ctx, "AUTH %s", c->url.password);
+        if (r == NULL) {
+            srvocsp__fmt(why, whylen, "AUTH: %s", ctx->errstr);
+            goto out;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            srvocsp__fmt(why, whylen, "AUTH refused%s%s: %.*s", c->url.user[0] ? " for user " : "",
+                         c->url.user, (int)r->len, r->str);
+            res = CONN_REFUSED;
+            goto out;
+        }
+        freeReplyObject(r);
+        r = NULL;
+    }
+    if (c->url.db != 0) {
+        r = redisCommand(ctx, "SELECT %d", c->url.db);
+        if (r == NULL) {
+            srvocsp__fmt(why, whylen, "SELECT: %s", ctx->errstr);
+            goto out;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            srvocsp__fmt(why, whylen, "SELECT %d refused: %.*s", c->url.db, (int)r->len, r->str);
+            res = CONN_REFUSED;
+            goto out;
+        }
+        freeReplyObject(r);
+        r = NULL;
+    }
+    *out = ctx;
+    ctx = NULL;
+    res = CONN_OK;
+out:
+    if (r)
+        freeReplyObject(r);
+    if (ctx)
+        redisFree(ctx);
+    return res;
+}
+
+/* The command connection, connecting if needed and allowed; NULL (with
+ * |why|) while Redis is down or backing off. */
+static redisContext *cmd_locked(rconn *c, char *why, size_t whylen)
+{
+    char err[256];
+    conn_result r;
+
+    check_fork_locked(c);
+    if (c->cmd != NULL)
+        return c->cmd;
+    if (mono_ms() < c->down_until_ms) {
+        srvocsp__fmt(why, whylen, "%s", c->last_err);
+        return NULL;
+    }
+    r = open_one(c, &c->cmd, err, sizeof(err));
+    if (r != CONN_OK) {
+        fail_locked(c, "unavailable", err);
+        srvocsp__fmt(why, whylen, "%s", c->last_err);
+        return NULL;
+    }
+    if (c->failures > 0 || !c->ever_connected)
+        c->epoch++;
+    c->ever_connected = true;
+    c->failures = 0;
+    return c->cmd;
+}
+
+/* A reply that is NULL means the connection failed (timeout, reset). */
+static redisReply *command_locked(rconn *c, int argc, const char **argv, const size_t *lens,
+                                  char *why, size_t whylen)
+{
+    redisContext *ctx = cmd_locked(c, why, whylen);
+    redisReply *r;
+
+    if (ctx == NULL)
+        return NULL;
+    r = redisCommandArgv(ctx, argc, argv, lens);
+    if (r == NULL) {
+        fail_locked(c, argv[0], ctx->errstr[0] ? ctx->errstr : "no reply");
+        srvocsp__fmt(why, whylen, "%s", c->last_err);
+    }
+    return r;
+}
+
+/* EVALSHA, or EVAL once when the server does not have the script (a
+ * restarted or failed-over Redis forgets them). */
+static redisReply *script_locked(rconn *c, int which, int nargs, const char **args,
+                                 const size_t *lens, char *why, size_t whylen)
+{
+    const char *argv[12];
+    size_t lv[12];
+    redisReply *r;
+    int i;
+
+    argv[0] = "EVALSHA";
+    lv[0] = 7;
+    argv[1] = c->sha[which];
+    lv[1] = 40;
+    argv[2] = "1";
+    lv[2] = 1;
+    for (i = 0; i < nargs && i < 9; i++) {
+        argv[3 + i] = args[i];
+        lv[3 + i] = lens[i];
+    }
+    r = command_locked(c, 3 + i, argv, lv, why, whylen);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        argv[0] = "EVAL";
+        lv[0] = 4;
+        argv[1] = g_scripts[which];
+        lv[1] = strlen(g_scripts[which]);
+        r = command_locked(c, 3 + i, argv, lv, why, whylen);
+    }
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        srvocsp__fmt(why, whylen, "%s: script refused: %.*s", c->display, (int)r->len, r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void key_of(const rconn *c, const char *name, char kind, char *out, size_t len)
+{
+    snprintf(out, len, "%s{%s}:%c", c->prefix, name, kind);
+}
+
+/* ---------------------------------------------------------------------
+ * Store operations
+ * ------------------------------------------------------------------- */
+
+static srvocsp_error r_load(srvocsp__store *s, const char *name, size_t cap, unsigned char **der,
+                            size_t *len, uint64_t *version, char *why, size_t whylen)
+{
+    rconn *c = (rconn *)s;
+    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8];
+    const char *argv[4] = {"HMGET", key, "d", "t"};
+    size_t lv[4];
+    redisReply *r;
+    srvocsp_error err = SRVOCSP_E_STORE;
+
+    *der = NULL;
+    *len = 0;
+    *version = 0;
+    key_of(c, name, 'r', key, sizeof(key));
+    lv[0] = 5;
+    lv[1] = strlen(key);
+    lv[2] = lv[3] = 1;
+    pthread_mutex_lock(&c->mu);
+    r = command_locked(c, 4, argv, lv, why, whylen);
+    pthread_mutex_unlock(&c->mu);
+    if (r == NULL)
+        return SRVOCSP_E_STORE;
+    if (r->type == REDIS_REPLY_ERROR) {
+        srvocsp__fmt(why, whylen, "%s: %s is not a stored response: %.*s", c->display, key,
+                     (int)r->len, r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        srvocsp__fmt(why, whylen, "%s: unexpected reply to HMGET", c->display);
+    } else if (r->element[0]->type == REDIS_REPLY_NIL) {
+        err = SRVOCSP_OK; /* nothing stored */
+    } else if (r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len == 0 ||
+               r->element[0]->len > cap) {
+        srvocsp__fmt(why, whylen, "%s: %s holds %zu bytes, outside 1..%zu", c->display, key,
+                     r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->len : (size_t)0,
+                     cap);
+    } else if ((*der = srvocsp__malloc(r->element[0]->len)) == NULL) {
+        err = SRVOCSP_E_NOMEM;
+        srvocsp__fmt(why, whylen, "out of memory");
+    } else {
+        memcpy(*der, r->element[0]->str, r->element[0]->len);
+        *len = r->element[0]->len;
+        *version = r->element[1]->type == REDIS_REPLY_STRING
+                       ? strtoull(r->element[1]->str, NULL, 10)
+                       : 1;
+        if (*version == 0)
+            *version = 1;
+        err = SRVOCSP_OK;
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+static uint64_t r_version(srvocsp__store *s, const char *name)
+{
+    rconn *c = (rconn *)s;
+    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], why[256];
+    const char *argv[3] = {"HGET", key, "t"};
+    size_t lv[3];
+    redisReply *r;
+    uint64_t v = 0;
+
+    key_of(c, name, 'r', key, sizeof(key));
+    lv[0] = 4;
+    lv[1] = strlen(key);
+    lv[2] = 1;
+    pthread_mutex_lock(&c->mu);
+    r = command_locked(c, 3, argv, lv, why, sizeof(why));
+    pthread_mutex_unlock(&c->mu);
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        v = strtoull(r->str, NULL, 10);
+        if (v == 0)
+            v = 1;
+    }
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static srvocsp_error r_save_newer(srvocsp__store *s, const char *name, const unsigned char *der,
+                                  size_t len, int64_t this_update, int64_t expires, bool revoked,
+                                  bool *stored, char *why, size_t whylen)
+{
+    rconn *c = (rconn *)s;
+    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], tu[24], exp_ms[24],
+        channel[PREFIX_MAX + 16], msg[SRVOCSP__STORE_NAME_LEN + SRVOCSP__LEASE_TOKEN_LEN + 4];
+    const char *args[7];
+    size_t lens[7];
+    redisReply *r;
+    srvocsp_error err = SRVOCSP_E_STORE;
+
+    *stored = false;
+    if (len == 0 || len > SRVOCSP__MAX_RESPONSE_CAP) {
+        srvocsp__fmt(why, whylen, "response of %zu bytes not stored", len);
+        return SRVOCSP_E_INVALID_ARG;
+    }
+    if (expires <= (int64_t)time(NULL))
+        return SRVOCSP_OK; /* already over: nothing worth sharing */
+    key_of(c, name, 'r', key, sizeof(key));
+    snprintf(tu, sizeof(tu), "%lld", (long long)this_update);
+    snprintf(exp_ms, sizeof(exp_ms), "%lld", (long long)expires * 1000);
+    snprintf(channel, sizeof(channel), "%supdates", c->prefix);
+    snprintf(msg, sizeof(msg), "%s %s", name, c->writer);
+    args[0] = key;
+    args[1] = (const char *)der;
+    args[2] = tu;
+    args[3] = revoked ? "r" : "g";
+    args[4] = exp_ms;
+    args[5] = channel;
+    args[6] = msg;
+    for (int i = 0; i < 7; i++)
+        lens[i] = i == 1 ? len : strlen(args[i]);
+    pthread_mutex_lock(&c->mu);
+    r = script_locked(c, SCRIPT_SAVE, 7, args, lens, why, whylen);
+    pthread_mutex_unlock(&c->mu);
+    if (r != NULL) {
+        if (r->type == REDIS_REPLY_INTEGER) {
+            *stored = r->integer == 1;
+            err = SRVOCSP_OK;
+        } else {
+            srvocsp__fmt(why, whylen, "%s: unexpected reply to the save script", c->display);
+        }
+        freeReplyObject(r);
+    }
+    return err;
+}
+
+/* The plain save of the interface: the times come from the response
+ * itself (parsed, not verified: whoever calls save has verified it). */
+static srvocsp_error r_save(srvocsp__store *s, const char *name, const unsigned char *der,
+                            size_t len, int *err_no, char *why, size_t whylen)
+{
+    const unsigned char *p = der;
+    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    OCSP_BASICRESP *basic = resp ? OCSP_response_get1_basic(resp) : NULL;
+    OCSP_SINGLERESP *single = basic ? OCSP_resp_get0(basic, 0) : NULL;
+    ASN1_GENERALIZEDTIME *tu = NULL, *nu = NULL;
+    int status = single ? OCSP_single_get0_status(single, NULL, NULL, &tu, &nu) : -1;
+    int64_t this_update = 0, next_update = 0;
+    bool ok = false, stored;
+    srvocsp_error err;
+
+    if (tu)
+        this_update = srvocsp__asn1_time_to_unix(tu, &ok);
+    if (ok && nu)
+        next_update = srvocsp__asn1_time_to_unix(nu, &ok);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    *err_no = 0;
+    if (!ok || status < 0) {
+        srvocsp__fmt(why, whylen, "not an OCSP response with a thisUpdate");
+        *err_no = EINVAL;
+        return SRVOCSP_E_INVALID_ARG;
+    }
+    if (next_update == 0)
+        next_update = this_update + 3600;
+    err = r_save_newer(s, name, der, len, this_update, next_update,
+                       status == V_OCSP_CERTSTATUS_REVOKED, &stored, why, whylen);
+    if (err != SRVOCSP_OK)
+        *err_no = EIO;
+    return err;
+}
+
+static size_t r_list(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg)
+{
+    rconn *c = (rconn *)s;
+    char cursor[32] = "0", match[PREFIX_MAX + 16], why[256];
+    size_t n = 0, plen = strlen(c->prefix);
+
+    snprintf(match, sizeof(match), "%s{*}:r", c->prefix);
+    do {
+        const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+        size_t lv[6], i;
+        redisReply *r;
+
+        for (i = 0; i < 6; i++)
+            lv[i] = strlen(argv[i]);
+        pthread_mutex_lock(&c->mu);
+        r = command_locked(c, 6, argv, lv, why, sizeof(why));
+        pthread_mutex_unlock(&c->mu);
+        if (r == NULL)
+            break;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+        for (i = 0; i < r->element[1]->elements; i++) {
+            redisReply *k = r->element[1]->element[i];
+            char name[SRVOCSP__STORE_NAME_LEN + 1];
+
+            /* <prefix>{<64 hex>}:r */
+            if (k->type != REDIS_REPLY_STRING || k->len != plen + SRVOCSP__STORE_NAME_LEN + 4)
+                continue;
+            memcpy(name, k->str + plen + 1, SRVOCSP__STORE_NAME_LEN);
+            name[SRVOCSP__STORE_NAME_LEN] = '\0';
+            if (strspn(name, "0123456789abcdef") != SRVOCSP__STORE_NAME_LEN)
+                continue;
+            if (fn)
+                fn(arg, name);
+            n++;
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0 && n < LIST_MAX);
+    return n;
+}
+
+static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint32_t ttl_ms,
+                                      char token[SRVOCSP__LEASE_TOKEN_LEN + 1],
+                                      int64_t *ttl_left_ms, char *why, size_t whylen)
+{
+    rconn *c = (rconn *)s;
+    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], ttl[16];
+    const char *argv[6] = {"SET", key, token, "NX", "PX", ttl};
+    size_t lv[6], i;
+    redisReply *r = NULL;
+    srvocsp__lease res = SRVOCSP__LEASE_ERROR;
+
+    *ttl_left_ms = -1;
+    if (!random_hex(token)) {
+        srvocsp__fmt(why, whylen, "no randomness for a lease token");
+        return SRVOCSP__LEASE_ERROR;
+    }
+    key_of(c, name, 'l', key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%u", ttl_ms ? ttl_ms : 1);
+    for (i = 0; i < 6; i++)
+        lv[i] = strlen(argv[i]);
+    pthread_mutex_lock(&c->mu);
+    r = command_locked(c, 6, argv, lv, why, whylen);
+    if (r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0) {
+        res = SRVOCSP__LEASE_HELD;
+    } else if (r != NULL && r->type == REDIS_REPLY_NIL) {
+        const char *pargv[2] = {"PTTL", key};
+        size_t plv[2] = {4, strlen(key)};
+
+        res = SRVOCSP__LEASE_BUSY;
+        freeReplyObject(r);
+        r = command_locked(c, 2, pargv, plv, why, whylen);
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+            *ttl_left_ms = r->integer >= 0 ? r->integer : 0;
+    } else if (r != NULL) {
+        srvocsp__fmt(why, whylen, "%s: lease refused: %.*s", c->display,
+                     r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "");
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (r)
+        freeReplyObject(r);
+    return res;
+}
+
+static void r_lease_release(srvocsp__store *s, const char *name, const char *token)
+{
+    rconn *c = (rconn *)s;
+    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], why[256];
+    const char *args[2] = {key, token};
+    size_t lens[2];
+    redisReply *r;
+
+    key_of(c, name, 'l', key, sizeof(key));
+    lens[0] = strlen(key);
+    lens[1] = strlen(token);
+    pthread_mutex_lock(&c->mu);
+    r = script_locked(c, SCRIPT_RELEASE, 2, args, lens, why, sizeof(why));
+    pthread_mutex_unlock(&c->mu);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Not in the generic interface's members above: reached through
+ * srvocsp__store_discard below. */
+static void r_discard(srvocsp__store *s, const char *name, const unsigned char *der, size_t len)
+{
+    rconn *c = (rconn *)s;
+    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], sha[41], why[256];
+    const char *args[2] = {key, sha};
+    size_t lens[2];
+    redisReply *r;
+
+    key_of(c, name, 'r', key, sizeof(key));
+    sha1_hex(der ? (const void *)der : "", der ? len : 0, sha);
+    lens[0] = strlen(key);
+    lens[1] = strlen(sha);
+    pthread_mutex_lock(&c->mu);
+    r = script_locked(c, SCRIPT_DISCARD, 2, args, lens, why, sizeof(why));
+    pthread_mutex_unlock(&c->mu);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Subscribes the second connection to the channel (under c->mu). */
+static bool subscribe_locked(rconn *c)
+{
+    char channel[PREFIX_MAX + 16], err[256];
+    redisReply *r = NULL;
+    conn_result cr;
+
+    check_fork_locked(c);
+    if (c->sub != NULL)
+        return true;
+    if (mono_ms() < c->down_until_ms)
+        return false;
+    cr = open_one(c, &c->sub, err, sizeof(err));
+    if (cr != CONN_OK) {
+        fail_locked(c, "subscription", err);
+        return false;
+    }
+    snprintf(channel, sizeof(channel), "%supdates", c->prefix);
+    r = redisCommand(c->sub, "SUBSCRIBE %s", channel);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        fail_locked(c, "SUBSCRIBE", r == NULL ? c->sub->errstr : "unexpected reply");
+        if (r)
+            freeReplyObject(r);
+        return false;
+    }
+    freeReplyObject(r);
+    /* Messages published while we were away are lost: a reconnect moves
+     * the epoch so the engine looks again at everything. */
+    c->epoch++;
+    return true;
+}
+
+static int r_notify_fd(srvocsp__store *s)
+{
+    rconn *c = (rconn *)s;
+    int fd;
+
+    pthread_mutex_lock(&c->mu);
+    fd = subscribe_locked(c) ? c->sub->fd : -1;
+    pthread_mutex_unlock(&c->mu);
+    return fd;
+}
+
+static size_t r_notify_drain(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg)
+{
+    rconn *c = (rconn *)s;
+    char names[64][SRVOCSP__STORE_NAME_LEN + 1];
+    size_t n = 0, total = 0, i;
+    bool more = true;
+
+    /* Up to 64 names at a time, reported without the lock held (|fn| may
+     * call back into the store). */
+    while (more) {
+        n = 0;
+        pthread_mutex_lock(&c->mu);
+        if (!subscribe_locked(c)) {
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        while (n < 64) {
+            redisReply *r = NULL;
+            struct pollfd pfd;
+
+            if (redisGetReplyFromReader(c->sub, (void **)&r) != REDIS_OK) {
+                fail_locked(c, "subscription", "protocol error");
+                more = false;
+                break;
+            }
+            if (r == NULL) {
+                pfd.fd = c->sub->fd;
+                pfd.events = POLLIN;
+                pfd.revents = 0;
+                if (poll(&pfd, 1, 0) <= 0 || redisBufferRead(c->sub) != REDIS_OK) {
+                    if (pfd.revents != 0) /* readable but the read failed: closed */
+                        fail_locked(c, "subscription", "connection lost");
+                    more = false;
+                    break;
+                }
+                continue;
+            }
+            /* ["message", channel, "<name> <writer>"] */
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                r->element[2]->type == REDIS_REPLY_STRING &&
+                r->element[2]->len > SRVOCSP__STORE_NAME_LEN &&
+                r->element[2]->str[SRVOCSP__STORE_NAME_LEN] == ' ' &&
+                strcmp(r->element[2]->str + SRVOCSP__STORE_NAME_LEN + 1, c->writer) != 0) {
+                memcpy(names[n], r->element[2]->str, SRVOCSP__STORE_NAME_LEN);
+                names[n][SRVOCSP__STORE_NAME_LEN] = '\0';
+                if (strspn(names[n], "0123456789abcdef") == SRVOCSP__STORE_NAME_LEN)
+                    n++;
+            }
+            freeReplyObject(r);
+        }
+        pthread_mutex_unlock(&c->mu);
+        for (i = 0; i < n; i++)
+            if (fn)
+                fn(arg, names[i]);
+        total += n;
+        if (n < 64)
+            more = false;
+    }
+    return total;
+}
+
+static uint64_t r_epoch(srvocsp__store *s)
+{
+    rconn *c = (rconn *)s;
+    uint64_t e;
+
+    pthread_mutex_lock(&c->mu);
+    e = c->epoch;
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}
+
+static void conn_free(rconn *c)
+{
+    drop_locked(c);
+    pthread_mutex_destroy(&c->mu);
+    OPENSSL_cleanse(&c->url, sizeof(c->url));
+    free(c->url_text);
+    free(c);
+}
+
+static void r_free(srvocsp__store *s)
+{
+    rconn *c = (rconn *)s, **pp;
+
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&g_mu);
+    if (--c->refs > 0) {
+        pthread_mutex_unlock(&g_mu);
+        return;
+    }
+    for (pp = &g_conns; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    pthread_mutex_unlock(&g_mu);
+    conn_free(c);
+}
+
+static const srvocsp__store_ops redis_ops = {
+    .load = r_load,
+    .version = r_version,
+    .save = r_save,
+    .list = r_list,
+    .free = r_free,
+    .lease_acquire = r_lease_acquire,
+    .lease_release = r_lease_release,
+    .save_newer = r_save_newer,
+    .notify_fd = r_notify_fd,
+    .notify_drain = r_notify_drain,
+    .discard = r_discard,
+    .epoch = r_epoch,
+};
+
+/* The URL as shown in messages: the password replaced. */
+static void display_of(const srvocsp__redis_url *u, char *out, size_t len)
+{
+    const char *auth = u->password[0] ? "***@" : "";
+
+    if (u->unix_socket)
+        snprintf(out, len, "unix://%s%s%s%s?db=%d", u->user, u->user[0] && !u->password[0] ? "@" : "",
+                 auth, u->path, u->db);
+    else
+        snprintf(out, len, "redis://%s%s%s%s%s%s:%d/%d", u->user,
+                 u->user[0] && !u->password[0] ? "@" : "", auth,
+                 strchr(u->host, ':') ? "[" : "", u->host, strchr(u->host, ':') ? "]" : "",
+                 u->port, u->db);
+}
+
+srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
+{
+    rconn *c = NULL, *it;
+    char why[300], err[256];
+    conn_result cr;
+    int i;
+
+    if (prefix == NULL)
+        prefix = "srvocsp:";
+    if (strlen(prefix) > PREFIX_MAX || strpbrk(prefix, "{} \r\n") != NULL) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG,
+                           "store key prefix longer than %d bytes or holding {, }, space or a newline",
+                           PREFIX_MAX);
+        return NULL;
+    }
+    c = srvocsp__calloc(1, sizeof(*c));
+    if (c == NULL) {
+        srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+        return NULL;
+    }
+    if (!srvocsp__redis_url_parse(url, &c->url, why, sizeof(why))) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "store URL: %s", why);
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_lock(&g_mu);
+    for (it = g_conns; it != NULL; it = it->next)
+        if (strcmp(it->url_text, url) == 0 && strcmp(it->prefix, prefix) == 0)
+            break;
+    if (it != NULL) {
+        it->refs++;
+        pthread_mutex_unlock(&g_mu);
+        OPENSSL_cleanse(&c->url, sizeof(c->url));
+        free(c);
+        return &it->base;
+    }
+    pthread_mutex_unlock(&g_mu);
+
+    c->base.ops = &redis_ops;
+    c->refs = 1;
+    c->pid = getpid();
+    snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
+    display_of(&c->url, c->display, sizeof(c->display));
+    for (i = 0; i < SCRIPT_N; i++)
+        sha1_hex(g_scripts[i], strlen(g_scripts[i]), c->sha[i]);
+    pthread_mutex_init(&c->mu, NULL);
+    if ((c->url_text = srvocsp__strdup(url)) == NULL || !random_hex(c->writer)) {
+        conn_free(c);
+        srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+        return NULL;
+    }
+    /* Connect now, so that a refused password shows at open.  Redis not
+     * answering is no error: the engine serves from the responders. */
+    cr = open_one(c, &c->cmd, err, sizeof(err));
+    if (cr == CONN_REFUSED) {
+        srvocsp__set_error(SRVOCSP_E_STORE, "store %s: %s", c->display, err);
+        conn_free(c);
+        return NULL;
+    }
+    if (cr == CONN_OK) {
+        c->ever_connected = true;
+        c->epoch = 1;
+    } else {
+        fail_locked(c, "unavailable", err);
+    }
+
+    pthread_mutex_lock(&g_mu);
+    for (it = g_conns; it != NULL; it = it->next) /* another thread was quicker */
+        if (strcmp(it->url_text, url) == 0 && strcmp(it->prefix, prefix) == 0)
+            break;
+    if (it != NULL) {
+        it->refs++;
+        pthread_mutex_unlock(&g_mu);
+        conn_free(c);
+        return &it->base;
+    }
+    c->next = g_conns;
+    g_conns = c;
+    pthread_mutex_unlock(&g_mu);
+    return &c->base;
+}
+
+const char *srvocsp__store_redis_display(srvocsp__store *s)
+{
+    return s != NULL && s->ops == &redis_ops ? ((rconn *)s)->display : NULL;
+}
