@@ -245,6 +245,23 @@ static conn_result open_one(rconn *c, redisContext **out, char *why, size_t whyl
         freeReplyObject(r);
         r = NULL;
     }
+    /* Says whether this is a Redis at all, and whether it wants a
+     * password we were not given. */
+    r = redisCommand(ctx, "PING");
+    if (r == NULL) {
+        srvocsp__fmt(why, whylen, "PING: %s", ctx->errstr);
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        srvocsp__fmt(why, whylen, "%s: %.*s",
+                     strncmp(r->str, "NOAUTH", 6) == 0 ? "Redis needs a password (none in the URL)"
+                                                       : "PING refused",
+                     (int)r->len, r->str);
+        res = CONN_REFUSED;
+        goto out;
+    }
+    freeReplyObject(r);
+    r = NULL;
     if (c->url.db != 0) {
         r = redisCommand(ctx, "SELECT %d", c->url.db);
         if (r == NULL) {

@@ -1,0 +1,229 @@
+/* A real redis-server for tests (see redisd.h). */
+#include "redisd.h"
+#include "peers.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REDIS_BIN "redis-server"
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+bool tr_redis_available(void)
+{
+    return system(REDIS_BIN " --version >/dev/null 2>&1") == 0;
+}
+
+static redisContext *connect_admin(tr_redis *r)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c;
+    redisReply *rep;
+
+    c = r->opts.tcp ? redisConnectWithTimeout("127.0.0.1", r->port, tv)
+                    : redisConnectUnixWithTimeout(r->sock, tv);
+    if (c == NULL || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (r->opts.password) {
+        rep = redisCommand(c, "AUTH %s", r->opts.password);
+        if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+            if (rep)
+                freeReplyObject(rep);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(rep);
+    }
+    return c;
+}
+
+static bool wait_ready(tr_redis *r)
+{
+    int i;
+
+    for (i = 0; i < 250; i++) {
+        redisContext *c = connect_admin(r);
+
+        if (c != NULL) {
+            redisReply *rep = redisCommand(c, "PING");
+            bool ok = rep && rep->type == REDIS_REPLY_STATUS;
+
+            if (rep)
+                freeReplyObject(rep);
+            redisFree(c);
+            if (ok)
+                return true;
+        }
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return false;
+        }
+        sleep_ms(20);
+    }
+    return false;
+}
+
+static bool spawn(tr_redis *r)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        char log[700];
+        FILE *f;
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        snprintf(log, sizeof(log), "%s/redis.log", r->dir);
+        f = freopen(log, "a", stdout);
+        (void)f;
+        dup2(1, 2);
+        execlp(REDIS_BIN, REDIS_BIN, r->conf, (char *)NULL);
+        _exit(127);
+    }
+    r->pid = pid;
+    r->stopped = false;
+    return wait_ready(r);
+}
+
+bool tr_redis_start(tr_redis *r, const tr_redis_opts *o)
+{
+    char *dir;
+    FILE *f;
+
+    memset(r, 0, sizeof(*r));
+    r->opts = *o;
+    dir = tr_tmpdir("redis");
+    if (dir == NULL)
+        return false;
+    snprintf(r->dir, sizeof(r->dir), "%s", dir);
+    free(dir);
+    snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->dir);
+    snprintf(r->conf, sizeof(r->conf), "%s/redis.conf", r->dir);
+    if (o->tcp)
+        r->port = tr_free_port();
+    f = fopen(r->conf, "w");
+    if (f == NULL)
+        return false;
+    fprintf(f, "bind 127.0.0.1\nport %d\nprotected-mode no\nsave \"\"\nappendonly no\n"
+               "daemonize no\ndir %s\nlogfile \"\"\n",
+            o->tcp ? r->port : 0, r->dir);
+    if (o->unix_socket)
+        fprintf(f, "unixsocket %s\nunixsocketperm 700\n", r->sock);
+    if (o->password)
+        fprintf(f, "requirepass %s\n", o->password);
+    if (o->acl_user)
+        fprintf(f, "user %s on >%s ~* &* +@all\n", o->acl_user,
+                o->acl_password ? o->acl_password : "");
+    fclose(f);
+    if (o->tcp)
+        snprintf(r->url, sizeof(r->url), "redis://%s%s%s127.0.0.1:%d", o->password ? ":" : "",
+                 o->password ? o->password : "", o->password ? "@" : "", r->port);
+    else
+        snprintf(r->url, sizeof(r->url), "unix://%s%s%s%s", o->password ? ":" : "",
+                 o->password ? o->password : "", o->password ? "@" : "", r->sock);
+    return spawn(r);
+}
+
+static void reap(tr_redis *r, int sig)
+{
+    int i;
+
+    if (r->pid <= 0)
+        return;
+    if (r->stopped)
+        kill(r->pid, SIGCONT);
+    kill(r->pid, sig);
+    for (i = 0; i < 300; i++) {
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return;
+        }
+        sleep_ms(10);
+    }
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+}
+
+void tr_redis_kill(tr_redis *r)
+{
+    reap(r, SIGKILL);
+    r->stopped = false;
+}
+
+bool tr_redis_restart(tr_redis *r)
+{
+    tr_redis_kill(r);
+    unlink(r->sock);
+    return spawn(r);
+}
+
+void tr_redis_pause(tr_redis *r)
+{
+    if (r->pid > 0 && !r->stopped && kill(r->pid, SIGSTOP) == 0)
+        r->stopped = true;
+}
+
+void tr_redis_resume(tr_redis *r)
+{
+    if (r->pid > 0 && r->stopped && kill(r->pid, SIGCONT) == 0)
+        r->stopped = false;
+}
+
+void tr_redis_stop(tr_redis *r)
+{
+    reap(r, SIGTERM);
+    if (r->dir[0] != '\0')
+        tr_rmrf(r->dir);
+    r->dir[0] = '\0';
+}
+
+long long tr_redis_cmd(tr_redis *r, char *out, size_t outlen, int argc, const char **argv,
+                       const size_t *lens)
+{
+    redisContext *c = connect_admin(r);
+    redisReply *rep;
+    long long v = -1;
+
+    if (out && outlen)
+        out[0] = '\0';
+    if (c == NULL)
+        return -1;
+    rep = redisCommandArgv(c, argc, argv, lens);
+    if (rep != NULL) {
+        if (rep->type == REDIS_REPLY_INTEGER) {
+            v = rep->integer;
+        } else if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) {
+            v = (long long)rep->len;
+            if (out && outlen)
+                snprintf(out, outlen, "%.*s", (int)rep->len, rep->str);
+        } else if (rep->type == REDIS_REPLY_NIL) {
+            v = 0;
+        }
+        freeReplyObject(rep);
+    }
+    redisFree(c);
+    return v;
+}

@@ -1,0 +1,622 @@
+/* The Redis store against a real redis-server (TCP on 127.0.0.1 and a unix
+ * socket, with a password and an ACL user), its URL, its scripts, its
+ * faults; and the directory store's lease. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "peers.h"
+#include "redisd.h"
+#include "store/redis_url.h"
+#include "store/store.h"
+#include "testpki.h"
+
+static tp_pki pki;
+static int64_t T;
+static char NAME[SRVOCSP__STORE_NAME_LEN + 1];
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static int setup(void **s)
+{
+    T = (int64_t)time(NULL);
+    if (!tp_pki_make(&pki, "http://127.0.0.1:1/", "http://127.0.0.1:1/", T))
+        return -1;
+    return srvocsp__store_name(pki.good.cert, pki.ca.cert, NAME) ? 0 : -1;
+}
+
+static int teardown(void **s)
+{
+    tp_pki_free(&pki);
+    return 0;
+}
+
+static void need_redis(void)
+{
+    if (!tr_redis_available()) {
+        fprintf(stderr, "SKIP: redis-server is not installed (scripts/deps.sh --test)\n");
+        exit(77);
+    }
+}
+
+/* A good response for pki.good dated |tu|, valid |validity| s. */
+static unsigned char *resp_at(int64_t tu, int64_t validity, int status, size_t *len)
+{
+    tp_resp_opts o;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, tu);
+    o.this_update = tu;
+    o.next_update = tu + validity;
+    o.status = status;
+    if (status == V_OCSP_CERTSTATUS_REVOKED) {
+        o.revoked_at = tu - 10;
+        o.reason = 1;
+    }
+    return tp_response(&o, len);
+}
+
+/* ---------------------------------------------------------------------
+ * URLs
+ * ------------------------------------------------------------------- */
+
+static void test_url_forms(void **s)
+{
+    srvocsp__redis_url u;
+    char why[300];
+
+    assert_true(srvocsp__redis_url_parse("redis://127.0.0.1:6380", &u, why, sizeof(why)));
+    assert_false(u.unix_socket);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.password, "");
+
+    assert_true(srvocsp__redis_url_parse("redis://fleet:s%40cret@cache.example:7000/3", &u, why,
+                                         sizeof(why)));
+    assert_string_equal(u.user, "fleet");
+    assert_string_equal(u.password, "s@cret");
+    assert_string_equal(u.host, "cache.example");
+    assert_int_equal(u.port, 7000);
+    assert_int_equal(u.db, 3);
+
+    assert_true(srvocsp__redis_url_parse("redis://:pw@[::1]:6379/", &u, why, sizeof(why)));
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.password, "pw");
+    assert_string_equal(u.host, "::1");
+
+    assert_true(srvocsp__redis_url_parse("redis://localhost", &u, why, sizeof(why)));
+    assert_int_equal(u.port, 6379);
+
+    assert_true(srvocsp__redis_url_parse("unix:///run/redis/redis.sock?db=2", &u, why, sizeof(why)));
+    assert_true(u.unix_socket);
+    assert_string_equal(u.path, "/run/redis/redis.sock");
+    assert_int_equal(u.db, 2);
+
+    assert_true(srvocsp__redis_url_parse("unix://app:pw@/tmp/r.sock", &u, why, sizeof(why)));
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.password, "pw");
+    assert_string_equal(u.path, "/tmp/r.sock");
+
+    assert_true(srvocsp__redis_url_parse("unix:///tmp/r.sock?user=app&password=pw&db=1", &u, why,
+                                         sizeof(why)));
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.db, 1);
+}
+
+static void bad_url(const char *url, const char *expect)
+{
+    srvocsp__redis_url u;
+    srvocsp__store *st;
+    char why[300];
+
+    assert_false(srvocsp__redis_url_parse(url, &u, why, sizeof(why)));
+    if (strstr(why, expect) == NULL)
+        fail_msg("%s: reason \"%s\" does not name \"%s\"", url, why, expect);
+    st = srvocsp__store_redis_new(url, NULL);
+    assert_null(st);
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    if (strstr(srvocsp_last_error_text(), expect) == NULL)
+        fail_msg("%s: error \"%s\" does not name \"%s\"", url, srvocsp_last_error_text(), expect);
+    assert_null(strstr(srvocsp_last_error_text(), "hunter2")); /* never the password */
+}
+
+static void test_url_errors(void **s)
+{
+    bad_url("http://127.0.0.1:6379", "unknown scheme \"http\"");
+    bad_url("memcached://x", "unknown scheme");
+    bad_url("rediss://127.0.0.1:6379", "TLS");
+    bad_url("redis://:6379", "no host");
+    bad_url("redis://127.0.0.1:0", "port");
+    bad_url("redis://127.0.0.1:99999", "port");
+    bad_url("redis://127.0.0.1:63x9", "port");
+    bad_url("redis://u:hunter2@127.0.0.1:6379/db7", "database");
+    bad_url("unix://", "no socket path");
+    bad_url("unix://host/tmp/x.sock", "absolute");
+    bad_url("unix:///tmp/x.sock?dbx=1", "unknown query item");
+    bad_url("unix:///tmp/x.sock?db=-1", "db is not a number");
+    bad_url("", "empty");
+    bad_url("redis://[::1", "IPv6");
+    assert_null(srvocsp__store_redis_new("redis://127.0.0.1:1", "bad{prefix}"));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    assert_non_null(strstr(srvocsp_last_error_text(), "prefix"));
+}
+
+/* ---------------------------------------------------------------------
+ * Save, load, compare, expiry, list, notifications
+ * ------------------------------------------------------------------- */
+
+static bool save(srvocsp__store *st, int64_t tu, int64_t validity, int status)
+{
+    size_t len;
+    unsigned char *der = resp_at(tu, validity, status, &len);
+    char why[300];
+    bool stored = false;
+
+    assert_non_null(der);
+    assert_int_equal(st->ops->save_newer(st, NAME, der, len, tu, tu + validity,
+                                         status == V_OCSP_CERTSTATUS_REVOKED, &stored, why,
+                                         sizeof(why)),
+                     SRVOCSP_OK);
+    free(der);
+    return stored;
+}
+
+static int64_t loaded_tu(srvocsp__store *st)
+{
+    unsigned char *der = NULL;
+    size_t len = 0;
+    uint64_t version = 0;
+    char why[300];
+    srvocsp_response *r;
+    int64_t tu;
+
+    assert_int_equal(st->ops->load(st, NAME, 1 << 20, &der, &len, &version, why, sizeof(why)),
+                     SRVOCSP_OK);
+    if (der == NULL)
+        return 0;
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, NULL);
+    assert_non_null(r);
+    tu = srvocsp_response_this_update(r);
+    assert_int_equal((int64_t)version, tu);
+    srvocsp_response_free(r);
+    free(der);
+    return tu;
+}
+
+static void on_name(void *arg, const char *name)
+{
+    int *n = arg;
+
+    if (strcmp(name, NAME) == 0)
+        (*n)++;
+}
+
+static void exercise(tr_redis *rd, const char *url)
+{
+    srvocsp__store *st = srvocsp__store_redis_new(url, "t1:");
+    srvocsp__store *other;
+    char key[200], val[64], url2[1200];
+    const char *argv[2] = {"PTTL", key};
+    size_t lens[2];
+    int seen = 0, i;
+    long long pttl;
+
+    assert_non_null(st);
+    assert_non_null(srvocsp__store_redis_display(st));
+    assert_int_equal(loaded_tu(st), 0);
+
+    /* A second connection (another URL spelling: not shared) listens. */
+    snprintf(url2, sizeof(url2), "%s%s", url, strncmp(url, "unix", 4) == 0 ? "?db=0" : "/0");
+    other = srvocsp__store_redis_new(url2, "t1:");
+    assert_non_null(other);
+    assert_true(other != st);
+    assert_true(other->ops->notify_fd(other) >= 0);
+    assert_int_equal(other->ops->notify_drain(other, on_name, &seen), 0);
+
+    assert_true(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
+    assert_int_equal(loaded_tu(st), T - 100);
+    assert_int_equal(loaded_tu(other), T - 100);
+    /* Older and equal are refused; newer replaces. */
+    assert_false(save(st, T - 200, 3600, V_OCSP_CERTSTATUS_GOOD));
+    assert_false(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
+    assert_int_equal(loaded_tu(st), T - 100);
+    assert_true(save(st, T - 50, 3600, V_OCSP_CERTSTATUS_GOOD));
+    /* Revoked wins a tie, and a good one does not win it back. */
+    assert_true(save(st, T - 50, 3600, V_OCSP_CERTSTATUS_REVOKED));
+    assert_false(save(st, T - 50, 3600, V_OCSP_CERTSTATUS_GOOD));
+    assert_int_equal(loaded_tu(st), T - 50);
+
+    /* The entry lives as long as the response: PTTL close to the rest of
+     * its validity (3550 s). */
+    snprintf(key, sizeof(key), "t1:{%s}:r", NAME);
+    lens[0] = 4;
+    lens[1] = strlen(key);
+    pttl = tr_redis_cmd(rd, NULL, 0, 2, argv, lens);
+    assert_true(pttl > 3400 * 1000LL && pttl <= 3550 * 1000LL);
+
+    /* Every save was announced; the listener hears the other writer's. */
+    for (i = 0; i < 100 && seen < 3; i++) {
+        other->ops->notify_drain(other, on_name, &seen);
+        if (seen < 3)
+            sleep_ms(10);
+    }
+    assert_int_equal(seen, 3);
+    /* A writer does not hear its own saves. */
+    seen = 0;
+    assert_true(other->ops->notify_fd(other) >= 0);
+    assert_true(st->ops->notify_fd(st) >= 0);
+    assert_true(save(st, T - 10, 3600, V_OCSP_CERTSTATUS_REVOKED));
+    sleep_ms(50);
+    st->ops->notify_drain(st, on_name, &seen);
+    assert_int_equal(seen, 0);
+
+    assert_int_equal(st->ops->list(st, NULL, NULL), 1);
+    assert_true(st->ops->version(st, NAME) == (uint64_t)(T - 10));
+    /* An already expired response is not shared. */
+    {
+        bool stored = true;
+        char why[200];
+        size_t len;
+        unsigned char *der = resp_at(T - 7200, 3600, V_OCSP_CERTSTATUS_GOOD, &len);
+
+        assert_int_equal(st->ops->save_newer(st, "00", der, len, T - 7200, T - 3600, false,
+                                             &stored, why, sizeof(why)),
+                         SRVOCSP_OK);
+        assert_false(stored);
+        free(der);
+    }
+    (void)val;
+    other->ops->free(other);
+    st->ops->free(st);
+}
+
+static void test_tcp_save_load_notify(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.tcp = true};
+
+    need_redis();
+    assert_true(tr_redis_start(&rd, &o));
+    exercise(&rd, rd.url);
+    tr_redis_stop(&rd);
+}
+
+static void test_unix_password_and_acl_user(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.unix_socket = true, .password = "pw-default", .acl_user = "fleet",
+                       .acl_password = "pw-fleet"};
+    char url[1200];
+    srvocsp__store *st;
+
+    need_redis();
+    assert_true(tr_redis_start(&rd, &o));
+    exercise(&rd, rd.url); /* unix://:pw-default@/path */
+
+    snprintf(url, sizeof(url), "unix://fleet:pw-fleet@%s", rd.sock);
+    st = srvocsp__store_redis_new(url, "t2:");
+    assert_non_null(st);
+    assert_int_equal(loaded_tu(st), 0);
+    assert_true(save(st, T - 5, 600, V_OCSP_CERTSTATUS_GOOD));
+    st->ops->free(st);
+
+    /* Refused AUTH is an error at open that says so, without the password. */
+    snprintf(url, sizeof(url), "unix://fleet:wrong-secret@%s", rd.sock);
+    assert_null(srvocsp__store_redis_new(url, NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STORE);
+    assert_non_null(strstr(srvocsp_last_error_text(), "AUTH refused for user fleet"));
+    assert_null(strstr(srvocsp_last_error_text(), "wrong-secret"));
+    snprintf(url, sizeof(url), "unix://:nope@%s", rd.sock);
+    assert_null(srvocsp__store_redis_new(url, NULL));
+    assert_non_null(strstr(srvocsp_last_error_text(), "AUTH refused"));
+    /* No password where one is needed: said at open too. */
+    snprintf(url, sizeof(url), "unix://%s", rd.sock);
+    assert_null(srvocsp__store_redis_new(url, NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STORE);
+    assert_non_null(strstr(srvocsp_last_error_text(), "needs a password"));
+    snprintf(url, sizeof(url), "unix://:pw-default@%s?db=99999", rd.sock);
+    assert_null(srvocsp__store_redis_new(url, NULL));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STORE);
+    assert_non_null(strstr(srvocsp_last_error_text(), "SELECT 99999 refused"));
+    tr_redis_stop(&rd);
+}
+
+/* ---------------------------------------------------------------------
+ * Leases
+ * ------------------------------------------------------------------- */
+
+static void lease_rules(srvocsp__store *a, srvocsp__store *b)
+{
+    char ta[SRVOCSP__LEASE_TOKEN_LEN + 1], tb[SRVOCSP__LEASE_TOKEN_LEN + 1], why[300];
+    int64_t left = 0;
+
+    assert_int_equal(a->ops->lease_acquire(a, NAME, 5000, ta, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_HELD);
+    assert_int_equal(strlen(ta), SRVOCSP__LEASE_TOKEN_LEN);
+    assert_int_equal(b->ops->lease_acquire(b, NAME, 5000, tb, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_BUSY);
+    assert_true(left > 3000 && left <= 5000);
+    /* Another's token does not release it. */
+    b->ops->lease_release(b, NAME, tb);
+    assert_int_equal(b->ops->lease_acquire(b, NAME, 5000, tb, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_BUSY);
+    a->ops->lease_release(a, NAME, ta);
+    assert_int_equal(b->ops->lease_acquire(b, NAME, 200, tb, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_HELD);
+    /* A holder that dies: its lease runs out by itself. */
+    assert_int_equal(a->ops->lease_acquire(a, NAME, 5000, ta, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_BUSY);
+    sleep_ms(300);
+    assert_int_equal(a->ops->lease_acquire(a, NAME, 5000, ta, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_HELD);
+    /* The one whose lease expired cannot release the new holder's. */
+    b->ops->lease_release(b, NAME, tb);
+    assert_int_equal(b->ops->lease_acquire(b, NAME, 5000, tb, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_BUSY);
+    a->ops->lease_release(a, NAME, ta);
+}
+
+static void test_redis_lease(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.tcp = true};
+    char url2[1200];
+    srvocsp__store *a, *b;
+
+    need_redis();
+    assert_true(tr_redis_start(&rd, &o));
+    a = srvocsp__store_redis_new(rd.url, NULL);
+    snprintf(url2, sizeof(url2), "%s/0", rd.url);
+    b = srvocsp__store_redis_new(url2, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    lease_rules(a, b);
+    a->ops->free(a);
+    b->ops->free(b);
+    tr_redis_stop(&rd);
+}
+
+static void test_dir_lease(void **s)
+{
+    char *dir = tr_tmpdir("lease");
+    srvocsp__store *a = srvocsp__store_dir_new(dir), *b = srvocsp__store_dir_new(dir);
+    char path[1200], tok[SRVOCSP__LEASE_TOKEN_LEN + 1], why[300];
+    int64_t left;
+    pid_t pid;
+    int status;
+
+    assert_non_null(a);
+    assert_non_null(b);
+    lease_rules(a, b);
+    /* The lease is a file beside the responses, not one of them. */
+    snprintf(path, sizeof(path), "%s/%s.lease", dir, NAME);
+    assert_int_equal(a->ops->lease_acquire(a, NAME, 60000, tok, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_HELD);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(a->ops->list(a, NULL, NULL), 0);
+    /* Another process sees it held. */
+    pid = fork();
+    if (pid == 0) {
+        srvocsp__store *c = srvocsp__store_dir_new(dir);
+        char t2[SRVOCSP__LEASE_TOKEN_LEN + 1];
+
+        _exit(c->ops->lease_acquire(c, NAME, 1000, t2, &left, why, sizeof(why)) ==
+                      SRVOCSP__LEASE_BUSY
+                  ? 0
+                  : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(WEXITSTATUS(status), 0);
+    a->ops->lease_release(a, NAME, tok);
+    assert_int_not_equal(access(path, F_OK), 0);
+    /* A directory that cannot hold the file: ERROR, so the caller fetches. */
+    b->ops->free(b);
+    b = srvocsp__store_dir_new("/proc/srvocsp-no-such-dir");
+    if (b != NULL) {
+        assert_int_equal(b->ops->lease_acquire(b, NAME, 1000, tok, &left, why, sizeof(why)),
+                         SRVOCSP__LEASE_ERROR);
+        assert_non_null(strstr(why, "cannot create"));
+        b->ops->free(b);
+    }
+    a->ops->free(a);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+/* ---------------------------------------------------------------------
+ * Poisoned values
+ * ------------------------------------------------------------------- */
+
+static void test_poisoned_values(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.tcp = true};
+    srvocsp__store *st;
+    char key[200], why[300];
+    unsigned char *der = NULL;
+    size_t len = 0;
+    uint64_t version;
+
+    need_redis();
+    assert_true(tr_redis_start(&rd, &o));
+    st = srvocsp__store_redis_new(rd.url, NULL);
+    assert_non_null(st);
+    snprintf(key, sizeof(key), "srvocsp:{%s}:r", NAME);
+
+    /* A value of the wrong type: load says so; a save replaces it. */
+    {
+        const char *argv[3] = {"SET", key, "not a hash"};
+        size_t l[3] = {3, strlen(key), 10};
+
+        assert_true(tr_redis_cmd(&rd, NULL, 0, 3, argv, l) >= 0);
+    }
+    assert_int_equal(st->ops->load(st, NAME, 1 << 20, &der, &len, &version, why, sizeof(why)),
+                     SRVOCSP_E_STORE);
+    assert_non_null(strstr(why, "WRONGTYPE"));
+    assert_true(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
+    assert_int_equal(loaded_tu(st), T - 100);
+
+    /* Garbage bytes claiming a thisUpdate far in the future would hold
+     * every honest save off; the reader that rejects them discards them
+     * (only those bytes), and the next save goes in. */
+    {
+        const char *argv[8] = {"HSET", key, "d", "garbage", "t", "99999999999", "s", "g"};
+        size_t l[8];
+        int i;
+
+        for (i = 0; i < 8; i++)
+            l[i] = strlen(argv[i]);
+        assert_true(tr_redis_cmd(&rd, NULL, 0, 8, argv, l) >= 0);
+    }
+    assert_false(save(st, T - 20, 3600, V_OCSP_CERTSTATUS_GOOD));
+    assert_int_equal(st->ops->load(st, NAME, 1 << 20, &der, &len, &version, why, sizeof(why)),
+                     SRVOCSP_OK);
+    assert_int_equal(len, 7);
+    assert_memory_equal(der, "garbage", 7);
+    st->ops->discard(st, NAME, (const unsigned char *)"garbagf", 7); /* other bytes: kept */
+    assert_false(save(st, T - 20, 3600, V_OCSP_CERTSTATUS_GOOD));
+    st->ops->discard(st, NAME, der, len);
+    free(der);
+    assert_true(save(st, T - 20, 3600, V_OCSP_CERTSTATUS_GOOD));
+    assert_int_equal(loaded_tu(st), T - 20);
+
+    /* Oversized: refused by the reader's cap, not copied. */
+    assert_int_equal(st->ops->load(st, NAME, 10, &der, &len, &version, why, sizeof(why)),
+                     SRVOCSP_E_STORE);
+    assert_null(der);
+    assert_non_null(strstr(why, "outside 1..10"));
+    st->ops->free(st);
+    tr_redis_stop(&rd);
+}
+
+/* ---------------------------------------------------------------------
+ * Faults: hung, killed, restarted empty; fork
+ * ------------------------------------------------------------------- */
+
+static srvocsp__lease try_lease(srvocsp__store *st, char *why, size_t whylen)
+{
+    char tok[SRVOCSP__LEASE_TOKEN_LEN + 1];
+    int64_t left;
+
+    return st->ops->lease_acquire(st, NAME, 1000, tok, &left, why, whylen);
+}
+
+static srvocsp__lease wait_back(srvocsp__store *st)
+{
+    char why[600];
+    srvocsp__lease l = SRVOCSP__LEASE_ERROR;
+    int i;
+
+    /* The backoff is at most 8 s. */
+    for (i = 0; i < 200 && (l = try_lease(st, why, sizeof(why))) == SRVOCSP__LEASE_ERROR; i++)
+        sleep_ms(100);
+    return l;
+}
+
+static void test_faults(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.tcp = true};
+    srvocsp__store *st;
+    char why[600];
+    uint64_t epoch;
+    int i, errors = 0;
+
+    need_redis();
+    assert_true(tr_redis_start(&rd, &o));
+    st = srvocsp__store_redis_new(rd.url, NULL);
+    assert_non_null(st);
+    assert_true(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
+    epoch = st->ops->epoch(st);
+
+    /* Hung: the first call times out, then every call fails at once for
+     * the backoff, so ten thousand of them finish (the test's own timeout
+     * would end it if each waited). */
+    tr_redis_pause(&rd);
+    assert_int_equal(try_lease(st, why, sizeof(why)), SRVOCSP__LEASE_ERROR);
+    assert_non_null(strstr(why, "not tried again"));
+    for (i = 0; i < 10000; i++)
+        errors += try_lease(st, why, sizeof(why)) == SRVOCSP__LEASE_ERROR;
+    assert_int_equal(errors, 10000);
+    assert_int_equal(st->ops->notify_drain(st, NULL, NULL), 0);
+    tr_redis_resume(&rd);
+    assert_int_not_equal(wait_back(st), SRVOCSP__LEASE_ERROR);
+    assert_int_equal(loaded_tu(st), T - 100);
+    assert_true(st->ops->epoch(st) != epoch);
+
+    /* Killed: errors; restarted empty: back, with nothing stored and a new
+     * epoch that tells holders to save again. */
+    tr_redis_kill(&rd);
+    assert_int_equal(try_lease(st, why, sizeof(why)), SRVOCSP__LEASE_ERROR);
+    assert_non_null(strstr(why, "not tried again"));
+    epoch = st->ops->epoch(st);
+    assert_true(tr_redis_restart(&rd));
+    assert_int_equal(wait_back(st), SRVOCSP__LEASE_HELD);
+    assert_true(st->ops->epoch(st) != epoch);
+    assert_int_equal(loaded_tu(st), 0);
+    assert_true(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
+
+    /* A forked child gets its own connection. */
+    {
+        pid_t pid = fork();
+        int status;
+
+        if (pid == 0) {
+            bool stored = false;
+            size_t len;
+            unsigned char *der = resp_at(T - 1, 3600, V_OCSP_CERTSTATUS_GOOD, &len);
+
+            _exit(st->ops->save_newer(st, NAME, der, len, T - 1, T + 3599, false, &stored, why,
+                                      sizeof(why)) == SRVOCSP_OK &&
+                          stored
+                      ? 0
+                      : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(loaded_tu(st), T - 1);
+    }
+    st->ops->free(st);
+
+    /* Down at the start: the store opens (the responders will be asked)
+     * and every call says why it failed. */
+    tr_redis_stop(&rd);
+    st = srvocsp__store_redis_new(rd.url, NULL);
+    assert_non_null(st);
+    assert_int_equal(try_lease(st, why, sizeof(why)), SRVOCSP__LEASE_ERROR);
+    assert_non_null(strstr(why, "connect"));
+    st->ops->free(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_forms),
+        cmocka_unit_test(test_url_errors),
+        cmocka_unit_test(test_dir_lease),
+        cmocka_unit_test(test_tcp_save_load_notify),
+        cmocka_unit_test(test_unix_password_and_acl_user),
+        cmocka_unit_test(test_redis_lease),
+        cmocka_unit_test(test_poisoned_values),
+        cmocka_unit_test(test_faults),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
