@@ -71,9 +71,10 @@ typedef struct srvocsp__store_ops {
      * process saved since the last call; returns how many. */
     size_t (*notify_drain)(srvocsp__store *s, void (*fn)(void *arg, const char *name),
                            void *arg);
-    /* Deletes what is stored under |name| if it is still exactly |der|
-     * (NULL: a value that could not even be read as a response), so that a
-     * reader that rejected it lets the next good save through. */
+    /* Deletes what is stored under |name| if it is still exactly |der|, so
+     * that a reader that rejected it lets the next good save through.  With
+     * |der| NULL: deletes a value that cannot be read as a response at all
+     * (wrong type, empty, or more than |len| bytes). */
     void (*discard)(srvocsp__store *s, const char *name, const unsigned char *der, size_t len);
     /* A number that moves whenever the store may have lost saves or
      * notifications (a reconnect, a restarted server): then it is worth

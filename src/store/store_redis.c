@@ -90,8 +90,30 @@ static const char DISCARD_LUA[] =
     "if redis.sha1hex(d) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 
-enum { SCRIPT_SAVE, SCRIPT_RELEASE, SCRIPT_DISCARD, SCRIPT_N };
-static const char *const g_scripts[SCRIPT_N] = {SAVE_LUA, RELEASE_LUA, DISCARD_LUA};
+/* Reads a stored response, but not more than ARGV[1] bytes of it: an
+ * oversized value comes back as its size alone (the reader's cap holds
+ * before any byte crosses).  Replies: nil, {d, t}, or the size. */
+static const char LOAD_LUA[] =
+    "local ty = redis.call('TYPE', KEYS[1]).ok\n"
+    "if ty == 'none' then return false end\n"
+    "if ty ~= 'hash' then return redis.error_reply('WRONGTYPE stored value is a ' .. ty) end\n"
+    "local n = redis.call('HSTRLEN', KEYS[1], 'd')\n"
+    "if n > tonumber(ARGV[1]) then return n end\n"
+    "return redis.call('HMGET', KEYS[1], 'd', 't')\n";
+
+/* Deletes a value no reader can use: not a hash, no bytes, or more bytes
+ * than ARGV[1].  KEYS[1] value. */
+static const char DISCARD_UNREADABLE_LUA[] =
+    "local ty = redis.call('TYPE', KEYS[1]).ok\n"
+    "if ty == 'none' then return 0 end\n"
+    "if ty ~= 'hash' then return redis.call('DEL', KEYS[1]) end\n"
+    "local n = redis.call('HSTRLEN', KEYS[1], 'd')\n"
+    "if n == 0 or n > tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n";
+
+enum { SCRIPT_SAVE, SCRIPT_RELEASE, SCRIPT_DISCARD, SCRIPT_LOAD, SCRIPT_DISCARD_UNREADABLE, SCRIPT_N };
+static const char *const g_scripts[SCRIPT_N] = {SAVE_LUA, RELEASE_LUA, DISCARD_LUA, LOAD_LUA,
+                                                DISCARD_UNREADABLE_LUA};
 
 typedef struct rconn {
     srvocsp__store base;
@@ -381,9 +403,9 @@ static srvocsp_error r_load(srvocsp__store *s, const char *name, size_t cap, uns
                             size_t *len, uint64_t *version, char *why, size_t whylen)
 {
     rconn *c = (rconn *)s;
-    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8];
-    const char *argv[4] = {"HMGET", key, "d", "t"};
-    size_t lv[4];
+    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], capstr[24];
+    const char *args[2] = {key, capstr};
+    size_t lens[2];
     redisReply *r;
     srvocsp_error err = SRVOCSP_E_STORE;
 
@@ -391,26 +413,26 @@ static srvocsp_error r_load(srvocsp__store *s, const char *name, size_t cap, uns
     *len = 0;
     *version = 0;
     key_of(c, name, 'r', key, sizeof(key));
-    lv[0] = 5;
-    lv[1] = strlen(key);
-    lv[2] = lv[3] = 1;
+    snprintf(capstr, sizeof(capstr), "%zu", cap);
+    lens[0] = strlen(key);
+    lens[1] = strlen(capstr);
     pthread_mutex_lock(&c->mu);
-    r = command_locked(c, 4, argv, lv, why, whylen);
+    r = script_locked(c, SCRIPT_LOAD, 2, args, lens, why, whylen);
     pthread_mutex_unlock(&c->mu);
     if (r == NULL)
-        return SRVOCSP_E_STORE;
-    if (r->type == REDIS_REPLY_ERROR) {
-        srvocsp__fmt(why, whylen, "%s: %s is not a stored response: %.*s", c->display, key,
-                     (int)r->len, r->str);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        srvocsp__fmt(why, whylen, "%s: unexpected reply to HMGET", c->display);
-    } else if (r->element[0]->type == REDIS_REPLY_NIL) {
+        return SRVOCSP_E_STORE; /* |why| says it (down, or the value's type) */
+    if (r->type == REDIS_REPLY_NIL) {
         err = SRVOCSP_OK; /* nothing stored */
+    } else if (r->type == REDIS_REPLY_INTEGER) {
+        srvocsp__fmt(why, whylen, "%s: %s holds %lld bytes, over the cap of %zu", c->display, key,
+                     r->integer, cap);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        srvocsp__fmt(why, whylen, "%s: unexpected reply to a load", c->display);
+    } else if (r->element[0]->type == REDIS_REPLY_NIL) {
+        err = SRVOCSP_OK; /* a hash without a response: nothing usable stored */
     } else if (r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len == 0 ||
                r->element[0]->len > cap) {
-        srvocsp__fmt(why, whylen, "%s: %s holds %zu bytes, outside 1..%zu", c->display, key,
-                     r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->len : (size_t)0,
-                     cap);
+        srvocsp__fmt(why, whylen, "%s: %s holds an empty or oversized response", c->display, key);
     } else if ((*der = srvocsp__malloc(r->element[0]->len)) == NULL) {
         err = SRVOCSP_E_NOMEM;
         srvocsp__fmt(why, whylen, "out of memory");
@@ -645,8 +667,6 @@ static void r_lease_release(srvocsp__store *s, const char *name, const char *tok
         freeReplyObject(r);
 }
 
-/* Not in the generic interface's members above: reached through
- * srvocsp__store_discard below. */
 static void r_discard(srvocsp__store *s, const char *name, const unsigned char *der, size_t len)
 {
     rconn *c = (rconn *)s;
@@ -656,11 +676,15 @@ static void r_discard(srvocsp__store *s, const char *name, const unsigned char *
     redisReply *r;
 
     key_of(c, name, 'r', key, sizeof(key));
-    sha1_hex(der ? (const void *)der : "", der ? len : 0, sha);
+    if (der != NULL)
+        sha1_hex(der, len, sha);
+    else
+        snprintf(sha, sizeof(sha), "%zu", len); /* unreadable: |len| is the reader's cap */
     lens[0] = strlen(key);
     lens[1] = strlen(sha);
     pthread_mutex_lock(&c->mu);
-    r = script_locked(c, SCRIPT_DISCARD, 2, args, lens, why, sizeof(why));
+    r = script_locked(c, der != NULL ? SCRIPT_DISCARD : SCRIPT_DISCARD_UNREADABLE, 2, args, lens,
+                      why, sizeof(why));
     pthread_mutex_unlock(&c->mu);
     if (r)
         freeReplyObject(r);

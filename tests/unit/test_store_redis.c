@@ -501,7 +501,11 @@ static void test_poisoned_values(void **s)
     assert_int_equal(st->ops->load(st, NAME, 10, &der, &len, &version, why, sizeof(why)),
                      SRVOCSP_E_STORE);
     assert_null(der);
-    assert_non_null(strstr(why, "outside 1..10"));
+    assert_non_null(strstr(why, "over the cap of 10"));
+    st->ops->discard(st, NAME, NULL, 100000); /* unreadable? no: kept */
+    assert_int_equal(loaded_tu(st), T - 20);
+    st->ops->discard(st, NAME, NULL, 10); /* over a reader's cap: gone */
+    assert_int_equal(loaded_tu(st), 0);
     st->ops->free(st);
     tr_redis_stop(&rd);
 }
