@@ -4,11 +4,13 @@
  * status and times, and the stapling counters.
  *
  *   https_server --cert CHAIN.pem --key KEY.pem [--cert CHAIN2.pem --key KEY2.pem]
- *                [--dir DIR] [--port N]
+ *                [--dir DIR] [--store redis://host:port] [--port N]
  *
  * Each --cert file holds the certificate, then its issuer (and further CAs).
  * Two pairs (e.g. RSA and ECDSA) share one context; each client gets the
- * staple of the certificate it negotiated.  Listens on 127.0.0.1.
+ * staple of the certificate it negotiated.  With --store, servers of a
+ * fleet share one Redis: one fetch per certificate for all of them
+ * (docs/fleet.md).  Listens on 127.0.0.1.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -140,7 +142,7 @@ static void *serve(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *certs[MAX_PAIRS], *keys[MAX_PAIRS], *dir = NULL;
+    const char *certs[MAX_PAIRS], *keys[MAX_PAIRS], *dir = NULL, *store = NULL;
     int n_certs = 0, n_keys = 0, port = 8443, lfd, one = 1, i;
     struct sockaddr_in a;
     srvocsp_params p;
@@ -152,11 +154,13 @@ int main(int argc, char **argv)
             keys[n_keys++] = argv[++i];
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+            store = argv[++i];
         else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s --cert CHAIN.pem --key KEY.pem [--cert CHAIN2.pem --key "
-                            "KEY2.pem] [--dir DIR] [--port N]\n",
+                            "KEY2.pem] [--dir DIR] [--store URL] [--port N]\n",
                     argv[0]);
             return 2;
         }
@@ -171,6 +175,7 @@ int main(int argc, char **argv)
     /* ---- stapling: one handle per certificate, attached to the context ---- */
     srvocsp_params_init(&p);
     p.directory = dir;          /* staple from the first handshake after a restart */
+    p.store_url = store;        /* the fleet's Redis: one fetch for all servers */
     p.flags = SRVOCSP_OPEN_ASYNC; /* never delay start-up on the responder */
     p.update_cb = on_update;
     for (i = 0; i < n_certs; i++) {

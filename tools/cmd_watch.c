@@ -53,6 +53,7 @@ typedef struct watch {
     const char *dirs[MAX_DIRS];
     int n_dirs;
     const char *on_update, *haproxy_socket, *status_file, *metrics, *state_dir;
+    const char *store_url, *store_prefix; /* the fleet's shared store (docs/fleet.md) */
     long hook_timeout_s;         /* the hook's process group is killed past it */
     bool json;
     wcert *certs[MAX_CERTS];
@@ -475,6 +476,8 @@ static void open_cert(watch *w, const char *path)
     srvocsp_params_init(&p);
     p.flags = SRVOCSP_OPEN_ASYNC;
     p.directory = w->state_dir;
+    p.store_url = w->store_url;
+    p.store_prefix = w->store_prefix;
     p.update_cb = on_update;
     p.update_arg = (void *)(intptr_t)slot;
     c->h = srvocsp_open(x, chain, &p);
@@ -679,6 +682,10 @@ static bool read_config(watch *w, const char *path)
             w->metrics = v;
         else if (strcmp(k, "state-dir") == 0)
             w->state_dir = v;
+        else if (strcmp(k, "store") == 0)
+            w->store_url = v;
+        else if (strcmp(k, "store-prefix") == 0)
+            w->store_prefix = v;
         else if (strcmp(k, "hook-timeout") == 0) {
             if (!parse_seconds(v, &w->hook_timeout_s)) {
                 fprintf(stderr, "srvocsp watch: %s:%d: hook-timeout must be 1 to 86400 seconds\n",
@@ -722,6 +729,8 @@ static void watch_usage(FILE *f)
             "                     [--on-update CMD] [--haproxy-socket PATH] [--state-dir DIR]\n"
             "                     [--status-file FILE] [--metrics 127.0.0.1:PORT] [--json]\n"
             "                     [--hook-timeout SECONDS (30)]\n"
+            "                     [--store redis://[user:password@]host:port[/db] | unix:///PATH]\n"
+            "                     [--store-prefix PREFIX (srvocsp:)]\n"
             "       srvocsp watch --status --status-file FILE\n"
             "\n"
             "Finds certificate files (*.pem, *.crt: the certificate then its chain, or a\n"
@@ -741,6 +750,7 @@ int cmd_watch(int argc, char **argv)
         {"state-dir", required_argument, NULL, 'S'},   {"json", no_argument, NULL, 'j'},
         {"status", no_argument, NULL, 'T'},            {"help", no_argument, NULL, 'h'},
         {"hook-timeout", required_argument, NULL, 't'},
+        {"store", required_argument, NULL, 'R'},       {"store-prefix", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     watch w;
@@ -752,7 +762,7 @@ int cmd_watch(int argc, char **argv)
     w.metrics_fd = -1;
     w.hook_timeout_s = 30;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:c:u:H:s:m:S:jTht:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:c:u:H:s:m:S:jTht:R:P:", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             if (w.n_dirs < MAX_DIRS)
@@ -767,6 +777,8 @@ int cmd_watch(int argc, char **argv)
         case 's': w.status_file = optarg; break;
         case 'm': w.metrics = optarg; break;
         case 'S': w.state_dir = optarg; break;
+        case 'R': w.store_url = optarg; break;
+        case 'P': w.store_prefix = optarg; break;
         case 'j': w.json = true; break;
         case 't':
             if (!parse_seconds(optarg, &w.hook_timeout_s)) {
