@@ -852,15 +852,19 @@ static const srvocsp__store_ops redis_ops = {
 /* The URL as shown in messages: the password replaced. */
 static void display_of(const srvocsp__redis_url *u, char *out, size_t len)
 {
-    const char *auth = u->password[0] ? "***@" : "";
+    char auth[300];
+    bool v6 = strchr(u->host, ':') != NULL;
 
-    if (u->unix_socket)
-        snprintf(out, len, "unix://%s%s%s%s?db=%d", u->user, u->user[0] && !u->password[0] ? "@" : "",
-                 auth, u->path, u->db);
+    if (u->password[0])
+        snprintf(auth, sizeof(auth), "%s:***@", u->user);
+    else if (u->user[0])
+        snprintf(auth, sizeof(auth), "%s@", u->user);
     else
-        snprintf(out, len, "redis://%s%s%s%s%s%s:%d/%d", u->user,
-                 u->user[0] && !u->password[0] ? "@" : "", auth,
-                 strchr(u->host, ':') ? "[" : "", u->host, strchr(u->host, ':') ? "]" : "",
+        auth[0] = '\0';
+    if (u->unix_socket)
+        snprintf(out, len, "unix://%s%s?db=%d", auth, u->path, u->db);
+    else
+        snprintf(out, len, "redis://%s%s%s%s:%d/%d", auth, v6 ? "[" : "", u->host, v6 ? "]" : "",
                  u->port, u->db);
 }
 
