@@ -26,6 +26,9 @@ typedef enum srvocsp__lease {
     SRVOCSP__LEASE_ERROR = 2  /* the store could not say */
 } srvocsp__lease;
 
+typedef void (*srvocsp__notify_fn)(void *arg, const char *name, const unsigned char *der,
+                                   size_t len);
+
 typedef struct srvocsp__store_ops {
     /* Reads the response stored under |name| into a malloc'd buffer.
      * SRVOCSP_OK with |*der| NULL when nothing is stored; E_STORE with a
@@ -67,10 +70,11 @@ typedef struct srvocsp__store_ops {
     /* The descriptor to poll for change notifications (-1 when there is
      * none right now; may change after a reconnect). */
     int (*notify_fd)(srvocsp__store *s);
-    /* Without blocking, calls |fn| with the name of every response another
-     * process saved since the last call; returns how many. */
-    size_t (*notify_drain)(srvocsp__store *s, void (*fn)(void *arg, const char *name),
-                           void *arg);
+    /* Without blocking, calls |fn| for every response another process
+     * saved since the last call, with its name and, when the announcement
+     * carried them, its bytes (|der| NULL otherwise: load it); returns how
+     * many.  |der| is borrowed for the call and untrusted like any load. */
+    size_t (*notify_drain)(srvocsp__store *s, srvocsp__notify_fn fn, void *arg);
     /* Deletes what is stored under |name| if it is still exactly |der|, so
      * that a reader that rejected it lets the next good save through.  With
      * |der| NULL: deletes a value that cannot be read as a response at all

@@ -8,7 +8,7 @@
  *   <prefix>{<name>}:r   hash: d = DER, t = thisUpdate (Unix s), s = g|r|u
  *                         expires (PEXPIREAT) when the response does
  *   <prefix>{<name>}:l   lease: a random token, SET NX PX
- *   channel <prefix>updates   message "<name> <writer id>" after each save
+ *   channel <prefix>updates   "<name> <writer id> <DER>" after each save
  *
  * Nothing read back is trusted: the engine verifies it like a network
  * answer.  The scripts only keep honest writers from rolling back each
@@ -70,8 +70,14 @@ static const char SAVE_LUA[] =
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('HSET', KEYS[1], 'd', ARGV[1], 't', ARGV[2], 's', ARGV[3])\n"
     "redis.call('PEXPIREAT', KEYS[1], ARGV[4])\n"
-    "redis.call('PUBLISH', ARGV[5], ARGV[6])\n"
+    "redis.call('PUBLISH', ARGV[5], ARGV[6] .. ' ' .. ARGV[1])\n"
     "return 1\n";
+
+/* Takes the lease, or says how long its holder has left: one round trip.
+ * KEYS[1] lease; ARGV: token, ttl ms.  -2 when taken. */
+static const char LEASE_LUA[] =
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -2 end\n"
+    "return redis.call('PTTL', KEYS[1])\n";
 
 /* Deletes the lease only if it still holds our token. */
 static const char RELEASE_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
@@ -111,9 +117,17 @@ static const char DISCARD_UNREADABLE_LUA[] =
     "if n == 0 or n > tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 
-enum { SCRIPT_SAVE, SCRIPT_RELEASE, SCRIPT_DISCARD, SCRIPT_LOAD, SCRIPT_DISCARD_UNREADABLE, SCRIPT_N };
-static const char *const g_scripts[SCRIPT_N] = {SAVE_LUA, RELEASE_LUA, DISCARD_LUA, LOAD_LUA,
-                                                DISCARD_UNREADABLE_LUA};
+enum {
+    SCRIPT_SAVE,
+    SCRIPT_RELEASE,
+    SCRIPT_DISCARD,
+    SCRIPT_LOAD,
+    SCRIPT_DISCARD_UNREADABLE,
+    SCRIPT_LEASE,
+    SCRIPT_N
+};
+static const char *const g_scripts[SCRIPT_N] = {SAVE_LUA,  RELEASE_LUA,           DISCARD_LUA,
+                                                LOAD_LUA,  DISCARD_UNREADABLE_LUA, LEASE_LUA};
 
 typedef struct rconn {
     srvocsp__store base;
@@ -611,9 +625,9 @@ static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint3
 {
     rconn *c = (rconn *)s;
     char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], ttl[16];
-    const char *argv[6] = {"SET", key, token, "NX", "PX", ttl};
-    size_t lv[6], i;
-    redisReply *r = NULL;
+    const char *args[3] = {key, token, ttl};
+    size_t lens[3], i;
+    redisReply *r;
     srvocsp__lease res = SRVOCSP__LEASE_ERROR;
 
     *ttl_left_ms = -1;
@@ -623,27 +637,21 @@ static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint3
     }
     key_of(c, name, 'l', key, sizeof(key));
     snprintf(ttl, sizeof(ttl), "%u", ttl_ms ? ttl_ms : 1);
-    for (i = 0; i < 6; i++)
-        lv[i] = strlen(argv[i]);
+    for (i = 0; i < 3; i++)
+        lens[i] = strlen(args[i]);
     pthread_mutex_lock(&c->mu);
-    r = command_locked(c, 6, argv, lv, why, whylen);
-    if (r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0) {
-        res = SRVOCSP__LEASE_HELD;
-    } else if (r != NULL && r->type == REDIS_REPLY_NIL) {
-        const char *pargv[2] = {"PTTL", key};
-        size_t plv[2] = {4, strlen(key)};
-
-        res = SRVOCSP__LEASE_BUSY;
-        freeReplyObject(r);
-        r = command_locked(c, 2, pargv, plv, why, whylen);
-        if (r != NULL && r->type == REDIS_REPLY_INTEGER)
-            *ttl_left_ms = r->integer >= 0 ? r->integer : 0;
-    } else if (r != NULL) {
-        srvocsp__fmt(why, whylen, "%s: lease refused: %.*s", c->display,
-                     r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
-                     r->type == REDIS_REPLY_ERROR ? r->str : "");
-    }
+    r = script_locked(c, SCRIPT_LEASE, 3, args, lens, why, whylen);
     pthread_mutex_unlock(&c->mu);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        if (r->integer == -2) {
+            res = SRVOCSP__LEASE_HELD;
+        } else {
+            res = SRVOCSP__LEASE_BUSY;
+            *ttl_left_ms = r->integer >= 0 ? r->integer : 0;
+        }
+    } else if (r != NULL) {
+        srvocsp__fmt(why, whylen, "%s: unexpected reply to the lease script", c->display);
+    }
     if (r)
         freeReplyObject(r);
     return res;
@@ -733,15 +741,40 @@ static int r_notify_fd(srvocsp__store *s)
     return fd;
 }
 
-static size_t r_notify_drain(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg)
+/* ["message", channel, "<name> <writer> <DER>"] from another writer:
+ * where the name and the bytes are (the bytes may be absent). */
+static bool parse_message(const rconn *c, const redisReply *r, const char **der, size_t *len)
+{
+    const redisReply *m;
+    size_t head = SRVOCSP__STORE_NAME_LEN + 1 + SRVOCSP__LEASE_TOKEN_LEN;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[2]->type != REDIS_REPLY_STRING)
+        return false;
+    m = r->element[2];
+    if (m->len < head || m->str[SRVOCSP__STORE_NAME_LEN] != ' ' ||
+        strspn(m->str, "0123456789abcdef") < SRVOCSP__STORE_NAME_LEN ||
+        memcmp(m->str + SRVOCSP__STORE_NAME_LEN + 1, c->writer, SRVOCSP__LEASE_TOKEN_LEN) == 0)
+        return false;
+    *der = NULL;
+    *len = 0;
+    if (m->len > head + 1 && m->str[head] == ' ') {
+        *der = m->str + head + 1;
+        *len = m->len - head - 1;
+    }
+    return true;
+}
+
+#define DRAIN_BATCH 64
+
+static size_t r_notify_drain(srvocsp__store *s, srvocsp__notify_fn fn, void *arg)
 {
     rconn *c = (rconn *)s;
-    char names[64][SRVOCSP__STORE_NAME_LEN + 1];
-    size_t n = 0, total = 0, i;
+    redisReply *batch[DRAIN_BATCH];
+    size_t n, total = 0, i;
     bool more = true;
 
-    /* Up to 64 names at a time, reported without the lock held (|fn| may
-     * call back into the store). */
+    /* A batch at a time, reported without the lock held (|fn| may call
+     * back into the store). */
     while (more) {
         n = 0;
         pthread_mutex_lock(&c->mu);
@@ -749,7 +782,7 @@ static size_t r_notify_drain(srvocsp__store *s, void (*fn)(void *arg, const char
             pthread_mutex_unlock(&c->mu);
             break;
         }
-        while (n < 64) {
+        while (n < DRAIN_BATCH) {
             redisReply *r = NULL;
             struct pollfd pfd;
 
@@ -770,25 +803,25 @@ static size_t r_notify_drain(srvocsp__store *s, void (*fn)(void *arg, const char
                 }
                 continue;
             }
-            /* ["message", channel, "<name> <writer>"] */
-            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                r->element[2]->type == REDIS_REPLY_STRING &&
-                r->element[2]->len > SRVOCSP__STORE_NAME_LEN &&
-                r->element[2]->str[SRVOCSP__STORE_NAME_LEN] == ' ' &&
-                strcmp(r->element[2]->str + SRVOCSP__STORE_NAME_LEN + 1, c->writer) != 0) {
-                memcpy(names[n], r->element[2]->str, SRVOCSP__STORE_NAME_LEN);
-                names[n][SRVOCSP__STORE_NAME_LEN] = '\0';
-                if (strspn(names[n], "0123456789abcdef") == SRVOCSP__STORE_NAME_LEN)
-                    n++;
-            }
-            freeReplyObject(r);
+            batch[n++] = r;
         }
         pthread_mutex_unlock(&c->mu);
-        for (i = 0; i < n; i++)
-            if (fn)
-                fn(arg, names[i]);
-        total += n;
-        if (n < 64)
+        for (i = 0; i < n; i++) {
+            const char *der;
+            size_t len;
+
+            if (parse_message(c, batch[i], &der, &len)) {
+                char name[SRVOCSP__STORE_NAME_LEN + 1];
+
+                memcpy(name, batch[i]->element[2]->str, SRVOCSP__STORE_NAME_LEN);
+                name[SRVOCSP__STORE_NAME_LEN] = '\0';
+                if (fn)
+                    fn(arg, name, (const unsigned char *)der, len);
+                total++;
+            }
+            freeReplyObject(batch[i]);
+        }
+        if (n < DRAIN_BATCH)
             more = false;
     }
     return total;
