@@ -412,7 +412,12 @@ static void handle_event(watch *w, const wire_event *we)
         snprintf(c->last_error_code, sizeof(c->last_error_code), "%s",
                  srvocsp_error_name(we->error));
         count(w, false, srvocsp_error_name(we->error));
-        log_event(w, "failed", c, we->reason, srvocsp_handle_next_attempt(c->h));
+        {
+            char why[500];
+
+            snprintf(why, sizeof(why), "%s: %s", c->last_error_code, we->reason);
+            log_event(w, "failed", c, why, srvocsp_handle_next_attempt(c->h));
+        }
         break;
     case SRVOCSP_EVENT_STORE_FAILED:
         log_event(w, "store-failed", c, we->reason, 0);
@@ -985,9 +990,10 @@ static int run_once(watch *w, const wopts *o)
             log_event(w, "ready", c, NULL, srvocsp_handle_next_attempt(c->h));
             continue;
         }
-        snprintf(why, sizeof(why), "%s: %s%s%s%s", srvocsp_error_name(c->not_served),
+        snprintf(why, sizeof(why), "%s: %s%s%s%s%s%s", srvocsp_error_name(c->not_served),
                  c->not_served_text, c->last_error[0] ? "; last retrieval: " : "",
-                 c->last_error, c->attempted ? "" : " (no answer within the time allowed)");
+                 c->last_error_code, c->last_error[0] ? ": " : "", c->last_error,
+                 c->attempted ? "" : " (no answer within the time allowed)");
         log_event(w, "not-ready", c, why, srvocsp_handle_next_attempt(c->h));
     }
     write_status(w);
