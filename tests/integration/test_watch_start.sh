@@ -71,6 +71,15 @@ out=$("$CLI" watch --dir "$S" --once 2>&1); rc=$?
 [ "$rc" = 0 ] && ok "--once, responder up: exit 0" || bad "--once up: rc $rc" "$out"
 out=$("$CLI" watch --dir "$S" --once --wait 5 2>&1); rc=$?
 [ "$rc" = 2 ] && ok "--once with --wait is a usage error (2)" || bad "--once --wait rc $rc" "$out"
+out=$("$CLI" watch --dir "$S" --withdrawn-file maybe 2>&1); rc=$?
+[ "$rc" = 2 ] && grep -q "withdrawn-file must be keep or empty, not 'maybe'" <<<"$out" \
+    && ok "a bad --withdrawn-file is refused by name" || bad "--withdrawn-file maybe: rc $rc" "$out"
+out=$("$CLI" watch --dir "$S" --min-validity 0 2>&1); rc=$?
+[ "$rc" = 2 ] && grep -q "min-validity must be 1 to 86400 seconds" <<<"$out" \
+    && ok "a bad --min-validity is refused by name" || bad "--min-validity 0: rc $rc" "$out"
+# The example configuration parses (only the missing status file is reported).
+out=$("$CLI" watch --config "$HERE/../../docs/examples/watch.conf" --status 2>&1)
+expect "docs/examples/watch.conf is a valid configuration" "no status file at /run/srvocsp/status.json" "$out"
 E=$DIR/empty-dir; mkdir -p "$E"
 out=$("$CLI" watch --dir "$E" --once 2>&1); rc=$?
 [ "$rc" = 2 ] && grep -q "no certificate" <<<"$out" && ok "--once without certificates: exit 2, said so" \
