@@ -384,6 +384,21 @@ static void reconcile(watch *w, wcert *c)
     }
 }
 
+/* The library's word on the last retrieval: an adopted file or a repeated
+ * (unchanged) answer does not clear an outage, a fresh answer does. */
+static void pull_last_failure(wcert *c)
+{
+    char buf[sizeof(c->last_error)];
+    srvocsp_error e = srvocsp_handle_last_failure(c->h, buf, sizeof(buf));
+
+    if (e == SRVOCSP_OK) {
+        c->last_error[0] = c->last_error_code[0] = '\0';
+        return;
+    }
+    snprintf(c->last_error_code, sizeof(c->last_error_code), "%s", srvocsp_error_name(e));
+    memcpy(c->last_error, buf, sizeof(buf));
+}
+
 static void handle_event(watch *w, const wire_event *we)
 {
     wcert *c;
@@ -397,25 +412,20 @@ static void handle_event(watch *w, const wire_event *we)
         c->attempted = true;
         w->responses[we->type == SRVOCSP_EVENT_REVOKED ? SRVOCSP_STATUS_REVOKED
                                                        : SRVOCSP_STATUS_GOOD]++;
-        c->last_error[0] = c->last_error_code[0] = '\0';
         break;
     case SRVOCSP_EVENT_UNKNOWN:
         c->attempted = true;
-        snprintf(c->last_error, sizeof(c->last_error), "the responder says unknown");
-        snprintf(c->last_error_code, sizeof(c->last_error_code), "E_STATUS_UNKNOWN");
         w->responses[SRVOCSP_STATUS_UNKNOWN]++;
-        log_event(w, "unknown", c, c->last_error, srvocsp_handle_next_attempt(c->h));
+        log_event(w, "unknown", c, "the responder says unknown",
+                  srvocsp_handle_next_attempt(c->h));
         break;
     case SRVOCSP_EVENT_FAILED:
         c->attempted = true;
-        snprintf(c->last_error, sizeof(c->last_error), "%s", we->reason);
-        snprintf(c->last_error_code, sizeof(c->last_error_code), "%s",
-                 srvocsp_error_name(we->error));
         count(w, false, srvocsp_error_name(we->error));
         {
             char why[500];
 
-            snprintf(why, sizeof(why), "%s: %s", c->last_error_code, we->reason);
+            snprintf(why, sizeof(why), "%s: %s", srvocsp_error_name(we->error), we->reason);
             log_event(w, "failed", c, why, srvocsp_handle_next_attempt(c->h));
         }
         break;
@@ -426,6 +436,7 @@ static void handle_event(watch *w, const wire_event *we)
     default:
         break;
     }
+    pull_last_failure(c);
     reconcile(w, c);
     write_status(w);
 }

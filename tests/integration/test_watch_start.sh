@@ -96,7 +96,7 @@ wait_for 10 has_status "$NPORT" good && ok "after the reload nginx staples it" |
 H=$DIR/haproxy-certs
 mkdir -p "$H"
 cat "$P/good-rsa.pem" "$P/good-rsa.key" >"$H/site.pem"
-out=$("$CLI" watch --dir "$H" --once 2>&1) || bad "--once for HAProxy's file" "$out"
+out=$("$CLI" watch --dir "$H" --once --nginx-snippets 2>&1) || bad "--once for HAProxy's file" "$out"
 HPORT=$("$MKPKI" --free-port) SOCK=$DIR/haproxy.sock
 haproxy_conf "$DIR/haproxy.cfg" "$HPORT" "$SOCK" "$H/site.pem"
 haproxy -f "$DIR/haproxy.cfg" -db >"$DIR/haproxy.log" 2>&1 &
