@@ -112,8 +112,11 @@ WATCH=$!; PIDS+=($WATCH)
 wait_for 10 grep -q "adopted cert=$H/site.pem" "$DIR/watch.log"
 expect "restart: the nginx file is adopted" "adopted cert=$S/site.pem status=good" "$(cat "$DIR/watch.log")"
 expect "restart: the HAProxy file is adopted" "adopted cert=$H/site.pem status=good" "$(cat "$DIR/watch.log")"
+# The adopted response sets the schedule (its refresh is minutes away): ask now.
+kill -USR1 "$WATCH"
 wait_for 10 grep -q "failed cert=$S/site.pem" "$DIR/watch.log" \
-    && ok "restart: the refresh fails (the responder is down)" || bad "no failure logged" "$(cat "$DIR/watch.log")"
+    && ok "restart: a refresh fails (the responder is down)" || bad "no failure logged" "$(cat "$DIR/watch.log")"
+wait_for 10 grep -q "failed cert=$H/site.pem" "$DIR/watch.log"
 st=$("$CLI" watch --status --status-file "$DIR/status.json")
 expect "restart: status says served, good (nginx)" "\"cert\":\"$S/site.pem\"[^}]*\"served\":true,\"status\":\"good\"" "$st"
 expect "restart: status says served, good (HAProxy)" "\"cert\":\"$H/site.pem\"[^}]*\"served\":true,\"status\":\"good\"" "$st"
