@@ -78,6 +78,8 @@ expect "HAProxy side: withdrawn, file emptied" "withdrawn cert=$H/site.pem .*rea
 expect "HAProxy side: the runtime limit is logged" "haproxy-unchanged cert=$H/site.pem" "$(cat "$DIR/watch-haproxy.log")"
 [ -e "$H/site.pem.ocsp" ] && [ ! -s "$H/site.pem.ocsp" ] && ok "HAProxy's .ocsp file is empty" || bad "haproxy file" "$(ls -la "$H")"
 expect "HAProxy side status: file empty" '"served":false,"status":"none","reason":"E_STALE"[^}]*"file":"empty"' "$(cat "$DIR/status-h.json")"
+has_status "$HPORT" good && ok "(the running HAProxy keeps the old response until 300 s before its nextUpdate: its runtime API cannot remove it)" \
+    || bad "HAProxy staple before its restart" "$(staple "$HPORT")"
 stop_pid "$HAP"
 haproxy -f "$DIR/haproxy.cfg" -db >"$DIR/haproxy2.log" 2>&1 &
 HAP=$!; PIDS+=($HAP)
