@@ -114,8 +114,8 @@ responder ca 60
 # The wall clock jumps 2 hours ahead (libfaketime, in watch only): the
 # 60-minute response is past its nextUpdate and withdrawn within seconds.
 FAKETIME_LIB=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
-# Under AddressSanitizer its runtime must come first in LD_PRELOAD.
-ASAN_LIB=$(ldd "$CLI" 2>/dev/null | awk '/libasan/ { print $3 }')
+# Under a sanitizer its runtime must come first in LD_PRELOAD.
+ASAN_LIB=$(ldd "$CLI" 2>/dev/null | awk '/libasan|libtsan/ { print $3 }')
 if [ -n "$FAKETIME_LIB" ]; then
     J=$DIR/jump; mkdir -p "$J"; cp "$P/good.pem" "$J/site.pem"
     echo "+0" >"$DIR/faketime"
