@@ -285,6 +285,8 @@ static void publish(watch *w, wcert *c, srvocsp_response *r, const unsigned char
     }
     c->file = WFILE_SERVED;
     changed = snippet(w, c, true);
+    /* The status file first: a hook may take a while (a reload). */
+    write_status(w);
     log_event(w, same ? "adopted" : event, c, NULL, srvocsp_handle_next_attempt(c->h));
     if (same && !changed)
         return; /* the server already staples exactly this */
@@ -325,6 +327,7 @@ static void withdraw(watch *w, wcert *c, bool was_served)
     snprintf(reason, sizeof(reason), "%s: %s; %s %s", srvocsp_error_name(c->not_served),
              c->not_served_text, c->ocsp_path,
              c->file == WFILE_EMPTY ? "emptied" : c->file == WFILE_KEPT ? "kept" : "absent");
+    write_status(w);
     if (was_served) {
         count(w, true, srvocsp_error_name(c->not_served));
         log_event(w, "withdrawn", c, reason, srvocsp_handle_next_attempt(c->h));

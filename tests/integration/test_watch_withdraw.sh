@@ -54,6 +54,7 @@ when=$(date -u -d "$(cut -d' ' -f1 <<<"$line")" +%s)
 [ -n "$nu" ] && [ "$when" -ge $((nu - 580)) ] && [ "$when" -le $((nu - 580 + 3)) ] \
     && ok "withdrawn on time (nextUpdate - 580 s, +$((when - nu + 580)) s)" \
     || bad "withdrawn at $when, nextUpdate $nu" "$line"
+wait_for 5 grep -q '"served":false' "$DIR/status.json"
 st=$(cat "$DIR/status.json")
 expect "status file: served false, the reason, the file kept" \
     '"served":false,"status":"none","reason":"E_STALE","reason_text":"[^"]+","file":"kept"' "$st"
