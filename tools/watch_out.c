@@ -134,17 +134,42 @@ out:
  * until the next one; an empty or missing file makes the (re)load fail.
  * The only way to make it staple nothing is a configuration without the
  * file: this snippet, included in the server block, is that switch. */
+/* |s| as an nginx quoted string: false when it cannot be one (a line break
+ * would end the comment or directive it sits in). */
+static bool nginx_quote(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    if (cap < 3)
+        return false;
+    out[n++] = '"';
+    for (; *s; s++) {
+        if (*s == '\n' || *s == '\r' || n + 4 >= cap)
+            return false;
+        if (*s == '"' || *s == '\\')
+            out[n++] = '\\';
+        out[n++] = *s;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return true;
+}
+
 int wout_write_snippet(const wcert *c, bool on, const char *why)
 {
-    char text[9000], *old;
+    char text[9000], quoted[8300], *old;
     size_t old_len = 0;
     int n, err;
 
+    if (!nginx_quote(c->ocsp_path, quoted, sizeof(quoted)) || strpbrk(c->path, "\r\n")) {
+        errno = EINVAL; /* a file name nginx cannot be given */
+        return -1;
+    }
     if (on)
         n = snprintf(text, sizeof(text),
                      "# written by srvocsp watch: %s has a servable OCSP response\n"
                      "ssl_stapling on;\nssl_stapling_file %s;\n",
-                     c->path, c->ocsp_path);
+                     c->path, quoted);
     else
         n = snprintf(text, sizeof(text),
                      "# written by srvocsp watch: no servable OCSP response for %s (%s)\n"
