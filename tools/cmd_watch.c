@@ -4,6 +4,15 @@
  * hook on each new response, push it to HAProxy's runtime API, log one line
  * per event, keep a status file and serve Prometheus metrics on loopback.
  *
+ * What watch writes is what the library serves: after every event, at the
+ * last second the served response may be served, and every few seconds,
+ * it asks srvocsp_get1_response and makes the file, the nginx snippet, the
+ * hook and HAProxy follow -- including when the library stops serving
+ * (withdrawn: too close to nextUpdate, unknown, a clock step).  Existing
+ * .ocsp files are offered to the library at start, so a restart adopts what
+ * the servers already staple.  --once/--wait fetch everything once for a
+ * service manager and exit.
+ *
  * Threads: the library's engine calls back on its own thread; the callback
  * only writes the certificate's index into a pipe.  Everything else (files,
  * hooks, HAProxy, logs, metrics) happens on the main thread, so a slow hook
@@ -279,6 +288,8 @@ static void publish(watch *w, wcert *c, srvocsp_response *r, const unsigned char
             snprintf(c->last_error_code, sizeof(c->last_error_code), "E_IO");
             log_event(w, "write-failed", c, c->last_error, srvocsp_handle_next_attempt(c->h));
             count(w, false, "E_IO");
+            /* Not delivered: the next look (within 5 s) tries again. */
+            memset(c->served_md, 0, sizeof(c->served_md));
             return;
         }
         memcpy(c->file_md, md, 32);
