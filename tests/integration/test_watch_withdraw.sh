@@ -95,6 +95,26 @@ wait_for 15 has_status "$NPORT1" good && ok "served again: nginx (snippet) stapl
     || bad "nginx1 back" "$(staple "$NPORT1"; cat "$DIR/watch-nginx.log")"
 expect "status: served again" '"served":true,"status":"good","reason":""' "$(cat "$DIR/status.json")"
 
+# Why the snippet and not the file: what real clients do with an expired
+# staple (all nginx can be given once a response is past its nextUpdate)
+# and with none (stapling off), the responder answering.
+if command -v gnutls-cli >/dev/null; then
+    X=$DIR/expired-certs NG3=$DIR/nginx-expired NG4=$DIR/nginx-off
+    mkdir -p "$X"; cp "$S/site.pem" "$S/site.key" "$X/"; cp "$P/resp-expired.der" "$X/site.pem.ocsp"
+    echo "ssl_stapling off;" >"$X/site.pem.stapling.conf"
+    NPORT3=$("$MKPKI" --free-port) NPORT4=$("$MKPKI" --free-port)
+    nginx_conf "$NG3" "$NPORT3" "$X" file
+    nginx_conf "$NG4" "$NPORT4" "$X" snippet
+    nginx_start "$NG3" || bad "nginx (expired file) starts" "$(cat "$NG3/logs/start.log")"
+    nginx_start "$NG4" || bad "nginx (stapling off) starts" "$(cat "$NG4/logs/start.log")"
+    gnutls() { timeout 10 gnutls-cli --ocsp --x509cafile "$P/root.pem" -p "$1" localhost </dev/null 2>&1; }
+    curl_status() { curl -sS --cert-status --cacert "$P/root.pem" "https://localhost:$1/" 2>&1; }
+    expect "(expired staple: gnutls-cli --ocsp refuses the connection)" "OCSP data are old|superseded" "$(gnutls "$NPORT3")"
+    expect "(no staple: gnutls-cli --ocsp asks the responder itself and connects)" "Handshake was completed" "$(gnutls "$NPORT4")"
+    expect "(expired staple: curl --cert-status refuses it)" "OCSP response has expired" "$(curl_status "$NPORT3")"
+    expect "(no staple: curl --cert-status demands one)" "No OCSP response received" "$(curl_status "$NPORT4")"
+fi
+
 # ---------------------------------------------------------------------------
 # unknown after good: withdrawn at once, the reason says so.
 cp "$P/index.txt" "$DIR/index.saved"
