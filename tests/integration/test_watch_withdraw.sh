@@ -150,6 +150,14 @@ if [ -n "$FAKETIME_LIB" ]; then
     wait_for 15 grep -q "withdrawn cert=$J/site.pem" "$DIR/watch-jump.log" \
         && ok "clock 2 h ahead: withdrawn $(( $(date +%s) - t0 )) s later" || bad "no withdrawal after the jump" "$(cat "$DIR/watch-jump.log")"
     expect "clock jump: the status file says not served" '"served":false' "$(cat "$DIR/status-j.json")"
+    # Back to the true time: served again.  Then 2 hours back: the response
+    # now starts in the future, which strict clients refuse.
+    echo "+0" >"$DIR/faketime"
+    wait_for 15 grep -q '"served":true' "$DIR/status-j.json" \
+        && ok "clock back to the true time: served again" || bad "not served again" "$(cat "$DIR/watch-jump.log")"
+    echo "-2h" >"$DIR/faketime"
+    wait_for 15 grep -q "withdrawn cert=$J/site.pem.*E_NOT_YET_VALID" "$DIR/watch-jump.log" \
+        && ok "clock 2 h back: withdrawn, reason E_NOT_YET_VALID" || bad "no withdrawal after the jump back" "$(cat "$DIR/watch-jump.log")"
     kill -TERM "$WATCH_J"; wait "$WATCH_J"
 else
     echo "skip clock jump: libfaketime not installed (Debian package faketime)"
