@@ -6,7 +6,6 @@ PKGS=(gcc make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev
       openssl curl iproute2 ca-certificates)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
-    PKGS+=(libfaketime)   # the watch tests step watch's wall clock
 fi
 missing=()
 for p in "${PKGS[@]}"; do
