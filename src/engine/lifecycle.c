@@ -123,6 +123,7 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
         goto nomem;
     e->cfg = *cfg;
     e->clock.now = srvocsp__system_now;
+    e->clock.monotonic_ms = srvocsp__system_monotonic_ms;
     if (cfg->clock != NULL)
         e->clock = *cfg->clock;
     if (cfg->transport != NULL) {
