@@ -25,6 +25,7 @@ struct srvocsp__completion {
     srvocsp_error error;
     long http_status;
     char *content_type;
+    char *content_encoding;
     unsigned char *body;
     size_t body_len;
     char detail[256];
@@ -318,6 +319,9 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
     c->http_status = res->http_status;
     if (res->content_type)
         c->content_type = srvocsp__strdup(res->content_type);
+    if (res->content_encoding &&
+        (c->content_encoding = srvocsp__strdup(res->content_encoding)) == NULL)
+        c->error = SRVOCSP_E_NOMEM;
     if (res->detail)
         snprintf(c->detail, sizeof(c->detail), "%s", res->detail);
     if (res->error == SRVOCSP_OK && res->body_len > 0) {
@@ -343,6 +347,7 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
 static void completion_free(srvocsp__completion *c)
 {
     free(c->content_type);
+    free(c->content_encoding);
     free(c->body);
     free(c);
 }
@@ -360,6 +365,7 @@ static srvocsp_error evaluate(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     res.error = c->error;
     res.http_status = c->http_status;
     res.content_type = c->content_type;
+    res.content_encoding = c->content_encoding;
     res.body = c->body;
     res.body_len = c->body_len;
     res.detail = c->detail[0] ? c->detail : NULL;
