@@ -474,11 +474,13 @@ typedef enum verdict { V_PUBLISH, V_UNCHANGED, V_REFUSE } verdict;
 
 /* Judges a verified response |snap| against the held one |cur| at |now|.
  * The rules, in order:
- *  - revoked is news when it is not older than what we hold, or when the
- *    revocation happened after the held response was issued (a lagging
- *    replica that already knows): it always displaces a good one then,
- *    servable or not.  An older revoked whose revocation the held good
- *    response already postdates is a replay, refused.
+ *  - revoked is news when its thisUpdate is not older than the held
+ *    response's, or when it was produced after the held one (a lagging
+ *    replica that signs its older view afresh: it knows something the
+ *    held answer did not): it always displaces a good one then, servable
+ *    or not.  An older revoked response also produced before the held one
+ *    is a replay, refused (a replay cannot carry a newer producedAt: it is
+ *    signed).
  *  - the same thisUpdate again is "unchanged", not a failure; revoked wins
  *    a tie.
  *  - a strictly older thisUpdate is a rollback, unless what we hold can no
@@ -500,14 +502,15 @@ static verdict judge(const srvocsp__entry *en, const srvocsp_response *cur,
 
     if (cur != NULL && snap->status == SRVOCSP_STATUS_REVOKED &&
         cur->status != SRVOCSP_STATUS_REVOKED) {
-        if (snap->this_update >= cur->this_update || snap->rev_time > cur->this_update || !cur_ok)
+        if (snap->this_update >= cur->this_update || snap->produced_at > cur->produced_at ||
+            !cur_ok)
             return V_PUBLISH;
         srvocsp__fmt_time(snap->this_update, a, sizeof(a));
-        srvocsp__fmt_time(snap->rev_time, b, sizeof(b));
-        srvocsp__fmt_time(cur->this_update, c, sizeof(c));
+        srvocsp__fmt_time(snap->produced_at, b, sizeof(b));
+        srvocsp__fmt_time(cur->produced_at, c, sizeof(c));
         srvocsp__fmt(why, whylen,
-                     "revoked response with thisUpdate %s and revocationTime %s is older than "
-                     "the held response's thisUpdate %s",
+                     "revoked response with an older thisUpdate (%s) was also produced (%s) "
+                     "before the held good response (%s): a replay, not news",
                      a, b, c);
         *err = SRVOCSP_E_ROLLBACK;
         return V_REFUSE;
@@ -520,6 +523,12 @@ static verdict judge(const srvocsp__entry *en, const srvocsp_response *cur,
         if (tie && snap->status == cur->status) {
             if (cur_ok)
                 return V_UNCHANGED;
+            if (cur->status == SRVOCSP_STATUS_UNKNOWN) {
+                srvocsp__fmt(why, whylen,
+                             "the responder still does not know the certificate (unknown)");
+                *err = SRVOCSP_E_STATUS_UNKNOWN;
+                return V_REFUSE;
+            }
             srvocsp__fmt_time(cur->expires, c, sizeof(c));
             srvocsp__fmt(why, whylen,
                          "the responder handed back the held response (thisUpdate %s), which "
