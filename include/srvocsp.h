@@ -278,6 +278,8 @@ typedef struct srvocsp_engine_stats {
     uint64_t unchanged;             /* answers that repeated the held response (a CDN cache) */
     uint64_t clock_jumps;           /* wall-clock steps noticed (schedules recomputed) */
 } srvocsp_engine_stats;
+/* srvocsp_engine_get_stats copies |e|'s counters into |out| (NULL: the
+ * process-wide default engine).  Takes the engine lock briefly. */
 SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
 
 /* srvocsp_cleanup stops the default engine and frees everything the library

@@ -235,6 +235,8 @@ void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out)
 {
     memset(out, 0, sizeof(*out));
     if (e == NULL)
+        e = srvocsp__default_engine();
+    if (e == NULL)
         return;
     pthread_mutex_lock(&e->mu);
     *out = e->stats;
