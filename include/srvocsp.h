@@ -144,7 +144,8 @@ SRVOCSP_EXPORT int64_t srvocsp_response_next_update(const srvocsp_response *r);
 SRVOCSP_EXPORT int64_t srvocsp_response_produced_at(const srvocsp_response *r);
 /* srvocsp_response_expires returns the instant after which the response
  * must no longer be used: nextUpdate, or thisUpdate plus the maximum age
- * for a response without nextUpdate. */
+ * for a response without nextUpdate, and never later than thisUpdate plus
+ * the maximum lifetime (the trust horizon, 10 days by default). */
 SRVOCSP_EXPORT int64_t srvocsp_response_expires(const srvocsp_response *r);
 /* For a revoked response: revocation time (Unix s) and CRL reason code
  * (-1 when absent).  0 and -1 otherwise. */
@@ -306,7 +307,10 @@ typedef enum srvocsp_event_type {
     SRVOCSP_EVENT_UPDATED = 1,   /* a new good response is being served */
     SRVOCSP_EVENT_REVOKED = 2,   /* a new response says revoked; it is being served */
     SRVOCSP_EVENT_UNKNOWN = 3,   /* a new response says unknown; nothing is served */
-    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected */
+    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected (including
+                                  * E_SHORT_VALIDITY, E_ROLLBACK); an answer that
+                                  * repeats the held response is not a failure
+                                  * and raises no event (stats.unchanged) */
     SRVOCSP_EVENT_STORE_FAILED = 5 /* the response just reported could not be persisted */
 } srvocsp_event_type;
 
@@ -420,8 +424,10 @@ SRVOCSP_EXPORT srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char
 
 /* srvocsp_handle_refresh_now asks the engine to retrieve a new response
  * for the handle's certificate at once (the next backoff step is kept if
- * it fails).  A response that is not newer than the held one is refused as
- * usual.  Returns SRVOCSP_OK or E_INVALID_ARG.  Thread-safe. */
+ * it fails).  The answer is judged by the usual rules (docs/schedule.md):
+ * an older one is a rollback unless the held one can no longer be served,
+ * the same one again is "unchanged".  Returns SRVOCSP_OK or E_INVALID_ARG.
+ * Thread-safe. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h);
 
 /* srvocsp_handle_offer_der hands the engine a response obtained elsewhere
