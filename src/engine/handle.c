@@ -412,8 +412,11 @@ srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
         return NULL;
     }
     /* The wall clock went back (or the responder's runs ahead): strict
-     * clients refuse a staple from the future; the engine refetches. */
-    if (srvocsp__from_future(r, now, h->skew_s)) {
+     * clients refuse a staple from the future; the engine refetches.  The
+     * clock was read before the snapshot, so a thread that stalled in
+     * between reads it again before it withholds anything (rare path). */
+    if (srvocsp__from_future(r, now, h->skew_s) &&
+        srvocsp__from_future(r, h->clock.now(h->clock.ctx), h->skew_s)) {
         srvocsp_response_free(r);
         srvocsp__set_error_code(SRVOCSP_E_NOT_YET_VALID);
         return NULL;
