@@ -210,6 +210,22 @@ static void jump(world *w, int64_t secs)
     assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
 }
 
+/* Asks now (srvocsp_handle_refresh_now) and lets the engine finish. */
+static void refresh(world *w, srvocsp_handle *h)
+{
+    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
+    srvocsp_engine_kick(w->eng);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+}
+
+static void remove_tree(const char *dir, bool contents_only)
+{
+    char cmd[600];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s%s", dir, contents_only ? "/*" : "");
+    assert_int_equal(system(cmd), 0);
+}
+
 static int64_t now_of(world *w)
 {
     return atomic_load(&w->clock.now);
@@ -292,9 +308,7 @@ static void test_jump_back_withholds_future(void **s)
     assert_true(srvocsp_handle_next_attempt(h) <= now_of(w) + 72);
 
     set_mode(w, M_GOOD);
-    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
-    srvocsp_engine_kick(w->eng);
-    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    refresh(w, h);
     {
         char why[512];
 
@@ -417,12 +431,7 @@ static void test_unknown_retried_soon(void **s)
     srvocsp_close(h);
     world_free(w);
 
-    {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s/*", dir);
-        assert_int_equal(system(cmd), 0);
-    }
+    remove_tree(dir, true);
     /* Loaded from disk: an unknown is asked again within a minute too. */
     w = world_new();
     w->validity = 7 * DAY;
@@ -447,12 +456,7 @@ static void test_unknown_retried_soon(void **s)
     assert_true(srvocsp_handle_next_attempt(h) - now_of(w) <= 60);
     srvocsp_close(h);
     world_free(w);
-    {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
-    }
+    remove_tree(dir, false);
 }
 
 /* ---- 5. the trust horizon --------------------------------------------- */
@@ -589,9 +593,7 @@ static void test_revoked_wins(void **s)
     set_mode(w, M_REVOKED);
     w->this_update_shift = 0;
     pass(w, 0);
-    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
-    srvocsp_engine_kick(w->eng);
-    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    refresh(w, h);
     r = srvocsp_get1_response(h);
     assert_non_null(r);
     assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_REVOKED);
@@ -611,9 +613,7 @@ static void test_revoked_wins(void **s)
     w->this_update_shift = -2 * HOUR; /* older than the held T */
     w->produced_shift = -1;           /* produced now, after T */
     w->revoked_at = T - 3 * HOUR;
-    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
-    srvocsp_engine_kick(w->eng);
-    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    refresh(w, h);
     r = srvocsp_get1_response(h);
     assert_non_null(r);
     assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_REVOKED);
@@ -631,9 +631,7 @@ static void test_revoked_wins(void **s)
     w->this_update_shift = -2 * HOUR;
     w->produced_shift = 0; /* producedAt = thisUpdate, before T */
     w->revoked_at = T - 3 * HOUR;
-    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
-    srvocsp_engine_kick(w->eng);
-    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    refresh(w, h);
     r = srvocsp_get1_response(h);
     assert_non_null(r);
     assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_GOOD);
@@ -648,9 +646,7 @@ static void test_revoked_wins(void **s)
     set_mode(w, M_REVOKED);
     h = open_in(w, NULL, false);
     set_mode(w, M_GOOD);
-    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
-    srvocsp_engine_kick(w->eng);
-    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    refresh(w, h);
     r = srvocsp_get1_response(h);
     assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_REVOKED);
     srvocsp_response_free(r);
@@ -694,9 +690,7 @@ static void test_short_response_does_not_displace(void **s)
     assert_non_null(before);
     w->validity = 300;
     pass(w, HOUR);
-    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
-    srvocsp_engine_kick(w->eng);
-    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    refresh(w, h);
     assert_int_equal(served(h, NULL), T); /* the 7-day one stays */
     assert_int_equal(w->last_err, SRVOCSP_E_SHORT_VALIDITY);
     after = read_all(dir, &al);
@@ -706,21 +700,14 @@ static void test_short_response_does_not_displace(void **s)
 
     /* A newer revoked one always displaces it, servable or not. */
     set_mode(w, M_REVOKED);
-    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
-    srvocsp_engine_kick(w->eng);
-    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    refresh(w, h);
     assert_int_equal(served(h, &err), -1);
     assert_int_equal(err, SRVOCSP_E_STALE);
     assert_int_equal(w->n_revoked, 1);
     free(before);
     srvocsp_close(h);
     world_free(w);
-    {
-        char cmd[600];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
-    }
+    remove_tree(dir, false);
 }
 
 /* 5-minute responses: never stapled with the fixed 600 s minimum; with the
