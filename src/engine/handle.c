@@ -22,6 +22,8 @@ void srvocsp_params_init(srvocsp_params *p)
     p->max_response_size = SRVOCSP__DEFAULT_MAX_RESPONSE;
     p->clock_skew_s = 300;
     p->max_age_no_next_update_s = 3600;
+    p->min_sync_s = SRVOCSP__MIN_SYNC_DEFAULT_S;
+    p->max_sync_s = SRVOCSP__MAX_SYNC_DEFAULT_S;
 }
 
 static const char *params_problem(const srvocsp_params *p)
@@ -36,7 +38,7 @@ static const char *params_problem(const srvocsp_params *p)
         return "max_response_size must be between 1 byte and 16 MiB";
     if (p->max_age_no_next_update_s == 0)
         return "max_age_no_next_update_s must be > 0";
-    return NULL;
+    return srvocsp__dirsync_problem(p);
 }
 
 static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
@@ -67,6 +69,7 @@ static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
     en->pol.max_age_s = p->max_age_no_next_update_s;
     en->url_timeout_ms = p->url_timeout_ms;
     en->max_response_size = p->max_response_size;
+    srvocsp__dirsync_init(&en->dirsync, p);
     return en;
 }
 
@@ -98,6 +101,8 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
                      srvocsp_last_error_text());
         return;
     }
+    if (p->directory_mode == SRVOCSP_DIR_WRITE_ONLY)
+        return; /* write-only: the store is for saving */
     if (l->store->ops->load(l->store, l->name, p->max_response_size, &der, &len, &l->version, why,
                             sizeof(why)) != SRVOCSP_OK) {
         l->err = SRVOCSP_E_STORE;
@@ -143,6 +148,8 @@ static bool adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
     } else if (ld->err != SRVOCSP_OK) {
         srvocsp__entry_add_note_locked(en, ld->err, ld->why);
     }
+    if (srvocsp__dirsync_read_only(&en->dirsync)) /* the next look at the file */
+        at = srvocsp__dirsync_next(&en->dirsync, &en->sched, srvocsp__cell_peek(&en->cell), now);
     return srvocsp__heap_set(e, en, at);
 }
 
