@@ -10,6 +10,24 @@
 
 #include <openssl/x509.h>
 
+/* The SDK's layouts on x86-64 (Windows is LLP64: DWORD and LONG are 32
+ * bits there as here, pointers 64): the sizes crypt32 callers compile
+ * against, checked against the mingw-w64 headers' field lists. */
+_Static_assert(sizeof(CERT_CONTEXT) == 40, "CERT_CONTEXT layout");
+_Static_assert(sizeof(CERT_INFO) == 208, "CERT_INFO layout");
+_Static_assert(offsetof(CERT_INFO, NotBefore) == 64, "CERT_INFO layout");
+_Static_assert(offsetof(CERT_INFO, rgExtension) == 200, "CERT_INFO layout");
+_Static_assert(sizeof(CERT_EXTENSION) == 32, "CERT_EXTENSION layout");
+_Static_assert(sizeof(CRL_INFO) == 96, "CRL_INFO layout");
+_Static_assert(sizeof(CRL_CONTEXT) == 40, "CRL_CONTEXT layout");
+_Static_assert(sizeof(CERT_CHAIN_PARA) == 32, "CERT_CHAIN_PARA layout (without extra fields)");
+_Static_assert(sizeof(CERT_CHAIN_ELEMENT) == 56, "CERT_CHAIN_ELEMENT layout");
+_Static_assert(sizeof(CERT_SIMPLE_CHAIN) == 40, "CERT_SIMPLE_CHAIN layout");
+_Static_assert(sizeof(CERT_CHAIN_CONTEXT) == 72, "CERT_CHAIN_CONTEXT layout");
+_Static_assert(sizeof(CERT_SERVER_OCSP_RESPONSE_OPEN_PARA) == 40, "OPEN_PARA layout");
+_Static_assert(sizeof(FILETIME) == 8 && sizeof(HRESULT) == 4 && sizeof(LONG) == 4,
+               "Windows widths");
+
 /* Hard caps on what is read from disk. */
 #define SRVOCSP__WIN_MAX_CHAIN 100            /* certificates in a chain */
 #define SRVOCSP__WIN_MAX_FILE (4u << 20)      /* one certificate or store file */
