@@ -194,14 +194,19 @@ BOOL WINAPI CertGetCertificateChain(HCERTCHAINENGINE hChainEngine, PCCERT_CONTEX
 
     for (k = 0; k < sk_X509_num(built) && k < SRVOCSP__WIN_MAX_CHAIN; k++) {
         X509 *x = sk_X509_value(built, k);
-        srvocsp__win_cert *c = srvocsp__win_cert_wrap(x, NULL);
         bool last = k + 1 == sk_X509_num(built);
+        srvocsp__win_cert *c;
 
-        if (c == NULL) {
+        /* Element 0 is the caller's own context, as documented for
+         * crypt32 (one assembled by hand is wrapped anew). */
+        if (k == 0 && srvocsp__win_cert_of(pCertContext) != NULL) {
+            ctxs[n] = CertDuplicateCertificateContext(pCertContext);
+        } else if ((c = srvocsp__win_cert_wrap(x, NULL)) != NULL) {
+            ctxs[n] = &c->pub;
+        } else {
             err = ERROR_NOT_ENOUGH_MEMORY;
             goto out;
         }
-        ctxs[n] = &c->pub;
         st[n].dwErrorStatus = rec->err[k];
         st[n].dwInfoStatus = 0;
         if (X509_get_extension_flags(x) & EXFLAG_SS)

@@ -884,6 +884,7 @@ static void test_chain_from_stores(void **s)
     assert_int_equal(chain->TrustStatus.dwErrorStatus, CERT_TRUST_NO_ERROR);
     sc = chain->rgpChain[0];
     assert_int_equal(sc->cElement, 3); /* leaf, CA (from CA), root (from ROOT) */
+    assert_ptr_equal(sc->rgpElement[0]->pCertContext, leaf); /* the caller's context */
     assert_int_equal(sc->rgpElement[1]->pCertContext->pCertInfo->SerialNumber.pbData[0], 2);
     assert_true(sc->rgpElement[2]->TrustStatus.dwInfoStatus & CERT_TRUST_IS_SELF_SIGNED);
     assert_true(sc->rgpElement[0]->TrustStatus.dwInfoStatus & CERT_TRUST_HAS_KEY_MATCH_ISSUER);
