@@ -111,7 +111,9 @@ typedef struct win_cb {
     PFN_CERT_SERVER_OCSP_RESPONSE_UPDATE_CALLBACK fn;
     PVOID arg;
     PCCERT_CHAIN_CONTEXT chain;  /* the caller's (a reference), or the handle's copy */
-    srvocsp_response *prev;      /* the response of the previous call */
+    pthread_mutex_t mu;          /* |prev| and |called|: the opener sets the first */
+    srvocsp_response *prev;      /* the response served before the next call's */
+    bool called;
 } win_cb;
 
 /* A CRL context standing for one OCSP response, as crypt32 hands them to
@@ -168,6 +170,7 @@ static void trampoline(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 {
     win_cb *cb = arg;
     srvocsp__win_arena *a = NULL;
+    srvocsp_response *prev;
     crl_view nv, pv;
     bool have_new, have_prev;
 
@@ -175,16 +178,30 @@ static void trampoline(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
      * writing it to the directory; failures are not reported this way. */
     if (ev->response == NULL || ev->type == SRVOCSP_EVENT_STORE_FAILED)
         return;
-    /* Callbacks of one handle run one at a time on the engine's thread:
-     * |prev| needs no lock. */
+    /* Callbacks of one handle run one at a time on the engine's thread;
+     * the lock is for the opener, which may set the first |prev|. */
+    pthread_mutex_lock(&cb->mu);
+    prev = cb->prev;
+    cb->prev = NULL;
+    cb->called = true;
+    pthread_mutex_unlock(&cb->mu);
+    /* What the opener saw may already be this very response. */
+    if (prev != NULL &&
+        srvocsp_response_this_update(prev) >= srvocsp_response_this_update(ev->response)) {
+        srvocsp_response_free(prev);
+        prev = NULL;
+    }
     have_new = crl_fill(&nv, h, ev->response, &a);
-    have_prev = cb->prev != NULL && crl_fill(&pv, h, cb->prev, &a);
+    have_prev = prev != NULL && crl_fill(&pv, h, prev, &a);
     cb->fn(cb->chain, (PCCERT_SERVER_OCSP_RESPONSE_CONTEXT)(const void *)&ev->response->view,
            have_new ? &nv.ctx : NULL, have_prev ? &pv.ctx : NULL, cb->arg,
            win_write_error(ev->store_errno));
     srvocsp__win_arena_free(a);
+    srvocsp_response_free(prev);
+    pthread_mutex_lock(&cb->mu);
     srvocsp_response_free(cb->prev);
     cb->prev = srvocsp_response_up_ref(ev->response);
+    pthread_mutex_unlock(&cb->mu);
 }
 
 static void win_cb_free(void *arg)
@@ -193,6 +210,7 @@ static void win_cb_free(void *arg)
 
     CertFreeCertificateChain(cb->chain);
     srvocsp_response_free(cb->prev);
+    pthread_mutex_destroy(&cb->mu);
     free(cb);
 }
 
@@ -321,6 +339,7 @@ HCERT_SERVER_OCSP_RESPONSE WINAPI CertOpenServerOcspResponse(
         cb->fn = pOpenPara->pfnUpdateCallback;
         cb->arg = PARA_HAS(pOpenPara, pvUpdateCallbackArg) ? pOpenPara->pvUpdateCallbackArg : NULL;
         cb->chain = CertDuplicateCertificateChain(chain); /* the caller's, when ours */
+        pthread_mutex_init(&cb->mu, NULL);
         p.update_cb = trampoline;
         p.update_arg = cb;
         p.update_arg_free = win_cb_free;
@@ -332,6 +351,19 @@ HCERT_SERVER_OCSP_RESPONSE WINAPI CertOpenServerOcspResponse(
         if (cb != NULL)
             win_cb_free(cb); /* never handed to a handle */
         goto out;
+    }
+    if (cb != NULL) {
+        /* The response served now (e.g. loaded from the directory) is the
+         * previous one of the first callback, unless that already ran. */
+        srvocsp_response *now = srvocsp_get1_response(h);
+
+        pthread_mutex_lock(&cb->mu);
+        if (!cb->called && cb->prev == NULL) {
+            cb->prev = now;
+            now = NULL;
+        }
+        pthread_mutex_unlock(&cb->mu);
+        srvocsp_response_free(now);
     }
     err = ERROR_SUCCESS;
 out:

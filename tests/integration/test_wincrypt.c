@@ -573,6 +573,9 @@ static void test_read_flag(void **s)
     assert_int_equal(sn.write_error, 0);
     assert_true(sn.times_match);
     assert_ptr_equal(sn.chain, chain);
+    /* The previous CRL context is the response loaded from the file at open. */
+    assert_true(sn.have_prev);
+    assert_true(sn.prev_this == unix_to_ft64(tu0));
     for (i = 0; i < 100; i++) {
         ctx = CertGetServerOcspResponseContext(h, 0, NULL);
         assert_non_null(ctx);
