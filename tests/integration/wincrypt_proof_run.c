@@ -8,6 +8,8 @@
  * from the directory without asking).
  *
  * Usage: wincrypt_proof_run PROOF-BINARY
+ * With SRVOCSP_TEST_WRAPPER set (e.g. "valgrind -q --error-exitcode=99"),
+ * the program runs under that command.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +77,13 @@ int main(int argc, char **argv)
     fflush(NULL);
     pid = fork();
     if (pid == 0) {
-        execl(argv[1], argv[1], ocsp_dir, "good.test", "noaia.test", (char *)NULL);
+        const char *wrap = getenv("SRVOCSP_TEST_WRAPPER"); /* e.g. valgrind, as for test_cli */
+
+        if (wrap != NULL && wrap[0] != '\0')
+            execl("/bin/sh", "sh", "-c", "exec $SRVOCSP_TEST_WRAPPER \"$@\"", "sh", argv[1], ocsp_dir,
+                  "good.test", "noaia.test", (char *)NULL);
+        else
+            execl(argv[1], argv[1], ocsp_dir, "good.test", "noaia.test", (char *)NULL);
         perror(argv[1]);
         _exit(127);
     }
