@@ -927,6 +927,14 @@ static void test_chain_from_stores(void **s)
     assert_int_equal(chain->rgpChain[0]->cElement, 1);
     assert_true(chain->TrustStatus.dwErrorStatus & CERT_TRUST_IS_UNTRUSTED_ROOT);
     CertFreeCertificateChain(chain);
+    /* Issued by a CA that is in no store: a partial chain. */
+    CertFreeCertificateContext(leaf);
+    leaf = context_of(pki.delegate_other.cert);
+    assert_true(CertGetCertificateChain(HCCE_LOCAL_MACHINE, leaf, NULL, NULL, &para, 0, NULL,
+                                        &chain));
+    assert_int_equal(chain->rgpChain[0]->cElement, 1);
+    assert_true(chain->TrustStatus.dwErrorStatus & CERT_TRUST_IS_PARTIAL_CHAIN);
+    CertFreeCertificateChain(chain);
     assert_false(CertGetCertificateChain(HCCE_CURRENT_USER, leaf, NULL, NULL, NULL, 0, NULL,
                                          &chain));
     assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
