@@ -107,6 +107,21 @@ SRVOCSP__HIDDEN bool srvocsp__win_store_collect(srvocsp__win_store *s, STACK_OF(
 SRVOCSP__HIDDEN bool srvocsp__win_system_collect(DWORD location, const char *name,
                                                 STACK_OF(X509) *sk);
 
+/* certfiles.c */
+/* Reads the certificates of one file (PEM, any number; else one DER) onto
+ * |sk|: how many, 0 for none, -1 when unreadable or over the cap (errno). */
+SRVOCSP__HIDDEN int srvocsp__win_read_cert_file(const char *path, STACK_OF(X509) *sk);
+/* The directory of a system store (malloc'd), NULL for an unknown
+ * location or a name that is not a plain directory name. */
+SRVOCSP__HIDDEN char *srvocsp__win_system_dir(DWORD location, const char *name);
+/* Reads a system store's directory |dir| onto |sk|; |*exists| says whether
+ * the store exists.  false when the directory cannot be read. */
+SRVOCSP__HIDDEN bool srvocsp__win_read_system(DWORD location, const char *name, const char *dir,
+                                             STACK_OF(X509) *sk, bool *exists);
+SRVOCSP__HIDDEN void srvocsp__win_make_dirs(const char *dir);
+/* Writes |certs| as PEM to |path| (temporary file, fsync, rename, 0644);
+ * ERROR_SUCCESS or a Windows error code. */
+SRVOCSP__HIDDEN DWORD srvocsp__win_write_pem(const char *path, X509 **certs, size_t n);
 /* UTF-32 (wchar_t) to UTF-8, malloc'd; NULL on an invalid code point. */
 SRVOCSP__HIDDEN char *srvocsp__win_wide_to_utf8(const WCHAR *w);
 
