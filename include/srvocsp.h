@@ -367,7 +367,24 @@ typedef struct srvocsp_params {
      * only issues 5-minute responses is still stapled (nginx and Apache
      * staple those too).  See docs/schedule.md for the measurements. */
     int adaptive_min_validity;
+    /* How |directory| is used (SRVOCSP_DIR_*; crypt32's open para READ and
+     * WRITE flags), and, read-only, how often the stored file is looked at
+     * again: never sooner than min_sync_s after the last look, never later
+     * than max_sync_s (see docs/persistence.md). */
+    unsigned directory_mode;     /* SRVOCSP_DIR_READ_WRITE */
+    uint32_t min_sync_s;         /* SrvOcspRespMinSyncCertFileSeconds, 5 */
+    uint32_t max_sync_s;         /* SrvOcspRespMaxSyncCertFileSeconds, 3600 */
 } srvocsp_params;
+
+/* directory_mode values. */
+/* Load the stored response at open and before each refresh, fetch from
+ * the responder, save what was accepted (the default). */
+#define SRVOCSP_DIR_READ_WRITE 0u
+/* Another process keeps the directory fresh: serve what is stored, re-read
+ * it on the sync schedule, never ask the responder, never write. */
+#define SRVOCSP_DIR_READ_ONLY 1u
+/* Save every accepted response; never load one from the directory. */
+#define SRVOCSP_DIR_WRITE_ONLY 2u
 
 /* srvocsp_params_init fills |p| with the defaults listed above. */
 SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);

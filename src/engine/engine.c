@@ -449,6 +449,8 @@ static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sn
             at -= (int64_t)((double)(at - now) * (rand_unit(e) + 1.0) / 2.0 *
                             (double)e->cfg.jitter_percent / 200.0);
     }
+    if (srvocsp__dirsync_read_only(&en->dirsync)) /* the writer refreshes; we re-read */
+        at = srvocsp__dirsync_next(&en->dirsync, &en->sched, snap, now);
     srvocsp__heap_set(e, en, at);
     queue_events(en, type, snap, SRVOCSP_OK, "", url, store_errno, events);
     if (store_errno != 0) {
@@ -571,6 +573,9 @@ int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now)
 {
     const srvocsp__sched *p = &en->sched;
     srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
+
+    if (srvocsp__dirsync_read_only(&en->dirsync)) /* the next look at the file */
+        return srvocsp__dirsync_next(&en->dirsync, p, cur, now);
 
     if (cur == NULL || !srvocsp__sched_servable(p, cur, now))
         return en->failures ? now + srvocsp__backoff_s(en->failures) : now;
@@ -772,7 +777,8 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         e->stats.requests_started++;
         items[n].c = c;
         memset(&items[n].req, 0, sizeof(items[n].req));
-        items[n].check_store = en->store != NULL && en->url_tries == 0;
+        items[n].check_store =
+            en->store != NULL && en->url_tries == 0 && srvocsp__dirsync_loads(&en->dirsync);
         items[n].known_version = en->store_version;
         {
             srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
@@ -836,6 +842,88 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     return taken;
 }
 
+/* Read-only directory (srvocsp_params.directory_mode): the due entry looks
+ * at its stored file instead of asking the network.  A newer response that
+ * verifies goes the usual way (complete(), as a store pickup); anything
+ * else ends the look quietly until the next sync, with a FAILED event once
+ * per stored version that could not be used.  Runs without the lock. */
+static void sync_read_only(srvocsp_engine *e, start_item *it)
+{
+    srvocsp__completion *c = it->c;
+    srvocsp__entry *en = c->en;
+    srvocsp__policy pol = en->pol;
+    srvocsp_response *snap = NULL;
+    pending_event *events = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    uint64_t version = en->store->ops->version(en->store, en->store_name);
+    srvocsp_error err = SRVOCSP_OK;
+    char why[SRVOCSP__REASON_LEN], msg[SRVOCSP__REASON_LEN];
+    int64_t now;
+
+    msg[0] = '\0';
+    if (version != 0 && version != it->known_version) {
+        err = en->store->ops->load(en->store, en->store_name, en->max_response_size, &der, &len,
+                                   &version, why, sizeof(why));
+        if (err == SRVOCSP_OK && der != NULL) {
+            pol.now = now_s(e);
+            err = srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why));
+        }
+        if (err != SRVOCSP_OK)
+            srvocsp__fmt(msg, sizeof(msg), "stored response ignored (%s): %s",
+                         srvocsp_error_name(err), why);
+    }
+    if (snap != NULL && snap->this_update > it->held_this_update) {
+        srvocsp_http_result res;
+
+        memset(&res, 0, sizeof(res));
+        res.http_status = 200;
+        res.content_type = "application/ocsp-response";
+        res.body = der;
+        res.body_len = len;
+        c->from_store = true;
+        c->store_version = version;
+        transport_done(c, &res);
+        pthread_mutex_lock(&e->mu);
+        e->in_flight--; /* no transfer: complete() gives no slot back for a pickup */
+        e->stats.requests_started--;
+        e->stats.store_pickups++;
+        pthread_mutex_unlock(&e->mu);
+        c = NULL;
+    }
+    srvocsp_response_free(snap);
+    free(der);
+    if (c == NULL)
+        return;
+
+    pthread_mutex_lock(&e->mu);
+    if (en->host != NULL && en->host->in_flight > 0)
+        en->host->in_flight--;
+    en->host = NULL;
+    e->in_flight--;
+    e->stats.requests_started--;
+    if (version != 0)
+        en->store_version = version; /* an unusable version is not read again */
+    en->in_flight = false;
+    en->attempts_done++;
+    if (!en->dead) {
+        now = now_s(e);
+        srvocsp__heap_set(e, en, srvocsp__dirsync_next(&en->dirsync, &en->sched,
+                                                       srvocsp__cell_peek(&en->cell), now));
+        if (msg[0] != '\0') {
+            e->stats.failures++;
+            en->last_err = err;
+            snprintf(en->last_reason, sizeof(en->last_reason), "%s", msg);
+            queue_events(en, SRVOCSP_EVENT_FAILED, NULL, err, msg, NULL, 0, &events);
+        }
+    }
+    pthread_cond_broadcast(&e->progress);
+    srvocsp__entry_unref_locked(en); /* the in-flight reference */
+    pthread_mutex_unlock(&e->mu);
+    completion_free(c);
+    run_events(events);
+}
+
 static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 {
     size_t i;
@@ -843,6 +931,10 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
     for (i = 0; i < n; i++) {
         srvocsp_error err;
 
+        if (srvocsp__dirsync_read_only(&items[i].c->en->dirsync)) {
+            sync_read_only(e, &items[i]);
+            continue;
+        }
         if (items[i].check_store && take_from_store(e, &items[i])) {
             pthread_mutex_lock(&e->mu);
             e->in_flight--; /* no transfer after all */

@@ -3,6 +3,7 @@
 #define SRVOCSP_ENGINE_H
 
 #include "core/cell.h"
+#include "engine/dirsync.h"
 #include "internal.h"
 #include "store/store.h"
 
@@ -37,6 +38,7 @@ struct srvocsp__entry {
     srvocsp__store *store;       /* NULL without a persistence directory */
     char store_name[SRVOCSP__STORE_NAME_LEN + 1];
     uint64_t store_version;      /* version of the stored file we last saw */
+    srvocsp__dirsync dirsync;    /* how the directory is used (immutable) */
 
     /* Scheduling, under eng->mu. */
     int64_t next_at;

@@ -23,6 +23,8 @@ void srvocsp_params_init(srvocsp_params *p)
     p->clock_skew_s = 300;
     p->max_age_no_next_update_s = 3600;
     p->max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME;
+    p->min_sync_s = SRVOCSP__MIN_SYNC_DEFAULT_S;
+    p->max_sync_s = SRVOCSP__MAX_SYNC_DEFAULT_S;
 }
 
 static const char *params_problem(const srvocsp_params *p)
@@ -41,7 +43,7 @@ static const char *params_problem(const srvocsp_params *p)
         return "max_lifetime_s must be larger than min_validity_s (or 0 for no horizon)";
     if (p->adaptive_min_validity != 0 && p->adaptive_min_validity != 1)
         return "adaptive_min_validity must be 0 or 1";
-    return NULL;
+    return srvocsp__dirsync_problem(p);
 }
 
 static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
@@ -75,6 +77,7 @@ static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
     en->pol.max_lifetime_s = p->max_lifetime_s;
     en->url_timeout_ms = p->url_timeout_ms;
     en->max_response_size = p->max_response_size;
+    srvocsp__dirsync_init(&en->dirsync, p);
     return en;
 }
 
@@ -106,6 +109,8 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
                      srvocsp_last_error_text());
         return;
     }
+    if (p->directory_mode == SRVOCSP_DIR_WRITE_ONLY)
+        return; /* write-only: the store is for saving */
     if (l->store->ops->load(l->store, l->name, p->max_response_size, &der, &len, &l->version, why,
                             sizeof(why)) != SRVOCSP_OK) {
         l->err = SRVOCSP_E_STORE;
