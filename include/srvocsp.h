@@ -183,6 +183,10 @@ SRVOCSP_EXPORT srvocsp_response *srvocsp_verify_der(const unsigned char *der, si
 /* ---------------------------------------------------------------------
  * Clock and transport (injectable, for tests and special deployments)
  * ------------------------------------------------------------------- */
+/* Structs a caller fills in (srvocsp_clock, srvocsp_http_result) may gain
+ * fields at their end: zero them before filling them in ("= {0}" or
+ * memset), so a field this library reads that the caller did not set is
+ * NULL or 0. */
 typedef struct srvocsp_clock {
     /* Returns Unix time in seconds.  Called on the hot path: must be cheap,
      * thread-safe and must not block. */
@@ -396,7 +400,12 @@ SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
  * Without SRVOCSP_OPEN_ASYNC it tries the first retrieval before returning,
  * bounded by url_timeout_ms, and returns a handle even if that failed.
  * With it, it returns at once.  Handles for the same certificate share one
- * retrieval and one snapshot.
+ * retrieval and one snapshot, and so the first opener's settings for
+ * fetching, verifying and judging responses (URL, timeouts, directory,
+ * max_lifetime_s, and the min_validity_s, clock_skew_s and
+ * adaptive_min_validity the schedule and the verdicts use) until the last of
+ * them closes; what get hands out is judged by each handle's own
+ * min_validity_s, clock_skew_s and adaptive_min_validity.
  *
  * Returns NULL with E_INVALID_ARG (no leaf, no chain), E_NO_ISSUER,
  * E_NO_OCSP_URL (no OCSP URL in the AIA and none configured), E_NOMEM. */
@@ -455,10 +464,13 @@ SRVOCSP_EXPORT srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h);
  * SRVOCSP_OK when it is now the held response (or is the held response
  * already), otherwise the reason it was not taken (the held response is
  * untouched, and the handle's last failure is not changed: an offer is not
- * a retrieval).  When it is taken, the handle's callbacks get the usual
- * UPDATED/REVOKED event, on the engine thread, and the schedule is
- * recomputed from its times.  Thread-safe; does no network I/O (it does
- * write the persistence directory when one is configured). */
+ * a retrieval).  When it is taken it is treated like a fetched response:
+ * saved to the persistence directory, reported to the handle's callbacks
+ * (UPDATED/REVOKED, on the engine thread), the schedule recomputed from its
+ * times.  The verdict is reached on the engine thread, in order with every
+ * other outcome, and waited for; called from an update callback it cannot
+ * be waited for: it is then queued and SRVOCSP_OK returned.  Thread-safe;
+ * does no network I/O. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_handle_offer_der(srvocsp_handle *h, const unsigned char *der,
                                                      size_t len);
 

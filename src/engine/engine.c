@@ -31,7 +31,16 @@ struct srvocsp__completion {
     char detail[256];
     bool from_store;             /* another process's save, not the network */
     uint64_t store_version;
+    bool offered;                /* srvocsp_handle_offer_der: no retrieval */
+    struct offer_wait *offer;    /* the offering thread's, while it waits */
 };
+
+/* An offering thread waits for the engine thread's verdict here. */
+typedef struct offer_wait {
+    bool done;
+    srvocsp_error err;
+    char why[SRVOCSP__REASON_LEN];
+} offer_wait;
 
 /* A callback to run once the lock is released. */
 typedef struct pending_event {
@@ -417,7 +426,7 @@ static void attempt_over(srvocsp_engine *e, srvocsp__entry *en)
 
 /* Called with the new snapshot already published. */
 static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
-                     const char *url, int store_errno, const char *store_why,
+                     const char *url, bool offered, int store_errno, const char *store_why,
                      pending_event **events)
 {
     srvocsp_event_type type = snap->status == SRVOCSP_STATUS_GOOD      ? SRVOCSP_EVENT_UPDATED
@@ -451,6 +460,10 @@ static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sn
     }
     if (srvocsp__dirsync_read_only(&en->dirsync)) /* the writer refreshes; we re-read */
         at = srvocsp__dirsync_next(&en->dirsync, &en->sched, snap, now);
+    /* An offer arrives beside the schedule: it never puts off an attempt
+     * already due sooner (a refresh_now, a retry). */
+    if (offered && en->heap_idx != SIZE_MAX && en->next_at < at)
+        at = en->next_at;
     srvocsp__heap_set(e, en, at);
     queue_events(en, type, snap, SRVOCSP_OK, "", url, store_errno, events);
     if (store_errno != 0) {
@@ -539,7 +552,7 @@ static verdict judge(const srvocsp__entry *en, const srvocsp_response *cur,
             *err = SRVOCSP_E_STALE;
             return V_REFUSE;
         }
-        if (cur->status == SRVOCSP_STATUS_REVOKED) {
+        if (cur->status == SRVOCSP_STATUS_REVOKED && snap->status != SRVOCSP_STATUS_REVOKED) {
             srvocsp__fmt(why, whylen,
                          "response thisUpdate %s is %s the held revoked response's %s (revoked "
                          "wins)",
@@ -567,6 +580,27 @@ static verdict judge(const srvocsp__entry *en, const srvocsp_response *cur,
         return V_REFUSE;
     }
     return V_PUBLISH;
+}
+
+void srvocsp__entry_adopt_stored_locked(srvocsp__entry *en, srvocsp_response *snap)
+{
+    char why[SRVOCSP__REASON_LEN], note[SRVOCSP__REASON_LEN];
+    srvocsp_error err = SRVOCSP_OK;
+
+    if (judge(en, NULL, snap, now_s(en->eng), &err, why, sizeof(why)) == V_REFUSE) {
+        srvocsp__fmt(note, sizeof(note), "stored response ignored (%s): %s",
+                     srvocsp_error_name(err), why);
+        srvocsp__entry_add_note_locked(en, err, note);
+        srvocsp_response_free(snap);
+        return;
+    }
+    if (snap->status == SRVOCSP_STATUS_UNKNOWN) { /* asked again at the failure backoff */
+        en->failures = 1;
+        en->last_err = SRVOCSP_E_STATUS_UNKNOWN;
+        srvocsp__fmt(en->last_reason, sizeof(en->last_reason),
+                     "stored response: the responder did not know the certificate (unknown)");
+    }
+    srvocsp__cell_publish(&en->cell, snap);
 }
 
 int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now)
@@ -607,7 +641,7 @@ static int persist(srvocsp__entry *en, srvocsp_response *snap, char *why, size_t
  * unless it came from the store, schedules and queues the events.  Called
  * and returns with e->mu held; drops it while writing the store. */
 static void publish(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
-                    const char *url, bool save, pending_event **events)
+                    const char *url, bool save, bool offered, pending_event **events)
 {
     char why[SRVOCSP__REASON_LEN];
     int store_errno = 0;
@@ -623,7 +657,40 @@ static void publish(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sna
         if (store_errno == 0)
             en->store_version = version;
     }
-    accepted(e, en, snap, url, store_errno, store_errno ? why : NULL, events);
+    accepted(e, en, snap, url, offered, store_errno, store_errno ? why : NULL, events);
+}
+
+/* An offered response (srvocsp_handle_offer_der) is judged and published
+ * here, on the engine thread like every other outcome, so that writes to
+ * the store and events stay in order.  It is no retrieval: no slot, no
+ * attempt, no failure count.  Called and returns with e->mu held. */
+static void complete_offer(srvocsp_engine *e, srvocsp__completion *c, pending_event **events)
+{
+    srvocsp__entry *en = c->en;
+    srvocsp_response *snap = NULL;
+    char why[SRVOCSP__REASON_LEN];
+    srvocsp_error err;
+
+    pthread_mutex_unlock(&e->mu);
+    err = evaluate(e, c, &snap, why, sizeof(why));
+    pthread_mutex_lock(&e->mu);
+    if (en->dead) {
+        err = SRVOCSP_E_SHUTDOWN;
+        srvocsp__fmt(why, sizeof(why), "the certificate is no longer served");
+    } else if (err == SRVOCSP_OK &&
+               judge(en, srvocsp__cell_peek(&en->cell), snap, now_s(e), &err, why,
+                     sizeof(why)) == V_PUBLISH) {
+        publish(e, en, snap, "offered", true, true, events);
+    }
+    if (c->offer != NULL) {
+        c->offer->err = err;
+        snprintf(c->offer->why, sizeof(c->offer->why), "%s", err != SRVOCSP_OK ? why : "");
+        c->offer->done = true;
+        pthread_cond_broadcast(&e->progress);
+    }
+    srvocsp_response_free(snap);
+    completion_free(c);
+    srvocsp__entry_unref_locked(en); /* the offer's reference */
 }
 
 /* Handles one completion.  Called and returns with e->mu held. */
@@ -634,6 +701,10 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
     char why[SRVOCSP__REASON_LEN];
     srvocsp_error err;
 
+    if (c->offered) {
+        complete_offer(e, c, events);
+        return;
+    }
     if (en->host && en->host->in_flight > 0)
         en->host->in_flight--;
     en->host = NULL;
@@ -655,21 +726,28 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
     } else {
         srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
         const char *label = c->from_store ? "store" : c->url;
+        verdict v = judge(en, cur, snap, now_s(e), &err, why, sizeof(why));
 
-        if (!c->from_store)
-            en->url_pref = en->url_idx; /* this URL answers: ask it first */
-        switch (judge(en, cur, snap, now_s(e), &err, why, sizeof(why))) {
-        case V_PUBLISH:
-            publish(e, en, snap, label, !c->from_store, events);
-            break;
-        case V_UNCHANGED:
-            unchanged(e, en, cur);
-            break;
-        case V_REFUSE:
-            attempt_refused(e, en, err, why, label, events);
-            break;
+        if (v == V_REFUSE && !c->from_store) {
+            /* A stale mirror, a replay: another URL may do better. */
+            attempt_failed(e, en, err, why, c->url, events);
+        } else {
+            if (!c->from_store)
+                en->url_pref = en->url_idx; /* this URL answers well: ask it first */
+            switch (v) {
+            case V_PUBLISH:
+                publish(e, en, snap, label, !c->from_store, false, events);
+                break;
+            case V_UNCHANGED:
+                unchanged(e, en, cur);
+                break;
+            case V_REFUSE:
+                attempt_refused(e, en, err, why, label, events);
+                break;
+            }
         }
-        attempt_over(e, en);
+        if (!en->queued)
+            attempt_over(e, en);
     }
     srvocsp_response_free(snap);
     completion_free(c);
@@ -679,53 +757,66 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
 srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der, size_t len)
 {
     srvocsp_engine *e = en->eng;
-    srvocsp__policy pol = en->pol;
-    srvocsp_response *snap = NULL;
-    pending_event *events = NULL;
-    char why[SRVOCSP__REASON_LEN];
-    srvocsp_error err;
+    srvocsp__completion *c = NULL, *q;
+    offer_wait w;
+    bool on_engine_thread;
 
-    pol.now = now_s(e);
-    err = srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why));
-    if (err != SRVOCSP_OK) {
-        srvocsp__set_error(err, "offered response refused: %s", why);
-        return err;
+    if (len > en->max_response_size) {
+        srvocsp__set_error(SRVOCSP_E_TOO_LARGE, "offered response of %zu bytes exceeds the "
+                           "maximum response size of %zu", len, en->max_response_size);
+        return SRVOCSP_E_TOO_LARGE;
     }
+    memset(&w, 0, sizeof(w));
+    w.err = SRVOCSP_E_SHUTDOWN;
+    snprintf(w.why, sizeof(w.why), "the engine stopped before the offer was judged");
+    c = srvocsp__calloc(1, sizeof(*c));
+    if (c == NULL || (c->body = srvocsp__malloc(len)) == NULL ||
+        (c->content_type = srvocsp__strdup("application/ocsp-response")) == NULL) {
+        if (c != NULL)
+            completion_free(c);
+        srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+        return SRVOCSP_E_NOMEM;
+    }
+    memcpy(c->body, der, len);
+    c->body_len = len;
+    c->http_status = 200;
+    c->url = "offered";
+    c->en = en;
+    c->offered = true;
+
     pthread_mutex_lock(&e->mu);
-    if (en->dead) {
-        err = SRVOCSP_E_SHUTDOWN;
-        srvocsp__fmt(why, sizeof(why), "the certificate is no longer served");
-    } else {
-        switch (judge(en, srvocsp__cell_peek(&en->cell), snap, now_s(e), &err, why,
-                      sizeof(why))) {
-        case V_PUBLISH:
-            en->refs++; /* publish may drop the lock */
-            publish(e, en, snap, "offered", true, &events);
-            /* The callbacks run on the engine thread, in order. */
-            if (events != NULL) {
-                pending_event *last = events;
-
-                while (last->next != NULL)
-                    last = last->next;
-                last->next = e->deferred;
-                e->deferred = events;
-                srvocsp__engine_wake_locked(e);
-            }
-            srvocsp__entry_unref_locked(en);
-            err = SRVOCSP_OK;
-            break;
-        case V_UNCHANGED:
-            err = SRVOCSP_OK;
-            break;
-        case V_REFUSE:
-            break;
-        }
+    if (en->dead || e->stop) {
+        pthread_mutex_unlock(&e->mu);
+        completion_free(c);
+        srvocsp__set_error(SRVOCSP_E_SHUTDOWN, "the certificate is no longer served");
+        return SRVOCSP_E_SHUTDOWN;
     }
+    /* From an update callback (the engine thread) the verdict comes after
+     * the callback returns: it cannot be waited for. */
+    on_engine_thread = e->running && pthread_equal(pthread_self(), e->thread);
+    c->offer = on_engine_thread ? NULL : &w;
+    en->refs++;
+    c->next = NULL;
+    if (e->done_tail)
+        e->done_tail->next = c;
+    else
+        e->done_head = c;
+    e->done_tail = c;
+    srvocsp__engine_wake_locked(e);
+    if (on_engine_thread) {
+        pthread_mutex_unlock(&e->mu);
+        return SRVOCSP_OK;
+    }
+    while (!w.done && e->running && !e->stop)
+        pthread_cond_wait(&e->progress, &e->mu);
+    if (!w.done) /* still queued: it must not point at this stack */
+        for (q = e->done_head; q != NULL; q = q->next)
+            if (q == c)
+                q->offer = NULL;
     pthread_mutex_unlock(&e->mu);
-    srvocsp_response_free(snap);
-    if (err != SRVOCSP_OK)
-        srvocsp__set_error(err, "offered response refused: %s", why);
-    return err;
+    if (w.err != SRVOCSP_OK)
+        srvocsp__set_error(w.err, "offered response refused: %s", w.why);
+    return w.err;
 }
 
 /* ---------------------------------------------------------------------
@@ -738,6 +829,7 @@ typedef struct start_item {
     bool check_store;            /* look for another process's newer save first */
     uint64_t known_version;
     int64_t held_this_update;
+    srvocsp_cert_status held_status;
 } start_item;
 
 /* Moves due entries to the ready queue and picks those that may start
@@ -784,6 +876,7 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
             srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
 
             items[n].held_this_update = cur ? cur->this_update : 0;
+            items[n].held_status = cur ? cur->status : SRVOCSP_STATUS_UNKNOWN;
         }
         if (en->req.get_urls[en->url_idx] != NULL) {
             items[n].req.url = en->req.get_urls[en->url_idx];
@@ -825,7 +918,8 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     pol.now = now_s(e);
     if (srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why)) ==
             SRVOCSP_OK &&
-        snap->this_update > it->held_this_update &&
+        (snap->this_update > it->held_this_update ||
+         (snap->status == SRVOCSP_STATUS_REVOKED && it->held_status != SRVOCSP_STATUS_REVOKED)) &&
         srvocsp__sched_after_success(&en->sched, snap, pol.now, false) > pol.now) {
         memset(&res, 0, sizeof(res));
         res.http_status = 200;
@@ -974,9 +1068,14 @@ static void replan_all(srvocsp_engine *e, int64_t now)
     for (i = 0; i < e->n_buckets; i++) {
         srvocsp__entry *en;
 
-        for (en = e->buckets[i]; en != NULL; en = en->hash_next)
-            if (!en->in_flight && !en->queued)
-                srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, now));
+        for (en = e->buckets[i]; en != NULL; en = en->hash_next) {
+            if (en->in_flight || en->queued)
+                continue;
+            /* Failures counted against a wrong clock ("thisUpdate in the
+             * future", "expired") say nothing about the responder. */
+            en->failures = 0;
+            srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, now));
+        }
     }
 }
 
@@ -1027,14 +1126,6 @@ static void *engine_main(void *arg)
             if (e->done_head == NULL)
                 e->done_tail = NULL;
             complete(e, c, &events);
-        }
-        if (e->deferred != NULL) {
-            pending_event **tail = &events;
-
-            while (*tail != NULL)
-                tail = &(*tail)->next;
-            *tail = e->deferred; /* older than this pass's: they run first */
-            e->deferred = NULL;
         }
         now = now_s(e);
         check_clock(e, now);
@@ -1161,14 +1252,6 @@ void srvocsp__engine_teardown_locked(srvocsp_engine *e)
 {
     size_t i;
 
-    while (e->deferred != NULL) { /* callbacks never to run: the handles go */
-        pending_event *pe = e->deferred;
-
-        e->deferred = pe->next;
-        atomic_fetch_sub(&pe->h->refs, 1);
-        srvocsp_response_free(pe->ev.response);
-        free(pe);
-    }
 
     while (e->notes != NULL) {
         srvocsp__entry *en = e->notes;
@@ -1234,7 +1317,7 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
             srvocsp__completion *c;
 
             for (c = e->done_head; c != NULL; c = c->next)
-                done_queued |= c->en == en;
+                done_queued |= c->en == en && !c->offered;
             if (en->in_flight && !done_queued) {
                 en->in_flight = false;
                 en->host = NULL;
@@ -1250,9 +1333,11 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
     e->in_flight = 0;
     for (h = e->hosts; h != NULL; h = h->next)
         h->in_flight = 0;
-    for (srvocsp__completion *c = e->done_head; c != NULL; c = c->next)
-        if (!c->from_store)
+    for (srvocsp__completion *c = e->done_head; c != NULL; c = c->next) {
+        if (!c->from_store && !c->offered)
             e->in_flight++; /* complete() gives these back */
+        c->offer = NULL;    /* its thread is not in this process */
+    }
     e->running = false;
     e->thread_valid = false;
     e->joining = false;

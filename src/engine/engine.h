@@ -108,7 +108,6 @@ struct srvocsp_engine {
     size_t n_ready;              /* entries waiting in the hosts' ready queues */
     srvocsp__completion *done_head, *done_tail;
     srvocsp__entry *notes;        /* entries with a load note to report */
-    struct pending_event *deferred; /* events of offers, for the engine thread */
     int64_t clock_offset_ms;     /* wall - monotonic when last looked */
     bool clock_offset_valid;
     srvocsp__host *hosts;
@@ -141,7 +140,12 @@ SRVOCSP__HIDDEN void srvocsp__entry_retire_locked(srvocsp__entry *en);
  * times and its failure state alone (used on open and after the wall
  * clock jumped). */
 SRVOCSP__HIDDEN int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now);
-/* srvocsp_handle_offer_der's work, on the caller's thread. */
+/* A new entry takes |snap| loaded from its store (consumes the reference):
+ * published unless the verdict rules refuse it (then a note says why). */
+SRVOCSP__HIDDEN void srvocsp__entry_adopt_stored_locked(srvocsp__entry *en,
+                                                       srvocsp_response *snap);
+/* srvocsp_handle_offer_der's work: queued for the engine thread, whose
+ * verdict the caller waits for (not from an update callback). */
 SRVOCSP__HIDDEN srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der,
                                                   size_t len);
 SRVOCSP__HIDDEN void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err,

@@ -149,10 +149,7 @@ static bool adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
     memcpy(en->store_name, ld->name, sizeof(en->store_name));
     en->store_version = ld->version;
     if (ld->snap != NULL) {
-        /* A stored unknown is asked again at the failure backoff. */
-        if (ld->snap->status == SRVOCSP_STATUS_UNKNOWN)
-            en->failures = 1;
-        srvocsp__cell_publish(&en->cell, ld->snap);
+        srvocsp__entry_adopt_stored_locked(en, ld->snap);
         ld->snap = NULL;
     } else if (ld->err != SRVOCSP_OK) {
         srvocsp__entry_add_note_locked(en, ld->err, ld->why);

@@ -336,6 +336,63 @@ static void test_small_steps_are_not_jumps(void **s)
     world_free(w);
 }
 
+/* Held revoked, then the wall clock goes back 6 h: the held revoked
+ * response is now from the future (withheld); the responder's fresh
+ * revoked answer, older by the clock, replaces it at once. */
+static void test_jump_back_keeps_revoked_stapled(void **s)
+{
+    world *w = world_new();
+    srvocsp_handle *h;
+    srvocsp_response *r;
+
+    set_mode(w, M_REVOKED);
+    w->revoked_at = T - 10 * DAY;
+    h = open_in(w, NULL, false);
+    assert_int_equal(w->n_revoked, 1);
+    jump(w, -6 * HOUR);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_REVOKED);
+    assert_int_equal(srvocsp_response_this_update(r), T - 6 * HOUR);
+    srvocsp_response_free(r);
+    assert_int_equal(w->n_revoked, 2);
+    assert_int_equal(w->n_failed, 0);
+    srvocsp_close(h);
+    world_free(w);
+}
+
+/* Booted with the wall clock 6 h behind: every answer is "from the
+ * future" and the backoff grows.  When NTP steps the clock right, the
+ * failures counted against the wrong clock are forgotten: asked at once. */
+static void test_jump_forgets_failures_of_a_wrong_clock(void **s)
+{
+    world *w = world_new();
+    srvocsp_params p;
+    srvocsp_handle *h;
+
+    w->this_update_shift = 6 * HOUR;
+    w->produced_shift = 6 * HOUR;
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    p.update_cb = on_event;
+    p.update_arg = w;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    h = fake_open(pki.good.cert, pki.ca.cert, &p);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    for (int i = 0; i < 12; i++)
+        pass(w, 600);
+    assert_true(w->n_failed >= 5);
+    assert_int_equal(w->last_err, SRVOCSP_E_NOT_YET_VALID);
+    pthread_mutex_lock(&w->mu);
+    w->this_update_shift = 0;
+    w->produced_shift = 0;
+    pthread_mutex_unlock(&w->mu);
+    jump(w, 6 * HOUR);
+    assert_int_equal(served(h, NULL), now_of(w));
+    srvocsp_close(h);
+    world_free(w);
+}
+
 /* ---- 2. refresh before the last servable moment ----------------------- */
 
 static double served_share(int64_t validity, bool adaptive, int64_t horizon, int64_t step,
@@ -753,6 +810,69 @@ static void test_events_in_order(void **s)
     unlink(file);
 }
 
+/* ---- several URLs: a refusal moves on to the next one ------------------- */
+
+/* The first AIA URL is a stale mirror that hands back the same response
+ * forever; the second signs fresh ones.  The mirror's answers are
+ * "unchanged" while the held response can be served; once they would
+ * leave nothing to staple, the second URL is asked in the same attempt and
+ * the staple never lapses. */
+static unsigned char *mirror_der;
+static size_t mirror_len;
+static int second_url_asks;
+
+static void two_url_handler(void *arg, const char *url, fake_reply *out)
+{
+    world *w = arg;
+    int64_t now = atomic_load(&w->clock.now);
+    tp_resp_opts o;
+
+    tp_resp_opts_init(&o, &pki.twourls, &pki.ca, now);
+    o.next_update = now + DAY;
+    if (strstr(url, "127.0.0.1:1/") != NULL) { /* the first URL: the mirror */
+        if (mirror_der == NULL)
+            mirror_der = tp_response(&o, &mirror_len);
+        out->body = malloc(mirror_len);
+        memcpy(out->body, mirror_der, mirror_len);
+        out->len = mirror_len;
+        return;
+    }
+    second_url_asks++;
+    out->body = tp_response(&o, &out->len);
+}
+
+static void test_refusal_tries_next_url(void **s)
+{
+    world *w = world_new();
+    srvocsp_params p;
+    srvocsp_handle *h;
+    int lapses = 0;
+
+    fake_destroy(&w->fake);
+    srvocsp_engine_free(w->eng);
+    fake_init(&w->fake, &w->clock, two_url_handler, w);
+    w->eng = fake_engine_new(&w->clock, &w->fake, 0, 42);
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    p.update_cb = on_event;
+    p.update_arg = w;
+    h = fake_open(pki.twourls.cert, pki.ca.cert, &p);
+    assert_non_null(h);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+    for (int i = 0; i < 3 * 24 * 6; i++) {
+        pass(w, 600);
+        lapses += served(h, NULL) < 0;
+    }
+    print_message("  stale mirror first: %d unchanged, second URL asked %d times, %d lapses\n",
+                  (int)stats(w).unchanged, second_url_asks, lapses);
+    assert_int_equal(lapses, 0);
+    assert_true(second_url_asks >= 2);
+    srvocsp_close(h);
+    world_free(w);
+    free(mirror_der);
+    mirror_der = NULL;
+}
+
 /* ---- offers ------------------------------------------------------------ */
 
 static void test_offer(void **s)
@@ -786,6 +906,65 @@ static void test_offer(void **s)
     world_free(w);
 }
 
+/* Offers from another thread while the engine fetches: every outcome goes
+ * through the engine thread, so what is served, what is on disk and the
+ * order of the events agree (the newest wins everywhere). */
+typedef struct offerer {
+    world *w;
+    srvocsp_handle *h;
+    unsigned char *der;
+    size_t len;
+} offerer;
+
+static void *offer_main(void *arg)
+{
+    offerer *o = arg;
+
+    srvocsp_handle_offer_der(o->h, o->der, o->len);
+    return NULL;
+}
+
+static void test_offers_race_fetches(void **s)
+{
+    char dir[] = "/tmp/srvocsp-field-XXXXXX";
+    world *w = world_new();
+    srvocsp_handle *h;
+    srvocsp_response *r;
+    unsigned char *disk;
+    size_t disk_len = 0, n;
+    const unsigned char *der;
+
+    assert_non_null(mkdtemp(dir));
+    h = open_in(w, dir, false);
+    for (int round = 1; round <= 20; round++) {
+        offerer o = {w, h, NULL, 0};
+        pthread_t t;
+
+        pass(w, 60);
+        /* An older response offered while a newer revoked one is fetched. */
+        sign(w, now_of(w) - 30, V_OCSP_CERTSTATUS_GOOD, &o.der, &o.len);
+        set_mode(w, round % 2 ? M_REVOKED : M_GOOD);
+        pthread_create(&t, NULL, offer_main, &o);
+        assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
+        srvocsp_engine_kick(w->eng);
+        pthread_join(t, NULL);
+        assert_int_equal(srvocsp_engine_settle(w->eng, 5000), SRVOCSP_OK);
+        free(o.der);
+        r = srvocsp_get1_response(h);
+        assert_non_null(r);
+        assert_int_equal(srvocsp_response_this_update(r), now_of(w)); /* the fetched one */
+        der = srvocsp_response_der(r, &n);
+        disk = read_all(dir, &disk_len);
+        assert_int_equal(disk_len, n);
+        assert_memory_equal(disk, der, n); /* and the same on disk */
+        free(disk);
+        srvocsp_response_free(r);
+    }
+    srvocsp_close(h);
+    world_free(w);
+    remove_tree(dir, false);
+}
+
 static int setup(void **s)
 {
     T = 1900000000;
@@ -804,6 +983,9 @@ int main(void)
         cmocka_unit_test(test_jump_forward_then_back),
         cmocka_unit_test(test_jump_back_withholds_future),
         cmocka_unit_test(test_small_steps_are_not_jumps),
+        cmocka_unit_test(test_jump_back_keeps_revoked_stapled),
+        cmocka_unit_test(test_jump_forgets_failures_of_a_wrong_clock),
+        cmocka_unit_test(test_refusal_tries_next_url),
         cmocka_unit_test(test_short_windows_stay_served),
         cmocka_unit_test(test_short_validity_is_a_failure),
         cmocka_unit_test(test_unknown_retried_soon),
@@ -814,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_adaptive_min_validity),
         cmocka_unit_test(test_events_in_order),
         cmocka_unit_test(test_offer),
+        cmocka_unit_test(test_offers_race_fetches),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
