@@ -162,5 +162,11 @@ out=$(client "$PORT" "$P/root.pem")
 expect "after a restart, responders down: the leaf's staple at once" "status 0: good" "$out"
 expect "after a restart, responders down: the intermediate's staple at once" "status 1: good" "$out"
 
+# 8. Every server stops cleanly (sanitizer builds report here)
+for p in "${PIDS[@]}"; do stop_pid "$p"; done
+PIDS=()
+reports=$(grep -lE "Sanitizer|runtime error" "$DIR"/*.log 2>/dev/null)
+if [ -z "$reports" ]; then ok "servers stopped without sanitizer reports"; else bad "sanitizer reports" "$(cat $reports)"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
