@@ -36,6 +36,11 @@ static volatile sig_atomic_t stopping;
 static gnutls_certificate_credentials_t cred;
 static gnutls_priority_t prio;
 static srvocsp_gnutls *stapler;
+/* Serving threads still running: the credential and the stapler are freed
+ * only after the last one ends (sessions borrow them). */
+static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t active_cv = PTHREAD_COND_INITIALIZER;
+static int active;
 
 static void on_signal(int sig)
 {
@@ -141,6 +146,7 @@ static void *serve(void *arg)
     gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
     gnutls_transport_set_int(s, fd);
     gnutls_handshake_set_timeout(s, 10000);
+    gnutls_record_set_timeout(s, 10000);
     do {
         ret = gnutls_handshake(s);
     } while (ret < 0 && !gnutls_error_is_fatal(ret));
@@ -163,6 +169,10 @@ static void *serve(void *arg)
 out:
     gnutls_deinit(s); /* releases the staples this session held */
     close(fd);
+    pthread_mutex_lock(&active_mu);
+    if (--active == 0)
+        pthread_cond_signal(&active_cv);
+    pthread_mutex_unlock(&active_mu);
     return NULL;
 }
 
@@ -256,16 +266,26 @@ int main(int argc, char **argv)
 
         if (fd < 0)
             continue;
+        pthread_mutex_lock(&active_mu);
+        active++;
+        pthread_mutex_unlock(&active_mu);
         if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) != 0) {
             close(fd);
+            pthread_mutex_lock(&active_mu);
+            active--;
+            pthread_mutex_unlock(&active_mu);
             continue;
         }
         pthread_detach(t);
     }
     fprintf(stderr, "gnutls_server: stopping\n");
     close(lfd);
-    /* Serving threads are detached: give them a moment to finish. */
-    usleep(200 * 1000);
+    /* Sessions borrow the credential's chains: wait for the last one (each
+     * is bounded by the handshake and record timeouts). */
+    pthread_mutex_lock(&active_mu);
+    while (active > 0)
+        pthread_cond_wait(&active_cv, &active_mu);
+    pthread_mutex_unlock(&active_mu);
     gnutls_certificate_free_credentials(cred);
     gnutls_priority_deinit(prio);
     srvocsp_gnutls_free(stapler);

@@ -1,0 +1,288 @@
+/*
+ * GnuTLS TLS 1.3 handshakes per second in one process (client and server
+ * over in-memory buffers): a credential stapling the leaf's and the
+ * intermediate's responses (libsrvocsp-gnutls) vs a plain credential with
+ * the same chain and key, no staples.  The client asks for status both
+ * times; rounds are interleaved in one run and the ratio of each round
+ * reported as a median.
+ */
+#include <errno.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fake.h"
+#include "srvocsp/gnutls.h"
+#include "testpki.h"
+
+#define ROUNDS 11
+#define PER_ROUND 200
+#define BUF_MAX (64 * 1024)
+
+static tp_pki pki;
+static manual_clock clk;
+
+/* The leaf's responder and the root's, in-process. */
+static void handler(void *arg, const char *url, fake_reply *out)
+{
+    tp_resp_opts o;
+    bool root = strstr(url, "root.test") != NULL;
+
+    (void)arg;
+    tp_resp_opts_init(&o, root ? &pki.ica : &pki.chain_leaf, root ? &pki.root : &pki.ica,
+                      atomic_load(&clk.now));
+    out->body = tp_response(&o, &out->len);
+}
+
+/* One direction of the in-memory connection. */
+typedef struct pipe_buf {
+    unsigned char data[BUF_MAX];
+    size_t len, off;
+} pipe_buf;
+
+typedef struct end {
+    gnutls_session_t s;
+    pipe_buf *in, *out;
+} end;
+
+static ssize_t push(gnutls_transport_ptr_t p, const void *data, size_t len)
+{
+    end *e = p;
+
+    if (e->out->len + len > BUF_MAX) {
+        gnutls_transport_set_errno(e->s, EAGAIN);
+        return -1;
+    }
+    memcpy(e->out->data + e->out->len, data, len);
+    e->out->len += len;
+    return (ssize_t)len;
+}
+
+static ssize_t pull(gnutls_transport_ptr_t p, void *data, size_t len)
+{
+    end *e = p;
+    size_t n = e->in->len - e->in->off;
+
+    if (n == 0) {
+        gnutls_transport_set_errno(e->s, EAGAIN);
+        return -1;
+    }
+    if (n > len)
+        n = len;
+    memcpy(data, e->in->data + e->in->off, n);
+    e->in->off += n;
+    if (e->in->off == e->in->len)
+        e->in->off = e->in->len = 0;
+    return (ssize_t)n;
+}
+
+static void die(const char *what, int ret)
+{
+    fprintf(stderr, "bench_gnutls: %s: %s\n", what, gnutls_strerror(ret));
+    exit(1);
+}
+
+/* One full handshake; returns how many statuses the client received. */
+static int handshake(gnutls_certificate_credentials_t server_cred,
+                     gnutls_certificate_credentials_t client_cred, gnutls_priority_t prio)
+{
+    static pipe_buf c2s, s2c;
+    end client = {NULL, &s2c, &c2s}, server = {NULL, &c2s, &s2c};
+    int rc = 1, rs = 1, statuses = 0;
+    gnutls_datum_t d;
+
+    c2s.len = c2s.off = s2c.len = s2c.off = 0;
+    if (gnutls_init(&client.s, GNUTLS_CLIENT) != 0 || gnutls_init(&server.s, GNUTLS_SERVER) != 0)
+        die("init", 0);
+    gnutls_priority_set(client.s, prio);
+    gnutls_priority_set(server.s, prio);
+    gnutls_credentials_set(client.s, GNUTLS_CRD_CERTIFICATE, client_cred);
+    gnutls_credentials_set(server.s, GNUTLS_CRD_CERTIFICATE, server_cred);
+    gnutls_ocsp_status_request_enable_client(client.s, NULL, 0, NULL);
+    gnutls_transport_set_ptr(client.s, &client);
+    gnutls_transport_set_ptr(server.s, &server);
+    gnutls_transport_set_push_function(client.s, push);
+    gnutls_transport_set_pull_function(client.s, pull);
+    gnutls_transport_set_push_function(server.s, push);
+    gnutls_transport_set_pull_function(server.s, pull);
+    for (int i = 0; i < 100 && (rc != 0 || rs != 0); i++) {
+        if (rc != 0) {
+            rc = gnutls_handshake(client.s);
+            if (rc < 0 && gnutls_error_is_fatal(rc))
+                die("client handshake", rc);
+        }
+        if (rs != 0) {
+            rs = gnutls_handshake(server.s);
+            if (rs < 0 && gnutls_error_is_fatal(rs))
+                die("server handshake", rs);
+        }
+    }
+    if (rc != 0 || rs != 0)
+        die("handshake did not finish", rc ? rc : rs);
+    for (unsigned i = 0; i < 2; i++)
+        if (gnutls_ocsp_status_request_get2(client.s, i, &d) == 0)
+            statuses++;
+    gnutls_deinit(client.s);
+    gnutls_deinit(server.s);
+    return statuses;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double rate(gnutls_certificate_credentials_t server,
+                   gnutls_certificate_credentials_t client, gnutls_priority_t prio, int want)
+{
+    double t0 = now_s();
+
+    for (int i = 0; i < PER_ROUND; i++) {
+        int got = handshake(server, client, prio);
+
+        if (got != want) {
+            fprintf(stderr, "bench_gnutls: %d statuses received, want %d\n", got, want);
+            exit(1);
+        }
+    }
+    return PER_ROUND / (now_s() - t0);
+}
+
+static gnutls_datum_t der_of(X509 *x)
+{
+    gnutls_datum_t d = {NULL, 0};
+    unsigned char *p = NULL;
+    int len = i2d_X509(x, &p);
+
+    if (len > 0) {
+        d.data = gnutls_malloc((size_t)len);
+        memcpy(d.data, p, (size_t)len);
+        d.size = (unsigned)len;
+    }
+    OPENSSL_free(p);
+    return d;
+}
+
+static gnutls_privkey_t key_of(EVP_PKEY *k)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    gnutls_privkey_t key = NULL;
+    gnutls_datum_t d;
+    char *pem;
+    long len;
+
+    PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+    len = BIO_get_mem_data(b, &pem);
+    d.data = (unsigned char *)pem;
+    d.size = (unsigned)len;
+    if (gnutls_privkey_init(&key) != 0 ||
+        gnutls_privkey_import_x509_raw(key, &d, GNUTLS_X509_FMT_PEM, NULL, 0) != 0)
+        die("key", 0);
+    BIO_free(b);
+    return key;
+}
+
+int main(int argc, char **argv)
+{
+    gnutls_certificate_credentials_t with, without, client;
+    gnutls_priority_t prio;
+    gnutls_pcert_st pcerts[2];
+    gnutls_datum_t leaf_der, ica_der, root_der;
+    STACK_OF(X509) *served = sk_X509_new_null(), *extra = sk_X509_new_null();
+    double r_with[ROUNDS], r_without[ROUNDS], ratio[ROUNDS];
+    bool json = argc > 1 && strcmp(argv[1], "--json") == 0;
+    fake_transport fake;
+    srvocsp_engine *eng;
+    srvocsp_gnutls *g;
+    srvocsp_chain *chain;
+    srvocsp_params p;
+    int64_t t = (int64_t)time(NULL);
+
+    if (!tp_pki_make(&pki, "http://127.0.0.1:9/", "http://127.0.0.1:1/", t) ||
+        !tp_pki_make_chain(&pki, "http://root.test/", "http://ica.test/", t))
+        return 1;
+    manual_clock_init(&clk, t);
+    fake_init(&fake, &clk, handler, NULL);
+    eng = fake_engine_new(&clk, &fake, -1, 0);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    sk_X509_push(served, pki.chain_leaf.cert);
+    sk_X509_push(served, pki.ica.cert);
+    sk_X509_push(extra, pki.root.cert);
+    chain = srvocsp_chain_open(served, extra, &p); /* waits for both first responses */
+    if (chain == NULL || srvocsp_engine_settle(eng, 10000) != SRVOCSP_OK)
+        return 1;
+
+    leaf_der = der_of(pki.chain_leaf.cert);
+    ica_der = der_of(pki.ica.cert);
+    root_der = der_of(pki.root.cert);
+    /* with: the chain and its staples */
+    gnutls_certificate_allocate_credentials(&with);
+    if (srvocsp_gnutls_attach(with, &g) != SRVOCSP_OK ||
+        srvocsp_gnutls_add_chain(g, chain, key_of(pki.chain_leaf.key)) != SRVOCSP_OK)
+        return 1;
+    /* without: the same chain and key, set the usual way */
+    gnutls_certificate_allocate_credentials(&without);
+    if (gnutls_pcert_import_x509_raw(&pcerts[0], &leaf_der, GNUTLS_X509_FMT_DER, 0) != 0 ||
+        gnutls_pcert_import_x509_raw(&pcerts[1], &ica_der, GNUTLS_X509_FMT_DER, 0) != 0 ||
+        gnutls_certificate_set_key(without, NULL, 0, pcerts, 2, key_of(pki.chain_leaf.key)) < 0)
+        return 1;
+    gnutls_certificate_allocate_credentials(&client);
+    gnutls_certificate_set_x509_trust_mem(client, &root_der, GNUTLS_X509_FMT_DER);
+    gnutls_priority_init(&prio, "NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL);
+
+    rate(with, client, prio, 2); /* warm up */
+    rate(without, client, prio, 0);
+    for (int i = 0; i < ROUNDS; i++) {
+        /* Interleaved, alternating which goes first. */
+        if (i % 2) {
+            r_with[i] = rate(with, client, prio, 2);
+            r_without[i] = rate(without, client, prio, 0);
+        } else {
+            r_without[i] = rate(without, client, prio, 0);
+            r_with[i] = rate(with, client, prio, 2);
+        }
+        ratio[i] = r_with[i] / r_without[i];
+    }
+    qsort(r_with, ROUNDS, sizeof(double), cmp);
+    qsort(r_without, ROUNDS, sizeof(double), cmp);
+    qsort(ratio, ROUNDS, sizeof(double), cmp);
+    if (json)
+        printf("{\"handshakes_per_s_stapling_chain\":%.0f,\"handshakes_per_s_plain\":%.0f,"
+               "\"ratio_median\":%.3f}\n",
+               r_with[ROUNDS / 2], r_without[ROUNDS / 2], ratio[ROUNDS / 2]);
+    else
+        printf("GnuTLS TLS 1.3 handshakes/s (median of %d interleaved rounds of %d): stapling "
+               "leaf + intermediate %.0f, without %.0f, ratio %.3f (min %.3f, max %.3f)\n",
+               ROUNDS, PER_ROUND, r_with[ROUNDS / 2], r_without[ROUNDS / 2], ratio[ROUNDS / 2],
+               ratio[0], ratio[ROUNDS - 1]);
+
+    gnutls_priority_deinit(prio);
+    gnutls_certificate_free_credentials(client);
+    gnutls_certificate_free_credentials(without);
+    gnutls_certificate_free_credentials(with);
+    srvocsp_gnutls_free(g);
+    srvocsp_chain_close(chain);
+    srvocsp_engine_free(eng);
+    fake_destroy(&fake);
+    gnutls_free(leaf_der.data);
+    gnutls_free(ica_der.data);
+    gnutls_free(root_der.data);
+    sk_X509_free(served);
+    sk_X509_free(extra);
+    tp_pki_free(&pki);
+    return 0;
+}
