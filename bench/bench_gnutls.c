@@ -19,8 +19,8 @@
 #include "srvocsp/gnutls.h"
 #include "testpki.h"
 
-#define ROUNDS 11
-#define PER_ROUND 200
+#define ROUNDS 15
+#define PER_ROUND 300
 #define BUF_MAX (64 * 1024)
 
 static tp_pki pki;
