@@ -153,7 +153,32 @@ expect "the root gets no status" "status 2: root, not asked about" "$out"
 out=$(curl -s --cacert "$P/root.pem" "https://127.0.0.1:$PORT/")
 expect "the server holds no handle for the root" "\[2\] .*test root: not asked about" "$out"
 
-# 7. Restart with both responders down: both staples from the first handshake (--dir)
+# 7. Two chains on one credential (ECDSA and RSA leaves of the standard PKI):
+#    each client gets the staple of the certificate it can use
+start_responder "$P" "$LPORT" ca 60 || exit 1
+RPIDS+=("$RESPONDER_PID")
+start_server dual --cert "$P/good.pem" --key "$P/good.key" --cert "$P/good-rsa.pem" --key "$P/good-rsa.key" || exit 1
+DUAL=$PORT
+for _ in $(seq 1 100); do [ "$(grep -c "new good response" "$DIR/dual.log")" -ge 2 ] && break; sleep 0.05; done
+out=$(s_client "$DUAL" -tls1_3 -sigalgs ECDSA+SHA256)
+expect "ECDSA client gets the ECDSA leaf's staple (serial 1001)" "Serial Number: 1001" "$out"
+out=$(s_client "$DUAL" -tls1_3 -sigalgs RSA-PSS+SHA256)
+expect "RSA client gets the RSA leaf's staple (serial 1006)" "Serial Number: 1006" "$out"
+
+# 8. A must-staple leaf whose responder is unreachable: served without a
+#    staple at once, and reported
+mkdir -p "$DIR/dead"
+"$MKPKI" "$DIR/dead" "http://127.0.0.1:$("$MKPKI" --free-port)/" || exit 1
+start_server must --cert "$DIR/dead/muststaple.pem" --key "$DIR/dead/muststaple.key" || exit 1
+out=$(timeout 10 gnutls-cli --x509cafile "$DIR/dead/root.pem" -p "$PORT" localhost </dev/null 2>&1)
+expect "gnutls-cli refuses a must-staple certificate without its staple" \
+    "requires the server to include an OCSP status.*missing" "$out"
+expect "must-staple without staple is reported" "must-staple certificate served without a staple" \
+    "$(cat "$DIR/must.log")"
+out=$(curl -s --cacert "$DIR/dead/root.pem" "https://127.0.0.1:$PORT/")
+expect "the counters say why" "none yet [1-9]" "$out"
+
+# 9. Restart with both responders down: both staples from the first handshake (--dir)
 stop_pid "${PIDS[0]}"
 for p in "${RPIDS[@]}"; do stop_pid "$p"; done
 RPIDS=()
@@ -162,7 +187,7 @@ out=$(client "$PORT" "$P/root.pem")
 expect "after a restart, responders down: the leaf's staple at once" "status 0: good" "$out"
 expect "after a restart, responders down: the intermediate's staple at once" "status 1: good" "$out"
 
-# 8. Every server stops cleanly (sanitizer builds report here)
+# 10. Every server stops cleanly (sanitizer builds report here)
 for p in "${PIDS[@]}"; do stop_pid "$p"; done
 PIDS=()
 reports=$(grep -lE "Sanitizer|runtime error" "$DIR"/*.log 2>/dev/null)
