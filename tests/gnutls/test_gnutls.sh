@@ -165,6 +165,15 @@ expect "ECDSA client gets the ECDSA leaf's staple (serial 1001)" "Serial Number:
 out=$(s_client "$DUAL" -tls1_3 -sigalgs RSA-PSS+SHA256)
 expect "RSA client gets the RSA leaf's staple (serial 1006)" "Serial Number: 1006" "$out"
 
+# ... and by SNI name: chain.test first, good.test second
+start_server sni --cert "$P/chain.pem" --key "$P/chain.key" --cert "$P/good.pem" --key "$P/good.key" \
+    --ca "$P/root.pem" || exit 1
+for _ in $(seq 1 100); do [ "$(grep -c "new good response" "$DIR/sni.log")" -ge 3 ] && break; sleep 0.05; done
+out=$(s_client "$PORT" -tls1_3 -servername good.test)
+expect "SNI good.test gets good.test's staple (serial 1001), not the first chain's" "Serial Number: 1001" "$out"
+out=$(s_client "$PORT" -tls1_3 -servername chain.test)
+expect "SNI chain.test gets chain.test's staple (serial 2001)" "Serial Number: 2001" "$out"
+
 # 8. A must-staple leaf whose responder is unreachable: served without a
 #    staple at once, and reported
 mkdir -p "$DIR/dead"
