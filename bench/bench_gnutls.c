@@ -8,7 +8,6 @@
  * (client and server run on it), which other processes on a shared machine
  * disturb much less than wall time.
  */
-#include <errno.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <openssl/pem.h>
@@ -18,12 +17,12 @@
 #include <time.h>
 
 #include "fake.h"
+#include "gnutls_pair.h"
 #include "srvocsp/gnutls.h"
 #include "testpki.h"
 
 #define ROUNDS 15
 #define PER_ROUND 300
-#define BUF_MAX (64 * 1024)
 
 static tp_pki pki;
 static manual_clock clk;
@@ -40,48 +39,6 @@ static void handler(void *arg, const char *url, fake_reply *out)
     out->body = tp_response(&o, &out->len);
 }
 
-/* One direction of the in-memory connection. */
-typedef struct pipe_buf {
-    unsigned char data[BUF_MAX];
-    size_t len, off;
-} pipe_buf;
-
-typedef struct end {
-    gnutls_session_t s;
-    pipe_buf *in, *out;
-} end;
-
-static ssize_t push(gnutls_transport_ptr_t p, const void *data, size_t len)
-{
-    end *e = p;
-
-    if (e->out->len + len > BUF_MAX) {
-        gnutls_transport_set_errno(e->s, EAGAIN);
-        return -1;
-    }
-    memcpy(e->out->data + e->out->len, data, len);
-    e->out->len += len;
-    return (ssize_t)len;
-}
-
-static ssize_t pull(gnutls_transport_ptr_t p, void *data, size_t len)
-{
-    end *e = p;
-    size_t n = e->in->len - e->in->off;
-
-    if (n == 0) {
-        gnutls_transport_set_errno(e->s, EAGAIN);
-        return -1;
-    }
-    if (n > len)
-        n = len;
-    memcpy(data, e->in->data + e->in->off, n);
-    e->in->off += n;
-    if (e->in->off == e->in->len)
-        e->in->off = e->in->len = 0;
-    return (ssize_t)n;
-}
-
 static void die(const char *what, int ret)
 {
     fprintf(stderr, "bench_gnutls: %s: %s\n", what, gnutls_strerror(ret));
@@ -96,6 +53,12 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* CPU time spent in the server's gnutls_handshake calls. */
 static double server_cpu;
 
@@ -104,57 +67,28 @@ static int handshake(gnutls_certificate_credentials_t server_cred,
                      gnutls_certificate_credentials_t client_cred, gnutls_priority_t prio,
                      bool ask)
 {
-    static pipe_buf c2s, s2c;
-    end client = {NULL, &s2c, &c2s}, server = {NULL, &c2s, &s2c};
-    int rc = 1, rs = 1, statuses = 0;
+    static gp_pair p;
+    int statuses = 0, ret;
     gnutls_datum_t d;
 
-    c2s.len = c2s.off = s2c.len = s2c.off = 0;
-    /* GNUTLS_NO_EXTENSIONS: a 3.7 client asks for status by default */
-    if (gnutls_init(&client.s, GNUTLS_CLIENT | (ask ? 0 : GNUTLS_NO_EXTENSIONS)) != 0 ||
-        gnutls_init(&server.s, GNUTLS_SERVER) != 0)
-        die("init", 0);
-    gnutls_priority_set(client.s, prio);
-    gnutls_priority_set(server.s, prio);
-    gnutls_credentials_set(client.s, GNUTLS_CRD_CERTIFICATE, client_cred);
-    gnutls_credentials_set(server.s, GNUTLS_CRD_CERTIFICATE, server_cred);
-    if (ask)
-        gnutls_ocsp_status_request_enable_client(client.s, NULL, 0, NULL);
-    gnutls_transport_set_ptr(client.s, &client);
-    gnutls_transport_set_ptr(server.s, &server);
-    gnutls_transport_set_push_function(client.s, push);
-    gnutls_transport_set_pull_function(client.s, pull);
-    gnutls_transport_set_push_function(server.s, push);
-    gnutls_transport_set_pull_function(server.s, pull);
-    for (int i = 0; i < 100 && (rc != 0 || rs != 0); i++) {
-        if (rc != 0) {
-            rc = gnutls_handshake(client.s);
-            if (rc < 0 && gnutls_error_is_fatal(rc))
-                die("client handshake", rc);
-        }
-        if (rs != 0) {
-            double t0 = now_s();
+    ret = gp_init(&p, server_cred, client_cred, prio, prio, ask);
+    if (ret != 0)
+        die("init", ret);
+    for (int i = 0; i < 100 && (p.client.state == 1 || p.server.state == 1); i++) {
+        double t0;
 
-            rs = gnutls_handshake(server.s);
-            server_cpu += now_s() - t0;
-            if (rs < 0 && gnutls_error_is_fatal(rs))
-                die("server handshake", rs);
-        }
+        gp_step_client(&p);
+        t0 = now_s();
+        gp_step_server(&p);
+        server_cpu += now_s() - t0;
     }
-    if (rc != 0 || rs != 0)
-        die("handshake did not finish", rc ? rc : rs);
+    if (p.client.state != 0 || p.server.state != 0)
+        die("handshake", p.client.state ? p.client.state : p.server.state);
     for (unsigned i = 0; i < 2; i++)
-        if (gnutls_ocsp_status_request_get2(client.s, i, &d) == 0)
+        if (gnutls_ocsp_status_request_get2(p.client.s, i, &d) == 0)
             statuses++;
-    gnutls_deinit(client.s);
-    gnutls_deinit(server.s);
+    gp_deinit(&p);
     return statuses;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* Handshakes per CPU second; |*server_us| gets the server's share per
