@@ -86,7 +86,9 @@ typedef enum srvocsp_category {
     X(E_INTERNAL, 27, INTERNAL, "internal error")                                          \
     X(E_UNSUPPORTED, 28, USAGE, "unsupported option or algorithm")                         \
     X(E_STORE, 29, IO, "response store failed")                                            \
-    X(E_STALE, 30, STATE, "the held response has less validity left than the minimum")
+    X(E_STALE, 30, STATE, "the held response has less validity left than the minimum")     \
+    X(E_SHORT_VALIDITY, 31, RESPONDER, "response is valid for less than the minimum validity, so it could never be served") \
+    X(E_CONTENT_ENCODING, 32, RESPONDER, "responder answer has a Content-Encoding the client did not ask for")
 
 typedef enum srvocsp_error {
 #define SRVOCSP__ENUM(name, num, cat, msg) SRVOCSP_##name = num,
@@ -142,7 +144,8 @@ SRVOCSP_EXPORT int64_t srvocsp_response_next_update(const srvocsp_response *r);
 SRVOCSP_EXPORT int64_t srvocsp_response_produced_at(const srvocsp_response *r);
 /* srvocsp_response_expires returns the instant after which the response
  * must no longer be used: nextUpdate, or thisUpdate plus the maximum age
- * for a response without nextUpdate. */
+ * for a response without nextUpdate, and never later than thisUpdate plus
+ * the maximum lifetime (the trust horizon, 10 days by default). */
 SRVOCSP_EXPORT int64_t srvocsp_response_expires(const srvocsp_response *r);
 /* For a revoked response: revocation time (Unix s) and CRL reason code
  * (-1 when absent).  0 and -1 otherwise. */
@@ -160,6 +163,9 @@ typedef struct srvocsp_verify_opts {
     int64_t now;                  /* Unix seconds to verify at; 0 = current time */
     uint32_t clock_skew_s;        /* tolerated thisUpdate in the future; default 300 */
     uint32_t max_age_no_next_update_s; /* lifetime of a response without nextUpdate; default 3600 */
+    uint32_t max_lifetime_s;      /* never valid longer than this after thisUpdate,
+                                   * whatever nextUpdate says; default 864000 (10 days,
+                                   * as mozilla::pkix) */
 } srvocsp_verify_opts;
 
 /* srvocsp_verify_opts_init fills |o| with the defaults. */
@@ -182,6 +188,12 @@ typedef struct srvocsp_clock {
      * thread-safe and must not block. */
     int64_t (*now)(void *ctx);
     void *ctx;
+    /* Optional: milliseconds of a clock that never jumps (CLOCK_MONOTONIC
+     * for the system clock).  The engine compares the two to notice when
+     * the wall clock was stepped (NTP, suspend/resume, a restored VM) and
+     * then recomputes every schedule from the responses' own times.  NULL
+     * for an injected clock: its steps are then taken as time passing. */
+    int64_t (*monotonic_ms)(void *ctx);
 } srvocsp_clock;
 
 typedef struct srvocsp_http_request {
@@ -200,6 +212,7 @@ typedef struct srvocsp_http_result {
     const unsigned char *body;
     size_t body_len;
     const char *detail;             /* human detail for failures, may be NULL */
+    const char *content_encoding;   /* Content-Encoding of the answer, NULL if none */
 } srvocsp_http_result;
 
 /* Called exactly once per started request, from any thread.  The result
@@ -263,7 +276,11 @@ typedef struct srvocsp_engine_stats {
     uint64_t entries;               /* distinct certificates */
     uint64_t store_pickups;         /* newer responses taken from the store instead of a fetch */
     uint64_t store_failures;        /* accepted responses that could not be persisted */
+    uint64_t unchanged;             /* answers that repeated the held response (a CDN cache) */
+    uint64_t clock_jumps;           /* wall-clock steps noticed (schedules recomputed) */
 } srvocsp_engine_stats;
+/* srvocsp_engine_get_stats copies |e|'s counters into |out| (NULL: the
+ * process-wide default engine).  Takes the engine lock briefly. */
 SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
 
 /* srvocsp_cleanup stops the default engine and frees everything the library
@@ -290,7 +307,10 @@ typedef enum srvocsp_event_type {
     SRVOCSP_EVENT_UPDATED = 1,   /* a new good response is being served */
     SRVOCSP_EVENT_REVOKED = 2,   /* a new response says revoked; it is being served */
     SRVOCSP_EVENT_UNKNOWN = 3,   /* a new response says unknown; nothing is served */
-    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected */
+    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected (including
+                                  * E_SHORT_VALIDITY, E_ROLLBACK); an answer that
+                                  * repeats the held response is not a failure
+                                  * and raises no event (stats.unchanged) */
     SRVOCSP_EVENT_STORE_FAILED = 5 /* the response just reported could not be persisted */
 } srvocsp_event_type;
 
@@ -336,7 +356,35 @@ typedef struct srvocsp_params {
      * its last callback has returned (so update_arg may be freed there).
      * May be NULL. */
     void (*update_arg_free)(void *update_arg);
+
+    /* Trust horizon: a response is never served, nor trusted for
+     * scheduling, longer than this after its thisUpdate, whatever its
+     * nextUpdate says.  864000 (10 days, as mozilla::pkix). */
+    uint32_t max_lifetime_s;
+    /* 0 (default): min_validity_s is a fixed margin, as on Windows.  1: the
+     * margin shrinks for short-lived responses to a quarter of the
+     * response's validity window when that is smaller, so a responder that
+     * only issues 5-minute responses is still stapled (nginx and Apache
+     * staple those too).  See docs/schedule.md for the measurements. */
+    int adaptive_min_validity;
+    /* How |directory| is used (SRVOCSP_DIR_*; crypt32's open para READ and
+     * WRITE flags), and, read-only, how often the stored file is looked at
+     * again: never sooner than min_sync_s after the last look, never later
+     * than max_sync_s (see docs/persistence.md). */
+    unsigned directory_mode;     /* SRVOCSP_DIR_READ_WRITE */
+    uint32_t min_sync_s;         /* SrvOcspRespMinSyncCertFileSeconds, 5 */
+    uint32_t max_sync_s;         /* SrvOcspRespMaxSyncCertFileSeconds, 3600 */
 } srvocsp_params;
+
+/* directory_mode values. */
+/* Load the stored response at open and before each refresh, fetch from
+ * the responder, save what was accepted (the default). */
+#define SRVOCSP_DIR_READ_WRITE 0u
+/* Another process keeps the directory fresh: serve what is stored, re-read
+ * it on the sync schedule, never ask the responder, never write. */
+#define SRVOCSP_DIR_READ_ONLY 1u
+/* Save every accepted response; never load one from the directory. */
+#define SRVOCSP_DIR_WRITE_ONLY 2u
 
 /* srvocsp_params_init fills |p| with the defaults listed above. */
 SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
@@ -377,7 +425,9 @@ SRVOCSP_EXPORT void srvocsp_close(srvocsp_handle *h);
  * it read for a certificate until it reads a newer one or exits (64 threads
  * at a time get stand-ins; others share the response's count).  Returns
  * NULL with E_OFFLINE (no response yet), E_STALE (the held one has less than
- * min_validity left) or E_STATUS_UNKNOWN. */
+ * min_validity left), E_NOT_YET_VALID (the wall clock went back: the held
+ * one's thisUpdate is further ahead than clock_skew_s; the engine refetches
+ * at once) or E_STATUS_UNKNOWN. */
 SRVOCSP_EXPORT srvocsp_response *srvocsp_get1_response(srvocsp_handle *h);
 
 /* srvocsp_handle_get0_leaf / _issuer borrow the handle's certificates. */
@@ -391,9 +441,26 @@ SRVOCSP_EXPORT srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char
 
 /* srvocsp_handle_refresh_now asks the engine to retrieve a new response
  * for the handle's certificate at once (the next backoff step is kept if
- * it fails).  A response that is not newer than the held one is refused as
- * usual.  Returns SRVOCSP_OK or E_INVALID_ARG.  Thread-safe. */
+ * it fails).  The answer is judged by the usual rules (docs/schedule.md):
+ * an older one is a rollback unless the held one can no longer be served,
+ * the same one again is "unchanged".  Returns SRVOCSP_OK or E_INVALID_ARG.
+ * Thread-safe. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h);
+
+/* srvocsp_handle_offer_der hands the engine a response obtained elsewhere
+ * (the .ocsp file a server already staples, another tool's fetch).  It is
+ * verified exactly like an answer from the responder and judged by the
+ * same rules (no rollback, revoked wins a tie, a response that cannot be
+ * served never displaces one that can).  |der| is copied.  Returns
+ * SRVOCSP_OK when it is now the held response (or is the held response
+ * already), otherwise the reason it was not taken (the held response is
+ * untouched, and the handle's last failure is not changed: an offer is not
+ * a retrieval).  When it is taken, the handle's callbacks get the usual
+ * UPDATED/REVOKED event, on the engine thread, and the schedule is
+ * recomputed from its times.  Thread-safe; does no network I/O (it does
+ * write the persistence directory when one is configured). */
+SRVOCSP_EXPORT srvocsp_error srvocsp_handle_offer_der(srvocsp_handle *h, const unsigned char *der,
+                                                     size_t len);
 
 /* srvocsp_handle_next_attempt returns the Unix time of the next scheduled
  * retrieval for the handle's certificate (0 if one is in flight). */

@@ -2,7 +2,7 @@
 # Installs what building, the demo and the tests need (Debian 12, as root).
 # Only touches apt when something is missing.
 set -euo pipefail
-PKGS=(gcc make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev
+PKGS=(gcc g++ make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev
       openssl curl iproute2 ca-certificates)
 # libsrvocsp-gnutls, its example and tests; gnutls-cli for the demo
 PKGS+=(libgnutls28-dev gnutls-bin)

@@ -123,6 +123,7 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
         goto nomem;
     e->cfg = *cfg;
     e->clock.now = srvocsp__system_now;
+    e->clock.monotonic_ms = srvocsp__system_monotonic_ms;
     if (cfg->clock != NULL)
         e->clock = *cfg->clock;
     if (cfg->transport != NULL) {
@@ -233,6 +234,8 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
 void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out)
 {
     memset(out, 0, sizeof(*out));
+    if (e == NULL)
+        e = srvocsp__default_engine();
     if (e == NULL)
         return;
     pthread_mutex_lock(&e->mu);

@@ -217,6 +217,8 @@ unsigned char *tp_response(const tp_resp_opts *o, size_t *len)
         flags |= OCSP_RESPID_KEY;
     if (!o->include_signer)
         flags |= OCSP_NOCERTS;
+    if (o->carry && ((extra = sk_X509_new_null()) == NULL || !sk_X509_push(extra, o->carry->cert)))
+        goto out;
     if (OCSP_basic_sign(bs, signer->cert, signer->key, EVP_sha256(), extra, flags) != 1)
         goto out;
     resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);

@@ -38,6 +38,7 @@ typedef struct tp_resp_opts {
     const tp_cert *issuer;
     const tp_cert *signer;       /* who signs; default issuer */
     bool include_signer;         /* put the signer certificate in the response */
+    const tp_cert *carry;        /* one more certificate, after the signer's */
     bool by_key;                 /* ResponderID byKey (default byName) */
     int status;                  /* V_OCSP_CERTSTATUS_GOOD/REVOKED/UNKNOWN */
     int64_t this_update;
