@@ -478,6 +478,77 @@ SRVOCSP_EXPORT srvocsp_error srvocsp_handle_offer_der(srvocsp_handle *h, const u
  * retrieval for the handle's certificate (0 if one is in flight). */
 SRVOCSP_EXPORT int64_t srvocsp_handle_next_attempt(srvocsp_handle *h);
 
+/* ---------------------------------------------------------------------
+ * Chains: one handle per certificate of a served chain
+ *
+ * TLS 1.3 carries a status for every certificate the server sends (RFC
+ * 8446 section 4.4.2.1), not only the leaf's.  A chain opens one ordinary
+ * handle for each certificate of the chain a server presents that has an
+ * OCSP URL: the leaf (checked against the certificate that issued it) and
+ * each intermediate (checked against the next certificate up).  The
+ * handles share the engine, the schedule, verification, persistence and
+ * sharing with every other handle; a response for an intermediate is
+ * verified against the intermediate's own issuer.
+ *
+ * Who gets a handle:
+ *  - the leaf always (it must have an OCSP URL or params->responder_url,
+ *    as for srvocsp_open);
+ *  - an intermediate when its AIA names an OCSP URL and its issuer is in
+ *    the served chain or in |extra|; params->responder_url is the leaf's
+ *    responder and is not used for intermediates;
+ *  - a self-signed certificate (a root) never: nobody asks about a root.
+ * An intermediate without OCSP URL, or whose issuer was not given, simply
+ * gets no handle (it is not stapled); that is not an error.
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_chain srvocsp_chain;
+
+/* Most certificates a chain may hold (leaf included). */
+#define SRVOCSP_CHAIN_MAX 8
+
+/* srvocsp_chain_open opens the handles of the chain a server presents.
+ * |served| holds the leaf first, then the certificates sent with it in any
+ * order; the chain is the path from the leaf up through certificates of
+ * |served| (certificates of |served| that are not on that path are
+ * ignored).  |extra| (may be NULL) holds more CA certificates, used only
+ * to find the issuer of the last certificate of the path (typically the
+ * root that servers do not send).  Inputs are borrowed; the chain keeps
+ * its own references.  |params| (may be NULL) is used for every handle,
+ * except responder_url (leaf only).  Without SRVOCSP_OPEN_ASYNC the
+ * handles are opened one after the other, each trying its first
+ * retrieval (bounded by url_timeout_ms) before the next.
+ *
+ * Returns a chain with one reference, or NULL with the error of opening
+ * the leaf (E_INVALID_ARG, E_NO_ISSUER, E_NO_OCSP_URL, ...), E_UNSUPPORTED
+ * when the path is longer than SRVOCSP_CHAIN_MAX, or the error of opening
+ * an intermediate that has an OCSP URL (E_NOMEM, ...).  Thread-safe. */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_open(STACK_OF(X509) *served, STACK_OF(X509) *extra,
+                                                 const srvocsp_params *params);
+/* srvocsp_chain_open_pem is srvocsp_chain_open with |served| read from the
+ * PEM file |chain_path| (leaf first, as TLS servers load it) and |extra|
+ * from |extra_path| (may be NULL).  E_CERT when a file cannot be read. */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_open_pem(const char *chain_path,
+                                                     const char *extra_path,
+                                                     const srvocsp_params *params);
+/* srvocsp_chain_up_ref adds a reference and returns |c| (NULL-safe). */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_up_ref(srvocsp_chain *c);
+/* srvocsp_chain_close drops a reference; the last one closes every handle
+ * of the chain (srvocsp_close) and frees it.  Handles the caller took its
+ * own reference on, and snapshots handed out, stay valid.  NULL is a
+ * no-op.  Thread-safe. */
+SRVOCSP_EXPORT void srvocsp_chain_close(srvocsp_chain *c);
+/* srvocsp_chain_length returns how many certificates the chain's path
+ * holds (1 for a lone leaf), 0 for NULL. */
+SRVOCSP_EXPORT size_t srvocsp_chain_length(const srvocsp_chain *c);
+/* srvocsp_chain_get0_cert borrows the |i|-th certificate of the path (0 is
+ * the leaf, then each issuer, in the order a server sends them), valid
+ * while the chain is; NULL when |i| is out of range. */
+SRVOCSP_EXPORT X509 *srvocsp_chain_get0_cert(const srvocsp_chain *c, size_t i);
+/* srvocsp_chain_get0_handle borrows the handle of the |i|-th certificate,
+ * valid while the chain is (take srvocsp_handle_up_ref to keep it
+ * longer); NULL when that certificate has no handle (a root, no OCSP URL,
+ * issuer not given) or |i| is out of range.  Never blocks, no lock. */
+SRVOCSP_EXPORT srvocsp_handle *srvocsp_chain_get0_handle(const srvocsp_chain *c, size_t i);
+
 #ifdef __cplusplus
 }
 #endif

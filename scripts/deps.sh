@@ -4,6 +4,8 @@
 set -euo pipefail
 PKGS=(gcc g++ make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev
       openssl curl iproute2 ca-certificates)
+# libsrvocsp-gnutls, its example and tests; gnutls-cli for the demo
+PKGS+=(libgnutls28-dev gnutls-bin)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
 fi
