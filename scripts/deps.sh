@@ -8,6 +8,8 @@ PKGS=(gcc g++ make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-de
 PKGS+=(libgnutls28-dev gnutls-bin)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
+    # libfaketime: wall-clock jumps in a real process (test_clock_jump)
+    PKGS+=(faketime)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
