@@ -1,0 +1,203 @@
+/* Handles for a server block's certificates; the first fetch. */
+#include "ngx_srvocsp_certs.h"
+#include "ngx_srvocsp_log.h"
+
+#include <srvocsp/openssl.h>
+
+#include <stdio.h>
+#include <time.h>
+
+/* The first fetch may take the retrieval timeout; this much more covers
+ * the engine noticing the end. */
+#define FIRST_FETCH_SLACK_MS 250
+#define FIRST_FETCH_POLL_MS 5
+
+static int same_opts(const ngx_srvocsp_opts_t *a, const ngx_srvocsp_opts_t *b)
+{
+    return a->min_validity_s == b->min_validity_s && a->timeout_ms == b->timeout_ms &&
+           ((a->directory == NULL && b->directory == NULL) ||
+            (a->directory && b->directory && strcmp(a->directory, b->directory) == 0)) &&
+           ((a->responder == NULL && b->responder == NULL) ||
+            (a->responder && b->responder && strcmp(a->responder, b->responder) == 0));
+}
+
+void ngx_srvocsp_certs_close(void *data)
+{
+    ngx_array_t *certs = data;
+    ngx_srvocsp_cert_t *c = certs->elts;
+
+    for (ngx_uint_t i = 0; i < certs->nelts; i++) {
+        srvocsp_close(c[i].h);
+        c[i].h = NULL;
+    }
+}
+
+/* An already opened handle of this cycle for |cert| with the same options. */
+static srvocsp_handle *find_open(ngx_array_t *certs, X509 *cert, const ngx_srvocsp_opts_t *o)
+{
+    ngx_srvocsp_cert_t *c = certs->elts;
+
+    for (ngx_uint_t i = 0; i < certs->nelts; i++)
+        if (X509_cmp(c[i].cert, cert) == 0 && same_opts(&c[i].opts, o))
+            return c[i].h;
+    return NULL;
+}
+
+static ngx_int_t attach_one(ngx_conf_t *cf, SSL_CTX *ctx, X509 *cert, ngx_str_t *server_name,
+                            const ngx_srvocsp_opts_t *o, ngx_array_t *certs)
+{
+    const char *file = X509_get_ex_data(cert, ngx_ssl_certificate_name_index);
+    STACK_OF(X509) *chain = NULL;
+    ngx_srvocsp_cert_tag_t *tag = NULL;
+    ngx_srvocsp_cert_t *slot;
+    srvocsp_handle *h;
+    srvocsp_params p;
+    srvocsp_error err;
+
+    if (file == NULL)
+        file = "(certificate)";
+    h = find_open(certs, cert, o);
+    if (h != NULL) {
+        /* Another server block serves the same certificate: one handle,
+         * one set of log lines. */
+        if (!srvocsp_ssl_ctx_attach(ctx, h)) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "srvocsp: cannot staple \"%s\" in server \"%V\": %s",
+                          file, server_name, srvocsp_last_error_text());
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+    }
+
+    SSL_CTX_select_current_cert(ctx, cert);
+    if (!SSL_CTX_get0_chain_certs(ctx, &chain) || chain == NULL || sk_X509_num(chain) == 0) {
+        /* No "ssl_certificate" chain: the issuer may still be in the
+         * extra chain of the context. */
+        SSL_CTX_get_extra_chain_certs(ctx, &chain);
+    }
+    if (chain == NULL || sk_X509_num(chain) == 0) {
+        ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
+                      "srvocsp: \"%s\" (server \"%V\") comes without its issuer certificate, "
+                      "not stapled: put the issuer after the leaf in the ssl_certificate file",
+                      file, server_name);
+        return NGX_OK;
+    }
+
+    tag = calloc(1, sizeof(*tag));
+    if (tag == NULL)
+        return NGX_ERROR;
+    snprintf(tag->name, sizeof(tag->name), "%s", file);
+
+    srvocsp_params_init(&p);
+    p.flags = SRVOCSP_OPEN_ASYNC; /* the first fetches run side by side */
+    p.min_validity_s = o->min_validity_s;
+    p.url_timeout_ms = o->timeout_ms;
+    p.directory = o->directory;
+    p.responder_url = o->responder;
+    p.update_cb = ngx_srvocsp_log_event;
+    p.update_arg = tag;
+    p.update_arg_free = ngx_srvocsp_tag_free;
+    h = srvocsp_open(cert, chain, &p);
+    if (h == NULL) {
+        err = srvocsp_last_error();
+        free(tag); /* not taken: open failed */
+        if (err == SRVOCSP_E_NO_OCSP_URL || err == SRVOCSP_E_NO_ISSUER) {
+            /* As nginx's own stapling does: a notice, and the server runs. */
+            ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
+                          "srvocsp: \"%s\" (server \"%V\") is not stapled: %s", file, server_name,
+                          srvocsp_last_error_text());
+            return NGX_OK;
+        }
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "srvocsp: cannot open \"%s\" (server \"%V\"): %s",
+                      file, server_name, srvocsp_last_error_text());
+        return NGX_ERROR;
+    }
+    slot = ngx_array_push(certs);
+    if (slot == NULL) {
+        srvocsp_close(h);
+        return NGX_ERROR;
+    }
+    slot->h = h;
+    slot->cert = cert;
+    slot->name = tag->name;
+    slot->opts = *o;
+    if (!srvocsp_ssl_ctx_attach(ctx, h)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "srvocsp: cannot staple \"%s\" in server \"%V\": %s",
+                      file, server_name, srvocsp_last_error_text());
+        return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
+ngx_int_t ngx_srvocsp_attach_ctx(ngx_conf_t *cf, SSL_CTX *ctx, ngx_str_t *server_name,
+                                 const ngx_srvocsp_opts_t *opts, ngx_array_t *certs)
+{
+    X509 *cert;
+
+    for (cert = SSL_CTX_get_ex_data(ctx, ngx_ssl_certificate_index); cert != NULL;
+         cert = X509_get_ex_data(cert, ngx_ssl_next_certificate_index)) {
+        if (attach_one(cf, ctx, cert, server_name, opts, certs) != NGX_OK)
+            return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
+static int first_attempt_over(srvocsp_handle *h)
+{
+    char why[8];
+    srvocsp_response *r = srvocsp_get1_response(h);
+
+    if (r != NULL) {
+        srvocsp_response_free(r);
+        return 1;
+    }
+    if (srvocsp_last_error() == SRVOCSP_E_STATUS_UNKNOWN)
+        return 1;
+    return srvocsp_handle_last_failure(h, why, sizeof(why)) != SRVOCSP_OK;
+}
+
+void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs)
+{
+    ngx_srvocsp_cert_t *c = certs->elts;
+    uint32_t bound = 0;
+    struct timespec start, now;
+
+    for (ngx_uint_t i = 0; i < certs->nelts; i++)
+        if (c[i].opts.timeout_ms > bound)
+            bound = c[i].opts.timeout_ms;
+    bound += FIRST_FETCH_SLACK_MS;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        ngx_uint_t pending = 0;
+        int64_t ms;
+
+        for (ngx_uint_t i = 0; i < certs->nelts; i++)
+            pending += !first_attempt_over(c[i].h);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ms = (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (pending == 0 || ms >= (int64_t)bound)
+            break;
+        ngx_msleep(FIRST_FETCH_POLL_MS);
+    }
+    for (ngx_uint_t i = 0; i < certs->nelts; i++) {
+        srvocsp_response *r = srvocsp_get1_response(c[i].h);
+        char why[512];
+
+        if (r != NULL) {
+            int64_t left = srvocsp_response_expires(r) - (int64_t)time(NULL);
+
+            ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
+                          "srvocsp: \"%s\" is stapled from the first handshake: verified %s "
+                          "response, valid %L s more",
+                          c[i].name,
+                          srvocsp_response_status(r) == SRVOCSP_STATUS_REVOKED ? "REVOKED" : "good",
+                          (long long)left);
+            srvocsp_response_free(r);
+            continue;
+        }
+        srvocsp_handle_last_failure(c[i].h, why, sizeof(why));
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "srvocsp: \"%s\" has no OCSP response yet (%s); handshakes go without a "
+                      "staple until one is fetched in the background",
+                      c[i].name, why[0] ? why : "the first retrieval is still running");
+    }
+}
