@@ -11,6 +11,7 @@
  * the engine noticing the end. */
 #define FIRST_FETCH_SLACK_MS 250
 #define FIRST_FETCH_POLL_MS 5
+#define SAVE_GRACE_MS 250
 
 static int same_opts(const ngx_srvocsp_opts_t *a, const ngx_srvocsp_opts_t *b)
 {
@@ -141,7 +142,8 @@ ngx_int_t ngx_srvocsp_attach_ctx(ngx_conf_t *cf, SSL_CTX *ctx, ngx_str_t *server
     return NGX_OK;
 }
 
-static int first_attempt_over(srvocsp_handle *h)
+/* An outcome: a response to serve, "unknown", or a failed attempt. */
+static int has_outcome(srvocsp_handle *h)
 {
     char why[8];
     srvocsp_response *r = srvocsp_get1_response(h);
@@ -160,6 +162,7 @@ void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs)
     ngx_srvocsp_cert_t *c = certs->elts;
     uint32_t bound = 0;
     struct timespec start, now;
+    int64_t settled_at = -1;
 
     for (ngx_uint_t i = 0; i < certs->nelts; i++)
         if (c[i].opts.timeout_ms > bound)
@@ -167,15 +170,30 @@ void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs)
     bound += FIRST_FETCH_SLACK_MS;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        ngx_uint_t pending = 0;
+        ngx_uint_t open = 0, busy = 0;
         int64_t ms;
 
-        for (ngx_uint_t i = 0; i < certs->nelts; i++)
-            pending += !first_attempt_over(c[i].h);
+        for (ngx_uint_t i = 0; i < certs->nelts; i++) {
+            if (!has_outcome(c[i].h))
+                open++;
+            else if (srvocsp_handle_next_attempt(c[i].h) == 0)
+                busy++;
+        }
         clock_gettime(CLOCK_MONOTONIC, &now);
         ms = (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (pending == 0 || ms >= (int64_t)bound)
+        if ((open == 0 && busy == 0) || ms >= (int64_t)bound)
             break;
+        /* The engine publishes a new response before it saves it: a worker
+         * forked while the save runs would find the retrieval in flight
+         * and ask again on its own, so let the save end.  But a held
+         * response whose refresh is in flight (due at start, a hung
+         * responder) must not hold up the start: a short grace only. */
+        if (open == 0) {
+            if (settled_at < 0)
+                settled_at = ms;
+            else if (ms - settled_at >= SAVE_GRACE_MS)
+                break;
+        }
         ngx_msleep(FIRST_FETCH_POLL_MS);
     }
     for (ngx_uint_t i = 0; i < certs->nelts; i++) {

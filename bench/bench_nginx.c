@@ -1,0 +1,409 @@
+/*
+ * nginx with the srvocsp module against nginx's own ssl_stapling and
+ * against no stapling, on one machine in one run (bench/nginx.sh).
+ *
+ *  1. TLS 1.3 handshakes per second, the three servers measured in
+ *     interleaved rounds (rotating order), each round a fixed time with
+ *     client threads doing full handshakes that ask for a staple;
+ *     medians and the module/none ratio.
+ *  2. The first handshake after start and after `nginx -s reload`: how
+ *     often it carries a staple, module versus ssl_stapling.
+ *  3. Handshake latency while the responder hangs (it takes the request
+ *     and never answers), both servers, against their latency with a
+ *     working responder.
+ *
+ * bench_nginx MODULE.so [--rounds N] [--seconds S] [--trials N] [--json]
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <openssl/ocsp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evil.h"
+#include "nginxrun.h"
+#include "peers.h"
+#include "srvocsp.h"
+#include "testpki.h"
+
+#define NGINX_BIN "/usr/sbin/nginx"
+#define CLIENT_THREADS 2
+
+static tp_pki pki;
+static char *dir;
+static char pkidir[1200];
+static const char *module_so;
+static evil *resp;
+
+static int64_t wall_now(void *ctx)
+{
+    (void)ctx;
+    return (int64_t)time(NULL);
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&t, NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double pct(double *v, int n, double p)
+{
+    qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+    return v[(int)((n - 1) * p)];
+}
+
+typedef enum { S_MODULE, S_NGINX, S_NONE } server_kind;
+static const char *const kind_name[] = {"module", "ssl_stapling", "none"};
+
+/* The server block of each kind; |slot| picks the responder's behaviour. */
+static void conf_body(char *b, size_t cap, server_kind k, int port, int slot, const char *cache)
+{
+    char certs[3000], extra[1500] = "";
+
+    snprintf(certs, sizeof(certs),
+             "ssl_certificate %s/good.pem; ssl_certificate_key %s/good.key;\n"
+             "ssl_certificate %s/good-rsa.pem; ssl_certificate_key %s/good-rsa.key;\n",
+             pkidir, pkidir, pkidir, pkidir);
+    if (k == S_MODULE)
+        snprintf(extra, sizeof(extra),
+                 "srvocsp on; srvocsp_timeout 5s; srvocsp_responder http://127.0.0.1:%d/k%d/;%s%s%s\n",
+                 evil_port(resp), slot, cache ? " srvocsp_directory " : "", cache ? cache : "",
+                 cache ? ";" : "");
+    else if (k == S_NGINX)
+        snprintf(extra, sizeof(extra),
+                 "ssl_stapling on; ssl_stapling_verify on; ssl_trusted_certificate %s/root.pem;\n"
+                 "ssl_stapling_responder http://127.0.0.1:%d/k%d/;\n",
+                 pkidir, evil_port(resp), slot);
+    snprintf(b, cap,
+             "ssl_session_cache off; ssl_session_tickets off;\n"
+             "server { listen 127.0.0.1:%d ssl; %s%s location / { return 200; } }\n",
+             port, certs, extra);
+}
+
+static bool start_kind(nr_nginx *n, const char *name, server_kind k, int port, int slot,
+                       const char *cache)
+{
+    char p[1200], body[8192];
+
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    mkdir(p, 0755);
+    nr_init(n, p, NGINX_BIN, k == S_MODULE ? module_so : NULL, "");
+    conf_body(body, sizeof(body), k, port, slot, cache);
+    return nr_write_conf(n, 1, body) && nr_start(n, port, 1);
+}
+
+/* ---- 1. throughput ---- */
+
+typedef struct load {
+    int port;
+    double until;
+    long done, stapled, failed;
+} load;
+
+static void *load_main(void *arg)
+{
+    load *l = arg;
+    SSL_CTX *ctx = nr_client_ctx(NULL, TLS1_3_VERSION);
+
+    while (now_ms() < l->until) {
+        nr_hs h;
+
+        if (nr_handshake(ctx, l->port, NULL, &h)) {
+            l->done++;
+            l->stapled += h.stapled;
+        } else {
+            l->failed++;
+        }
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static double measure(int port, double seconds, double *staple_share)
+{
+    load l[CLIENT_THREADS];
+    pthread_t th[CLIENT_THREADS];
+    long done = 0, stapled = 0;
+    double t0 = now_ms();
+
+    for (int i = 0; i < CLIENT_THREADS; i++) {
+        memset(&l[i], 0, sizeof(l[i]));
+        l[i].port = port;
+        l[i].until = t0 + seconds * 1000;
+        pthread_create(&th[i], NULL, load_main, &l[i]);
+    }
+    for (int i = 0; i < CLIENT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        done += l[i].done;
+        stapled += l[i].stapled;
+    }
+    *staple_share = done ? (double)stapled / (double)done : 0;
+    return (double)done / ((now_ms() - t0) / 1000);
+}
+
+/* ---- 2. first handshake after start / reload ---- */
+
+static bool first_stapled(int port)
+{
+    SSL_CTX *ctx = nr_client_ctx(NULL, TLS1_3_VERSION);
+    nr_hs h;
+
+    nr_handshake(ctx, port, NULL, &h);
+    SSL_CTX_free(ctx);
+    return h.ok && h.stapled;
+}
+
+/* ---- 3. latency while the responder hangs ---- */
+
+static void latencies(int port, int n, double *med, double *p99, double *max, double *stapled)
+{
+    SSL_CTX *ctx = nr_client_ctx(NULL, TLS1_3_VERSION);
+    double *v = calloc((size_t)n, sizeof(double));
+    int st = 0;
+
+    for (int i = 0; i < n; i++) {
+        nr_hs h;
+
+        nr_handshake(ctx, port, NULL, &h);
+        v[i] = h.ms;
+        st += h.stapled;
+    }
+    *med = median(v, n);
+    *p99 = pct(v, n, 0.99);
+    *max = v[n - 1];
+    *stapled = (double)st / n;
+    free(v);
+    SSL_CTX_free(ctx);
+}
+
+/* Replaces the saved responses in |cache| with older ones, still valid but
+ * due for refresh, so the module's engine fetches as soon as it starts. */
+static void age_cache(const char *cache)
+{
+    DIR *d = opendir(cache);
+    struct dirent *de;
+    int64_t now = (int64_t)time(NULL);
+
+    while (d && (de = readdir(d)) != NULL) {
+        char path[1700];
+        unsigned char *der, *fresh;
+        const unsigned char *p;
+        size_t len, flen;
+        OCSP_RESPONSE *r;
+        OCSP_BASICRESP *b;
+        ASN1_INTEGER *serial = NULL;
+        tp_resp_opts o;
+
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".der") == NULL)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", cache, de->d_name);
+        der = tp_read_file(path, &len);
+        p = der;
+        r = der ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
+        b = r ? OCSP_response_get1_basic(r) : NULL;
+        if (b && OCSP_resp_count(b) > 0)
+            OCSP_id_get0_info(NULL, NULL, NULL, &serial,
+                              (OCSP_CERTID *)OCSP_SINGLERESP_get0_id(OCSP_resp_get0(b, 0)));
+        if (serial) {
+            tp_resp_opts_init(&o, ASN1_INTEGER_get(serial) == TP_SERIAL_GOOD ? &pki.good : &pki.good_rsa,
+                              &pki.ca, now - 3000);
+            o.next_update = now + 1200;
+            fresh = tp_response(&o, &flen);
+            if (fresh)
+                tp_write_file(path, fresh, flen);
+            free(fresh);
+        }
+        OCSP_BASICRESP_free(b);
+        OCSP_RESPONSE_free(r);
+        free(der);
+    }
+    if (d)
+        closedir(d);
+}
+
+int main(int argc, char **argv)
+{
+    int rounds = 9, trials = 10;
+    double seconds = 2.0;
+    bool json = false;
+    nr_nginx srv[3];
+    int port[3];
+    double rate[3][64], share[3][64], ratio[64];
+    int first_start[2] = {0, 0}, first_reload[2] = {0, 0};
+    double lat[2][2][4]; /* kind, good/hang, med/p99/max/stapled */
+    char url[128], cache[1300];
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODULE.so [--rounds N] [--seconds S] [--trials N] [--json]\n", argv[0]);
+        return 2;
+    }
+    module_so = argv[1];
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+            rounds = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--trials") == 0 && i + 1 < argc)
+            trials = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+    }
+    if (rounds < 1 || rounds > 64)
+        rounds = 9;
+    signal(SIGPIPE, SIG_IGN);
+    dir = tr_tmpdir("bench-nginx");
+    chmod(dir, 0755);
+    resp = evil_start(&pki, wall_now, NULL, 3600);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/k0/", evil_port(resp));
+    snprintf(pkidir, sizeof(pkidir), "%s/pki", dir);
+    mkdir(pkidir, 0755);
+    if (resp == NULL || !tp_pki_make(&pki, url, url, (int64_t)time(NULL)) || !tp_pki_write(&pki, pkidir))
+        return 1;
+    evil_set_slot(resp, 0, EVIL_GOOD);
+    evil_set_slot(resp, 1, EVIL_HANG);
+
+    /* 1. Throughput, interleaved rounds. */
+    fprintf(stderr, "handshakes per second, %d rounds of %.1f s ...\n", rounds, seconds);
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+
+        port[k] = tr_free_port();
+        snprintf(name, sizeof(name), "tp-%s", kind_name[k]);
+        if (!start_kind(&srv[k], name, (server_kind)k, port[k], 0, NULL))
+            return 1;
+        first_stapled(port[k]); /* nginx's own stapling fetches now */
+    }
+    nap_ms(500);
+    for (int r = 0; r < rounds; r++)
+        for (int j = 0; j < 3; j++) {
+            int k = (r + j) % 3;
+
+            rate[k][r] = measure(port[k], seconds, &share[k][r]);
+        }
+    for (int r = 0; r < rounds; r++)
+        ratio[r] = rate[S_MODULE][r] / rate[S_NONE][r];
+    for (int k = 0; k < 3; k++)
+        nr_stop(&srv[k]);
+
+    /* 2. First handshake after start and after reload. */
+    fprintf(stderr, "first handshakes, %d trials ...\n", trials);
+    for (int t = 0; t < trials; t++)
+        for (int k = 0; k < 2; k++) {
+            nr_nginx n;
+            char name[32];
+            int p = tr_free_port();
+
+            snprintf(name, sizeof(name), "first-%s-%d", kind_name[k], t);
+            if (!start_kind(&n, name, (server_kind)k, p, 0, NULL))
+                return 1;
+            first_start[k] += first_stapled(p);
+            nap_ms(200);
+            if (nr_reload(&n, 1, 20000))
+                first_reload[k] += first_stapled(p);
+            nr_stop(&n);
+        }
+
+    /* 3. Latency with a working and with a hung responder. */
+    fprintf(stderr, "latency while the responder hangs ...\n");
+    snprintf(cache, sizeof(cache), "%s/cache", dir);
+    for (int k = 0; k < 2; k++) {
+        nr_nginx n;
+        char name[32];
+        int p = tr_free_port();
+
+        snprintf(name, sizeof(name), "lat-%s", kind_name[k]);
+        if (!start_kind(&n, name, (server_kind)k, p, 0, k == S_MODULE ? cache : NULL))
+            return 1;
+        first_stapled(p);
+        nap_ms(300);
+        latencies(p, 400, &lat[k][0][0], &lat[k][0][1], &lat[k][0][2], &lat[k][0][3]);
+        nr_stop(&n);
+        if (k == S_MODULE)
+            age_cache(cache); /* held response due for refresh: the engine asks at once */
+        snprintf(name, sizeof(name), "hang-%s", kind_name[k]);
+        if (!start_kind(&n, name, (server_kind)k, p, 1, k == S_MODULE ? cache : NULL))
+            return 1;
+        first_stapled(p); /* nginx's own: its fetch starts now and hangs */
+        nap_ms(300);
+        latencies(p, 400, &lat[k][1][0], &lat[k][1][1], &lat[k][1][2], &lat[k][1][3]);
+        nr_stop(&n);
+    }
+    evil_stop(resp);
+
+    {
+        double m = median(rate[S_MODULE], rounds), g = median(rate[S_NGINX], rounds),
+               z = median(rate[S_NONE], rounds), q = median(ratio, rounds);
+        double sm = median(share[S_MODULE], rounds), sg = median(share[S_NGINX], rounds);
+
+        if (json) {
+            printf("{\"rounds\":%d,\"seconds\":%.1f,\"hs_per_s_module\":%.0f,\"hs_per_s_ssl_stapling\":%.0f,"
+                   "\"hs_per_s_none\":%.0f,\"ratio_module_none\":%.3f,\"ratio_ssl_stapling_none\":%.3f,"
+                   "\"stapled_share_module\":%.3f,\"stapled_share_ssl_stapling\":%.3f,"
+                   "\"first_after_start_module\":%.2f,\"first_after_start_ssl_stapling\":%.2f,"
+                   "\"first_after_reload_module\":%.2f,\"first_after_reload_ssl_stapling\":%.2f,"
+                   "\"lat_ms_good_module\":%.2f,\"lat_ms_good_ssl_stapling\":%.2f,"
+                   "\"lat_ms_hang_module\":%.2f,\"lat_ms_hang_ssl_stapling\":%.2f,"
+                   "\"lat_p99_ms_hang_module\":%.2f,\"lat_p99_ms_hang_ssl_stapling\":%.2f,"
+                   "\"stapled_hang_module\":%.2f,\"stapled_hang_ssl_stapling\":%.2f}\n",
+                   rounds, seconds, m, g, z, q, median(rate[S_NGINX], rounds) / z, sm, sg,
+                   (double)first_start[0] / trials, (double)first_start[1] / trials,
+                   (double)first_reload[0] / trials, (double)first_reload[1] / trials, lat[0][0][0],
+                   lat[1][0][0], lat[0][1][0], lat[1][1][0], lat[0][1][1], lat[1][1][1], lat[0][1][3],
+                   lat[1][1][3]);
+        } else {
+            printf("| measure | srvocsp module | nginx ssl_stapling | no stapling |\n");
+            printf("|---|---|---|---|\n");
+            printf("| TLS 1.3 handshakes/s, median of %d interleaved rounds | %.0f | %.0f | %.0f |\n",
+                   rounds, m, g, z);
+            printf("| ratio to no stapling (module: median of per-round ratios) | %.3f | %.3f | 1 |\n", q,
+                   g / z);
+            printf("| handshakes stapled during the rounds | %.1f %% | %.1f %% | - |\n", 100 * sm,
+                   100 * sg);
+            printf("| first handshake stapled, after start (%d trials) | %d %% | %d %% | - |\n", trials,
+                   100 * first_start[0] / trials, 100 * first_start[1] / trials);
+            printf("| first handshake stapled, after reload (%d trials) | %d %% | %d %% | - |\n", trials,
+                   100 * first_reload[0] / trials, 100 * first_reload[1] / trials);
+            printf("| handshake latency, responder answering: median / p99 | %.2f / %.2f ms | %.2f / %.2f ms | - |\n",
+                   lat[0][0][0], lat[0][0][1], lat[1][0][0], lat[1][0][1]);
+            printf("| handshake latency, responder hung: median / p99 / max | %.2f / %.2f / %.2f ms | "
+                   "%.2f / %.2f / %.2f ms | - |\n",
+                   lat[0][1][0], lat[0][1][1], lat[0][1][2], lat[1][1][0], lat[1][1][1], lat[1][1][2]);
+            printf("| handshakes stapled while it hangs | %.0f %% | %.0f %% | - |\n", 100 * lat[0][1][3],
+                   100 * lat[1][1][3]);
+        }
+    }
+    tp_pki_free(&pki);
+    tr_rmrf(dir);
+    free(dir);
+    return 0;
+}
