@@ -26,6 +26,9 @@ typedef struct {
     ngx_srvocsp_opts_t opts;
 } ngx_srvocsp_cert_t;
 
+/* The module's engine (created on first use; NULL if that failed). */
+srvocsp_engine *ngx_srvocsp_engine(void);
+
 /* Pool cleanup: closes the references of an array of ngx_srvocsp_cert_t. */
 void ngx_srvocsp_certs_close(void *certs);
 

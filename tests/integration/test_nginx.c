@@ -654,10 +654,21 @@ static void scenario_reload(void)
     fds1 = nr_proc_fds(n.master);
     thr1 = nr_proc_threads(n.master);
     rss1 = nr_proc_rss_kb(n.master);
-    CHECK(fds1 == fds0 && thr1 == thr0,
-          "the master keeps its file descriptors (%d -> %d) and threads (%d -> %d)", fds0, fds1,
+    /* (libcurl may have closed an idle keep-alive connection meanwhile.) */
+    CHECK(fds1 <= fds0 && thr1 == thr0,
+          "the master gains no file descriptor (%d -> %d) and no thread (%d -> %d)", fds0, fds1,
           thr0, thr1);
-    CHECK(rss1 - rss0 < 2048, "the master's memory after 21 reloads: %ld -> %ld KiB", rss0, rss1);
+    /* Each reload parses the new configuration while the old one is still
+     * open: both configurations' handles, never more. */
+    CHECK(nr_log_count(&n, "holds 4 handles on 2 certificates") == 22 &&
+              nr_log_count(&n, "the process holds") == 22,
+          "every reload: the master holds 4 handles (the old and the new configuration's) on 2 "
+          "certificates, none left behind (%d of 22 reloads)",
+          nr_log_count(&n, "holds 4 handles on 2 certificates"));
+    if (SRVOCSP_NGINX_PRELOAD[0] == '\0')
+        CHECK(rss1 - rss0 < 2048, "the master's memory after 21 reloads: %ld -> %ld KiB", rss0, rss1);
+    else /* the sanitizers' quarantine keeps freed memory resident */
+        printf("info the master's memory after 21 reloads: %ld -> %ld KiB (sanitized build)\n", rss0, rss1);
     nr_stop(&n);
     SSL_CTX_free(any);
     evil_stop(e);
