@@ -88,7 +88,7 @@ static const char *const kind_name[] = {"module", "ssl_stapling", "none"};
 /* The server block of each kind; |slot| picks the responder's behaviour. */
 static void conf_body(char *b, size_t cap, server_kind k, int port, int slot, const char *cache)
 {
-    char certs[3000], extra[1500] = "";
+    char certs[6000], extra[1500] = "";
 
     snprintf(certs, sizeof(certs),
              "ssl_certificate %s/good.pem; ssl_certificate_key %s/good.key;\n"
@@ -113,7 +113,7 @@ static void conf_body(char *b, size_t cap, server_kind k, int port, int slot, co
 static bool start_kind(nr_nginx *n, const char *name, server_kind k, int port, int slot,
                        const char *cache)
 {
-    char p[1200], body[8192];
+    char p[1200], body[16384];
 
     snprintf(p, sizeof(p), "%s/%s", dir, name);
     mkdir(p, 0755);
@@ -256,7 +256,7 @@ int main(int argc, char **argv)
     int rounds = 9, trials = 10;
     double seconds = 2.0;
     bool json = false;
-    nr_nginx srv[3];
+    nr_nginx srv[3] = {0};
     int port[3];
     double rate[3][64], share[3][64], ratio[64];
     int first_start[2] = {0, 0}, first_reload[2] = {0, 0};
@@ -267,7 +267,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s MODULE.so [--rounds N] [--seconds S] [--trials N] [--json]\n", argv[0]);
         return 2;
     }
-    module_so = argv[1];
+    module_so = realpath(argv[1], NULL);
+    if (module_so == NULL) {
+        perror(argv[1]);
+        return 2;
+    }
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
             rounds = atoi(argv[++i]);
@@ -300,7 +304,7 @@ int main(int argc, char **argv)
         port[k] = tr_free_port();
         snprintf(name, sizeof(name), "tp-%s", kind_name[k]);
         if (!start_kind(&srv[k], name, (server_kind)k, port[k], 0, NULL))
-            return 1;
+            goto fail;
         first_stapled(port[k]); /* nginx's own stapling fetches now */
     }
     nap_ms(500);
@@ -325,7 +329,7 @@ int main(int argc, char **argv)
 
             snprintf(name, sizeof(name), "first-%s-%d", kind_name[k], t);
             if (!start_kind(&n, name, (server_kind)k, p, 0, NULL))
-                return 1;
+                goto fail;
             first_start[k] += first_stapled(p);
             nap_ms(200);
             if (nr_reload(&n, 1, 20000))
@@ -343,7 +347,7 @@ int main(int argc, char **argv)
 
         snprintf(name, sizeof(name), "lat-%s", kind_name[k]);
         if (!start_kind(&n, name, (server_kind)k, p, 0, k == S_MODULE ? cache : NULL))
-            return 1;
+            goto fail;
         first_stapled(p);
         nap_ms(300);
         latencies(p, 400, &lat[k][0][0], &lat[k][0][1], &lat[k][0][2], &lat[k][0][3]);
@@ -352,7 +356,7 @@ int main(int argc, char **argv)
             age_cache(cache); /* held response due for refresh: the engine asks at once */
         snprintf(name, sizeof(name), "hang-%s", kind_name[k]);
         if (!start_kind(&n, name, (server_kind)k, p, 1, k == S_MODULE ? cache : NULL))
-            return 1;
+            goto fail;
         first_stapled(p); /* nginx's own: its fetch starts now and hangs */
         nap_ms(300);
         latencies(p, 400, &lat[k][1][0], &lat[k][1][1], &lat[k][1][2], &lat[k][1][3]);
@@ -406,4 +410,10 @@ int main(int argc, char **argv)
     tr_rmrf(dir);
     free(dir);
     return 0;
+fail:
+    for (int k = 0; k < 3; k++)
+        nr_stop(&srv[k]);
+    evil_stop(resp);
+    tr_rmrf(dir);
+    return 1;
 }
