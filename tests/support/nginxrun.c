@@ -373,6 +373,8 @@ SSL_CTX *nr_client_ctx(const char *sigalgs, int max_version)
     return ctx;
 }
 
+bool nr_parse_staples = true;
+
 static void read_staple(SSL *ssl, nr_hs *out)
 {
     const unsigned char *p = NULL, *q;
@@ -383,6 +385,8 @@ static void read_staple(SSL *ssl, nr_hs *out)
     if (len <= 0 || p == NULL)
         return;
     out->stapled = true;
+    if (!nr_parse_staples)
+        return;
     if ((size_t)len <= sizeof(out->der)) {
         memcpy(out->der, p, (size_t)len);
         out->der_len = (size_t)len;

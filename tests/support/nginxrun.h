@@ -59,6 +59,11 @@ typedef struct nr_hs {
     char err[256];
 } nr_hs;
 
+/* Whether nr_handshake decodes the staple (serial, status, a copy of the
+ * DER); default true.  Benchmarks turn it off so the client's work is the
+ * same whether a staple comes or not. */
+extern bool nr_parse_staples;
+
 /* A client context (no certificate verification: the tests check the
  * staple themselves); |sigalgs| may be NULL, |max_version| 0 for any. */
 SSL_CTX *nr_client_ctx(const char *sigalgs, int max_version);
