@@ -655,6 +655,12 @@ static void scenario_reload(void)
     thr1 = nr_proc_threads(n.master);
     rss1 = nr_proc_rss_kb(n.master);
     /* (libcurl may have closed an idle keep-alive connection meanwhile.) */
+    if (fds1 > fds0) {
+        char ls[8192];
+
+        run(ls, sizeof(ls), "ls -l /proc/%d/fd 2>&1 | sed 's/.* -> //'", (int)n.master);
+        printf("     the master's descriptors now:\n%s\n", ls);
+    }
     CHECK(fds1 <= fds0 && thr1 == thr0,
           "the master gains no file descriptor (%d -> %d) and no thread (%d -> %d)", fds0, fds1,
           thr0, thr1);

@@ -178,7 +178,9 @@ int nr_workers(const nr_nginx *n, pid_t *out, int cap, bool include_exiting)
 
         if (pid <= 0 || ppid_of(pid, cmd, sizeof(cmd)) != n->master)
             continue;
-        if (strncmp(cmd, "nginx: worker process", 21) != 0)
+        /* An exited worker the master has not reaped yet (a zombie: no
+         * command line) still holds its channel in the master. */
+        if (strncmp(cmd, "nginx: worker process", 21) != 0 && !(include_exiting && cmd[0] == '\0'))
             continue;
         if (!include_exiting && strstr(cmd, "shutting down") != NULL)
             continue;

@@ -34,7 +34,8 @@ bool nr_start(nr_nginx *n, int port, int workers);
  * configuration run and every worker of the old one has exited (at most
  * |timeout_ms|).  The old workers' pids are those in |old|. */
 bool nr_reload(nr_nginx *n, int workers, int timeout_ms);
-/* The master's current workers (not those shutting down): count, pids. */
+/* The master's current workers: count, pids; with |include_exiting| also
+ * those shutting down and those exited but not yet reaped. */
 int nr_workers(const nr_nginx *n, pid_t *out, int cap, bool include_exiting);
 /* Stops nginx (SIGTERM, then SIGKILL after 5 s). */
 void nr_stop(nr_nginx *n);
