@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <openssl/ocsp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -539,6 +540,10 @@ static void scenario_workers(void)
     e2 = evil_start(&pki, wall_now, NULL, 300);
     evil_set_slot(e2, 0, EVIL_GOOD);
     new_nginx(&m, "ng4");
+    /* As Debian runs it: workers under an unprivileged user, who must be
+     * able to save into the directory the master created. */
+    if (geteuid() == 0 && getpwnam("nobody") != NULL)
+        m.user = "nobody nogroup";
     snprintf(body, sizeof(body),
              "srvocsp on; srvocsp_directory %s/cache4; srvocsp_min_validity 10s;\n"
              "srvocsp_responder http://127.0.0.1:%d/k0/;\n"
@@ -563,6 +568,31 @@ static void scenario_workers(void)
           "fetching alone would make 12): %ld",
           evil_requests(e2));
     CHECK(logged(&m, "new OCSP response, good") >= 4, "the refreshes appear in the log");
+    if (m.user != NULL) {
+        char cache4[1200];
+        struct passwd *pw = getpwnam("nobody");
+        struct stat st;
+        DIR *d;
+        struct dirent *de;
+        int by_worker = 0;
+
+        snprintf(cache4, sizeof(cache4), "%s/cache4", dir);
+        CHECK(stat(cache4, &st) == 0 && st.st_uid == pw->pw_uid,
+              "the master gave srvocsp_directory to the workers' user (nobody)");
+        d = opendir(cache4);
+        while (d && (de = readdir(d)) != NULL) {
+            char f[1500];
+
+            snprintf(f, sizeof(f), "%s/%s", cache4, de->d_name);
+            if (strstr(de->d_name, ".der") && de->d_name[0] != '.' && stat(f, &st) == 0 &&
+                st.st_uid == pw->pw_uid)
+                by_worker++;
+        }
+        if (d)
+            closedir(d);
+        CHECK(by_worker == 2 && logged(&m, "could not be saved") == 0,
+              "the refreshed responses were saved by a worker running as nobody (%d of 2)", by_worker);
+    }
     stapled = 0;
     for (int i = 0; i < 40; i++) {
         nr_handshake(any, port2, NULL, &h);
@@ -671,6 +701,27 @@ static void scenario_reload(void)
           "every reload: the master holds 4 handles (the old and the new configuration's) on 2 "
           "certificates, none left behind (%d of 22 reloads)",
           nr_log_count(&n, "holds 4 handles on 2 certificates"));
+    /* A reload with a configuration nginx refuses: the old one keeps
+     * stapling, and what the refused one had opened is closed again. */
+    {
+        char bad[4096];
+
+        snprintf(bad, sizeof(bad),
+                 "srvocsp on;\n"
+                 "server { listen 127.0.0.1:%d ssl; %s %s }\n"
+                 "server { listen 127.0.0.1:%d ssl; server_name x.test; %s ssl_stapling on; }\n",
+                 l.port, cert_lines("good"), cert_lines("good-rsa"), l.port, cert_lines("revoked"));
+        nr_write_conf(&n, 2, bad);
+        kill(n.master, SIGHUP);
+        CHECK(wait_logged(&n, "are both set for the server", 10000),
+              "a reload into a refused configuration is logged");
+        nr_handshake(any, l.port, NULL, &h);
+        CHECK(h.stapled && verified(&h, &pki.good), "the running configuration keeps stapling");
+        nr_write_conf(&n, 2, body);
+        CHECK(nr_reload(&n, 2, 20000) && nr_log_count(&n, "holds 4 handles on 2 certificates") == 23 &&
+                  nr_log_count(&n, "the process holds") == 23,
+              "the next reload finds 4 handles again: the refused configuration's were closed");
+    }
     if (SRVOCSP_NGINX_PRELOAD[0] == '\0')
         CHECK(rss1 - rss0 < 2048, "the master's memory after 21 reloads: %ld -> %ld KiB", rss0, rss1);
     else /* the sanitizers' quarantine keeps freed memory resident */

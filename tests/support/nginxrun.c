@@ -60,7 +60,10 @@ bool nr_write_conf(nr_nginx *n, int workers, const char *http_body)
         return false;
     if (n->module)
         fprintf(f, "load_module %s;\n", n->module);
-    /* Root runs the workers as root, so they can read what the test wrote. */
+    /* Root runs the workers as root unless told otherwise, so they can read
+     * what the test wrote. */
+    if (n->user)
+        fprintf(f, "user %s;\n", n->user);
     fprintf(f,
             "%s"
             "worker_processes %d;\n"
@@ -74,7 +77,7 @@ bool nr_write_conf(nr_nginx *n, int workers, const char *http_body)
             "    uwsgi_temp_path %s/tmp; scgi_temp_path %s/tmp;\n"
             "%s\n"
             "}\n",
-            geteuid() == 0 ? "user root root;\n" : "", workers, n->errlog, d, d, d, d, d, d,
+            geteuid() == 0 && n->user == NULL ? "user root root;\n" : "", workers, n->errlog, d, d, d, d, d, d,
             http_body);
     return fclose(f) == 0;
 }

@@ -16,6 +16,7 @@ typedef struct nr_nginx {
     const char *bin;         /* the nginx binary */
     const char *module;      /* the module's .so, NULL: no load_module */
     const char *preload;     /* sanitizer runtimes, "" if none */
+    const char *user;        /* "user" directive; NULL: root's own when root */
     pid_t master;
 } nr_nginx;
 
