@@ -167,6 +167,8 @@ typedef struct srvocsp__sched {
 } srvocsp__sched;
 
 #define SRVOCSP__BACKOFF_FIRST_S 60
+/* Another process holds a certificate's lease: look for its save this soon. */
+#define SRVOCSP__LEASE_RETRY_S 1
 #define SRVOCSP__BACKOFF_MAX_S 3600
 
 /* Next refresh after a response was accepted (or loaded) at |now|. */

@@ -30,6 +30,9 @@ struct srvocsp__completion {
     char detail[256];
     bool from_store;             /* another process's save, not the network */
     uint64_t store_version;
+    bool leased;                 /* holds the store's lease (|lease|) */
+    int lease;
+    bool deferred;               /* another process held the lease: no request */
 };
 
 /* A callback to run once the lock is released. */
@@ -330,6 +333,8 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
 
 static void completion_free(srvocsp__completion *c)
 {
+    if (c->leased) /* after the save: the others now find it */
+        c->en->store->ops->unlease(c->en->store, c->lease);
     free(c->content_type);
     free(c->body);
     free(c);
@@ -441,6 +446,18 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
     en->host = NULL;
     if (!c->from_store)
         e->in_flight--; /* a store pickup gave its slot back in start_all */
+    if (c->deferred) {
+        /* Another process is asking the responder for this certificate:
+         * look for its save in a moment (before any request of our own). */
+        e->stats.requests_started--;
+        en->in_flight = false;
+        if (!en->dead)
+            srvocsp__heap_set(e, en, now_s(e) + SRVOCSP__LEASE_RETRY_S);
+        completion_free(c);
+        srvocsp__entry_unref_locked(en);
+        pthread_cond_broadcast(&e->progress);
+        return;
+    }
 
     pthread_mutex_unlock(&e->mu);
     err = evaluate(e, c, &snap, why, sizeof(why));
@@ -600,6 +617,22 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     return taken;
 }
 
+/* One process at a time asks the responder for a certificate kept in a
+ * shared store: false when another one holds the lease.  Runs without the
+ * lock. */
+static bool take_lease(start_item *it)
+{
+    srvocsp__entry *en = it->c->en;
+
+    if (en->store->ops->lease == NULL)
+        return true;
+    switch (en->store->ops->lease(en->store, en->store_name, &it->c->lease)) {
+    case 1: it->c->leased = true; return true;
+    case 0: return false;
+    default: return true;
+    }
+}
+
 static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 {
     size_t i;
@@ -613,6 +646,14 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
             e->stats.requests_started--;
             e->stats.store_pickups++;
             pthread_mutex_unlock(&e->mu);
+            continue;
+        }
+        if (items[i].check_store && !take_lease(&items[i])) {
+            srvocsp_http_result res;
+
+            memset(&res, 0, sizeof(res));
+            items[i].c->deferred = true;
+            transport_done(items[i].c, &res);
             continue;
         }
         err = e->transport.start(e->transport.ctx, &items[i].req, transport_done, items[i].c);
