@@ -452,7 +452,7 @@ static void scenario_hang(void)
     qsort(lat, 40, sizeof(lat[0]), cmp_double);
     CHECK(ok == 40 && stapled == 40, "40 handshakes while it hangs: %d completed, %d stapled the held response",
           ok, stapled);
-    CHECK(lat[39] < 2000, "no handshake waited for it: median %.2f ms, slowest %.2f ms", lat[20], lat[39]);
+    CHECK(lat[39] < 5000, "no handshake waited for it (20 s): median %.2f ms, slowest %.2f ms", lat[20], lat[39]);
     nr_stop(&n);
     SSL_CTX_free(any);
     evil_stop(e);
