@@ -3,8 +3,9 @@
 # Only touches apt when something is missing.
 set -euo pipefail
 PKGS=(gcc make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev
-      openssl curl iproute2 ca-certificates
-      nginx-dev libpcre3-dev zlib1g-dev)   # the nginx module: nginx's source and what its configure needs
+      openssl curl iproute2 ca-certificates)
+# the nginx module: nginx's source for module builds and what its configure needs
+PKGS+=(nginx-dev libpcre3-dev zlib1g-dev)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
 fi
