@@ -640,20 +640,23 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
     for (i = 0; i < n; i++) {
         srvocsp_error err;
 
-        if (items[i].check_store && take_from_store(e, &items[i])) {
-            pthread_mutex_lock(&e->mu);
-            e->in_flight--; /* no transfer after all */
-            e->stats.requests_started--;
-            e->stats.store_pickups++;
-            pthread_mutex_unlock(&e->mu);
-            continue;
-        }
+        /* The lease first, then the look at the store: a holder saves
+         * before it gives the lease back, so whoever takes it next sees
+         * that save and adopts it instead of asking again. */
         if (items[i].check_store && !take_lease(&items[i])) {
             srvocsp_http_result res;
 
             memset(&res, 0, sizeof(res));
             items[i].c->deferred = true;
             transport_done(items[i].c, &res);
+            continue;
+        }
+        if (items[i].check_store && take_from_store(e, &items[i])) {
+            pthread_mutex_lock(&e->mu);
+            e->in_flight--; /* no transfer after all */
+            e->stats.requests_started--;
+            e->stats.store_pickups++;
+            pthread_mutex_unlock(&e->mu);
             continue;
         }
         err = e->transport.start(e->transport.ctx, &items[i].req, transport_done, items[i].c);
