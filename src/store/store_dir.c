@@ -208,7 +208,9 @@ static int dir_lease(srvocsp__store *s, const char *name, int *token)
 
     if ((size_t)snprintf(path, sizeof(path), "%s/.%s.lock", d->dir, name) >= sizeof(path))
         return -1;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* Read-only is enough for flock, and lets processes of another user
+     * (a server's workers) use a lock file its master created. */
+    fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return -1;
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
