@@ -130,6 +130,7 @@ static bool start_kind(nr_nginx *n, const char *name, server_kind k, int port, i
  * the time the clients spent on it, times the number of client threads. */
 typedef struct load {
     const int *ports;
+    unsigned first;              /* which server this round starts with */
     double until;
     long done[3], stapled[3];
     double ms[3];
@@ -140,7 +141,7 @@ static void *load_main(void *arg)
     load *l = arg;
     SSL_CTX *ctx = nr_client_ctx(NULL, TLS1_3_VERSION);
 
-    for (unsigned i = 0; now_ms() < l->until; i++) {
+    for (unsigned i = l->first; now_ms() < l->until; i++) {
         int k = (int)(i % 3);
         nr_hs h;
 
@@ -154,7 +155,8 @@ static void *load_main(void *arg)
     return NULL;
 }
 
-static void measure(const int *ports, double seconds, double *rate, double *staple_share)
+static void measure(const int *ports, unsigned first, double seconds, double *rate,
+                    double *staple_share)
 {
     load l[CLIENT_THREADS];
     pthread_t th[CLIENT_THREADS];
@@ -165,6 +167,7 @@ static void measure(const int *ports, double seconds, double *rate, double *stap
     for (int i = 0; i < CLIENT_THREADS; i++) {
         memset(&l[i], 0, sizeof(l[i]));
         l[i].ports = ports;
+        l[i].first = first + (unsigned)i;
         l[i].until = t0 + seconds * 1000;
         pthread_create(&th[i], NULL, load_main, &l[i]);
     }
@@ -196,24 +199,30 @@ static bool first_stapled(int port)
 
 /* ---- 3. latency while the responder hangs ---- */
 
-static void latencies(int port, int n, double *med, double *p99, double *max, double *stapled)
+/* |n| sequential handshakes to each of two servers, alternating (the order
+ * swapped every other pair), so both see the same moments of the machine. */
+static void latencies(const int *ports, int n, double out[2][4])
 {
     SSL_CTX *ctx = nr_client_ctx(NULL, TLS1_3_VERSION);
-    double *v = calloc((size_t)n, sizeof(double));
-    int st = 0;
+    double *v[2] = {calloc((size_t)n, sizeof(double)), calloc((size_t)n, sizeof(double))};
+    int st[2] = {0, 0};
 
-    for (int i = 0; i < n; i++) {
-        nr_hs h;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++) {
+            int k = (i + j) % 2;
+            nr_hs h;
 
-        nr_handshake(ctx, port, NULL, &h);
-        v[i] = h.ms;
-        st += h.stapled;
+            nr_handshake(ctx, ports[k], NULL, &h);
+            v[k][i] = h.ms;
+            st[k] += h.stapled;
+        }
+    for (int k = 0; k < 2; k++) {
+        out[k][0] = median(v[k], n);
+        out[k][1] = pct(v[k], n, 0.99);
+        out[k][2] = v[k][n - 1];
+        out[k][3] = (double)st[k] / n;
+        free(v[k]);
     }
-    *med = median(v, n);
-    *p99 = pct(v, n, 0.99);
-    *max = v[n - 1];
-    *stapled = (double)st / n;
-    free(v);
     SSL_CTX_free(ctx);
 }
 
@@ -324,7 +333,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         double rt[3], sh[3];
 
-        measure(port, seconds, rt, sh);
+        measure(port, (unsigned)r, seconds, rt, sh); /* each round starts elsewhere */
         for (int k = 0; k < 3; k++) {
             rate[k][r] = rt[k];
             share[k][r] = sh[k];
@@ -358,30 +367,33 @@ int main(int argc, char **argv)
             nr_stop(&n);
         }
 
-    /* 3. Latency with a working and with a hung responder. */
+    /* 3. Latency with a working and with a hung responder, the module and
+     * nginx's own stapling side by side. */
     fprintf(stderr, "latency while the responder hangs ...\n");
     snprintf(cache, sizeof(cache), "%s/cache", dir);
-    for (int k = 0; k < 2; k++) {
-        nr_nginx n;
-        char name[32];
-        int p = tr_free_port();
+    for (int phase = 0; phase < 2; phase++) {
+        nr_nginx n[2] = {0};
+        int p[2] = {tr_free_port(), tr_free_port()};
+        double out[2][4];
 
-        snprintf(name, sizeof(name), "lat-%s", kind_name[k]);
-        if (!start_kind(&n, name, (server_kind)k, p, 0, k == S_MODULE ? cache : NULL))
-            goto fail;
-        first_stapled(p);
-        nap_ms(300);
-        latencies(p, 400, &lat[k][0][0], &lat[k][0][1], &lat[k][0][2], &lat[k][0][3]);
-        nr_stop(&n);
-        if (k == S_MODULE)
+        if (phase == 1)
             age_cache(cache); /* held response due for refresh: the engine asks at once */
-        snprintf(name, sizeof(name), "hang-%s", kind_name[k]);
-        if (!start_kind(&n, name, (server_kind)k, p, 1, k == S_MODULE ? cache : NULL))
-            goto fail;
-        first_stapled(p); /* nginx's own: its fetch starts now and hangs */
+        for (int k = 0; k < 2; k++) {
+            char name[32];
+
+            snprintf(name, sizeof(name), "%s-%s", phase ? "hang" : "lat", kind_name[k]);
+            if (!start_kind(&n[k], name, (server_kind)k, p[k], phase, k == S_MODULE ? cache : NULL)) {
+                nr_stop(&n[0]);
+                goto fail;
+            }
+            first_stapled(p[k]); /* nginx's own: its fetch starts now (and hangs in phase 1) */
+        }
         nap_ms(300);
-        latencies(p, 400, &lat[k][1][0], &lat[k][1][1], &lat[k][1][2], &lat[k][1][3]);
-        nr_stop(&n);
+        latencies(p, 400, out);
+        for (int k = 0; k < 2; k++) {
+            memcpy(lat[k][phase], out[k], sizeof(out[k]));
+            nr_stop(&n[k]);
+        }
     }
     evil_stop(resp);
 
