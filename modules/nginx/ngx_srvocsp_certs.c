@@ -38,10 +38,17 @@ static int same_opts(const ngx_srvocsp_opts_t *a, const ngx_srvocsp_opts_t *b)
             (a->responder && b->responder && strcmp(a->responder, b->responder) == 0));
 }
 
+/* The handles of the configuration in service, for the next reload to
+ * compare with (NULL once that configuration is gone). */
+static ngx_array_t *g_live;
+
 void ngx_srvocsp_certs_close(void *data)
 {
     ngx_array_t *certs = data;
     ngx_srvocsp_cert_t *c = certs->elts;
+
+    if (g_live == certs)
+        g_live = NULL;
 
     for (ngx_uint_t i = 0; i < certs->nelts; i++) {
         srvocsp_close(c[i].h);
@@ -180,6 +187,35 @@ static int has_outcome(srvocsp_handle *h)
     return srvocsp_handle_last_failure(h, why, sizeof(why)) != SRVOCSP_OK;
 }
 
+/* A reload shares each certificate's retrieval with the configuration in
+ * service (that is what keeps it stapled), and the retrieval keeps the
+ * responder, directory and timeout it was opened with: say so when the new
+ * configuration asks for others.  srvocsp_min_validity is the handle's own
+ * and applies at once. */
+static void note_kept_options(ngx_conf_t *cf, ngx_array_t *certs)
+{
+    ngx_srvocsp_cert_t *c = certs->elts, *old;
+
+    if (g_live == NULL || g_live == certs)
+        return;
+    old = g_live->elts;
+    for (ngx_uint_t i = 0; i < certs->nelts; i++)
+        for (ngx_uint_t j = 0; j < g_live->nelts; j++) {
+            ngx_srvocsp_opts_t a = c[i].opts, b = old[j].opts;
+
+            if (X509_cmp(c[i].cert, old[j].cert) != 0)
+                continue;
+            a.min_validity_s = b.min_validity_s = 0;
+            if (!same_opts(&a, &b))
+                ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
+                              "srvocsp: \"%s\": a new srvocsp_responder, srvocsp_directory or "
+                              "srvocsp_timeout applies after a restart (this reload keeps "
+                              "the running retrieval, and with it the staple)",
+                              c[i].name);
+            break;
+        }
+}
+
 void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs)
 {
     ngx_srvocsp_cert_t *c = certs->elts;
@@ -187,6 +223,8 @@ void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs)
     struct timespec start, now;
     int64_t settled_at = -1;
 
+    note_kept_options(cf, certs);
+    g_live = certs;
     for (ngx_uint_t i = 0; i < certs->nelts; i++)
         if (c[i].opts.timeout_ms > bound)
             bound = c[i].opts.timeout_ms;

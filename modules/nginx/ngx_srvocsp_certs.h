@@ -42,7 +42,9 @@ ngx_int_t ngx_srvocsp_attach_ctx(ngx_conf_t *cf, SSL_CTX *ctx, ngx_str_t *server
 
 /* Waits until every handle of |certs| has a response or ended its first
  * attempt, at most the largest timeout among them plus a little, then logs
- * what each certificate will staple. */
+ * what each certificate will staple (and, on a reload, options the running
+ * retrieval keeps).  |certs| becomes the configuration compared with at the
+ * next reload. */
 void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs);
 
 #endif

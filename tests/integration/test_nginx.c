@@ -722,6 +722,23 @@ static void scenario_reload(void)
                   nr_log_count(&n, "the process holds") == 23,
               "the next reload finds 4 handles again: the refused configuration's were closed");
     }
+    /* A reload keeps each certificate's running retrieval: one that asks
+     * for another timeout is told it applies after a restart. */
+    {
+        char changed[4096];
+
+        snprintf(changed, sizeof(changed),
+                 "srvocsp on; srvocsp_timeout 7s;\n"
+                 "server { listen 127.0.0.1:%d ssl; %s %s }\n",
+                 l.port, cert_lines("good"), cert_lines("good-rsa"));
+        nr_write_conf(&n, 2, changed);
+        CHECK(nr_reload(&n, 2, 20000) &&
+                  nr_log_count(&n, "srvocsp_timeout applies after a restart") == 2,
+              "a changed srvocsp_timeout on reload: a notice per certificate (%d)",
+              nr_log_count(&n, "srvocsp_timeout applies after a restart"));
+        nr_handshake(any, l.port, NULL, &h);
+        CHECK(h.stapled && verified(&h, &pki.good), "and the staple goes on");
+    }
     if (SRVOCSP_NGINX_PRELOAD[0] == '\0')
         CHECK(rss1 - rss0 < 2048, "the master's memory after 21 reloads: %ld -> %ld KiB", rss0, rss1);
     else /* the sanitizers' quarantine keeps freed memory resident */
