@@ -92,6 +92,24 @@ static ngx_int_t attach_one(ngx_conf_t *cf, SSL_CTX *ctx, X509 *cert, ngx_str_t 
         return NGX_OK;
     }
 
+    {
+        ngx_srvocsp_cert_t *c = certs->elts;
+
+        for (ngx_uint_t i = 0; i < certs->nelts; i++) {
+            ngx_srvocsp_opts_t a = c[i].opts, b = *o;
+
+            a.min_validity_s = b.min_validity_s = 0;
+            if (X509_cmp(c[i].cert, cert) == 0 && !same_opts(&a, &b)) {
+                /* One retrieval per certificate: the first block's options. */
+                ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
+                              "srvocsp: \"%s\" (server \"%V\") is fetched with the "
+                              "srvocsp_responder, srvocsp_directory and srvocsp_timeout of "
+                              "the first server block that serves it",
+                              file, server_name);
+                break;
+            }
+        }
+    }
     SSL_CTX_select_current_cert(ctx, cert);
     if (!SSL_CTX_get0_chain_certs(ctx, &chain) || chain == NULL || sk_X509_num(chain) == 0) {
         /* No "ssl_certificate" chain: the issuer may still be in the

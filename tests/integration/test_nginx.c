@@ -232,10 +232,12 @@ static void scenario_staple(void)
              "server { listen 127.0.0.1:%d ssl; server_name noaia.test; %s }\n"
              "server { listen 127.0.0.1:%d ssl; server_name twourls.test; srvocsp off; %s }\n"
              "server { listen 127.0.0.1:%d ssl; server_name revoked.test; %s\n"
-             "         srvocsp_responder http://127.0.0.1:%d/k1/; }\n",
+             "         srvocsp_responder http://127.0.0.1:%d/k1/; }\n"
+             "server { listen 127.0.0.1:%d ssl; server_name other.test; %s\n"
+             "         srvocsp_responder http://127.0.0.1:%d/k0/; }\n",
              port, cert_lines("good"), cert_lines("good-rsa"), port, cert_lines("revoked"),
              evil_port(e), port, cert_lines("noaia"), port, cert_lines("twourls"), port2,
-             cert_lines("revoked"), evil_port(e));
+             cert_lines("revoked"), evil_port(e), port, cert_lines("revoked"), evil_port(e));
     CHECK(nr_write_conf(&n, 2, body) && nr_start(&n, port, 2), "nginx starts with the module loaded");
 
     /* The very first handshake after start. */
@@ -256,6 +258,11 @@ static void scenario_staple(void)
           h.cert_status);
     nr_handshake(any, port2, NULL, &h);
     CHECK(h.ok && h.serial == TP_SERIAL_REVOKED, "a second server block with the same certificate staples it");
+    nr_handshake(any, port, "other.test", &h);
+    CHECK(h.ok && h.cert_status == V_OCSP_CERTSTATUS_REVOKED &&
+              logged(&n, "revoked.pem\" (server \"other.test\") is fetched with the srvocsp_responder") == 1,
+          "a third block with the same certificate but another responder: the first block's "
+          "retrieval, and a notice");
     nr_handshake(any, port, "noaia.test", &h);
     CHECK(h.ok && !h.stapled, "certificate without an OCSP URL: served, no staple");
     CHECK(logged(&n, "noaia.pem\" (server \"noaia.test\") is not stapled") == 1,
@@ -263,7 +270,7 @@ static void scenario_staple(void)
     nr_handshake(any, port, "twourls.test", &h);
     CHECK(h.ok && !h.stapled, "srvocsp off in one server block: no staple there");
     CHECK(evil_requests(e) == 3,
-          "one request per certificate at start (good, good-rsa, revoked; shared by two servers): %ld",
+          "one request per certificate at start (good, good-rsa, revoked; shared by three server blocks): %ld",
           evil_requests(e));
     CHECK(logged(&n, "good.pem\" is stapled from the first handshake") == 1,
           "start-up says what each certificate staples");
