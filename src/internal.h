@@ -173,6 +173,8 @@ typedef struct srvocsp__sched {
 } srvocsp__sched;
 
 #define SRVOCSP__BACKOFF_FIRST_S 60
+/* Another process holds a certificate's lease: look for its save this soon. */
+#define SRVOCSP__LEASE_RETRY_S 1
 #define SRVOCSP__BACKOFF_MAX_S 3600
 
 /* The margin a response must keep before its expiry to be handed out:

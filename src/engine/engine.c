@@ -33,6 +33,9 @@ struct srvocsp__completion {
     uint64_t store_version;
     bool offered;                /* srvocsp_handle_offer_der: no retrieval */
     struct offer_wait *offer;    /* the offering thread's, while it waits */
+    bool leased;                 /* holds the store's lease (|lease|) */
+    int lease;
+    bool deferred;               /* another process held the lease: no request */
 };
 
 /* An offering thread waits for the engine thread's verdict here. */
@@ -355,6 +358,8 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
 
 static void completion_free(srvocsp__completion *c)
 {
+    if (c->leased) /* after the save: the others now find it */
+        c->en->store->ops->unlease(c->en->store, c->lease);
     free(c->content_type);
     free(c->content_encoding);
     free(c->body);
@@ -710,6 +715,18 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
     en->host = NULL;
     if (!c->from_store)
         e->in_flight--; /* a store pickup gave its slot back in start_all */
+    if (c->deferred) {
+        /* Another process is asking the responder for this certificate:
+         * look for its save in a moment (before any request of our own). */
+        e->stats.requests_started--;
+        en->in_flight = false;
+        if (!en->dead)
+            srvocsp__heap_set(e, en, now_s(e) + SRVOCSP__LEASE_RETRY_S);
+        completion_free(c);
+        srvocsp__entry_unref_locked(en);
+        pthread_cond_broadcast(&e->progress);
+        return;
+    }
 
     pthread_mutex_unlock(&e->mu);
     err = evaluate(e, c, &snap, why, sizeof(why));
@@ -1018,6 +1035,22 @@ static void sync_read_only(srvocsp_engine *e, start_item *it)
     run_events(events);
 }
 
+/* One process at a time asks the responder for a certificate kept in a
+ * shared store: false when another one holds the lease.  Runs without the
+ * lock. */
+static bool take_lease(start_item *it)
+{
+    srvocsp__entry *en = it->c->en;
+
+    if (en->store->ops->lease == NULL)
+        return true;
+    switch (en->store->ops->lease(en->store, en->store_name, &it->c->lease)) {
+    case 1: it->c->leased = true; return true;
+    case 0: return false;
+    default: return true;
+    }
+}
+
 static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 {
     size_t i;
@@ -1027,6 +1060,17 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 
         if (srvocsp__dirsync_read_only(&items[i].c->en->dirsync)) {
             sync_read_only(e, &items[i]);
+            continue;
+        }
+        /* The lease first, then the look at the store: a holder saves
+         * before it gives the lease back, so whoever takes it next sees
+         * that save and adopts it instead of asking again. */
+        if (items[i].check_store && !take_lease(&items[i])) {
+            srvocsp_http_result res;
+
+            memset(&res, 0, sizeof(res));
+            items[i].c->deferred = true;
+            transport_done(items[i].c, &res);
             continue;
         }
         if (items[i].check_store && take_from_store(e, &items[i])) {

@@ -458,10 +458,15 @@ static void *conn_main(void *arg)
 
             while (now > max && !atomic_compare_exchange_weak(&e->max_active, &max, now))
                 ;
+            /* HTTP/1.0 without keep-alive: close after the answer (nginx's
+             * own OCSP client reads until the connection closes). */
+            bool close_after = strstr(buf, " HTTP/1.0\r\n") != NULL &&
+                               strcasestr(buf, "\r\nConnection: keep-alive") == NULL;
+
             keep = answer(e, fd, method, path, (unsigned char *)buf + head_len, clen, &released);
             if (!released)
                 atomic_fetch_sub(&e->active, 1);
-            if (!keep)
+            if (!keep || close_after)
                 goto out;
         }
         memmove(buf, buf + head_len + clen, used - head_len - clen);
