@@ -144,7 +144,8 @@ SRVOCSP_EXPORT int64_t srvocsp_response_next_update(const srvocsp_response *r);
 SRVOCSP_EXPORT int64_t srvocsp_response_produced_at(const srvocsp_response *r);
 /* srvocsp_response_expires returns the instant after which the response
  * must no longer be used: nextUpdate, or thisUpdate plus the maximum age
- * for a response without nextUpdate. */
+ * for a response without nextUpdate, and never later than thisUpdate plus
+ * the maximum lifetime (the trust horizon, 10 days by default). */
 SRVOCSP_EXPORT int64_t srvocsp_response_expires(const srvocsp_response *r);
 /* For a revoked response: revocation time (Unix s) and CRL reason code
  * (-1 when absent).  0 and -1 otherwise. */
@@ -182,6 +183,10 @@ SRVOCSP_EXPORT srvocsp_response *srvocsp_verify_der(const unsigned char *der, si
 /* ---------------------------------------------------------------------
  * Clock and transport (injectable, for tests and special deployments)
  * ------------------------------------------------------------------- */
+/* Structs a caller fills in (srvocsp_clock, srvocsp_http_result) may gain
+ * fields at their end: zero them before filling them in ("= {0}" or
+ * memset), so a field this library reads that the caller did not set is
+ * NULL or 0. */
 typedef struct srvocsp_clock {
     /* Returns Unix time in seconds.  Called on the hot path: must be cheap,
      * thread-safe and must not block. */
@@ -278,6 +283,8 @@ typedef struct srvocsp_engine_stats {
     uint64_t unchanged;             /* answers that repeated the held response (a CDN cache) */
     uint64_t clock_jumps;           /* wall-clock steps noticed (schedules recomputed) */
 } srvocsp_engine_stats;
+/* srvocsp_engine_get_stats copies |e|'s counters into |out| (NULL: the
+ * process-wide default engine).  Takes the engine lock briefly. */
 SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
 
 /* srvocsp_cleanup stops the default engine and frees everything the library
@@ -304,7 +311,10 @@ typedef enum srvocsp_event_type {
     SRVOCSP_EVENT_UPDATED = 1,   /* a new good response is being served */
     SRVOCSP_EVENT_REVOKED = 2,   /* a new response says revoked; it is being served */
     SRVOCSP_EVENT_UNKNOWN = 3,   /* a new response says unknown; nothing is served */
-    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected */
+    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected (including
+                                  * E_SHORT_VALIDITY, E_ROLLBACK); an answer that
+                                  * repeats the held response is not a failure
+                                  * and raises no event (stats.unchanged) */
     SRVOCSP_EVENT_STORE_FAILED = 5 /* the response just reported could not be persisted */
 } srvocsp_event_type;
 
@@ -361,7 +371,24 @@ typedef struct srvocsp_params {
      * only issues 5-minute responses is still stapled (nginx and Apache
      * staple those too).  See docs/schedule.md for the measurements. */
     int adaptive_min_validity;
+    /* How |directory| is used (SRVOCSP_DIR_*; crypt32's open para READ and
+     * WRITE flags), and, read-only, how often the stored file is looked at
+     * again: never sooner than min_sync_s after the last look, never later
+     * than max_sync_s (see docs/persistence.md). */
+    unsigned directory_mode;     /* SRVOCSP_DIR_READ_WRITE */
+    uint32_t min_sync_s;         /* SrvOcspRespMinSyncCertFileSeconds, 5 */
+    uint32_t max_sync_s;         /* SrvOcspRespMaxSyncCertFileSeconds, 3600 */
 } srvocsp_params;
+
+/* directory_mode values. */
+/* Load the stored response at open and before each refresh, fetch from
+ * the responder, save what was accepted (the default). */
+#define SRVOCSP_DIR_READ_WRITE 0u
+/* Another process keeps the directory fresh: serve what is stored, re-read
+ * it on the sync schedule, never ask the responder, never write. */
+#define SRVOCSP_DIR_READ_ONLY 1u
+/* Save every accepted response; never load one from the directory. */
+#define SRVOCSP_DIR_WRITE_ONLY 2u
 
 /* srvocsp_params_init fills |p| with the defaults listed above. */
 SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
@@ -373,7 +400,12 @@ SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
  * Without SRVOCSP_OPEN_ASYNC it tries the first retrieval before returning,
  * bounded by url_timeout_ms, and returns a handle even if that failed.
  * With it, it returns at once.  Handles for the same certificate share one
- * retrieval and one snapshot.
+ * retrieval and one snapshot, and so the first opener's settings for
+ * fetching, verifying and judging responses (URL, timeouts, directory,
+ * max_lifetime_s, and the min_validity_s, clock_skew_s and
+ * adaptive_min_validity the schedule and the verdicts use) until the last of
+ * them closes; what get hands out is judged by each handle's own
+ * min_validity_s, clock_skew_s and adaptive_min_validity.
  *
  * Returns NULL with E_INVALID_ARG (no leaf, no chain), E_NO_ISSUER,
  * E_NO_OCSP_URL (no OCSP URL in the AIA and none configured), E_NOMEM. */
@@ -418,8 +450,10 @@ SRVOCSP_EXPORT srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char
 
 /* srvocsp_handle_refresh_now asks the engine to retrieve a new response
  * for the handle's certificate at once (the next backoff step is kept if
- * it fails).  A response that is not newer than the held one is refused as
- * usual.  Returns SRVOCSP_OK or E_INVALID_ARG.  Thread-safe. */
+ * it fails).  The answer is judged by the usual rules (docs/schedule.md):
+ * an older one is a rollback unless the held one can no longer be served,
+ * the same one again is "unchanged".  Returns SRVOCSP_OK or E_INVALID_ARG.
+ * Thread-safe. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h);
 
 /* srvocsp_handle_offer_der hands the engine a response obtained elsewhere
@@ -430,16 +464,90 @@ SRVOCSP_EXPORT srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h);
  * SRVOCSP_OK when it is now the held response (or is the held response
  * already), otherwise the reason it was not taken (the held response is
  * untouched, and the handle's last failure is not changed: an offer is not
- * a retrieval).  When it is taken, the handle's callbacks get the usual
- * UPDATED/REVOKED event, on the engine thread, and the schedule is
- * recomputed from its times.  Thread-safe; does no network I/O (it does
- * write the persistence directory when one is configured). */
+ * a retrieval).  When it is taken it is treated like a fetched response:
+ * saved to the persistence directory, reported to the handle's callbacks
+ * (UPDATED/REVOKED, on the engine thread), the schedule recomputed from its
+ * times.  The verdict is reached on the engine thread, in order with every
+ * other outcome, and waited for; called from an update callback it cannot
+ * be waited for: it is then queued and SRVOCSP_OK returned.  Thread-safe;
+ * does no network I/O. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_handle_offer_der(srvocsp_handle *h, const unsigned char *der,
                                                      size_t len);
 
 /* srvocsp_handle_next_attempt returns the Unix time of the next scheduled
  * retrieval for the handle's certificate (0 if one is in flight). */
 SRVOCSP_EXPORT int64_t srvocsp_handle_next_attempt(srvocsp_handle *h);
+
+/* ---------------------------------------------------------------------
+ * Chains: one handle per certificate of a served chain
+ *
+ * TLS 1.3 carries a status for every certificate the server sends (RFC
+ * 8446 section 4.4.2.1), not only the leaf's.  A chain opens one ordinary
+ * handle for each certificate of the chain a server presents that has an
+ * OCSP URL: the leaf (checked against the certificate that issued it) and
+ * each intermediate (checked against the next certificate up).  The
+ * handles share the engine, the schedule, verification, persistence and
+ * sharing with every other handle; a response for an intermediate is
+ * verified against the intermediate's own issuer.
+ *
+ * Who gets a handle:
+ *  - the leaf always (it must have an OCSP URL or params->responder_url,
+ *    as for srvocsp_open);
+ *  - an intermediate when its AIA names an OCSP URL and its issuer is in
+ *    the served chain or in |extra|; params->responder_url is the leaf's
+ *    responder and is not used for intermediates;
+ *  - a self-signed certificate (a root) never: nobody asks about a root.
+ * An intermediate without OCSP URL, or whose issuer was not given, simply
+ * gets no handle (it is not stapled); that is not an error.
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_chain srvocsp_chain;
+
+/* Most certificates a chain may hold (leaf included). */
+#define SRVOCSP_CHAIN_MAX 8
+
+/* srvocsp_chain_open opens the handles of the chain a server presents.
+ * |served| holds the leaf first, then the certificates sent with it in any
+ * order; the chain is the path from the leaf up through certificates of
+ * |served| (certificates of |served| that are not on that path are
+ * ignored).  |extra| (may be NULL) holds more CA certificates, used only
+ * to find the issuer of the last certificate of the path (typically the
+ * root that servers do not send).  Inputs are borrowed; the chain keeps
+ * its own references.  |params| (may be NULL) is used for every handle,
+ * except responder_url (leaf only).  Without SRVOCSP_OPEN_ASYNC the
+ * handles are opened one after the other, each trying its first
+ * retrieval (bounded by url_timeout_ms) before the next.
+ *
+ * Returns a chain with one reference, or NULL with the error of opening
+ * the leaf (E_INVALID_ARG, E_NO_ISSUER, E_NO_OCSP_URL, ...), E_UNSUPPORTED
+ * when the path is longer than SRVOCSP_CHAIN_MAX, or the error of opening
+ * an intermediate that has an OCSP URL (E_NOMEM, ...).  Thread-safe. */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_open(STACK_OF(X509) *served, STACK_OF(X509) *extra,
+                                                 const srvocsp_params *params);
+/* srvocsp_chain_open_pem is srvocsp_chain_open with |served| read from the
+ * PEM file |chain_path| (leaf first, as TLS servers load it) and |extra|
+ * from |extra_path| (may be NULL).  E_CERT when a file cannot be read. */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_open_pem(const char *chain_path,
+                                                     const char *extra_path,
+                                                     const srvocsp_params *params);
+/* srvocsp_chain_up_ref adds a reference and returns |c| (NULL-safe). */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_up_ref(srvocsp_chain *c);
+/* srvocsp_chain_close drops a reference; the last one closes every handle
+ * of the chain (srvocsp_close) and frees it.  Handles the caller took its
+ * own reference on, and snapshots handed out, stay valid.  NULL is a
+ * no-op.  Thread-safe. */
+SRVOCSP_EXPORT void srvocsp_chain_close(srvocsp_chain *c);
+/* srvocsp_chain_length returns how many certificates the chain's path
+ * holds (1 for a lone leaf), 0 for NULL. */
+SRVOCSP_EXPORT size_t srvocsp_chain_length(const srvocsp_chain *c);
+/* srvocsp_chain_get0_cert borrows the |i|-th certificate of the path (0 is
+ * the leaf, then each issuer, in the order a server sends them), valid
+ * while the chain is; NULL when |i| is out of range. */
+SRVOCSP_EXPORT X509 *srvocsp_chain_get0_cert(const srvocsp_chain *c, size_t i);
+/* srvocsp_chain_get0_handle borrows the handle of the |i|-th certificate,
+ * valid while the chain is (take srvocsp_handle_up_ref to keep it
+ * longer); NULL when that certificate has no handle (a root, no OCSP URL,
+ * issuer not given) or |i| is out of range.  Never blocks, no lock. */
+SRVOCSP_EXPORT srvocsp_handle *srvocsp_chain_get0_handle(const srvocsp_chain *c, size_t i);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,14 @@ typedef struct srvocsp__store_ops {
     /* Calls |fn| for every stored name; returns how many. */
     size_t (*list)(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg);
     void (*free)(srvocsp__store *s);
+    /* Optional (NULL: none).  Takes, without waiting, the right to ask the
+     * responder for |name| among the processes sharing the store: 1 with
+     * |*token| to give back with unlease (after the save), 0 when another
+     * process holds it (it is fetching now: its save will follow), -1 when
+     * no lease can be had here (fetch anyway).  A holder that dies gives
+     * it back. */
+    int (*lease)(srvocsp__store *s, const char *name, int *token);
+    void (*unlease)(srvocsp__store *s, int token);
 } srvocsp__store_ops;
 
 struct srvocsp__store {

@@ -9,6 +9,10 @@
  * directory removes such leftovers: names of the temporary form older than
  * SWEEP_AGE_S (a write takes milliseconds; the age, not a process id, is
  * the test, since the processes sharing a directory may be on other hosts).
+ *
+ * Processes sharing a directory take a lease (an flock on .<name>.lock)
+ * before they ask the responder, so one of them fetches and the others,
+ * finding it held, pick up its save a moment later.
  */
 #include "store/store.h"
 
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,7 +197,40 @@ static void dir_free(srvocsp__store *s)
     free(d);
 }
 
-static const srvocsp__store_ops dir_ops = {dir_load, dir_version, dir_save, dir_list, dir_free};
+/* The lease is an flock on ".<name>.lock" beside the response: held by an
+ * open file description, given back explicitly (a forked child's copy of
+ * the descriptor then holds nothing) or by the kernel when the holder dies. */
+static int dir_lease(srvocsp__store *s, const char *name, int *token)
+{
+    const dir_store *d = (const dir_store *)s;
+    char path[4096];
+    int fd, busy;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/.%s.lock", d->dir, name) >= sizeof(path))
+        return -1;
+    /* Read-only is enough for flock, and lets processes of another user
+     * (a server's workers) use a lock file its master created. */
+    fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        *token = fd;
+        return 1;
+    }
+    busy = errno == EWOULDBLOCK;
+    close(fd);
+    return busy ? 0 : -1;
+}
+
+static void dir_unlease(srvocsp__store *s, int token)
+{
+    (void)s;
+    flock(token, LOCK_UN);
+    close(token);
+}
+
+static const srvocsp__store_ops dir_ops = {dir_load, dir_version, dir_save, dir_list, dir_free,
+                                           dir_lease, dir_unlease};
 
 /* Directories already swept by this process; opening 10,000 handles on
  * one directory sweeps it once.  Past SWEPT_MAX directories, no more
