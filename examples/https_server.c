@@ -104,6 +104,32 @@ static void describe(char *buf, size_t len)
             used += (size_t)snprintf(buf + used, len - used, "%s: no staple (%s)\n", subject,
                                      srvocsp_strerror(srvocsp_last_error()));
         }
+        {
+            int64_t next = srvocsp_handle_next_attempt(handles[i]);
+            char why[200];
+            srvocsp_error err = srvocsp_handle_last_failure(handles[i], why, sizeof(why));
+
+            if (used < len)
+                used += (size_t)snprintf(buf + used, len - used,
+                                         "  next attempt in %lld s; last failure: %s%s%s\n",
+                                         next ? (long long)(next - (int64_t)time(NULL)) : 0LL,
+                                         srvocsp_error_name(err), err ? " " : "", err ? why : "");
+        }
+        if (used >= len)
+            return;
+    }
+    {
+        srvocsp_engine_stats es;
+
+        srvocsp_engine_get_stats(NULL, &es);
+        used += (size_t)snprintf(buf + used, len - used,
+                                 "engine: requests %llu, accepted %llu, unchanged %llu, "
+                                 "failures %llu, clock jumps %llu\n",
+                                 (unsigned long long)es.requests_started,
+                                 (unsigned long long)es.responses_accepted,
+                                 (unsigned long long)es.unchanged,
+                                 (unsigned long long)es.failures,
+                                 (unsigned long long)es.clock_jumps);
         if (used >= len)
             return;
     }

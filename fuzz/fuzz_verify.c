@@ -5,7 +5,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const fuzz_pki *k = fuzz_pki_get();
-    srvocsp__policy pol = {k->now, 300, 3600};
+    srvocsp__policy pol = {k->now, 300, 3600, SRVOCSP__DEFAULT_MAX_LIFETIME};
     srvocsp_response *r = NULL;
     char why[SRVOCSP__REASON_LEN];
 

@@ -86,7 +86,9 @@ typedef enum srvocsp_category {
     X(E_INTERNAL, 27, INTERNAL, "internal error")                                          \
     X(E_UNSUPPORTED, 28, USAGE, "unsupported option or algorithm")                         \
     X(E_STORE, 29, IO, "response store failed")                                            \
-    X(E_STALE, 30, STATE, "the held response has less validity left than the minimum")
+    X(E_STALE, 30, STATE, "the held response has less validity left than the minimum")     \
+    X(E_SHORT_VALIDITY, 31, RESPONDER, "response is valid for less than the minimum validity, so it could never be served") \
+    X(E_CONTENT_ENCODING, 32, RESPONDER, "responder answer has a Content-Encoding the client did not ask for")
 
 typedef enum srvocsp_error {
 #define SRVOCSP__ENUM(name, num, cat, msg) SRVOCSP_##name = num,
@@ -142,7 +144,8 @@ SRVOCSP_EXPORT int64_t srvocsp_response_next_update(const srvocsp_response *r);
 SRVOCSP_EXPORT int64_t srvocsp_response_produced_at(const srvocsp_response *r);
 /* srvocsp_response_expires returns the instant after which the response
  * must no longer be used: nextUpdate, or thisUpdate plus the maximum age
- * for a response without nextUpdate. */
+ * for a response without nextUpdate, and never later than thisUpdate plus
+ * the maximum lifetime (the trust horizon, 10 days by default). */
 SRVOCSP_EXPORT int64_t srvocsp_response_expires(const srvocsp_response *r);
 /* For a revoked response: revocation time (Unix s) and CRL reason code
  * (-1 when absent).  0 and -1 otherwise. */
@@ -160,6 +163,9 @@ typedef struct srvocsp_verify_opts {
     int64_t now;                  /* Unix seconds to verify at; 0 = current time */
     uint32_t clock_skew_s;        /* tolerated thisUpdate in the future; default 300 */
     uint32_t max_age_no_next_update_s; /* lifetime of a response without nextUpdate; default 3600 */
+    uint32_t max_lifetime_s;      /* never valid longer than this after thisUpdate,
+                                   * whatever nextUpdate says; default 864000 (10 days,
+                                   * as mozilla::pkix) */
 } srvocsp_verify_opts;
 
 /* srvocsp_verify_opts_init fills |o| with the defaults. */
@@ -177,11 +183,21 @@ SRVOCSP_EXPORT srvocsp_response *srvocsp_verify_der(const unsigned char *der, si
 /* ---------------------------------------------------------------------
  * Clock and transport (injectable, for tests and special deployments)
  * ------------------------------------------------------------------- */
+/* Structs a caller fills in (srvocsp_clock, srvocsp_http_result) may gain
+ * fields at their end: zero them before filling them in ("= {0}" or
+ * memset), so a field this library reads that the caller did not set is
+ * NULL or 0. */
 typedef struct srvocsp_clock {
     /* Returns Unix time in seconds.  Called on the hot path: must be cheap,
      * thread-safe and must not block. */
     int64_t (*now)(void *ctx);
     void *ctx;
+    /* Optional: milliseconds of a clock that never jumps (CLOCK_MONOTONIC
+     * for the system clock).  The engine compares the two to notice when
+     * the wall clock was stepped (NTP, suspend/resume, a restored VM) and
+     * then recomputes every schedule from the responses' own times.  NULL
+     * for an injected clock: its steps are then taken as time passing. */
+    int64_t (*monotonic_ms)(void *ctx);
 } srvocsp_clock;
 
 typedef struct srvocsp_http_request {
@@ -200,6 +216,7 @@ typedef struct srvocsp_http_result {
     const unsigned char *body;
     size_t body_len;
     const char *detail;             /* human detail for failures, may be NULL */
+    const char *content_encoding;   /* Content-Encoding of the answer, NULL if none */
 } srvocsp_http_result;
 
 /* Called exactly once per started request, from any thread.  The result
@@ -263,7 +280,11 @@ typedef struct srvocsp_engine_stats {
     uint64_t entries;               /* distinct certificates */
     uint64_t store_pickups;         /* newer responses taken from the store instead of a fetch */
     uint64_t store_failures;        /* accepted responses that could not be persisted */
+    uint64_t unchanged;             /* answers that repeated the held response (a CDN cache) */
+    uint64_t clock_jumps;           /* wall-clock steps noticed (schedules recomputed) */
 } srvocsp_engine_stats;
+/* srvocsp_engine_get_stats copies |e|'s counters into |out| (NULL: the
+ * process-wide default engine).  Takes the engine lock briefly. */
 SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
 
 /* srvocsp_cleanup stops the default engine and frees everything the library
@@ -290,7 +311,10 @@ typedef enum srvocsp_event_type {
     SRVOCSP_EVENT_UPDATED = 1,   /* a new good response is being served */
     SRVOCSP_EVENT_REVOKED = 2,   /* a new response says revoked; it is being served */
     SRVOCSP_EVENT_UNKNOWN = 3,   /* a new response says unknown; nothing is served */
-    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected */
+    SRVOCSP_EVENT_FAILED = 4,    /* a retrieval failed or was rejected (including
+                                  * E_SHORT_VALIDITY, E_ROLLBACK); an answer that
+                                  * repeats the held response is not a failure
+                                  * and raises no event (stats.unchanged) */
     SRVOCSP_EVENT_STORE_FAILED = 5 /* the response just reported could not be persisted */
 } srvocsp_event_type;
 
@@ -337,6 +361,24 @@ typedef struct srvocsp_params {
      * May be NULL. */
     void (*update_arg_free)(void *update_arg);
 
+    /* Trust horizon: a response is never served, nor trusted for
+     * scheduling, longer than this after its thisUpdate, whatever its
+     * nextUpdate says.  864000 (10 days, as mozilla::pkix). */
+    uint32_t max_lifetime_s;
+    /* 0 (default): min_validity_s is a fixed margin, as on Windows.  1: the
+     * margin shrinks for short-lived responses to a quarter of the
+     * response's validity window when that is smaller, so a responder that
+     * only issues 5-minute responses is still stapled (nginx and Apache
+     * staple those too).  See docs/schedule.md for the measurements. */
+    int adaptive_min_validity;
+    /* How |directory| is used (SRVOCSP_DIR_*; crypt32's open para READ and
+     * WRITE flags), and, read-only, how often the stored file is looked at
+     * again: never sooner than min_sync_s after the last look, never later
+     * than max_sync_s (see docs/persistence.md). */
+    unsigned directory_mode;     /* SRVOCSP_DIR_READ_WRITE */
+    uint32_t min_sync_s;         /* SrvOcspRespMinSyncCertFileSeconds, 5 */
+    uint32_t max_sync_s;         /* SrvOcspRespMaxSyncCertFileSeconds, 3600 */
+
     /* The fleet's shared store (docs/fleet.md), beside |directory| (the
      * local copy): redis://[user:password@]host:port[/db] or
      * unix:///path/to/redis.sock[?db=N].  NULL = none.  Copied at open;
@@ -346,6 +388,16 @@ typedef struct srvocsp_params {
     const char *store_url;
     const char *store_prefix;    /* key prefix, NULL = "srvocsp:" */
 } srvocsp_params;
+
+/* directory_mode values. */
+/* Load the stored response at open and before each refresh, fetch from
+ * the responder, save what was accepted (the default). */
+#define SRVOCSP_DIR_READ_WRITE 0u
+/* Another process keeps the directory fresh: serve what is stored, re-read
+ * it on the sync schedule, never ask the responder, never write. */
+#define SRVOCSP_DIR_READ_ONLY 1u
+/* Save every accepted response; never load one from the directory. */
+#define SRVOCSP_DIR_WRITE_ONLY 2u
 
 /* srvocsp_params_init fills |p| with the defaults listed above. */
 SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
@@ -357,7 +409,12 @@ SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
  * Without SRVOCSP_OPEN_ASYNC it tries the first retrieval before returning,
  * bounded by url_timeout_ms, and returns a handle even if that failed.
  * With it, it returns at once.  Handles for the same certificate share one
- * retrieval and one snapshot.
+ * retrieval and one snapshot, and so the first opener's settings for
+ * fetching, verifying and judging responses (URL, timeouts, directory,
+ * max_lifetime_s, and the min_validity_s, clock_skew_s and
+ * adaptive_min_validity the schedule and the verdicts use) until the last of
+ * them closes; what get hands out is judged by each handle's own
+ * min_validity_s, clock_skew_s and adaptive_min_validity.
  *
  * Returns NULL with E_INVALID_ARG (no leaf, no chain), E_NO_ISSUER,
  * E_NO_OCSP_URL (no OCSP URL in the AIA and none configured), E_NOMEM. */
@@ -386,7 +443,9 @@ SRVOCSP_EXPORT void srvocsp_close(srvocsp_handle *h);
  * it read for a certificate until it reads a newer one or exits (64 threads
  * at a time get stand-ins; others share the response's count).  Returns
  * NULL with E_OFFLINE (no response yet), E_STALE (the held one has less than
- * min_validity left) or E_STATUS_UNKNOWN. */
+ * min_validity left), E_NOT_YET_VALID (the wall clock went back: the held
+ * one's thisUpdate is further ahead than clock_skew_s; the engine refetches
+ * at once) or E_STATUS_UNKNOWN. */
 SRVOCSP_EXPORT srvocsp_response *srvocsp_get1_response(srvocsp_handle *h);
 
 /* srvocsp_handle_get0_leaf / _issuer borrow the handle's certificates. */
@@ -400,13 +459,104 @@ SRVOCSP_EXPORT srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char
 
 /* srvocsp_handle_refresh_now asks the engine to retrieve a new response
  * for the handle's certificate at once (the next backoff step is kept if
- * it fails).  A response that is not newer than the held one is refused as
- * usual.  Returns SRVOCSP_OK or E_INVALID_ARG.  Thread-safe. */
+ * it fails).  The answer is judged by the usual rules (docs/schedule.md):
+ * an older one is a rollback unless the held one can no longer be served,
+ * the same one again is "unchanged".  Returns SRVOCSP_OK or E_INVALID_ARG.
+ * Thread-safe. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h);
+
+/* srvocsp_handle_offer_der hands the engine a response obtained elsewhere
+ * (the .ocsp file a server already staples, another tool's fetch).  It is
+ * verified exactly like an answer from the responder and judged by the
+ * same rules (no rollback, revoked wins a tie, a response that cannot be
+ * served never displaces one that can).  |der| is copied.  Returns
+ * SRVOCSP_OK when it is now the held response (or is the held response
+ * already), otherwise the reason it was not taken (the held response is
+ * untouched, and the handle's last failure is not changed: an offer is not
+ * a retrieval).  When it is taken it is treated like a fetched response:
+ * saved to the persistence directory, reported to the handle's callbacks
+ * (UPDATED/REVOKED, on the engine thread), the schedule recomputed from its
+ * times.  The verdict is reached on the engine thread, in order with every
+ * other outcome, and waited for; called from an update callback it cannot
+ * be waited for: it is then queued and SRVOCSP_OK returned.  Thread-safe;
+ * does no network I/O. */
+SRVOCSP_EXPORT srvocsp_error srvocsp_handle_offer_der(srvocsp_handle *h, const unsigned char *der,
+                                                     size_t len);
 
 /* srvocsp_handle_next_attempt returns the Unix time of the next scheduled
  * retrieval for the handle's certificate (0 if one is in flight). */
 SRVOCSP_EXPORT int64_t srvocsp_handle_next_attempt(srvocsp_handle *h);
+
+/* ---------------------------------------------------------------------
+ * Chains: one handle per certificate of a served chain
+ *
+ * TLS 1.3 carries a status for every certificate the server sends (RFC
+ * 8446 section 4.4.2.1), not only the leaf's.  A chain opens one ordinary
+ * handle for each certificate of the chain a server presents that has an
+ * OCSP URL: the leaf (checked against the certificate that issued it) and
+ * each intermediate (checked against the next certificate up).  The
+ * handles share the engine, the schedule, verification, persistence and
+ * sharing with every other handle; a response for an intermediate is
+ * verified against the intermediate's own issuer.
+ *
+ * Who gets a handle:
+ *  - the leaf always (it must have an OCSP URL or params->responder_url,
+ *    as for srvocsp_open);
+ *  - an intermediate when its AIA names an OCSP URL and its issuer is in
+ *    the served chain or in |extra|; params->responder_url is the leaf's
+ *    responder and is not used for intermediates;
+ *  - a self-signed certificate (a root) never: nobody asks about a root.
+ * An intermediate without OCSP URL, or whose issuer was not given, simply
+ * gets no handle (it is not stapled); that is not an error.
+ * ------------------------------------------------------------------- */
+typedef struct srvocsp_chain srvocsp_chain;
+
+/* Most certificates a chain may hold (leaf included). */
+#define SRVOCSP_CHAIN_MAX 8
+
+/* srvocsp_chain_open opens the handles of the chain a server presents.
+ * |served| holds the leaf first, then the certificates sent with it in any
+ * order; the chain is the path from the leaf up through certificates of
+ * |served| (certificates of |served| that are not on that path are
+ * ignored).  |extra| (may be NULL) holds more CA certificates, used only
+ * to find the issuer of the last certificate of the path (typically the
+ * root that servers do not send).  Inputs are borrowed; the chain keeps
+ * its own references.  |params| (may be NULL) is used for every handle,
+ * except responder_url (leaf only).  Without SRVOCSP_OPEN_ASYNC the
+ * handles are opened one after the other, each trying its first
+ * retrieval (bounded by url_timeout_ms) before the next.
+ *
+ * Returns a chain with one reference, or NULL with the error of opening
+ * the leaf (E_INVALID_ARG, E_NO_ISSUER, E_NO_OCSP_URL, ...), E_UNSUPPORTED
+ * when the path is longer than SRVOCSP_CHAIN_MAX, or the error of opening
+ * an intermediate that has an OCSP URL (E_NOMEM, ...).  Thread-safe. */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_open(STACK_OF(X509) *served, STACK_OF(X509) *extra,
+                                                 const srvocsp_params *params);
+/* srvocsp_chain_open_pem is srvocsp_chain_open with |served| read from the
+ * PEM file |chain_path| (leaf first, as TLS servers load it) and |extra|
+ * from |extra_path| (may be NULL).  E_CERT when a file cannot be read. */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_open_pem(const char *chain_path,
+                                                     const char *extra_path,
+                                                     const srvocsp_params *params);
+/* srvocsp_chain_up_ref adds a reference and returns |c| (NULL-safe). */
+SRVOCSP_EXPORT srvocsp_chain *srvocsp_chain_up_ref(srvocsp_chain *c);
+/* srvocsp_chain_close drops a reference; the last one closes every handle
+ * of the chain (srvocsp_close) and frees it.  Handles the caller took its
+ * own reference on, and snapshots handed out, stay valid.  NULL is a
+ * no-op.  Thread-safe. */
+SRVOCSP_EXPORT void srvocsp_chain_close(srvocsp_chain *c);
+/* srvocsp_chain_length returns how many certificates the chain's path
+ * holds (1 for a lone leaf), 0 for NULL. */
+SRVOCSP_EXPORT size_t srvocsp_chain_length(const srvocsp_chain *c);
+/* srvocsp_chain_get0_cert borrows the |i|-th certificate of the path (0 is
+ * the leaf, then each issuer, in the order a server sends them), valid
+ * while the chain is; NULL when |i| is out of range. */
+SRVOCSP_EXPORT X509 *srvocsp_chain_get0_cert(const srvocsp_chain *c, size_t i);
+/* srvocsp_chain_get0_handle borrows the handle of the |i|-th certificate,
+ * valid while the chain is (take srvocsp_handle_up_ref to keep it
+ * longer); NULL when that certificate has no handle (a root, no OCSP URL,
+ * issuer not given) or |i| is out of range.  Never blocks, no lock. */
+SRVOCSP_EXPORT srvocsp_handle *srvocsp_chain_get0_handle(const srvocsp_chain *c, size_t i);
 
 #ifdef __cplusplus
 }

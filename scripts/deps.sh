@@ -2,10 +2,18 @@
 # Installs what building, the demo and the tests need (Debian 12, as root).
 # Only touches apt when something is missing.
 set -euo pipefail
-PKGS=(gcc make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev libhiredis-dev
+PKGS=(gcc g++ make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-dev libhiredis-dev
       openssl curl iproute2 ca-certificates)
+# libsrvocsp-gnutls, its example and tests; gnutls-cli for the demo
+PKGS+=(libgnutls28-dev gnutls-bin)
+# the nginx module: nginx's source for module builds and what its configure needs
+PKGS+=(nginx-dev libpcre3-dev zlib1g-dev)
 if [ "${1:-}" = "--test" ]; then
-    PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy redis-server)
+    PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
+    # libfaketime: wall-clock jumps in a real process (test_clock_jump)
+    PKGS+=(faketime)
+    # the fleet's shared store (test_store_redis, test_fleet, bench_fleet)
+    PKGS+=(redis-server)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -61,6 +61,7 @@ SRVOCSP__HIDDEN int srvocsp__write_file_atomic(const char *path, const unsigned 
 
 /* ---- util/timeutil.c ---- */
 SRVOCSP__HIDDEN int64_t srvocsp__system_now(void *ctx);
+SRVOCSP__HIDDEN int64_t srvocsp__system_monotonic_ms(void *ctx);
 SRVOCSP__HIDDEN int64_t srvocsp__asn1_time_to_unix(const ASN1_TIME *t, bool *ok);
 /* Formats Unix seconds as RFC 3339 UTC into |buf| (>= 21 bytes). */
 SRVOCSP__HIDDEN void srvocsp__fmt_time(int64_t t, char *buf, size_t len);
@@ -118,7 +119,10 @@ typedef struct srvocsp__policy {
     int64_t now;
     uint32_t skew_s;
     uint32_t max_age_s;
+    uint32_t max_lifetime_s;     /* 0: no horizon */
 } srvocsp__policy;
+
+#define SRVOCSP__DEFAULT_MAX_LIFETIME 864000u /* 10 days, as mozilla::pkix */
 
 /* Verifies |der| for |leaf|/|issuer|; on success stores a new snapshot in
  * |*out|.  On failure returns the reason code and a sentence in |why|. */
@@ -164,15 +168,65 @@ typedef struct srvocsp__sched {
     uint32_t max_before_s;
     uint32_t min_before_s;
     uint32_t min_after_s;
+    uint32_t skew_s;             /* thisUpdate further ahead: withheld */
+    bool adaptive;               /* adaptive_min_validity */
 } srvocsp__sched;
 
 #define SRVOCSP__BACKOFF_FIRST_S 60
+/* Another process holds a certificate's lease: look for its save this soon. */
+#define SRVOCSP__LEASE_RETRY_S 1
 #define SRVOCSP__BACKOFF_MAX_S 3600
 
+/* The margin a response must keep before its expiry to be handed out:
+ * MinValidity, or with the adaptive rule a quarter of the response's
+ * validity window when that is smaller.  Inline: the get path uses it. */
+static inline int64_t srvocsp__margin(const srvocsp_response *r, uint32_t min_validity,
+                                      bool adaptive)
+{
+    int64_t m = (int64_t)min_validity;
+
+    if (adaptive) {
+        int64_t q = (r->expires - r->this_update) / 4;
+
+        if (q < m)
+            m = q;
+    }
+    return m;
+}
+
+/* Whether |r| may be handed out at |now|: good or revoked, and
+ * expires - now >= the margin. */
+static inline bool srvocsp__servable(const srvocsp_response *r, int64_t now, uint32_t min_validity,
+                                     bool adaptive)
+{
+    return r->status != SRVOCSP_STATUS_UNKNOWN &&
+           r->expires - now >= srvocsp__margin(r, min_validity, adaptive);
+}
+
+static inline bool srvocsp__sched_servable(const srvocsp__sched *p, const srvocsp_response *r,
+                                           int64_t now)
+{
+    return srvocsp__servable(r, now, p->min_validity_s, p->adaptive);
+}
+
+/* Whether |r|'s thisUpdate lies further ahead of |now| than the skew (the
+ * wall clock went back, or the responder's runs ahead): strict clients
+ * refuse such a staple. */
+static inline bool srvocsp__from_future(const srvocsp_response *r, int64_t now, uint32_t skew_s)
+{
+    return r->this_update > now + (int64_t)skew_s;
+}
+
+/* The last moment |r| may be handed out. */
+SRVOCSP__HIDDEN int64_t srvocsp__sched_last_servable(const srvocsp__sched *p,
+                                                    const srvocsp_response *r);
 /* Next refresh after a response was accepted (or loaded) at |now|. */
 SRVOCSP__HIDDEN int64_t srvocsp__sched_after_success(const srvocsp__sched *p,
                                                     const srvocsp_response *r, int64_t now,
                                                     bool fresh);
+/* Next ask after the responder handed back the held response |r| again. */
+SRVOCSP__HIDDEN int64_t srvocsp__sched_after_unchanged(const srvocsp__sched *p,
+                                                      const srvocsp_response *r, int64_t now);
 /* Base backoff before jitter for the |failures|-th consecutive failure. */
 SRVOCSP__HIDDEN int64_t srvocsp__backoff_s(unsigned failures);
 /* Next attempt after the |failures|-th consecutive failure; |jitter| in
@@ -181,11 +235,5 @@ SRVOCSP__HIDDEN int64_t srvocsp__sched_after_failure(const srvocsp__sched *p,
                                                     const srvocsp_response *cur, int64_t now,
                                                     unsigned failures, double jitter,
                                                     unsigned jitter_percent);
-/* Whether |r| may be handed out at |now|: good or revoked, and
- * expires - now >= min_validity. */
-static inline bool srvocsp__servable(const srvocsp_response *r, int64_t now, uint32_t min_validity)
-{
-    return r->status != SRVOCSP_STATUS_UNKNOWN && r->expires - now >= (int64_t)min_validity;
-}
 
 #endif

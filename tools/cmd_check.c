@@ -8,7 +8,9 @@
  *
  * 0 OK, 1 WARNING (less than --warn left), 2 CRITICAL (less than --crit
  * left, expired, revoked, unknown, missing, unverifiable, no connection),
- * 3 UNKNOWN (usage).
+ * 3 UNKNOWN (usage).  A server that staples nothing for a certificate
+ * without an OCSP URL is OK (nothing to staple) unless the certificate is
+ * must-staple.
  */
 #include <getopt.h>
 #include <openssl/err.h>
@@ -99,6 +101,47 @@ static int judge(const unsigned char *der, size_t len, X509 *leaf, X509 *issuer,
     return code;
 }
 
+/* Whether |x| carries the TLS Feature extension with status_request (RFC
+ * 7633, "must-staple"): -1 when the extension cannot be read. */
+static int must_staple(X509 *x)
+{
+    int crit = 0, r = 0;
+    TLS_FEATURE *feat = X509_get_ext_d2i(x, NID_tlsfeature, &crit, NULL);
+
+    if (feat == NULL)
+        return crit == -1 ? 0 : -1; /* absent, or present but unreadable */
+    for (int i = 0; i < sk_ASN1_INTEGER_num(feat); i++)
+        if (ASN1_INTEGER_get(sk_ASN1_INTEGER_value(feat, i)) == 5)
+            r = 1; /* status_request */
+    TLS_FEATURE_free(feat);
+    return r;
+}
+
+/* The server stapled nothing.  Since most public certificates carry no OCSP
+ * URL any more, that is only wrong when there was something to staple or
+ * the certificate demands a staple. */
+static int no_staple(X509 *leaf, const char *target, int64_t warn, int64_t crit)
+{
+    STACK_OF(OPENSSL_STRING) *urls = leaf ? X509_get1_ocsp(leaf) : NULL;
+    int n_urls = urls ? sk_OPENSSL_STRING_num(urls) : 0;
+    int ms = leaf ? must_staple(leaf) : 0;
+    char detail[600];
+
+    X509_email_free(urls);
+    if (ms != 0) {
+        snprintf(detail, sizeof(detail), "%s%s", target,
+                 ms < 0 ? " (its TLS Feature extension cannot be read)"
+                 : n_urls == 0 ? " (and the certificate has no OCSP responder URL)"
+                               : "");
+        return report(CHECK_CRITICAL, "must-staple certificate without an OCSP staple", detail,
+                      INT64_MIN, warn, crit);
+    }
+    if (n_urls == 0)
+        return report(CHECK_OK, "no OCSP responder URL: nothing to staple", target, INT64_MIN,
+                      warn, crit);
+    return report(CHECK_CRITICAL, "no OCSP staple", target, INT64_MIN, warn, crit);
+}
+
 static int check_connect(const char *target, const char *sni, const char *cafile, int64_t warn,
                          int64_t crit)
 {
@@ -142,7 +185,7 @@ static int check_connect(const char *target, const char *sni, const char *cafile
         if (X509_check_issued(sk_X509_value(chain, i), leaf) == X509_V_OK)
             issuer = sk_X509_value(chain, i);
     if (len <= 0 || staple == NULL) {
-        code = report(CHECK_CRITICAL, "no OCSP staple", target, INT64_MIN, warn, crit);
+        code = no_staple(leaf, target, warn, crit);
         goto out;
     }
     if (issuer == NULL) {

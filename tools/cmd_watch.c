@@ -4,6 +4,15 @@
  * hook on each new response, push it to HAProxy's runtime API, log one line
  * per event, keep a status file and serve Prometheus metrics on loopback.
  *
+ * What watch writes is what the library serves: after every event, at the
+ * last second the served response may be served, and every few seconds,
+ * it asks srvocsp_get1_response and makes the file, the nginx snippet, the
+ * hook and HAProxy follow -- including when the library stops serving
+ * (withdrawn: too close to nextUpdate, unknown, a clock step).  Existing
+ * .ocsp files are offered to the library at start, so a restart adopts what
+ * the servers already staple.  --once/--wait fetch everything once for a
+ * service manager and exit.
+ *
  * Threads: the library's engine calls back on its own thread; the callback
  * only writes the certificate's index into a pipe.  Everything else (files,
  * hooks, HAProxy, logs, metrics) happens on the main thread, so a slow hook
@@ -30,44 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-
-#define MAX_DIRS 16
-#define MAX_CERTS 4096
-#define MAX_REASONS 32
-
-typedef struct wcert {
-    char *path;                  /* certificate file */
-    char *ocsp_path;             /* <path>.ocsp */
-    unsigned char leaf_md[32];   /* to notice a renewed certificate */
-    srvocsp_handle *h;
-    bool seen;                   /* during a rescan */
-    srvocsp_cert_status status;
-    bool served;
-    int64_t this_update, next_update;
-    char last_error[512];
-    char last_error_code[32];
-} wcert;
-
-typedef struct watch {
-    const char *dirs[MAX_DIRS];
-    int n_dirs;
-    const char *on_update, *haproxy_socket, *status_file, *metrics, *state_dir;
-    const char *store_url, *store_prefix; /* the fleet's shared store (docs/fleet.md) */
-    long hook_timeout_s;         /* the hook's process group is killed past it */
-    bool json;
-    wcert *certs[MAX_CERTS];
-    int n_certs;
-    int event_pipe[2];
-    int metrics_fd;
-    /* metrics */
-    unsigned long responses[3];  /* by status */
-    struct {
-        char code[32];
-        unsigned long n;
-    } failures[MAX_REASONS];
-    int n_failures;
-} watch;
+#include "watch.h"
 
 static volatile sig_atomic_t got_hup, got_term, got_usr1;
 static int g_sig_pipe[2] = {-1, -1};
@@ -130,6 +102,7 @@ static void drop_cert(watch *w, int i, const char *event)
     w->certs[i] = NULL;
     free(c->path);
     free(c->ocsp_path);
+    free(c->snippet_path);
     free(c);
 }
 
@@ -160,133 +133,29 @@ static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
     }
 }
 
-/* ---- files, hook, HAProxy ---- */
-
-/* Waits up to |ms| for |pid|; true with |*status| when it ended. */
-static bool wait_for(pid_t pid, int *status, long ms)
+static void count(watch *w, bool withdrawal, const char *code)
 {
-    struct timespec nap = {0, 10 * 1000000L};
-
-    for (long waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-
-        if (r == pid)
-            return true;
-        if (r < 0 && errno != EINTR)
-            return true; /* not our child any more: nothing to wait for */
-        if (waited >= ms)
-            return false;
-        nanosleep(&nap, NULL);
-    }
-}
-
-/* Runs the operator's hook; false (with |why|) when it failed or ran past
- * --hook-timeout.  A hook that hangs (a reload that never returns) would
- * otherwise hold up every later delivery: past the timeout its process
- * group gets SIGTERM, two seconds later SIGKILL. */
-static bool run_hook(watch *w, const wcert *c, char *why, size_t whylen)
-{
-    pid_t pid;
-    int status = 0;
-
-    if (w->on_update == NULL)
-        return true;
-    pid = fork();
-    if (pid < 0) {
-        snprintf(why, whylen, "%s: cannot fork: %s", w->on_update, strerror(errno));
-        return false;
-    }
-    if (pid == 0) {
-        /* Its own process group, so a timeout reaches what sh started. */
-        setpgid(0, 0);
-        /* The operator's command runs as written; the certificate's names
-         * reach it only through the environment, never spliced into it. */
-        setenv("SRVOCSP_CERT_FILE", c->path, 1);
-        setenv("SRVOCSP_OCSP_FILE", c->ocsp_path, 1);
-        setenv("SRVOCSP_STATUS", cli_status_name(c->status), 1);
-        execl("/bin/sh", "sh", "-c", w->on_update, (char *)NULL);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also here: whichever runs first */
-    if (!wait_for(pid, &status, w->hook_timeout_s * 1000)) {
-        kill(-pid, SIGTERM);
-        if (!wait_for(pid, &status, 2000)) {
-            kill(-pid, SIGKILL);
-            wait_for(pid, &status, 60000);
-        }
-        snprintf(why, whylen, "%s: still running after %ld s, stopped", w->on_update,
-                 w->hook_timeout_s);
-        return false;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return true;
-    if (WIFEXITED(status))
-        snprintf(why, whylen, "%s: exit status %d", w->on_update, WEXITSTATUS(status));
-    else
-        snprintf(why, whylen, "%s: killed by signal %d", w->on_update,
-                 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    return false;
-}
-
-/* Sends "set ssl ocsp-response <base64>" and checks HAProxy's answer. */
-static bool push_haproxy(watch *w, const unsigned char *der, size_t len, char *answer,
-                         size_t alen)
-{
-    struct sockaddr_un a;
-    char *cmd;
-    int fd, n, used = 0;
-    bool ok = false;
-
-    answer[0] = '\0';
-    if (strlen(w->haproxy_socket) >= sizeof(a.sun_path)) {
-        snprintf(answer, alen, "socket path too long");
-        return false;
-    }
-    cmd = malloc(len * 2 + 64);
-    if (cmd == NULL)
-        return false;
-    n = snprintf(cmd, 64, "set ssl ocsp-response ");
-    n += EVP_EncodeBlock((unsigned char *)cmd + n, der, (int)len);
-    cmd[n++] = '\n';
-    memset(&a, 0, sizeof(a));
-    a.sun_family = AF_UNIX;
-    strcpy(a.sun_path, w->haproxy_socket);
-    fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        snprintf(answer, alen, "cannot connect to %s: %s", w->haproxy_socket, strerror(errno));
-        goto out;
-    }
-    if (write(fd, cmd, (size_t)n) != n) {
-        snprintf(answer, alen, "write to %s failed", w->haproxy_socket);
-        goto out;
-    }
-    while (used < (int)alen - 1 && (n = (int)read(fd, answer + used, alen - 1 - (size_t)used)) > 0)
-        used += n;
-    answer[used] = '\0';
-    while (used > 0 && (answer[used - 1] == '\n' || answer[used - 1] == ' '))
-        answer[--used] = '\0';
-    ok = strstr(answer, "OCSP Response updated") != NULL;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(cmd);
-    return ok;
-}
-
-static void note_failure(watch *w, const char *code)
-{
+    int *n = withdrawal ? &w->n_withdrawals : &w->n_failures;
+    wcount *t = withdrawal ? w->withdrawals : w->failures;
     int i;
 
-    for (i = 0; i < w->n_failures; i++)
-        if (strcmp(w->failures[i].code, code) == 0)
+    for (i = 0; i < *n; i++)
+        if (strcmp(t[i].code, code) == 0)
             break;
-    if (i == w->n_failures) {
+    if (i == *n) {
         if (i == MAX_REASONS)
             return;
-        snprintf(w->failures[i].code, sizeof(w->failures[i].code), "%s", code);
-        w->n_failures++;
+        snprintf(t[i].code, sizeof(t[i].code), "%s", code);
+        (*n)++;
     }
-    w->failures[i].n++;
+    t[i].n++;
+}
+
+static const char *file_name(wfile f)
+{
+    static const char *const names[] = {"absent", "served", "empty", "kept"};
+
+    return names[f];
 }
 
 static void write_status(watch *w)
@@ -313,11 +182,17 @@ static void write_status(watch *w)
         fprintf(f, ",\"ocsp_file\":");
         cli_json_str(f, c->ocsp_path);
         fprintf(f,
-                ",\"served\":%s,\"status\":\"%s\",\"this_update\":%lld,\"next_update\":%lld,"
-                "\"next_refresh\":%lld,\"last_error\":",
+                ",\"served\":%s,\"status\":\"%s\",\"reason\":\"%s\",\"reason_text\":",
                 c->served ? "true" : "false", c->served ? cli_status_name(c->status) : "none",
-                (long long)c->this_update, (long long)c->next_update,
-                (long long)srvocsp_handle_next_attempt(c->h));
+                c->served ? "" : srvocsp_error_name(c->not_served));
+        cli_json_str(f, c->served ? "" : c->not_served_text);
+        fprintf(f,
+                ",\"file\":\"%s\",\"this_update\":%lld,\"next_update\":%lld,"
+                "\"servable_until\":%lld,\"next_refresh\":%lld,\"last_error_code\":\"%s\","
+                "\"last_error\":",
+                file_name(c->file), (long long)c->this_update, (long long)c->next_update,
+                (long long)(c->served ? c->servable_until : 0),
+                (long long)srvocsp_handle_next_attempt(c->h), c->last_error_code);
         cli_json_str(f, c->last_error);
         fprintf(f, "}");
     }
@@ -327,47 +202,215 @@ static void write_status(watch *w)
     free(buf);
 }
 
-/* A new response for |c| is being served: file, hook, HAProxy. */
-static void deliver(watch *w, wcert *c)
+/* ---- what is served, and the servers told so ---- */
+
+/* The last second |r| can be served, by the library's rule: its expiry
+ * (nextUpdate, or the maximum age; never beyond the trust horizon after
+ * thisUpdate) minus the minimum validity, which --adaptive-min-validity
+ * shrinks to a quarter of the window for short-lived responses. */
+static int64_t servable_until(const watch *w, const srvocsp_response *r)
 {
-    srvocsp_response *r = srvocsp_get1_response(c->h);
-    const unsigned char *der;
+    int64_t tu = srvocsp_response_this_update(r), exp = srvocsp_response_expires(r);
+    int64_t margin = w->min_validity_s ? w->min_validity_s : 600;
+
+    if (exp > tu + WATCH_MAX_LIFETIME_S)
+        exp = tu + WATCH_MAX_LIFETIME_S;
+    if (w->adaptive && (exp - tu) / 4 < margin)
+        margin = (exp - tu) / 4;
+    return exp - margin;
+}
+
+static void sha256(const unsigned char *d, size_t len, unsigned char *md)
+{
+    unsigned int n = 0;
+
+    EVP_Digest(d, len, md, &n, EVP_sha256(), NULL);
+}
+
+static wwithdraw withdraw_policy(const watch *w)
+{
+    if (w->withdraw != WITHDRAW_DEFAULT)
+        return w->withdraw;
+    return w->haproxy_socket ? WITHDRAW_EMPTY : WITHDRAW_KEEP;
+}
+
+/* Tells the operator's hook, unless --once/--wait. */
+static void hook(watch *w, wcert *c, const char *event, const char *reason)
+{
+    char why[600];
+
+    if (w->on_update == NULL || w->quiet_outputs)
+        return;
+    if (!wout_run_hook(w, c, event, reason, why, sizeof(why)))
+        log_event(w, "hook-failed", c, why, 0);
+}
+
+/* Switches the nginx snippet; true when it changed. */
+static bool snippet(watch *w, wcert *c, bool on)
+{
+    char why[300];
+    int r;
+
+    if (!w->nginx_snippets)
+        return false;
+    snprintf(why, sizeof(why), "%s", on ? "" : srvocsp_error_name(c->not_served));
+    r = wout_write_snippet(c, on, why);
+    if (r < 0) {
+        snprintf(why, sizeof(why), "cannot write %s: %s", c->snippet_path, strerror(errno));
+        log_event(w, "write-failed", c, why, 0);
+        count(w, false, "E_IO");
+    }
+    return r > 0;
+}
+
+/* |r| is what the library now serves for |c| and differs from what was
+ * served: file, snippet, hook, HAProxy. */
+static void publish(watch *w, wcert *c, srvocsp_response *r, const unsigned char *md)
+{
     size_t len;
+    const unsigned char *der = srvocsp_response_der(r, &len);
+    const char *event = c->status == SRVOCSP_STATUS_REVOKED ? "revoked" : "updated";
     char answer[512];
+    bool changed;
 
-    if (r == NULL) /* superseded or too old already: nothing to write */
-        return;
-    der = srvocsp_response_der(r, &len);
-    c->served = true;
-    c->status = srvocsp_response_status(r);
-    c->this_update = srvocsp_response_this_update(r);
-    c->next_update = srvocsp_response_expires(r);
-    c->last_error[0] = '\0';
-    w->responses[c->status]++;
-    int err_no = srvocsp__write_file_atomic(c->ocsp_path, der, len);
+    /* The file may already hold it: the server loaded it before watch
+     * (re)started and the library adopted it, or it was kept while the
+     * library withheld it. */
+    bool same = (c->file == WFILE_SERVED || c->file == WFILE_KEPT) &&
+                memcmp(md, c->file_md, 32) == 0;
 
-    if (err_no != 0) {
-        snprintf(c->last_error, sizeof(c->last_error), "cannot write %s: %s", c->ocsp_path,
-                 strerror(err_no));
-        log_event(w, "write-failed", c, c->last_error, srvocsp_handle_next_attempt(c->h));
-        note_failure(w, "E_IO");
-        srvocsp_response_free(r);
-        return;
+    if (!same) {
+        int err_no = srvocsp__write_file_atomic(c->ocsp_path, der, len);
+
+        if (err_no != 0) {
+            snprintf(c->last_error, sizeof(c->last_error), "cannot write %s: %s", c->ocsp_path,
+                     strerror(err_no));
+            snprintf(c->last_error_code, sizeof(c->last_error_code), "E_IO");
+            log_event(w, "write-failed", c, c->last_error, srvocsp_handle_next_attempt(c->h));
+            count(w, false, "E_IO");
+            /* Not delivered: the next look (within 5 s) tries again. */
+            memset(c->served_md, 0, sizeof(c->served_md));
+            return;
+        }
+        memcpy(c->file_md, md, 32);
     }
-    log_event(w, c->status == SRVOCSP_STATUS_REVOKED ? "revoked" : "updated", c, NULL,
-              srvocsp_handle_next_attempt(c->h));
-    if (w->on_update) {
-        char why[600];
-
-        if (!run_hook(w, c, why, sizeof(why)))
-            log_event(w, "hook-failed", c, why, 0);
-    }
-    if (w->haproxy_socket) {
-        bool ok = push_haproxy(w, der, len, answer, sizeof(answer));
+    c->file = WFILE_SERVED;
+    changed = snippet(w, c, true);
+    /* The status file first: a hook may take a while (a reload). */
+    write_status(w);
+    log_event(w, same ? "adopted" : event, c, NULL, srvocsp_handle_next_attempt(c->h));
+    if (same && !changed)
+        return; /* the server already staples exactly this */
+    hook(w, c, event, NULL);
+    if (!same && w->haproxy_socket && !w->quiet_outputs) {
+        bool ok = wout_push_haproxy(w, der, len, answer, sizeof(answer));
 
         log_event(w, ok ? "haproxy-updated" : "haproxy-failed", c, answer, 0);
     }
-    srvocsp_response_free(r);
+}
+
+/* The library serves nothing for |c| (any more): make the file, the
+ * snippet and the hook say so, as far as each server allows. */
+static void withdraw(watch *w, wcert *c, bool was_served)
+{
+    char reason[400];
+    bool changed = false;
+
+    if (withdraw_policy(w) == WITHDRAW_EMPTY &&
+        (c->file == WFILE_SERVED || c->file == WFILE_KEPT)) {
+        int err_no = srvocsp__write_file_atomic(c->ocsp_path, (const unsigned char *)"", 0);
+
+        if (err_no == 0) {
+            c->file = WFILE_EMPTY;
+            changed = true;
+        } else {
+            snprintf(reason, sizeof(reason), "cannot empty %s: %s", c->ocsp_path,
+                     strerror(err_no));
+            log_event(w, "write-failed", c, reason, 0);
+            count(w, false, "E_IO");
+        }
+    } else if (c->file == WFILE_SERVED) {
+        c->file = WFILE_KEPT;
+    }
+    changed |= snippet(w, c, false);
+    if (!was_served && !changed)
+        return;
+    snprintf(reason, sizeof(reason), "%s: %s; %s %s", srvocsp_error_name(c->not_served),
+             c->not_served_text, c->ocsp_path,
+             c->file == WFILE_EMPTY ? "emptied" : c->file == WFILE_KEPT ? "kept" : "absent");
+    write_status(w);
+    if (was_served) {
+        count(w, true, srvocsp_error_name(c->not_served));
+        log_event(w, "withdrawn", c, reason, srvocsp_handle_next_attempt(c->h));
+        if (w->haproxy_socket && !w->quiet_outputs)
+            log_event(w, "haproxy-unchanged", c,
+                      "HAProxy's runtime API cannot remove a response; HAProxy stops stapling "
+                      "it 300 s before its nextUpdate, and loads the emptied file at restart",
+                      0);
+    }
+    hook(w, c, "withdrawn", srvocsp_error_name(c->not_served));
+}
+
+/* Looks at what the library serves for |c| now and acts on any change.
+ * Cheap (the library's get path takes no lock): called after every event,
+ * when a served response reaches its last servable second, and every few
+ * seconds for every certificate so a clock step is noticed. */
+static void reconcile(watch *w, wcert *c)
+{
+    int64_t now = (int64_t)time(NULL);
+    srvocsp_response *r = srvocsp_get1_response(c->h);
+
+    if (r != NULL) {
+        unsigned char md[32];
+        size_t len;
+        const unsigned char *der = srvocsp_response_der(r, &len);
+
+        sha256(der, len, md);
+        c->servable_until = servable_until(w, r);
+        /* Past the computed moment but still served: look again soon. */
+        c->recheck_at = c->servable_until + 1 > now ? c->servable_until + 1 : now + 1;
+        if (!c->served || memcmp(md, c->served_md, 32) != 0) {
+            c->served = true;
+            c->status = srvocsp_response_status(r);
+            c->this_update = srvocsp_response_this_update(r);
+            c->next_update = srvocsp_response_expires(r);
+            memcpy(c->served_md, md, 32);
+            c->not_served = SRVOCSP_OK;
+            c->not_served_text[0] = '\0';
+            publish(w, c, r, md);
+            write_status(w);
+        }
+        srvocsp_response_free(r);
+        return;
+    }
+    c->recheck_at = 0;
+    {
+        srvocsp_error e = srvocsp_last_error();
+        bool was = c->served;
+
+        if (!was && e == c->not_served)
+            return;
+        c->served = false;
+        c->not_served = e;
+        snprintf(c->not_served_text, sizeof(c->not_served_text), "%s", srvocsp_strerror(e));
+        withdraw(w, c, was);
+        write_status(w);
+    }
+}
+
+/* The library's word on the last retrieval: an adopted file or a repeated
+ * (unchanged) answer does not clear an outage, a fresh answer does. */
+static void pull_last_failure(wcert *c)
+{
+    char buf[sizeof(c->last_error)];
+    srvocsp_error e = srvocsp_handle_last_failure(c->h, buf, sizeof(buf));
+
+    if (e == SRVOCSP_OK) {
+        c->last_error[0] = c->last_error_code[0] = '\0';
+        return;
+    }
+    snprintf(c->last_error_code, sizeof(c->last_error_code), "%s", srvocsp_error_name(e));
+    memcpy(c->last_error, buf, sizeof(buf));
 }
 
 static void handle_event(watch *w, const wire_event *we)
@@ -380,24 +423,35 @@ static void handle_event(watch *w, const wire_event *we)
     switch (we->type) {
     case SRVOCSP_EVENT_UPDATED:
     case SRVOCSP_EVENT_REVOKED:
-        deliver(w, c);
+        c->attempted = true;
+        w->responses[we->type == SRVOCSP_EVENT_REVOKED ? SRVOCSP_STATUS_REVOKED
+                                                       : SRVOCSP_STATUS_GOOD]++;
         break;
     case SRVOCSP_EVENT_UNKNOWN:
-        c->served = false;
-        snprintf(c->last_error, sizeof(c->last_error), "the responder says unknown");
+        c->attempted = true;
         w->responses[SRVOCSP_STATUS_UNKNOWN]++;
-        log_event(w, "unknown", c, c->last_error, srvocsp_handle_next_attempt(c->h));
+        log_event(w, "unknown", c, "the responder says unknown",
+                  srvocsp_handle_next_attempt(c->h));
         break;
     case SRVOCSP_EVENT_FAILED:
-        snprintf(c->last_error, sizeof(c->last_error), "%s", we->reason);
-        snprintf(c->last_error_code, sizeof(c->last_error_code), "%s",
-                 srvocsp_error_name(we->error));
-        note_failure(w, srvocsp_error_name(we->error));
-        log_event(w, "failed", c, we->reason, srvocsp_handle_next_attempt(c->h));
+        c->attempted = true;
+        count(w, false, srvocsp_error_name(we->error));
+        {
+            char why[500];
+
+            snprintf(why, sizeof(why), "%s: %s", srvocsp_error_name(we->error), we->reason);
+            log_event(w, "failed", c, why, srvocsp_handle_next_attempt(c->h));
+        }
+        break;
+    case SRVOCSP_EVENT_STORE_FAILED:
+        log_event(w, "store-failed", c, we->reason, 0);
+        count(w, false, srvocsp_error_name(we->error));
         break;
     default:
         break;
     }
+    pull_last_failure(c);
+    reconcile(w, c);
     write_status(w);
 }
 
@@ -417,6 +471,44 @@ static bool is_candidate(const char *name)
     if (name[0] == '.')
         return false;
     return (n > 4 && (strcmp(name + n - 4, ".pem") == 0 || strcmp(name + n - 4, ".crt") == 0));
+}
+
+/* What the server may be stapling already: an existing <cert>.ocsp is
+ * offered to the library, verified and judged like a responder's answer,
+ * so a restart during an outage keeps serving (and reporting) it. */
+static void adopt(watch *w, wcert *c)
+{
+    size_t len = 0;
+    unsigned char *der = cli_read_file(c->ocsp_path, WATCH_MAX_FILE, &len);
+    srvocsp_error e;
+    char why[600];
+
+    if (der == NULL) {
+        if (errno == EFBIG) {
+            c->file = WFILE_KEPT;
+            memset(c->file_md, 0, 32);
+            snprintf(why, sizeof(why), "%s is larger than %d bytes", c->ocsp_path,
+                     WATCH_MAX_FILE);
+            log_event(w, "not-adopted", c, why, 0);
+        }
+        reconcile(w, c);
+        return;
+    }
+    if (len == 0) {
+        c->file = WFILE_EMPTY;
+        free(der);
+        reconcile(w, c);
+        return;
+    }
+    c->file = WFILE_KEPT;
+    sha256(der, len, c->file_md);
+    e = srvocsp_handle_offer_der(c->h, der, len);
+    free(der);
+    if (e != SRVOCSP_OK) {
+        snprintf(why, sizeof(why), "%s: %s", srvocsp_error_name(e), srvocsp_last_error_text());
+        log_event(w, "not-adopted", c, why, srvocsp_handle_next_attempt(c->h));
+    }
+    reconcile(w, c);
 }
 
 static void open_cert(watch *w, const char *path)
@@ -468,9 +560,16 @@ static void open_cert(watch *w, const char *path)
     if (slot == MAX_CERTS)
         goto out;
     c = calloc(1, sizeof(*c));
-    c->path = strdup(path);
-    c->ocsp_path = malloc(strlen(path) + 6);
+    if (c == NULL || (c->path = strdup(path)) == NULL ||
+        (c->ocsp_path = malloc(strlen(path) + 6)) == NULL ||
+        (c->snippet_path = malloc(strlen(path) + 16)) == NULL)
+        goto fail;
     sprintf(c->ocsp_path, "%s.ocsp", path);
+    sprintf(c->snippet_path, "%s.stapling.conf", path);
+    if (!w->nginx_snippets) {
+        free(c->snippet_path);
+        c->snippet_path = NULL;
+    }
     memcpy(c->leaf_md, md, 32);
     c->seen = true;
     srvocsp_params_init(&p);
@@ -480,21 +579,33 @@ static void open_cert(watch *w, const char *path)
     p.store_prefix = w->store_prefix;
     p.update_cb = on_update;
     p.update_arg = (void *)(intptr_t)slot;
+    if (w->min_validity_s)
+        p.min_validity_s = (uint32_t)w->min_validity_s;
+    if (w->url_timeout_s)
+        p.url_timeout_ms = (uint32_t)w->url_timeout_s * 1000u;
+    p.adaptive_min_validity = w->adaptive;
     c->h = srvocsp_open(x, chain, &p);
     if (c->h == NULL) {
         char why[600];
 
         snprintf(why, sizeof(why), "%s", srvocsp_last_error_text());
         log_event(w, "skipped", c, why, 0);
-        free(c->path);
-        free(c->ocsp_path);
-        free(c);
-        goto out;
+        goto fail;
     }
     w->certs[slot] = c;
     if (slot == w->n_certs)
         w->n_certs++;
     log_event(w, "watching", c, NULL, srvocsp_handle_next_attempt(c->h));
+    adopt(w, c);
+    c = NULL;
+    goto out;
+fail:
+    if (c) {
+        free(c->path);
+        free(c->ocsp_path);
+        free(c->snippet_path);
+        free(c);
+    }
 out:
     sk_X509_pop_free(chain, X509_free);
 }
@@ -594,6 +705,23 @@ static void serve_metrics(watch *w)
     for (i = 0; i < w->n_failures; i++)
         fprintf(m, "srvocsp_failures_total{reason=\"%s\"} %lu\n", w->failures[i].code,
                 w->failures[i].n);
+    fprintf(m, "# HELP srvocsp_withdrawals_total Served responses the library stopped serving, by "
+               "reason.\n"
+               "# TYPE srvocsp_withdrawals_total counter\n");
+    for (i = 0; i < w->n_withdrawals; i++)
+        fprintf(m, "srvocsp_withdrawals_total{reason=\"%s\"} %lu\n", w->withdrawals[i].code,
+                w->withdrawals[i].n);
+    fprintf(m, "# HELP srvocsp_served Whether the library serves a response for the certificate.\n"
+               "# TYPE srvocsp_served gauge\n");
+    for (i = 0; i < w->n_certs; i++) {
+        wcert *c = w->certs[i];
+
+        if (c == NULL)
+            continue;
+        fprintf(m, "srvocsp_served{cert=");
+        cli_json_str(m, c->path);
+        fprintf(m, "} %d\n", c->served ? 1 : 0);
+    }
     fprintf(m, "# HELP srvocsp_seconds_until_expiry Seconds until the served response expires.\n"
                "# TYPE srvocsp_seconds_until_expiry gauge\n");
     for (i = 0; i < w->n_certs; i++) {
@@ -618,7 +746,7 @@ static void serve_metrics(watch *w)
     free(body);
 }
 
-/* ---- configuration file: "key = value" lines, # comments ---- */
+/* ---- options, from the command line or the configuration file ---- */
 
 static char *trim(char *s)
 {
@@ -632,23 +760,107 @@ static char *trim(char *s)
     return s;
 }
 
-static bool parse_seconds(const char *v, long *out)
+static bool parse_range(const char *v, long lo, long hi, long *out)
 {
     char *end;
     long n;
 
     errno = 0;
     n = strtol(v, &end, 10);
-    if (errno != 0 || end == v || *end != '\0' || n < 1 || n > 86400)
+    if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
         return false;
     *out = n;
+    return true;
+}
+
+static bool parse_bool(const char *v)
+{
+    return strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
+}
+
+typedef struct wopts {
+    bool once;
+    long wait_s;
+} wopts;
+
+/* Applies option |key| (the long option's name) = |v|; |v| is kept.
+ * Prints what is wrong (prefixed by |where|) and returns false. */
+static bool set_option(watch *w, wopts *o, const char *key, char *v, const char *where)
+{
+    static const struct {
+        const char *key;
+        long lo, hi;
+        size_t off;
+        const char *unit;
+    } ranges[] = {
+        {"hook-timeout", 1, 86400, offsetof(watch, hook_timeout_s), "seconds"},
+        {"min-validity", 1, 86400, offsetof(watch, min_validity_s), "seconds"},
+        {"url-timeout", 1, 300, offsetof(watch, url_timeout_s), "seconds"},
+    };
+
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        if (strcmp(key, ranges[i].key) != 0)
+            continue;
+        if (!parse_range(v, ranges[i].lo, ranges[i].hi, (long *)((char *)w + ranges[i].off))) {
+            fprintf(stderr, "srvocsp watch: %s%s must be %ld to %ld %s, not '%s'\n", where, key,
+                    ranges[i].lo, ranges[i].hi, ranges[i].unit, v);
+            return false;
+        }
+        return true;
+    }
+    if (strcmp(key, "dir") == 0) {
+        if (w->n_dirs == MAX_DIRS) {
+            fprintf(stderr, "srvocsp watch: %smore than %d folders\n", where, MAX_DIRS);
+            return false;
+        }
+        w->dirs[w->n_dirs++] = v;
+    } else if (strcmp(key, "on-update") == 0)
+        w->on_update = v;
+    else if (strcmp(key, "haproxy-socket") == 0)
+        w->haproxy_socket = v;
+    else if (strcmp(key, "status-file") == 0)
+        w->status_file = v;
+    else if (strcmp(key, "metrics") == 0)
+        w->metrics = v;
+    else if (strcmp(key, "state-dir") == 0)
+        w->state_dir = v;
+    else if (strcmp(key, "store") == 0)
+        w->store_url = v;
+    else if (strcmp(key, "store-prefix") == 0)
+        w->store_prefix = v;
+    else if (strcmp(key, "json") == 0)
+        w->json = parse_bool(v);
+    else if (strcmp(key, "adaptive-min-validity") == 0)
+        w->adaptive = parse_bool(v);
+    else if (strcmp(key, "nginx-snippets") == 0)
+        w->nginx_snippets = parse_bool(v);
+    else if (strcmp(key, "withdrawn-file") == 0) {
+        if (strcmp(v, "keep") == 0)
+            w->withdraw = WITHDRAW_KEEP;
+        else if (strcmp(v, "empty") == 0)
+            w->withdraw = WITHDRAW_EMPTY;
+        else {
+            fprintf(stderr, "srvocsp watch: %swithdrawn-file must be keep or empty, not '%s'\n",
+                    where, v);
+            return false;
+        }
+    } else if (strcmp(key, "wait") == 0 && o != NULL) {
+        if (!parse_range(v, 1, 86400, &o->wait_s)) {
+            fprintf(stderr, "srvocsp watch: %swait must be 1 to 86400 seconds, not '%s'\n", where,
+                    v);
+            return false;
+        }
+    } else {
+        fprintf(stderr, "srvocsp watch: %sunknown key '%s'\n", where, key);
+        return false;
+    }
     return true;
 }
 
 static bool read_config(watch *w, const char *path)
 {
     FILE *f = fopen(path, "r");
-    char line[4096];
+    char line[4096], where[4200];
     int n = 0;
 
     if (f == NULL) {
@@ -656,48 +868,22 @@ static bool read_config(watch *w, const char *path)
         return false;
     }
     while (fgets(line, sizeof(line), f)) {
-        char *k = trim(line), *eq, *v;
+        char *k = trim(line), *eq;
 
         n++;
         if (*k == '#' || *k == '\0')
             continue;
+        snprintf(where, sizeof(where), "%s:%d: ", path, n);
         eq = strchr(k, '=');
         if (eq == NULL) {
-            fprintf(stderr, "srvocsp watch: %s:%d: expected key = value\n", path, n);
+            fprintf(stderr, "srvocsp watch: %sexpected key = value\n", where);
             fclose(f);
             return false;
         }
         *eq = '\0';
         k = trim(k);
-        v = strdup(trim(eq + 1));
-        if (strcmp(k, "dir") == 0 && w->n_dirs < MAX_DIRS)
-            w->dirs[w->n_dirs++] = v;
-        else if (strcmp(k, "on-update") == 0)
-            w->on_update = v;
-        else if (strcmp(k, "haproxy-socket") == 0)
-            w->haproxy_socket = v;
-        else if (strcmp(k, "status-file") == 0)
-            w->status_file = v;
-        else if (strcmp(k, "metrics") == 0)
-            w->metrics = v;
-        else if (strcmp(k, "state-dir") == 0)
-            w->state_dir = v;
-        else if (strcmp(k, "store") == 0)
-            w->store_url = v;
-        else if (strcmp(k, "store-prefix") == 0)
-            w->store_prefix = v;
-        else if (strcmp(k, "hook-timeout") == 0) {
-            if (!parse_seconds(v, &w->hook_timeout_s)) {
-                fprintf(stderr, "srvocsp watch: %s:%d: hook-timeout must be 1 to 86400 seconds\n",
-                        path, n);
-                fclose(f);
-                return false;
-            }
-        }
-        else if (strcmp(k, "json") == 0)
-            w->json = strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
-        else {
-            fprintf(stderr, "srvocsp watch: %s:%d: unknown key '%s'\n", path, n, k);
+        /* Options of one run (--once, --wait) are not configuration. */
+        if (!set_option(w, NULL, k, strdup(trim(eq + 1)), where)) {
             fclose(f);
             return false;
         }
@@ -728,45 +914,171 @@ static void watch_usage(FILE *f)
             "usage: srvocsp watch --dir DIR [--dir DIR ...] [--config FILE]\n"
             "                     [--on-update CMD] [--haproxy-socket PATH] [--state-dir DIR]\n"
             "                     [--status-file FILE] [--metrics 127.0.0.1:PORT] [--json]\n"
-            "                     [--hook-timeout SECONDS (30)]\n"
+            "                     [--hook-timeout SECONDS (30)] [--nginx-snippets]\n"
+            "                     [--withdrawn-file keep|empty] [--min-validity SECONDS (600)]\n"
+            "                     [--adaptive-min-validity] [--url-timeout SECONDS (15)]\n"
+            "                     [--once | --wait SECONDS]\n"
             "                     [--store redis://[user:password@]host:port[/db] | unix:///PATH]\n"
             "                     [--store-prefix PREFIX (srvocsp:)]\n"
             "       srvocsp watch --status --status-file FILE\n"
             "\n"
             "Finds certificate files (*.pem, *.crt: the certificate then its chain, or a\n"
             "separate <file>.issuer as HAProxy uses) and keeps <file>.ocsp fresh with verified,\n"
-            "time-valid responses.  On each new response: runs CMD with SRVOCSP_CERT_FILE,\n"
-            "SRVOCSP_OCSP_FILE and SRVOCSP_STATUS in its environment, and/or pushes the response\n"
-            "to HAProxy's runtime API.  SIGHUP rescans, SIGUSR1 refreshes every certificate now,\n"
+            "time-valid responses.  On each new response, and when a response stops being\n"
+            "servable: runs CMD with SRVOCSP_EVENT, SRVOCSP_CERT_FILE, SRVOCSP_OCSP_FILE,\n"
+            "SRVOCSP_STATUS and SRVOCSP_REASON in its environment, and/or pushes the response to\n"
+            "HAProxy's runtime API.  --once fetches every certificate once and exits 0 when\n"
+            "each has a servable response, 1 otherwise; --wait SECONDS waits up to that long\n"
+            "for all of them.  SIGHUP rescans, SIGUSR1 refreshes every certificate now,\n"
             "SIGTERM/SIGINT stop.  See docs/watch.md.\n");
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long poll may sleep: until the next served response reaches its
+ * last servable second, and never longer than WATCH_RECHECK_MS, so a
+ * step of the wall clock (which moves those moments) is noticed soon. */
+static int poll_timeout(const watch *w)
+{
+    int64_t next = wall_ms() + WATCH_RECHECK_MS, now = wall_ms();
+
+    for (int i = 0; i < w->n_certs; i++) {
+        const wcert *c = w->certs[i];
+
+        if (c && c->recheck_at && c->recheck_at * 1000 < next)
+            next = c->recheck_at * 1000;
+    }
+    return next <= now ? 0 : (int)(next - now);
+}
+
+static void drain_events(watch *w)
+{
+    wire_event we;
+
+    while (read(w->event_pipe[0], &we, sizeof(we)) == (ssize_t)sizeof(we))
+        handle_event(w, &we);
+}
+
+/* --once / --wait: every certificate fetched (and verified, and written)
+ * before the server starts.  One log line per certificate; 0 when every
+ * one has a servable response. */
+static int run_once(watch *w, const wopts *o)
+{
+    int64_t until = mono_ms() + (o->wait_s ? o->wait_s : (w->url_timeout_s ? w->url_timeout_s
+                                                                            : 15) + 5) * 1000;
+    int64_t next_retry = mono_ms() + 10000;
+    int i, n = 0, ready = 0;
+
+    for (;;) {
+        bool done = true;
+        struct pollfd pfd = {w->event_pipe[0], POLLIN, 0};
+        int64_t left = until - mono_ms();
+
+        for (i = 0; i < w->n_certs; i++) {
+            wcert *c = w->certs[i];
+
+            if (c == NULL)
+                continue;
+            reconcile(w, c);
+            /* --once: until each is servable (fetched, or adopted from its
+             * file) or its first retrieval failed; --wait: until each is
+             * servable. */
+            if (o->wait_s ? !c->served : !(c->served || c->attempted))
+                done = false;
+        }
+        if (done || left <= 0 || got_term)
+            break;
+        if (o->wait_s && mono_ms() >= next_retry) {
+            for (i = 0; i < w->n_certs; i++)
+                if (w->certs[i] && !w->certs[i]->served)
+                    srvocsp_handle_refresh_now(w->certs[i]->h);
+            next_retry = mono_ms() + 10000;
+        }
+        if (poll(&pfd, 1, left > 250 ? 250 : (int)left) > 0)
+            drain_events(w);
+    }
+    for (i = 0; i < w->n_certs; i++) {
+        wcert *c = w->certs[i];
+        char why[1100];
+
+        if (c == NULL)
+            continue;
+        n++;
+        if (c->served) {
+            ready++;
+            log_event(w, "ready", c, NULL, srvocsp_handle_next_attempt(c->h));
+            continue;
+        }
+        snprintf(why, sizeof(why), "%s: %s%s%s%s%s%s", srvocsp_error_name(c->not_served),
+                 c->not_served_text, c->last_error[0] ? "; last retrieval: " : "",
+                 c->last_error_code, c->last_error[0] ? ": " : "", c->last_error,
+                 c->attempted ? "" : " (no answer within the time allowed)");
+        log_event(w, "not-ready", c, why, srvocsp_handle_next_attempt(c->h));
+    }
+    write_status(w);
+    if (n == 0) {
+        fprintf(stderr, "srvocsp watch: no certificate with an OCSP responder URL found\n");
+        return 2;
+    }
+    return ready == n ? 0 : 1;
 }
 
 int cmd_watch(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},         {"config", required_argument, NULL, 'c'},
-        {"on-update", required_argument, NULL, 'u'},   {"haproxy-socket", required_argument, NULL, 'H'},
-        {"status-file", required_argument, NULL, 's'}, {"metrics", required_argument, NULL, 'm'},
-        {"state-dir", required_argument, NULL, 'S'},   {"json", no_argument, NULL, 'j'},
-        {"status", no_argument, NULL, 'T'},            {"help", no_argument, NULL, 'h'},
-        {"hook-timeout", required_argument, NULL, 't'},
-        {"store", required_argument, NULL, 'R'},       {"store-prefix", required_argument, NULL, 'P'},
+        {"dir", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
+        {"on-update", required_argument, NULL, 'u'},
+        {"haproxy-socket", required_argument, NULL, 'H'},
+        {"status-file", required_argument, NULL, 's'},
+        {"metrics", required_argument, NULL, 'm'},
+        {"state-dir", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'j'},
+        {"status", no_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {"hook-timeout", required_argument, NULL, 'o'},
+        {"min-validity", required_argument, NULL, 'o'},
+        {"url-timeout", required_argument, NULL, 'o'},
+        {"withdrawn-file", required_argument, NULL, 'o'},
+        {"wait", required_argument, NULL, 'o'},
+        {"store", required_argument, NULL, 'o'},
+        {"store-prefix", required_argument, NULL, 'o'},
+        {"adaptive-min-validity", no_argument, NULL, 'b'},
+        {"nginx-snippets", no_argument, NULL, 'b'},
+        {"once", no_argument, NULL, '1'},
         {NULL, 0, NULL, 0},
     };
     watch w;
+    wopts o = {false, 0};
     bool status_only = false;
     struct sigaction sa;
-    int c, i;
+    int c, i, idx, rc = 0;
+    int64_t last_full = 0;
+    static char yes[] = "yes";
 
     memset(&w, 0, sizeof(w));
     w.metrics_fd = -1;
     w.hook_timeout_s = 30;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:c:u:H:s:m:S:jTht:R:P:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:c:u:H:s:m:S:jTh", opts, &idx)) != -1) {
         switch (c) {
         case 'd':
-            if (w.n_dirs < MAX_DIRS)
-                w.dirs[w.n_dirs++] = optarg;
+            if (!set_option(&w, &o, "dir", optarg, "--"))
+                return 2;
             break;
         case 'c':
             if (!read_config(&w, optarg))
@@ -777,17 +1089,15 @@ int cmd_watch(int argc, char **argv)
         case 's': w.status_file = optarg; break;
         case 'm': w.metrics = optarg; break;
         case 'S': w.state_dir = optarg; break;
-        case 'R': w.store_url = optarg; break;
-        case 'P': w.store_prefix = optarg; break;
         case 'j': w.json = true; break;
-        case 't':
-            if (!parse_seconds(optarg, &w.hook_timeout_s)) {
-                fprintf(stderr, "srvocsp watch: --hook-timeout must be 1 to 86400 seconds, not "
-                                "'%s'\n",
-                        optarg);
+        case 'o':
+            if (!set_option(&w, &o, opts[idx].name, optarg, "--"))
                 return 2;
-            }
             break;
+        case 'b':
+            set_option(&w, &o, opts[idx].name, yes, "--");
+            break;
+        case '1': o.once = true; break;
         case 'T': status_only = true; break;
         case 'h': watch_usage(stdout); return 0;
         default: watch_usage(stderr); return 2;
@@ -795,15 +1105,23 @@ int cmd_watch(int argc, char **argv)
     }
     if (status_only)
         return w.status_file ? print_status(w.status_file) : (watch_usage(stderr), 2);
-    if (w.n_dirs == 0 || optind != argc) {
+    if (w.n_dirs == 0 || optind != argc || (o.once && o.wait_s)) {
+        if (o.once && o.wait_s)
+            fprintf(stderr, "srvocsp watch: --once and --wait exclude each other\n");
         watch_usage(stderr);
         return 2;
+    }
+    if (o.once || o.wait_s) {
+        /* Before the server starts: nothing to reload or push, no metrics. */
+        w.quiet_outputs = true;
+        w.metrics = NULL;
     }
     if (w.metrics && (w.metrics_fd = open_metrics(w.metrics)) < 0)
         return 2;
     if (pipe(w.event_pipe) != 0 || pipe(g_sig_pipe) != 0)
         return 2;
     fcntl(g_sig_pipe[1], F_SETFL, O_NONBLOCK);
+    fcntl(w.event_pipe[0], F_SETFL, O_NONBLOCK);
     g_watch = &w;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -814,19 +1132,20 @@ int cmd_watch(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     scan(&w);
+    if (o.once || o.wait_s) {
+        rc = run_once(&w, &o);
+        got_term = 1;
+    }
     while (!got_term) {
         struct pollfd pfd[3] = {{w.event_pipe[0], POLLIN, 0}, {g_sig_pipe[0], POLLIN, 0},
                                 {w.metrics_fd, POLLIN, 0}};
-        int n = poll(pfd, w.metrics_fd >= 0 ? 3 : 2, 1000);
+        int n = poll(pfd, w.metrics_fd >= 0 ? 3 : 2, poll_timeout(&w));
+        int64_t now_ms = wall_ms();
 
         if (n < 0 && errno != EINTR)
             break;
-        if (n > 0 && (pfd[0].revents & POLLIN)) {
-            wire_event we;
-
-            if (read(w.event_pipe[0], &we, sizeof(we)) == (ssize_t)sizeof(we))
-                handle_event(&w, &we);
-        }
+        if (n > 0 && (pfd[0].revents & POLLIN))
+            drain_events(&w);
         if (n > 0 && (pfd[1].revents & POLLIN)) {
             char buf[16];
 
@@ -836,6 +1155,21 @@ int cmd_watch(int argc, char **argv)
         }
         if (n > 0 && w.metrics_fd >= 0 && (pfd[2].revents & POLLIN))
             serve_metrics(&w);
+        /* Responses that reached their last servable second, and every
+         * certificate every few seconds (by both clocks: a step of the wall
+         * clock either way must not postpone it). */
+        {
+            bool full = mono_ms() - last_full >= WATCH_RECHECK_MS;
+
+            for (i = 0; i < w.n_certs; i++) {
+                wcert *wc = w.certs[i];
+
+                if (wc && (full || (wc->recheck_at && wc->recheck_at * 1000 <= now_ms)))
+                    reconcile(&w, wc);
+            }
+            if (full)
+                last_full = mono_ms();
+        }
         if (got_hup) {
             got_hup = 0;
             log_event(&w, "rescan", NULL, NULL, 0);
@@ -849,10 +1183,11 @@ int cmd_watch(int argc, char **argv)
                     srvocsp_handle_refresh_now(w.certs[i]->h);
         }
     }
-    log_event(&w, "stopping", NULL, NULL, 0);
+    if (!(o.once || o.wait_s))
+        log_event(&w, "stopping", NULL, NULL, 0);
     for (i = 0; i < w.n_certs; i++)
         drop_cert(&w, i, NULL);
     if (w.metrics_fd >= 0)
         close(w.metrics_fd);
-    return 0;
+    return rc;
 }

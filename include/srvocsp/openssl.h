@@ -2,6 +2,13 @@
  * Stapling with OpenSSL: attach handles to an SSL_CTX and its certificate
  * status callback staples the current response of whichever certificate
  * the handshake selected (TLS 1.2 and 1.3).
+ *
+ * The leaf's status only: OpenSSL 3.0's server API sends one status
+ * response per handshake, for the leaf, so the statuses of intermediates
+ * that TLS 1.3 can carry (RFC 8446 section 4.4.2.1) cannot be sent from an
+ * OpenSSL 3.0 server.  OpenSSL 3.6 adds SSL_set0_tlsext_status_ocsp_resp_ex
+ * for that; srvocsp does not use it yet (see docs/gnutls.md).  To staple the
+ * whole chain, use GnuTLS and include/srvocsp/gnutls.h.
  */
 #ifndef SRVOCSP_OPENSSL_H
 #define SRVOCSP_OPENSSL_H

@@ -35,5 +35,13 @@ srvocsp_error srvocsp__accept_http(const srvocsp_http_result *res, X509 *leaf, X
                      res->content_type ? res->content_type : "(none)");
         return SRVOCSP_E_CONTENT_TYPE;
     }
+    if (res->content_encoding != NULL && res->content_encoding[0] != '\0' &&
+        strcasecmp(res->content_encoding, "identity") != 0) {
+        srvocsp__fmt(why, whylen,
+                     "responder answered with Content-Encoding \"%.60s\", which was not asked "
+                     "for (the body is not an OCSP response as sent)",
+                     res->content_encoding);
+        return SRVOCSP_E_CONTENT_ENCODING;
+    }
     return srvocsp__verify(res->body, res->body_len, leaf, issuer, pol, out, why, whylen);
 }

@@ -61,6 +61,11 @@ char *srvocsp__get_url(const char *base, const unsigned char *der, size_t len)
     /* 4/3 growth: anything over ~190 bytes of DER cannot fit in any case. */
     if (len > (GET_URL_MAX / 4) * 3)
         return NULL;
+    /* A base URL with a query string or a fragment has no path to append
+     * the request to (appending after "?token=abc" makes it part of the
+     * query, which responders refuse): such URLs are asked with POST. */
+    if (strpbrk(base, "?#") != NULL)
+        return NULL;
     if (EVP_EncodeBlock((unsigned char *)b64, der, (int)len) <= 0)
         return NULL;
     elen = url_encode_b64(b64, enc, sizeof(enc));

@@ -7,10 +7,20 @@
  * if that is earlier.  For windows shorter than MaxBeforeNextUpdate the
  * prefetch point lies before thisUpdate; it is then raised to a quarter
  * into the window, so that a short-lived response is refreshed a few times
- * per window instead of in a loop.
+ * per window instead of in a loop.  Whatever the window, the refresh comes
+ * early enough before the last moment the response may be served
+ * (nextUpdate - MinValidity) to leave room for retries: half of what is
+ * left, up to an hour.  Without that, a 700 s response with a 600 s
+ * minimum would be refreshed at +175 s although it can only be served for
+ * 100 s.
  *
  * After a failure: 1 min doubling to 1 h, +/- jitter, but never later than
  * one last try a minute before the held response drops below MinValidity.
+ *
+ * After an unchanged answer (the held response handed back again, as a CDN
+ * cache does): a fraction of the time the held response can still be
+ * served, so a new response is picked up soon after it is published and
+ * the number of asks stays bounded.
  *
  * Near nextUpdate (closer than MinBeforeNextUpdate) the responder is likely
  * to answer with the response we already hold, so as Windows does we wait
@@ -32,6 +42,19 @@ static int64_t apply_next_update_rule(const srvocsp__sched *p, const srvocsp_res
     return t;
 }
 
+/* Room left for retries between the refresh and the last servable
+ * moment: half of the servable span, at most this. */
+#define RETRY_ROOM_MAX_S 3600
+/* After an unchanged answer: ask again after 1/UNCHANGED_DIV of the time
+ * the held response can still be served, but not sooner than this. */
+#define UNCHANGED_DIV 8
+#define UNCHANGED_MIN_S 60
+
+int64_t srvocsp__sched_last_servable(const srvocsp__sched *p, const srvocsp_response *r)
+{
+    return r->expires - srvocsp__margin(r, p->min_validity_s, p->adaptive);
+}
+
 int64_t srvocsp__sched_after_success(const srvocsp__sched *p, const srvocsp_response *r,
                                      int64_t now, bool fresh)
 {
@@ -39,11 +62,19 @@ int64_t srvocsp__sched_after_success(const srvocsp__sched *p, const srvocsp_resp
     int64_t half = r->this_update + window / 2;
     int64_t prefetch = r->expires - (int64_t)p->max_before_s;
     int64_t quarter = r->this_update + window / 4;
+    int64_t until = srvocsp__sched_last_servable(p, r);
+    int64_t span = until - r->this_update;
     int64_t t;
 
     if (prefetch < quarter)
         prefetch = quarter;
     t = half < prefetch ? half : prefetch;
+    if (span > 0) {
+        int64_t room = span / 2 < RETRY_ROOM_MAX_S ? span / 2 : RETRY_ROOM_MAX_S;
+
+        if (t > until - room)
+            t = until - room;
+    }
     /* A response just fetched is as new as the responder has: asking again
      * at once would only return it again. One loaded from disk may be
      * past its refresh point: then fetch now. */
@@ -51,6 +82,27 @@ int64_t srvocsp__sched_after_success(const srvocsp__sched *p, const srvocsp_resp
         t = now + MIN_INTERVAL_S;
     if (t < now)
         t = now;
+    return apply_next_update_rule(p, r, t);
+}
+
+int64_t srvocsp__sched_after_unchanged(const srvocsp__sched *p, const srvocsp_response *r,
+                                       int64_t now)
+{
+    int64_t planned = srvocsp__sched_after_success(p, r, now, false);
+    int64_t until = srvocsp__sched_last_servable(p, r);
+    int64_t d, t, last;
+
+    /* Asked before the refresh point (refresh_now, a restart): the normal
+     * plan stands. */
+    if (planned > now)
+        return planned;
+    d = (until - now) / UNCHANGED_DIV;
+    if (d < UNCHANGED_MIN_S)
+        d = UNCHANGED_MIN_S;
+    t = now + d;
+    last = until - LAST_CHANCE_S;
+    if (t > last && last > now)
+        t = last;
     return apply_next_update_rule(p, r, t);
 }
 
@@ -81,9 +133,9 @@ int64_t srvocsp__sched_after_failure(const srvocsp__sched *p, const srvocsp_resp
         b = 1;
     t = now + b;
 
-    if (cur != NULL && srvocsp__servable(cur, now, p->min_validity_s)) {
+    if (cur != NULL && srvocsp__sched_servable(p, cur, now)) {
         /* Last moment the held response may be served. */
-        int64_t deadline = cur->expires - (int64_t)p->min_validity_s;
+        int64_t deadline = srvocsp__sched_last_servable(p, cur);
         int64_t last = deadline - LAST_CHANCE_S;
 
         if (last <= now)

@@ -12,7 +12,12 @@
  *    the hash algorithm that SingleResponse uses;
  *  - producedAt within the certificate's validity (with the skew);
  *  - thisUpdate not later than now + skew; nextUpdate (if any) after now and
- *    not before thisUpdate; without nextUpdate, thisUpdate + max age after now.
+ *    not before thisUpdate; without nextUpdate, thisUpdate + max age after now;
+ *    thisUpdate + the maximum lifetime after now (a trust horizon: a
+ *    nextUpdate years ahead is not believed; the snapshot expires at the
+ *    earliest of these).
+ * What is kept is the DER encoding: outer layers sent in BER are encoded
+ * again (the signed bytes do not change).
  */
 #include "internal.h"
 
@@ -20,6 +25,7 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Extensions whose meaning we know, so a critical one is not a reason to
@@ -131,7 +137,7 @@ static srvocsp_error check_signer(OCSP_BASICRESP *bs, X509 *issuer, const srvocs
                                   char *why, size_t whylen)
 {
     const STACK_OF(X509) *certs = OCSP_resp_get0_certs(bs);
-    bool id_seen = false;
+    bool id_seen = false, signed_seen = false;
     int i, n = certs ? sk_X509_num(certs) : 0;
     srvocsp_error err;
 
@@ -142,9 +148,16 @@ static srvocsp_error check_signer(OCSP_BASICRESP *bs, X509 *issuer, const srvocs
         if (signature_ok(bs, issuer))
             return SRVOCSP_OK;
     }
+    /* Every carried certificate that names the responder and verifies the
+     * signature is a candidate: a responder that renewed its delegate
+     * certificate (same name, same key) may carry the expired one and its
+     * renewal in either order.  Accepted when any of them is authorized;
+     * otherwise the first candidate's reason is reported. */
     err = SRVOCSP_E_SIGNER;
     for (i = 0; i < n; i++) {
         X509 *cand = sk_X509_value(certs, i);
+        char cand_why[SRVOCSP__REASON_LEN];
+        srvocsp_error cand_err;
 
         if (!responder_id_matches(bs, cand))
             continue;
@@ -153,8 +166,17 @@ static srvocsp_error check_signer(OCSP_BASICRESP *bs, X509 *issuer, const srvocs
             continue;
         if (X509_cmp(cand, issuer) == 0)
             return SRVOCSP_OK;
-        return check_delegate(cand, issuer, pol, why, whylen);
+        cand_err = check_delegate(cand, issuer, pol, cand_why, sizeof(cand_why));
+        if (cand_err == SRVOCSP_OK)
+            return SRVOCSP_OK;
+        if (!signed_seen) {
+            signed_seen = true;
+            err = cand_err;
+            srvocsp__fmt(why, whylen, "%s", cand_why);
+        }
     }
+    if (signed_seen)
+        return err;
     if (id_seen) {
         srvocsp__fmt(why, whylen, "response signature does not verify with the key of the "
                                   "certificate named as responder");
@@ -200,6 +222,40 @@ static int status_rank(int st)
     return st == V_OCSP_CERTSTATUS_REVOKED ? 2 : st == V_OCSP_CERTSTATUS_UNKNOWN ? 1 : 0;
 }
 
+/* Clients refuse a staple that is not DER (a BER indefinite length in the
+ * outer layers, a constructed OCTET STRING), and some responders send one.
+ * The signature covers the DER of tbsResponseData (OpenSSL verifies over
+ * its re-encoding), so encoding the whole response again from what was
+ * parsed yields DER with exactly the signed bytes.  Sets |*canon| only when
+ * the result differs from the input; the caller stores that instead. */
+static srvocsp_error canonical_der(OCSP_RESPONSE *resp, OCSP_BASICRESP *bs,
+                                   const unsigned char *der, size_t len, unsigned char **canon,
+                                   size_t *canon_len, char *why, size_t whylen)
+{
+    OCSP_RESPONSE *again = NULL;
+    unsigned char *buf = NULL;
+    int n;
+
+    (void)resp;
+    *canon = NULL;
+    *canon_len = 0;
+    again = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);
+    if (again == NULL || (n = i2d_OCSP_RESPONSE(again, &buf)) <= 0) {
+        OCSP_RESPONSE_free(again);
+        srvocsp__fmt(why, whylen, "cannot encode the response as DER");
+        srvocsp__drain_ossl(why, whylen);
+        return SRVOCSP_E_NOMEM;
+    }
+    OCSP_RESPONSE_free(again);
+    if ((size_t)n == len && memcmp(buf, der, len) == 0) {
+        OPENSSL_free(buf);
+        return SRVOCSP_OK;
+    }
+    *canon = buf;
+    *canon_len = (size_t)n;
+    return SRVOCSP_OK;
+}
+
 srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, X509 *issuer,
                               const srvocsp__policy *pol, srvocsp_response **out, char *why,
                               size_t whylen)
@@ -213,6 +269,8 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     OCSP_SINGLERESP *best = NULL;
     int best_status = -1, best_reason = -1, i, n, st;
     int64_t this_up = 0, next_up = 0, produced = 0, rev_time = 0;
+    unsigned char *canon = NULL;
+    size_t canon_len = 0;
     bool ok;
 
     *out = NULL;
@@ -360,9 +418,22 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
             err = SRVOCSP_E_EXPIRED;
             goto out;
         }
+        if (pol->max_lifetime_s > 0 && this_up + (int64_t)pol->max_lifetime_s <= pol->now) {
+            srvocsp__fmt_time(this_up, a, sizeof(a));
+            srvocsp__fmt(why, whylen,
+                         "thisUpdate %s is more than the maximum lifetime of %u s ago, whatever "
+                         "nextUpdate says",
+                         a, pol->max_lifetime_s);
+            err = SRVOCSP_E_EXPIRED;
+            goto out;
+        }
     }
 
-    snap = srvocsp__response_new(der, len);
+    err = canonical_der(resp, bs, der, len, &canon, &canon_len, why, whylen);
+    if (err != SRVOCSP_OK)
+        goto out;
+
+    snap = canon ? srvocsp__response_new(canon, canon_len) : srvocsp__response_new(der, len);
     if (snap == NULL) {
         srvocsp__fmt(why, whylen, "out of memory");
         err = SRVOCSP_E_NOMEM;
@@ -375,12 +446,15 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     snap->next_update = next_up;
     snap->produced_at = produced;
     snap->expires = next_up ? next_up : this_up + (int64_t)pol->max_age_s;
+    if (pol->max_lifetime_s > 0 && snap->expires > this_up + (int64_t)pol->max_lifetime_s)
+        snap->expires = this_up + (int64_t)pol->max_lifetime_s;
     snap->rev_time = snap->status == SRVOCSP_STATUS_REVOKED ? rev_time : 0;
     snap->rev_reason = snap->status == SRVOCSP_STATUS_REVOKED ? best_reason : -1;
     *out = snap;
     snap = NULL;
     err = SRVOCSP_OK;
 out:
+    OPENSSL_free(canon);
     srvocsp_response_free(snap);
     OCSP_CERTID_free(ours);
     OCSP_BASICRESP_free(bs);
@@ -395,6 +469,7 @@ void srvocsp_verify_opts_init(srvocsp_verify_opts *o)
     o->struct_size = sizeof(*o);
     o->clock_skew_s = 300;
     o->max_age_no_next_update_s = 3600;
+    o->max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME;
 }
 
 srvocsp_response *srvocsp_verify_der(const unsigned char *der, size_t len, X509 *leaf,
@@ -410,7 +485,10 @@ srvocsp_response *srvocsp_verify_der(const unsigned char *der, size_t len, X509 
         srvocsp_verify_opts_init(&def);
         opts = &def;
     }
-    if (leaf == NULL || issuer == NULL || opts->struct_size < sizeof(*opts)) {
+    /* A caller built before max_lifetime_s existed passes the older size:
+     * it gets the default horizon. */
+    if (leaf == NULL || issuer == NULL ||
+        opts->struct_size < offsetof(srvocsp_verify_opts, max_lifetime_s)) {
         srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_verify_der: %s",
                            leaf == NULL ? "no certificate" : issuer == NULL ? "no issuer"
                                                                             : "bad struct_size");
@@ -419,6 +497,8 @@ srvocsp_response *srvocsp_verify_der(const unsigned char *der, size_t len, X509 
     pol.now = opts->now ? opts->now : srvocsp__system_now(NULL);
     pol.skew_s = opts->clock_skew_s;
     pol.max_age_s = opts->max_age_no_next_update_s;
+    pol.max_lifetime_s = opts->struct_size >= sizeof(*opts) ? opts->max_lifetime_s
+                                                            : SRVOCSP__DEFAULT_MAX_LIFETIME;
     err = srvocsp__verify(der, len, leaf, issuer, &pol, &r, why, sizeof(why));
     if (err != SRVOCSP_OK) {
         srvocsp__set_error(err, "%s", why[0] ? why : srvocsp_strerror(err));

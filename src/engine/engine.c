@@ -25,12 +25,25 @@ struct srvocsp__completion {
     srvocsp_error error;
     long http_status;
     char *content_type;
+    char *content_encoding;
     unsigned char *body;
     size_t body_len;
     char detail[256];
     bool from_store;             /* another process's save, not the network */
     uint64_t store_version;
+    bool offered;                /* srvocsp_handle_offer_der: no retrieval */
+    struct offer_wait *offer;    /* the offering thread's, while it waits */
+    bool leased;                 /* holds the store's lease (|lease|) */
+    int lease;
+    bool deferred;               /* another process held the lease: no request */
 };
+
+/* An offering thread waits for the engine thread's verdict here. */
+typedef struct offer_wait {
+    bool done;
+    srvocsp_error err;
+    char why[SRVOCSP__REASON_LEN];
+} offer_wait;
 
 /* A callback to run once the lock is released. */
 typedef struct pending_event {
@@ -280,8 +293,20 @@ static void queue_events(srvocsp__entry *en, srvocsp_event_type type, srvocsp_re
     }
 }
 
+/* Events are queued by prepending; they run in the order they happened
+ * (an UPDATED before the STORE_FAILED that refers to it). */
 static void run_events(pending_event *list)
 {
+    pending_event *rev = NULL;
+
+    while (list != NULL) {
+        pending_event *pe = list;
+
+        list = pe->next;
+        pe->next = rev;
+        rev = pe;
+    }
+    list = rev;
     while (list != NULL) {
         pending_event *pe = list;
 
@@ -306,6 +331,9 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
     c->http_status = res->http_status;
     if (res->content_type)
         c->content_type = srvocsp__strdup(res->content_type);
+    if (res->content_encoding &&
+        (c->content_encoding = srvocsp__strdup(res->content_encoding)) == NULL)
+        c->error = SRVOCSP_E_NOMEM;
     if (res->detail)
         snprintf(c->detail, sizeof(c->detail), "%s", res->detail);
     if (res->error == SRVOCSP_OK && res->body_len > 0) {
@@ -330,7 +358,10 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
 
 static void completion_free(srvocsp__completion *c)
 {
+    if (c->leased) /* after the save: the others now find it */
+        c->en->store->ops->unlease(c->en->store, c->lease);
     free(c->content_type);
+    free(c->content_encoding);
     free(c->body);
     free(c);
 }
@@ -348,6 +379,7 @@ static srvocsp_error evaluate(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     res.error = c->error;
     res.http_status = c->http_status;
     res.content_type = c->content_type;
+    res.content_encoding = c->content_encoding;
     res.body = c->body;
     res.body_len = c->body_len;
     res.detail = c->detail[0] ? c->detail : NULL;
@@ -355,6 +387,24 @@ static srvocsp_error evaluate(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     return srvocsp__accept_http(&res, en->leaf, en->issuer, &pol, out, why, whylen);
 }
 
+/* The attempt is over without a new response to serve: back off. */
+static void attempt_refused(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error err,
+                            const char *why, const char *url, pending_event **events)
+{
+    en->last_err = err;
+    en->failures++;
+    en->unchanged = 0;
+    e->stats.failures++;
+    snprintf(en->last_reason, sizeof(en->last_reason), "%s", why);
+    srvocsp__heap_set(e, en,
+                      srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
+                                                   now_s(e), en->failures, rand_unit(e),
+                                                   e->cfg.jitter_percent));
+    queue_events(en, SRVOCSP_EVENT_FAILED, NULL, err, en->last_reason, url, 0, events);
+}
+
+/* One URL did not give a usable answer: the next URL of the same attempt
+ * at once, or the attempt has failed. */
 static void attempt_failed(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error err,
                            const char *why, const char *url, pending_event **events)
 {
@@ -364,43 +414,61 @@ static void attempt_failed(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error 
     snprintf(en->attempt_reasons + used, sizeof(en->attempt_reasons) - used, "%s%s: %s",
              used ? "; " : "", url, why);
     en->last_err = err;
-    if (en->url_idx + 1 < en->req.n_urls) {
-        en->url_idx++;
+    if (++en->url_tries < en->req.n_urls) {
+        en->url_idx = (en->url_idx + 1) % en->req.n_urls;
         ready_push(e, en); /* same attempt, next URL, at once */
         return;
     }
-    en->failures++;
-    e->stats.failures++;
-    snprintf(en->last_reason, sizeof(en->last_reason), "%s", en->attempt_reasons);
-    srvocsp__heap_set(e, en,
-                      srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
-                                                   now_s(e), en->failures, rand_unit(e),
-                                                   e->cfg.jitter_percent));
-    queue_events(en, SRVOCSP_EVENT_FAILED, NULL, err, en->last_reason, url, 0, events);
+    attempt_refused(e, en, err, en->attempt_reasons, url, events);
+}
+
+static void attempt_over(srvocsp_engine *e, srvocsp__entry *en)
+{
     en->attempts_done++;
     en->in_flight = false;
     pthread_cond_broadcast(&e->progress);
 }
 
 /* Called with the new snapshot already published. */
-static void attempt_succeeded(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
-                              const char *url, int store_errno, const char *store_why,
-                              pending_event **events)
+static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
+                     const char *url, bool offered, int store_errno, const char *store_why,
+                     pending_event **events)
 {
     srvocsp_event_type type = snap->status == SRVOCSP_STATUS_GOOD      ? SRVOCSP_EVENT_UPDATED
                               : snap->status == SRVOCSP_STATUS_REVOKED ? SRVOCSP_EVENT_REVOKED
                                                                        : SRVOCSP_EVENT_UNKNOWN;
-    int64_t now = now_s(e), at = srvocsp__sched_after_success(&en->sched, snap, now, true);
+    int64_t now = now_s(e), at;
 
-    en->failures = 0;
-    en->last_err = SRVOCSP_OK;
-    en->last_reason[0] = '\0';
     e->stats.responses_accepted++;
-    /* Processes sharing a store must not all ask at the same second: move
-     * the refresh earlier by up to half the jitter share of the wait. */
-    if (at > now && e->cfg.jitter_percent > 0)
-        at -= (int64_t)((double)(at - now) * (rand_unit(e) + 1.0) / 2.0 *
-                        (double)e->cfg.jitter_percent / 200.0);
+    en->unchanged = 0;
+    if (snap->status == SRVOCSP_STATUS_UNKNOWN) {
+        /* A new certificate is often unknown to its responder for a few
+         * minutes after issuance: ask again at the failure backoff, not at
+         * the response's refresh point days away. */
+        en->failures++;
+        en->last_err = SRVOCSP_E_STATUS_UNKNOWN;
+        snprintf(en->last_reason, sizeof(en->last_reason),
+                 "%s: the responder does not know the certificate (unknown)", url);
+        at = srvocsp__sched_after_failure(&en->sched, snap, now, en->failures, rand_unit(e),
+                                          e->cfg.jitter_percent);
+    } else {
+        en->failures = 0;
+        en->last_err = SRVOCSP_OK;
+        en->last_reason[0] = '\0';
+        at = srvocsp__sched_after_success(&en->sched, snap, now, true);
+        /* Processes sharing a store must not all ask at the same second:
+         * move the refresh earlier by up to half the jitter share of the
+         * wait. */
+        if (at > now && e->cfg.jitter_percent > 0)
+            at -= (int64_t)((double)(at - now) * (rand_unit(e) + 1.0) / 2.0 *
+                            (double)e->cfg.jitter_percent / 200.0);
+    }
+    if (srvocsp__dirsync_read_only(&en->dirsync)) /* the writer refreshes; we re-read */
+        at = srvocsp__dirsync_next(&en->dirsync, &en->sched, snap, now);
+    /* An offer arrives beside the schedule: it never puts off an attempt
+     * already due sooner (a refresh_now, a retry). */
+    if (offered && en->heap_idx != SIZE_MAX && en->next_at < at)
+        at = en->next_at;
     srvocsp__heap_set(e, en, at);
     queue_events(en, type, snap, SRVOCSP_OK, "", url, store_errno, events);
     if (store_errno != 0) {
@@ -408,9 +476,155 @@ static void attempt_succeeded(srvocsp_engine *e, srvocsp__entry *en, srvocsp_res
         queue_events(en, SRVOCSP_EVENT_STORE_FAILED, snap, SRVOCSP_E_STORE, store_why, url,
                      store_errno, events);
     }
-    en->attempts_done++;
-    en->in_flight = false;
-    pthread_cond_broadcast(&e->progress);
+}
+
+/* The responder handed back what we hold (a CDN cache): not a failure.
+ * Ask again after a fraction of the time it can still be served. */
+static void unchanged(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *cur)
+{
+    e->stats.unchanged++;
+    en->unchanged++;
+    en->failures = 0;
+    en->last_err = SRVOCSP_OK;
+    en->last_reason[0] = '\0';
+    srvocsp__heap_set(e, en, srvocsp__sched_after_unchanged(&en->sched, cur, now_s(e)));
+}
+
+typedef enum verdict { V_PUBLISH, V_UNCHANGED, V_REFUSE } verdict;
+
+/* Judges a verified response |snap| against the held one |cur| at |now|.
+ * The rules, in order:
+ *  - revoked is news when its thisUpdate is not older than the held
+ *    response's, or when it was produced after the held one (a lagging
+ *    replica that signs its older view afresh: it knows something the
+ *    held answer did not): it always displaces a good one then, servable
+ *    or not.  An older revoked response also produced before the held one
+ *    is a replay, refused (a replay cannot carry a newer producedAt: it is
+ *    signed).
+ *  - the same thisUpdate again is "unchanged", not a failure; revoked wins
+ *    a tie.
+ *  - a strictly older thisUpdate is a rollback, unless what we hold can no
+ *    longer be served (the wall clock went back, the responder's clock ran
+ *    ahead): then we do not stay locked onto it — but a held revoked one is
+ *    only ever given up for another revoked one.
+ *  - a good response that cannot be served (less validity than the
+ *    minimum) never displaces anything, and is not kept when nothing is
+ *    held: it could never be handed out. */
+static verdict judge(const srvocsp__entry *en, const srvocsp_response *cur,
+                     const srvocsp_response *snap, int64_t now, srvocsp_error *err, char *why,
+                     size_t whylen)
+{
+    const srvocsp__sched *p = &en->sched;
+    bool cur_ok = cur != NULL && srvocsp__sched_servable(p, cur, now) &&
+                  !srvocsp__from_future(cur, now, p->skew_s);
+    bool snap_ok = srvocsp__sched_servable(p, snap, now);
+    char a[32], b[32], c[32];
+
+    if (cur != NULL && snap->status == SRVOCSP_STATUS_REVOKED &&
+        cur->status != SRVOCSP_STATUS_REVOKED) {
+        if (snap->this_update >= cur->this_update || snap->produced_at > cur->produced_at ||
+            !cur_ok)
+            return V_PUBLISH;
+        srvocsp__fmt_time(snap->this_update, a, sizeof(a));
+        srvocsp__fmt_time(snap->produced_at, b, sizeof(b));
+        srvocsp__fmt_time(cur->produced_at, c, sizeof(c));
+        srvocsp__fmt(why, whylen,
+                     "revoked response with an older thisUpdate (%s) was also produced (%s) "
+                     "before the held good response (%s): a replay, not news",
+                     a, b, c);
+        *err = SRVOCSP_E_ROLLBACK;
+        return V_REFUSE;
+    }
+    if (cur != NULL && snap->this_update <= cur->this_update) {
+        bool tie = snap->this_update == cur->this_update;
+
+        srvocsp__fmt_time(snap->this_update, a, sizeof(a));
+        srvocsp__fmt_time(cur->this_update, b, sizeof(b));
+        if (tie && snap->status == cur->status) {
+            if (cur_ok)
+                return V_UNCHANGED;
+            if (cur->status == SRVOCSP_STATUS_UNKNOWN) {
+                srvocsp__fmt(why, whylen,
+                             "the responder still does not know the certificate (unknown)");
+                *err = SRVOCSP_E_STATUS_UNKNOWN;
+                return V_REFUSE;
+            }
+            srvocsp__fmt_time(cur->expires, c, sizeof(c));
+            srvocsp__fmt(why, whylen,
+                         "the responder handed back the held response (thisUpdate %s), which "
+                         "can no longer be served (it expires %s)",
+                         a, c);
+            *err = SRVOCSP_E_STALE;
+            return V_REFUSE;
+        }
+        if (cur->status == SRVOCSP_STATUS_REVOKED && snap->status != SRVOCSP_STATUS_REVOKED) {
+            srvocsp__fmt(why, whylen,
+                         "response thisUpdate %s is %s the held revoked response's %s (revoked "
+                         "wins)",
+                         a, tie ? "the same as" : "older than", b);
+            *err = SRVOCSP_E_ROLLBACK;
+            return V_REFUSE;
+        }
+        if (cur_ok || !snap_ok) {
+            srvocsp__fmt(why, whylen,
+                         "response thisUpdate %s is %s the held response's %s", a,
+                         tie ? "not newer than" : "older than", b);
+            *err = SRVOCSP_E_ROLLBACK;
+            return V_REFUSE;
+        }
+        /* The held response cannot be served: the older one can. */
+    }
+    if (snap->status == SRVOCSP_STATUS_GOOD && !snap_ok) {
+        srvocsp__fmt_time(snap->expires, a, sizeof(a));
+        srvocsp__fmt(why, whylen,
+                     "response is valid until %s, %lld s from now, less than the minimum "
+                     "validity of %lld s: it could never be served",
+                     a, (long long)(snap->expires - now),
+                     (long long)srvocsp__margin(snap, p->min_validity_s, p->adaptive));
+        *err = SRVOCSP_E_SHORT_VALIDITY;
+        return V_REFUSE;
+    }
+    return V_PUBLISH;
+}
+
+void srvocsp__entry_adopt_stored_locked(srvocsp__entry *en, srvocsp_response *snap)
+{
+    char why[SRVOCSP__REASON_LEN], note[SRVOCSP__REASON_LEN];
+    srvocsp_error err = SRVOCSP_OK;
+
+    if (judge(en, NULL, snap, now_s(en->eng), &err, why, sizeof(why)) == V_REFUSE) {
+        srvocsp__fmt(note, sizeof(note), "stored response ignored (%s): %s",
+                     srvocsp_error_name(err), why);
+        srvocsp__entry_add_note_locked(en, err, note);
+        srvocsp_response_free(snap);
+        return;
+    }
+    if (snap->status == SRVOCSP_STATUS_UNKNOWN) { /* asked again at the failure backoff */
+        en->failures = 1;
+        en->last_err = SRVOCSP_E_STATUS_UNKNOWN;
+        srvocsp__fmt(en->last_reason, sizeof(en->last_reason),
+                     "stored response: the responder did not know the certificate (unknown)");
+    }
+    srvocsp__cell_publish(&en->cell, snap);
+}
+
+int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now)
+{
+    const srvocsp__sched *p = &en->sched;
+    srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
+
+    if (srvocsp__dirsync_read_only(&en->dirsync)) /* the next look at the file */
+        return srvocsp__dirsync_next(&en->dirsync, p, cur, now);
+
+    if (cur == NULL || !srvocsp__sched_servable(p, cur, now))
+        return en->failures ? now + srvocsp__backoff_s(en->failures) : now;
+    if (srvocsp__from_future(cur, now, p->skew_s))
+        return now; /* withheld by get: ask for one we can serve */
+    if (en->failures)
+        return srvocsp__sched_after_failure(p, cur, now, en->failures, 0.0, 0);
+    if (en->unchanged)
+        return srvocsp__sched_after_unchanged(p, cur, now);
+    return srvocsp__sched_after_success(p, cur, now, false);
 }
 
 /* Persists an accepted response; runs without the lock.  Returns the
@@ -428,6 +642,62 @@ static int persist(srvocsp__entry *en, srvocsp_response *snap, char *why, size_t
     return err_no ? err_no : EIO;
 }
 
+/* Publishes |snap| (verified and judged) as |en|'s response, persists it
+ * unless it came from the store, schedules and queues the events.  Called
+ * and returns with e->mu held; drops it while writing the store. */
+static void publish(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
+                    const char *url, bool save, bool offered, pending_event **events)
+{
+    char why[SRVOCSP__REASON_LEN];
+    int store_errno = 0;
+
+    srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
+    if (en->store != NULL && save) {
+        uint64_t version = 0;
+
+        /* Serving already uses the new response; the disk follows. */
+        pthread_mutex_unlock(&e->mu);
+        store_errno = persist(en, snap, why, sizeof(why), &version);
+        pthread_mutex_lock(&e->mu);
+        if (store_errno == 0)
+            en->store_version = version;
+    }
+    accepted(e, en, snap, url, offered, store_errno, store_errno ? why : NULL, events);
+}
+
+/* An offered response (srvocsp_handle_offer_der) is judged and published
+ * here, on the engine thread like every other outcome, so that writes to
+ * the store and events stay in order.  It is no retrieval: no slot, no
+ * attempt, no failure count.  Called and returns with e->mu held. */
+static void complete_offer(srvocsp_engine *e, srvocsp__completion *c, pending_event **events)
+{
+    srvocsp__entry *en = c->en;
+    srvocsp_response *snap = NULL;
+    char why[SRVOCSP__REASON_LEN];
+    srvocsp_error err;
+
+    pthread_mutex_unlock(&e->mu);
+    err = evaluate(e, c, &snap, why, sizeof(why));
+    pthread_mutex_lock(&e->mu);
+    if (en->dead) {
+        err = SRVOCSP_E_SHUTDOWN;
+        srvocsp__fmt(why, sizeof(why), "the certificate is no longer served");
+    } else if (err == SRVOCSP_OK &&
+               judge(en, srvocsp__cell_peek(&en->cell), snap, now_s(e), &err, why,
+                     sizeof(why)) == V_PUBLISH) {
+        publish(e, en, snap, "offered", true, true, events);
+    }
+    if (c->offer != NULL) {
+        c->offer->err = err;
+        snprintf(c->offer->why, sizeof(c->offer->why), "%s", err != SRVOCSP_OK ? why : "");
+        c->offer->done = true;
+        pthread_cond_broadcast(&e->progress);
+    }
+    srvocsp_response_free(snap);
+    completion_free(c);
+    srvocsp__entry_unref_locked(en); /* the offer's reference */
+}
+
 /* Handles one completion.  Called and returns with e->mu held. */
 static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **events)
 {
@@ -436,11 +706,27 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
     char why[SRVOCSP__REASON_LEN];
     srvocsp_error err;
 
+    if (c->offered) {
+        complete_offer(e, c, events);
+        return;
+    }
     if (en->host && en->host->in_flight > 0)
         en->host->in_flight--;
     en->host = NULL;
     if (!c->from_store)
         e->in_flight--; /* a store pickup gave its slot back in start_all */
+    if (c->deferred) {
+        /* Another process is asking the responder for this certificate:
+         * look for its save in a moment (before any request of our own). */
+        e->stats.requests_started--;
+        en->in_flight = false;
+        if (!en->dead)
+            srvocsp__heap_set(e, en, now_s(e) + SRVOCSP__LEASE_RETRY_S);
+        completion_free(c);
+        srvocsp__entry_unref_locked(en);
+        pthread_cond_broadcast(&e->progress);
+        return;
+    }
 
     pthread_mutex_unlock(&e->mu);
     err = evaluate(e, c, &snap, why, sizeof(why));
@@ -452,40 +738,102 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
         en->in_flight = false;
     } else if (err != SRVOCSP_OK) {
         attempt_failed(e, en, err, why, c->url, events);
+        if (!en->queued)
+            attempt_over(e, en);
     } else {
         srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
+        const char *label = c->from_store ? "store" : c->url;
+        verdict v = judge(en, cur, snap, now_s(e), &err, why, sizeof(why));
 
-        /* No rollback: only a strictly newer thisUpdate replaces what we
-         * hold (a replayed older "good" must not hide a "revoked"). */
-        if (cur != NULL && snap->this_update <= cur->this_update) {
-            char a[32], b[32];
-
-            srvocsp__fmt_time(snap->this_update, a, sizeof(a));
-            srvocsp__fmt_time(cur->this_update, b, sizeof(b));
-            srvocsp__fmt(why, sizeof(why),
-                         "response thisUpdate %s is not newer than the held response's %s", a, b);
-            attempt_failed(e, en, SRVOCSP_E_ROLLBACK, why, c->url, events);
+        if (v == V_REFUSE && !c->from_store) {
+            /* A stale mirror, a replay: another URL may do better. */
+            attempt_failed(e, en, err, why, c->url, events);
         } else {
-            int store_errno = 0;
-
-            srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
-            if (en->store != NULL && !c->from_store) {
-                uint64_t version = 0;
-
-                /* Serving already uses the new response; the disk follows. */
-                pthread_mutex_unlock(&e->mu);
-                store_errno = persist(en, snap, why, sizeof(why), &version);
-                pthread_mutex_lock(&e->mu);
-                if (store_errno == 0)
-                    en->store_version = version;
+            if (!c->from_store)
+                en->url_pref = en->url_idx; /* this URL answers well: ask it first */
+            switch (v) {
+            case V_PUBLISH:
+                publish(e, en, snap, label, !c->from_store, false, events);
+                break;
+            case V_UNCHANGED:
+                unchanged(e, en, cur);
+                break;
+            case V_REFUSE:
+                attempt_refused(e, en, err, why, label, events);
+                break;
             }
-            attempt_succeeded(e, en, snap, c->from_store ? "store" : c->url, store_errno,
-                              store_errno ? why : NULL, events);
         }
+        if (!en->queued)
+            attempt_over(e, en);
     }
     srvocsp_response_free(snap);
     completion_free(c);
     srvocsp__entry_unref_locked(en); /* the in-flight reference */
+}
+
+srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der, size_t len)
+{
+    srvocsp_engine *e = en->eng;
+    srvocsp__completion *c = NULL, *q;
+    offer_wait w;
+    bool on_engine_thread;
+
+    if (len > en->max_response_size) {
+        srvocsp__set_error(SRVOCSP_E_TOO_LARGE, "offered response of %zu bytes exceeds the "
+                           "maximum response size of %zu", len, en->max_response_size);
+        return SRVOCSP_E_TOO_LARGE;
+    }
+    memset(&w, 0, sizeof(w));
+    w.err = SRVOCSP_E_SHUTDOWN;
+    snprintf(w.why, sizeof(w.why), "the engine stopped before the offer was judged");
+    c = srvocsp__calloc(1, sizeof(*c));
+    if (c == NULL || (c->body = srvocsp__malloc(len)) == NULL ||
+        (c->content_type = srvocsp__strdup("application/ocsp-response")) == NULL) {
+        if (c != NULL)
+            completion_free(c);
+        srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+        return SRVOCSP_E_NOMEM;
+    }
+    memcpy(c->body, der, len);
+    c->body_len = len;
+    c->http_status = 200;
+    c->url = "offered";
+    c->en = en;
+    c->offered = true;
+
+    pthread_mutex_lock(&e->mu);
+    if (en->dead || e->stop) {
+        pthread_mutex_unlock(&e->mu);
+        completion_free(c);
+        srvocsp__set_error(SRVOCSP_E_SHUTDOWN, "the certificate is no longer served");
+        return SRVOCSP_E_SHUTDOWN;
+    }
+    /* From an update callback (the engine thread) the verdict comes after
+     * the callback returns: it cannot be waited for. */
+    on_engine_thread = e->running && pthread_equal(pthread_self(), e->thread);
+    c->offer = on_engine_thread ? NULL : &w;
+    en->refs++;
+    c->next = NULL;
+    if (e->done_tail)
+        e->done_tail->next = c;
+    else
+        e->done_head = c;
+    e->done_tail = c;
+    srvocsp__engine_wake_locked(e);
+    if (on_engine_thread) {
+        pthread_mutex_unlock(&e->mu);
+        return SRVOCSP_OK;
+    }
+    while (!w.done && e->running && !e->stop)
+        pthread_cond_wait(&e->progress, &e->mu);
+    if (!w.done) /* still queued: it must not point at this stack */
+        for (q = e->done_head; q != NULL; q = q->next)
+            if (q == c)
+                q->offer = NULL;
+    pthread_mutex_unlock(&e->mu);
+    if (w.err != SRVOCSP_OK)
+        srvocsp__set_error(w.err, "offered response refused: %s", w.why);
+    return w.err;
 }
 
 /* ---------------------------------------------------------------------
@@ -498,6 +846,7 @@ typedef struct start_item {
     bool check_store;            /* look for another process's newer save first */
     uint64_t known_version;
     int64_t held_this_update;
+    srvocsp_cert_status held_status;
 } start_item;
 
 /* Moves due entries to the ready queue and picks those that may start
@@ -512,7 +861,8 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         srvocsp__heap_remove(e, en);
         if (en->in_flight)
             continue; /* rescheduled when it completes */
-        en->url_idx = 0;
+        en->url_idx = en->url_pref < en->req.n_urls ? en->url_pref : 0;
+        en->url_tries = 0;
         en->attempt_reasons[0] = '\0';
         ready_push(e, en);
     }
@@ -536,12 +886,14 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         e->stats.requests_started++;
         items[n].c = c;
         memset(&items[n].req, 0, sizeof(items[n].req));
-        items[n].check_store = en->store != NULL && en->url_idx == 0;
+        items[n].check_store =
+            en->store != NULL && en->url_tries == 0 && srvocsp__dirsync_loads(&en->dirsync);
         items[n].known_version = en->store_version;
         {
             srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
 
             items[n].held_this_update = cur ? cur->this_update : 0;
+            items[n].held_status = cur ? cur->status : SRVOCSP_STATUS_UNKNOWN;
         }
         if (en->req.get_urls[en->url_idx] != NULL) {
             items[n].req.url = en->req.get_urls[en->url_idx];
@@ -583,7 +935,8 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     pol.now = now_s(e);
     if (srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why)) ==
             SRVOCSP_OK &&
-        snap->this_update > it->held_this_update &&
+        (snap->this_update > it->held_this_update ||
+         (snap->status == SRVOCSP_STATUS_REVOKED && it->held_status != SRVOCSP_STATUS_REVOKED)) &&
         srvocsp__sched_after_success(&en->sched, snap, pol.now, false) > pol.now) {
         memset(&res, 0, sizeof(res));
         res.http_status = 200;
@@ -600,6 +953,104 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     return taken;
 }
 
+/* Read-only directory (srvocsp_params.directory_mode): the due entry looks
+ * at its stored file instead of asking the network.  A newer response that
+ * verifies goes the usual way (complete(), as a store pickup); anything
+ * else ends the look quietly until the next sync, with a FAILED event once
+ * per stored version that could not be used.  Runs without the lock. */
+static void sync_read_only(srvocsp_engine *e, start_item *it)
+{
+    srvocsp__completion *c = it->c;
+    srvocsp__entry *en = c->en;
+    srvocsp__policy pol = en->pol;
+    srvocsp_response *snap = NULL;
+    pending_event *events = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    uint64_t version = en->store->ops->version(en->store, en->store_name);
+    srvocsp_error err = SRVOCSP_OK;
+    char why[SRVOCSP__REASON_LEN], msg[SRVOCSP__REASON_LEN];
+    int64_t now;
+
+    msg[0] = '\0';
+    if (version != 0 && version != it->known_version) {
+        err = en->store->ops->load(en->store, en->store_name, en->max_response_size, &der, &len,
+                                   &version, why, sizeof(why));
+        if (err == SRVOCSP_OK && der != NULL) {
+            pol.now = now_s(e);
+            err = srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why));
+        }
+        if (err != SRVOCSP_OK)
+            srvocsp__fmt(msg, sizeof(msg), "stored response ignored (%s): %s",
+                         srvocsp_error_name(err), why);
+    }
+    if (snap != NULL && snap->this_update > it->held_this_update) {
+        srvocsp_http_result res;
+
+        memset(&res, 0, sizeof(res));
+        res.http_status = 200;
+        res.content_type = "application/ocsp-response";
+        res.body = der;
+        res.body_len = len;
+        c->from_store = true;
+        c->store_version = version;
+        transport_done(c, &res);
+        pthread_mutex_lock(&e->mu);
+        e->in_flight--; /* no transfer: complete() gives no slot back for a pickup */
+        e->stats.requests_started--;
+        e->stats.store_pickups++;
+        pthread_mutex_unlock(&e->mu);
+        c = NULL;
+    }
+    srvocsp_response_free(snap);
+    free(der);
+    if (c == NULL)
+        return;
+
+    pthread_mutex_lock(&e->mu);
+    if (en->host != NULL && en->host->in_flight > 0)
+        en->host->in_flight--;
+    en->host = NULL;
+    e->in_flight--;
+    e->stats.requests_started--;
+    if (version != 0)
+        en->store_version = version; /* an unusable version is not read again */
+    en->in_flight = false;
+    en->attempts_done++;
+    if (!en->dead) {
+        now = now_s(e);
+        srvocsp__heap_set(e, en, srvocsp__dirsync_next(&en->dirsync, &en->sched,
+                                                       srvocsp__cell_peek(&en->cell), now));
+        if (msg[0] != '\0') {
+            e->stats.failures++;
+            en->last_err = err;
+            snprintf(en->last_reason, sizeof(en->last_reason), "%s", msg);
+            queue_events(en, SRVOCSP_EVENT_FAILED, NULL, err, msg, NULL, 0, &events);
+        }
+    }
+    pthread_cond_broadcast(&e->progress);
+    srvocsp__entry_unref_locked(en); /* the in-flight reference */
+    pthread_mutex_unlock(&e->mu);
+    completion_free(c);
+    run_events(events);
+}
+
+/* One process at a time asks the responder for a certificate kept in a
+ * shared store: false when another one holds the lease.  Runs without the
+ * lock. */
+static bool take_lease(start_item *it)
+{
+    srvocsp__entry *en = it->c->en;
+
+    if (en->store->ops->lease == NULL)
+        return true;
+    switch (en->store->ops->lease(en->store, en->store_name, &it->c->lease)) {
+    case 1: it->c->leased = true; return true;
+    case 0: return false;
+    default: return true;
+    }
+}
+
 static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 {
     size_t i;
@@ -607,6 +1058,21 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
     for (i = 0; i < n; i++) {
         srvocsp_error err;
 
+        if (srvocsp__dirsync_read_only(&items[i].c->en->dirsync)) {
+            sync_read_only(e, &items[i]);
+            continue;
+        }
+        /* The lease first, then the look at the store: a holder saves
+         * before it gives the lease back, so whoever takes it next sees
+         * that save and adopts it instead of asking again. */
+        if (items[i].check_store && !take_lease(&items[i])) {
+            srvocsp_http_result res;
+
+            memset(&res, 0, sizeof(res));
+            items[i].c->deferred = true;
+            transport_done(items[i].c, &res);
+            continue;
+        }
         if (items[i].check_store && take_from_store(e, &items[i])) {
             pthread_mutex_lock(&e->mu);
             e->in_flight--; /* no transfer after all */
@@ -632,6 +1098,47 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
  * ------------------------------------------------------------------- */
 
 #define START_BATCH 64
+/* A wall clock that moved this much against the monotonic clock was
+ * stepped (NTP, suspend/resume, a restored VM). */
+#define CLOCK_JUMP_MS 5000
+
+/* Recomputes every waiting entry's next attempt from its response's own
+ * times: a schedule computed before a jump may lie days away from what
+ * the held response needs now. */
+static void replan_all(srvocsp_engine *e, int64_t now)
+{
+    size_t i;
+
+    for (i = 0; i < e->n_buckets; i++) {
+        srvocsp__entry *en;
+
+        for (en = e->buckets[i]; en != NULL; en = en->hash_next) {
+            if (en->in_flight || en->queued)
+                continue;
+            /* Failures counted against a wrong clock ("thisUpdate in the
+             * future", "expired") say nothing about the responder. */
+            en->failures = 0;
+            srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, now));
+        }
+    }
+}
+
+/* Notices a wall clock that was stepped either way since the last look. */
+static void check_clock(srvocsp_engine *e, int64_t now)
+{
+    int64_t off, d;
+
+    if (e->clock.monotonic_ms == NULL)
+        return; /* an injected wall clock alone: every step is time passing */
+    off = now * 1000 - e->clock.monotonic_ms(e->clock.ctx);
+    d = off - e->clock_offset_ms;
+    if (e->clock_offset_valid && (d > CLOCK_JUMP_MS || d < -CLOCK_JUMP_MS)) {
+        e->stats.clock_jumps++;
+        replan_all(e, now);
+    }
+    e->clock_offset_ms = off;
+    e->clock_offset_valid = true;
+}
 
 static void *engine_main(void *arg)
 {
@@ -665,6 +1172,7 @@ static void *engine_main(void *arg)
             complete(e, c, &events);
         }
         now = now_s(e);
+        check_clock(e, now);
         n = pick_starts(e, now, items, START_BATCH);
         if (n > 0 || events != NULL) {
             pthread_mutex_unlock(&e->mu);
@@ -788,6 +1296,7 @@ void srvocsp__engine_teardown_locked(srvocsp_engine *e)
 {
     size_t i;
 
+
     while (e->notes != NULL) {
         srvocsp__entry *en = e->notes;
 
@@ -852,7 +1361,7 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
             srvocsp__completion *c;
 
             for (c = e->done_head; c != NULL; c = c->next)
-                done_queued |= c->en == en;
+                done_queued |= c->en == en && !c->offered;
             if (en->in_flight && !done_queued) {
                 en->in_flight = false;
                 en->host = NULL;
@@ -868,9 +1377,11 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
     e->in_flight = 0;
     for (h = e->hosts; h != NULL; h = h->next)
         h->in_flight = 0;
-    for (srvocsp__completion *c = e->done_head; c != NULL; c = c->next)
-        if (!c->from_store)
+    for (srvocsp__completion *c = e->done_head; c != NULL; c = c->next) {
+        if (!c->from_store && !c->offered)
             e->in_flight++; /* complete() gives these back */
+        c->offer = NULL;    /* its thread is not in this process */
+    }
     e->running = false;
     e->thread_valid = false;
     e->joining = false;

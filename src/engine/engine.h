@@ -3,6 +3,7 @@
 #define SRVOCSP_ENGINE_H
 
 #include "core/cell.h"
+#include "engine/dirsync.h"
 #include "internal.h"
 #include "store/store.h"
 
@@ -37,6 +38,7 @@ struct srvocsp__entry {
     srvocsp__store *store;       /* NULL without a persistence directory */
     char store_name[SRVOCSP__STORE_NAME_LEN + 1];
     uint64_t store_version;      /* version of the stored file we last saw */
+    srvocsp__dirsync dirsync;    /* how the directory is used (immutable) */
 
     /* Scheduling, under eng->mu. */
     int64_t next_at;
@@ -45,8 +47,11 @@ struct srvocsp__entry {
     bool queued;                 /* in its host's ready queue */
     bool dead;                   /* last handle closed */
     size_t url_idx;
+    size_t url_tries;            /* URLs tried in the current attempt */
+    size_t url_pref;             /* the URL that last answered: tried first */
     srvocsp__host *host;         /* while in flight */
     unsigned failures;
+    unsigned unchanged;          /* answers in a row that repeated the held one */
     uint64_t attempts_done;
     srvocsp_error last_err;
     char last_reason[SRVOCSP__REASON_LEN];
@@ -67,6 +72,8 @@ struct srvocsp_handle {
     srvocsp__entry *entry;
     srvocsp_engine *eng;         /* entry->eng, one load closer for get */
     uint32_t min_validity_s;
+    uint32_t skew_s;
+    bool adaptive;
     srvocsp_clock clock;         /* copied: no pointer chase on get */
     srvocsp_update_cb cb;
     void *cb_arg;
@@ -101,6 +108,8 @@ struct srvocsp_engine {
     size_t n_ready;              /* entries waiting in the hosts' ready queues */
     srvocsp__completion *done_head, *done_tail;
     srvocsp__entry *notes;        /* entries with a load note to report */
+    int64_t clock_offset_ms;     /* wall - monotonic when last looked */
+    bool clock_offset_valid;
     srvocsp__host *hosts;
     unsigned in_flight;
 
@@ -127,6 +136,18 @@ SRVOCSP__HIDDEN srvocsp__entry *srvocsp__entry_find(srvocsp_engine *e, const uns
 SRVOCSP__HIDDEN bool srvocsp__entry_insert(srvocsp_engine *e, srvocsp__entry *en);
 SRVOCSP__HIDDEN void srvocsp__entry_unref_locked(srvocsp__entry *en);
 SRVOCSP__HIDDEN void srvocsp__entry_retire_locked(srvocsp__entry *en);
+/* When |en| should next be fetched at |now|, from its held response's own
+ * times and its failure state alone (used on open and after the wall
+ * clock jumped). */
+SRVOCSP__HIDDEN int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now);
+/* A new entry takes |snap| loaded from its store (consumes the reference):
+ * published unless the verdict rules refuse it (then a note says why). */
+SRVOCSP__HIDDEN void srvocsp__entry_adopt_stored_locked(srvocsp__entry *en,
+                                                       srvocsp_response *snap);
+/* srvocsp_handle_offer_der's work: queued for the engine thread, whose
+ * verdict the caller waits for (not from an update callback). */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der,
+                                                  size_t len);
 SRVOCSP__HIDDEN void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err,
                                                    const char *note);
 SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);

@@ -22,6 +22,9 @@ void srvocsp_params_init(srvocsp_params *p)
     p->max_response_size = SRVOCSP__DEFAULT_MAX_RESPONSE;
     p->clock_skew_s = 300;
     p->max_age_no_next_update_s = 3600;
+    p->max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME;
+    p->min_sync_s = SRVOCSP__MIN_SYNC_DEFAULT_S;
+    p->max_sync_s = SRVOCSP__MAX_SYNC_DEFAULT_S;
 }
 
 static const char *params_problem(const srvocsp_params *p)
@@ -36,7 +39,11 @@ static const char *params_problem(const srvocsp_params *p)
         return "max_response_size must be between 1 byte and 16 MiB";
     if (p->max_age_no_next_update_s == 0)
         return "max_age_no_next_update_s must be > 0";
-    return NULL;
+    if (p->max_lifetime_s != 0 && p->max_lifetime_s <= p->min_validity_s)
+        return "max_lifetime_s must be larger than min_validity_s (or 0 for no horizon)";
+    if (p->adaptive_min_validity != 0 && p->adaptive_min_validity != 1)
+        return "adaptive_min_validity must be 0 or 1";
+    return srvocsp__dirsync_problem(p);
 }
 
 static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
@@ -63,10 +70,14 @@ static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
     en->sched.max_before_s = p->max_before_next_update_s;
     en->sched.min_before_s = p->min_before_next_update_s;
     en->sched.min_after_s = p->min_after_next_update_s;
+    en->sched.skew_s = p->clock_skew_s;
+    en->sched.adaptive = p->adaptive_min_validity != 0;
     en->pol.skew_s = p->clock_skew_s;
     en->pol.max_age_s = p->max_age_no_next_update_s;
+    en->pol.max_lifetime_s = p->max_lifetime_s;
     en->url_timeout_ms = p->url_timeout_ms;
     en->max_response_size = p->max_response_size;
+    srvocsp__dirsync_init(&en->dirsync, p);
     return en;
 }
 
@@ -98,6 +109,8 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
                      srvocsp_last_error_text());
         return;
     }
+    if (p->directory_mode == SRVOCSP_DIR_WRITE_ONLY)
+        return; /* write-only: the store is for saving */
     if (l->store->ops->load(l->store, l->name, p->max_response_size, &der, &len, &l->version, why,
                             sizeof(why)) != SRVOCSP_OK) {
         l->err = SRVOCSP_E_STORE;
@@ -109,6 +122,7 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
     pol.now = now;
     pol.skew_s = p->clock_skew_s;
     pol.max_age_s = p->max_age_no_next_update_s;
+    pol.max_lifetime_s = p->max_lifetime_s;
     l->err = srvocsp__verify(der, len, leaf, issuer, &pol, &l->snap, why, sizeof(why));
     if (l->err != SRVOCSP_OK)
         srvocsp__fmt(l->why, sizeof(l->why), "stored response ignored (%s): %s",
@@ -128,22 +142,19 @@ static void loaded_clear(loaded *ld)
  * the stored response: served at once, refreshed from its own times. */
 static bool adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
 {
-    int64_t now = e->clock.now(e->clock.ctx), at = now;
+    int64_t now = e->clock.now(e->clock.ctx);
 
     en->store = ld->store;
     ld->store = NULL;
     memcpy(en->store_name, ld->name, sizeof(en->store_name));
     en->store_version = ld->version;
     if (ld->snap != NULL) {
-        if (srvocsp__servable(ld->snap, now, en->sched.min_validity_s) ||
-            ld->snap->status == SRVOCSP_STATUS_UNKNOWN)
-            at = srvocsp__sched_after_success(&en->sched, ld->snap, now, false);
-        srvocsp__cell_publish(&en->cell, ld->snap);
+        srvocsp__entry_adopt_stored_locked(en, ld->snap);
         ld->snap = NULL;
     } else if (ld->err != SRVOCSP_OK) {
         srvocsp__entry_add_note_locked(en, ld->err, ld->why);
     }
-    return srvocsp__heap_set(e, en, at);
+    return srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, now));
 }
 
 /* Frees an entry that no handle ever used. */
@@ -163,7 +174,8 @@ static void wait_first(srvocsp_engine *e, srvocsp__entry *en, srvocsp_handle *h,
     uint64_t target;
     srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
 
-    if (cur != NULL && srvocsp__servable(cur, h->clock.now(h->clock.ctx), h->min_validity_s))
+    if (cur != NULL && srvocsp__servable(cur, h->clock.now(h->clock.ctx), h->min_validity_s,
+                                         h->adaptive))
         return;
     target = en->attempts_done + 1;
     if (!en->in_flight && !en->queued) {
@@ -226,6 +238,8 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
         goto nomem;
     atomic_init(&h->refs, 1);
     h->min_validity_s = params->min_validity_s;
+    h->skew_s = params->clock_skew_s;
+    h->adaptive = params->adaptive_min_validity != 0;
     h->clock = e->clock;
     h->cb = params->update_cb;
     h->cb_arg = params->update_arg;
@@ -394,9 +408,19 @@ srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)
         srvocsp__set_error_code(SRVOCSP_E_STATUS_UNKNOWN);
         return NULL;
     }
-    if (r->expires - now < (int64_t)h->min_validity_s) {
+    if (r->expires - now < srvocsp__margin(r, h->min_validity_s, h->adaptive)) {
         srvocsp_response_free(r);
         srvocsp__set_error_code(SRVOCSP_E_STALE);
+        return NULL;
+    }
+    /* The wall clock went back (or the responder's runs ahead): strict
+     * clients refuse a staple from the future; the engine refetches.  The
+     * clock was read before the snapshot, so a thread that stalled in
+     * between reads it again before it withholds anything (rare path). */
+    if (srvocsp__from_future(r, now, h->skew_s) &&
+        srvocsp__from_future(r, h->clock.now(h->clock.ctx), h->skew_s)) {
+        srvocsp_response_free(r);
+        srvocsp__set_error_code(SRVOCSP_E_NOT_YET_VALID);
         return NULL;
     }
     return r;
@@ -460,4 +484,15 @@ srvocsp_error srvocsp_handle_refresh_now(srvocsp_handle *h)
     }
     pthread_mutex_unlock(&e->mu);
     return SRVOCSP_OK;
+}
+
+srvocsp_error srvocsp_handle_offer_der(srvocsp_handle *h, const unsigned char *der, size_t len)
+{
+    if (h == NULL || der == NULL || len == 0) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_handle_offer_der: %s",
+                           h == NULL ? "no handle" : "no response bytes");
+        return SRVOCSP_E_INVALID_ARG;
+    }
+    srvocsp__engine_check_fork(h->eng);
+    return srvocsp__entry_offer(h->entry, der, len);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static srvocsp_engine *g_default;
@@ -40,6 +41,41 @@ static void atfork_parent(void)
 static srvocsp_error curl_start_adapter(void *ctx, const srvocsp_http_request *req,
                                         srvocsp_http_done_fn done, void *arg);
 
+/* Processes forked together (a server's workers) inherit one schedule and
+ * one jitter sequence: left alone they all ask the responder in the same
+ * second, before any of them could pick up another's saved response.  Each
+ * child takes a jitter sequence of its own and moves every future refresh
+ * of a certificate kept in a store earlier by its own share of up to half
+ * the jitter of the wait (the rule after a success), so the first process
+ * to become due fetches and the others adopt what it saved. */
+static void spread_after_fork_locked(srvocsp_engine *e)
+{
+    int64_t now = e->clock.now(e->clock.ctx);
+
+    e->rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
+    if (e->rng == 0)
+        e->rng = 0x9E3779B97F4A7C15ULL;
+    if (e->cfg.jitter_percent == 0)
+        return;
+    for (size_t i = 0; i < e->n_buckets; i++) {
+        for (srvocsp__entry *en = e->buckets[i]; en != NULL; en = en->hash_next) {
+            uint64_t x = e->rng;
+            double u;
+
+            if (en->store == NULL || en->heap_idx == SIZE_MAX || en->next_at <= now)
+                continue;
+            x ^= x >> 12; /* xorshift64*, as the engine's jitter */
+            x ^= x << 25;
+            x ^= x >> 27;
+            e->rng = x;
+            u = (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / (double)(1ULL << 53);
+            srvocsp__heap_set(e, en,
+                              en->next_at - (int64_t)((double)(en->next_at - now) * u *
+                                                      (double)e->cfg.jitter_percent / 200.0));
+        }
+    }
+}
+
 static void atfork_child(void)
 {
     srvocsp_engine *e;
@@ -54,6 +90,7 @@ static void atfork_child(void)
         pthread_cond_init(&e->wake, &ca);
         pthread_cond_init(&e->progress, &ca);
         srvocsp__engine_after_fork_locked(e);
+        spread_after_fork_locked(e);
         if (e->curl != NULL) {
             /* The parent's engine thread may have been inside curl, its
              * state mid-update: leave it untouched (a bounded leak in the
@@ -123,6 +160,7 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
         goto nomem;
     e->cfg = *cfg;
     e->clock.now = srvocsp__system_now;
+    e->clock.monotonic_ms = srvocsp__system_monotonic_ms;
     if (cfg->clock != NULL)
         e->clock = *cfg->clock;
     if (cfg->transport != NULL) {
@@ -233,6 +271,8 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
 void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out)
 {
     memset(out, 0, sizeof(*out));
+    if (e == NULL)
+        e = srvocsp__default_engine();
     if (e == NULL)
         return;
     pthread_mutex_lock(&e->mu);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct xfer {
     struct xfer *next;
@@ -27,6 +28,7 @@ typedef struct xfer {
     size_t len, cap, max;
     bool too_large;
     char errbuf[CURL_ERROR_SIZE];
+    char content_encoding[64];   /* of the final answer; "" if none */
 } xfer;
 
 typedef struct curl_transport {
@@ -74,6 +76,36 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Only Content-Encoding is wanted from the headers: we never ask for a
+ * compressed answer (no Accept-Encoding), so libcurl does not decode one,
+ * and a body that arrives compressed must be named as such, not fail as
+ * "not DER".  A new status line starts a new answer (after a 100). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    static const char name[] = "content-encoding:";
+    xfer *x = arg;
+    size_t n = size * nmemb, k = sizeof(name) - 1;
+
+    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        x->content_encoding[0] = '\0';
+    } else if (n > k && strncasecmp(data, name, k) == 0) {
+        const char *v = data + k;
+        size_t vl = n - k;
+
+        while (vl > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            vl--;
+        }
+        while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        if (vl >= sizeof(x->content_encoding))
+            vl = sizeof(x->content_encoding) - 1;
+        memcpy(x->content_encoding, v, vl);
+        x->content_encoding[vl] = '\0';
+    }
+    return n;
+}
+
 static void xfer_free(xfer *x)
 {
     if (x == NULL)
@@ -94,6 +126,7 @@ static void finish(xfer *x, CURLcode rc)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &res.http_status);
         curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
         res.content_type = ct;
+        res.content_encoding = x->content_encoding[0] ? x->content_encoding : NULL;
         res.body = x->buf;
         res.body_len = x->len;
         res.error = SRVOCSP_OK;
@@ -269,6 +302,8 @@ static xfer *xfer_new(const srvocsp_http_request *req, srvocsp_http_done_fn done
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "srvocsp/0.1");
     if (req->proxy != NULL)

@@ -45,9 +45,20 @@ typedef struct srvocsp__store_ops {
     /* Calls |fn| for every stored name; returns how many. */
     size_t (*list)(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg);
     void (*free)(srvocsp__store *s);
+    /* Optional (NULL: none).  Takes, without waiting, the right to ask the
+     * responder for |name| among the processes sharing the store: 1 with
+     * |*token| to give back with unlease (after the save), 0 when another
+     * process holds it (it is fetching now: its save will follow), -1 when
+     * no lease can be had here (fetch anyway).  A holder that dies gives
+     * it back. */
+    int (*lease)(srvocsp__store *s, const char *name, int *token);
+    void (*unlease)(srvocsp__store *s, int token);
 
-    /* Coordination between processes sharing the store.  Every member below
-     * may be NULL (the store does not coordinate). */
+    /* Coordination of processes on several machines (a networked store;
+     * the engine's fleet logic, engine/fleet.c).  Every member below may be
+     * NULL.  Unlike |lease| above, held by a descriptor that dies with its
+     * process, this lease is a token with a time to live: a holder that
+     * dies, hangs or loses the network keeps it only until it expires. */
 
     /* Takes the short per-certificate lease that says "I am fetching this
      * one": HELD (|token| filled, release it with lease_release), BUSY

@@ -9,6 +9,10 @@
  * directory removes such leftovers: names of the temporary form older than
  * SWEEP_AGE_S (a write takes milliseconds; the age, not a process id, is
  * the test, since the processes sharing a directory may be on other hosts).
+ *
+ * Processes sharing a directory take a lease (an flock on .<name>.lock)
+ * before they ask the responder, so one of them fetches and the others,
+ * finding it held, pick up its save a moment later.
  */
 #include "store/store.h"
 
@@ -16,11 +20,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,121 +197,36 @@ static void dir_free(srvocsp__store *s)
     free(d);
 }
 
-/* ---------------------------------------------------------------------
- * The lease: <name>.lease, created with O_EXCL, holding "<token> <expiry
- * in Unix ms>".  Whoever creates it holds it; a file past its expiry
- * belongs to a holder that died or hung and is removed by the next one
- * who wants it.  Two processes that both find the same file stale may both
- * go on to hold it (one removes it, creates its own, the other removes
- * that): the cost is one extra request, never a wrong response, since
- * everything read from the directory is verified and compared anyway.
- * ------------------------------------------------------------------- */
-
-#define LEASE_FILE_MAX 128
-
-static int64_t wall_ms(void)
+/* The lease is an flock on ".<name>.lock" beside the response: held by an
+ * open file description, given back explicitly (a forked child's copy of
+ * the descriptor then holds nothing) or by the kernel when the holder dies. */
+static int dir_lease(srvocsp__store *s, const char *name, int *token)
 {
-    struct timespec ts;
+    const dir_store *d = (const dir_store *)s;
+    char path[4096];
+    int fd, busy;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void lease_path(const dir_store *d, const char *name, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/%s.lease", d->dir, name);
-}
-
-/* Reads a lease file: its token and expiry; false when unreadable. */
-static bool lease_read(const char *path, char token[SRVOCSP__LEASE_TOKEN_LEN + 1], int64_t *expiry)
-{
-    char buf[LEASE_FILE_MAX];
-    long long exp = 0;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-
+    if ((size_t)snprintf(path, sizeof(path), "%s/.%s.lock", d->dir, name) >= sizeof(path))
+        return -1;
+    /* Read-only is enough for flock, and lets processes of another user
+     * (a server's workers) use a lock file its master created. */
+    fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
-        return false;
-    n = read(fd, buf, sizeof(buf) - 1);
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        *token = fd;
+        return 1;
+    }
+    busy = errno == EWOULDBLOCK;
     close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    if (sscanf(buf, "%32s %lld", token, &exp) != 2)
-        return false;
-    *expiry = exp;
-    return true;
+    return busy ? 0 : -1;
 }
 
-static bool random_token(char token[SRVOCSP__LEASE_TOKEN_LEN + 1])
+static void dir_unlease(srvocsp__store *s, int token)
 {
-    unsigned char b[SRVOCSP__LEASE_TOKEN_LEN / 2];
-    size_t i;
-
-    if (RAND_bytes(b, (int)sizeof(b)) != 1)
-        return false;
-    for (i = 0; i < sizeof(b); i++)
-        snprintf(token + 2 * i, 3, "%02x", b[i]);
-    return true;
-}
-
-static srvocsp__lease dir_lease_acquire(srvocsp__store *s, const char *name, uint32_t ttl_ms,
-                                        char token[SRVOCSP__LEASE_TOKEN_LEN + 1],
-                                        int64_t *ttl_left_ms, char *why, size_t whylen)
-{
-    dir_store *d = (dir_store *)s;
-    char path[4096], buf[LEASE_FILE_MAX], other[SRVOCSP__LEASE_TOKEN_LEN + 1];
-    int attempt, fd, n;
-    int64_t expiry;
-
-    *ttl_left_ms = -1;
-    if (!random_token(token)) {
-        srvocsp__fmt(why, whylen, "no randomness for a lease token");
-        return SRVOCSP__LEASE_ERROR;
-    }
-    lease_path(d, name, path, sizeof(path));
-    for (attempt = 0; attempt < 2; attempt++) {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            n = snprintf(buf, sizeof(buf), "%s %lld\n", token,
-                         (long long)(wall_ms() + (int64_t)ttl_ms));
-            if (write(fd, buf, (size_t)n) != n) {
-                srvocsp__fmt(why, whylen, "cannot write %s: %s", path, strerror(errno));
-                close(fd);
-                unlink(path);
-                return SRVOCSP__LEASE_ERROR;
-            }
-            close(fd);
-            return SRVOCSP__LEASE_HELD;
-        }
-        if (errno != EEXIST) {
-            srvocsp__fmt(why, whylen, "cannot create %s: %s", path, strerror(errno));
-            return SRVOCSP__LEASE_ERROR;
-        }
-        /* Held: by someone alive, or left by a holder that died.  A file
-         * being written this very moment reads as empty: busy. */
-        if (!lease_read(path, other, &expiry)) {
-            *ttl_left_ms = ttl_ms;
-            return SRVOCSP__LEASE_BUSY;
-        }
-        if (expiry > wall_ms()) {
-            *ttl_left_ms = expiry - wall_ms();
-            return SRVOCSP__LEASE_BUSY;
-        }
-        unlink(path); /* stale: try once more */
-    }
-    *ttl_left_ms = 0;
-    return SRVOCSP__LEASE_BUSY;
-}
-
-static void dir_lease_release(srvocsp__store *s, const char *name, const char *token)
-{
-    char path[4096], other[SRVOCSP__LEASE_TOKEN_LEN + 1];
-    int64_t expiry;
-
-    lease_path((dir_store *)s, name, path, sizeof(path));
-    if (lease_read(path, other, &expiry) && strcmp(other, token) == 0)
-        unlink(path);
+    (void)s;
+    flock(token, LOCK_UN);
+    close(token);
 }
 
 static const srvocsp__store_ops dir_ops = {
@@ -316,8 +235,8 @@ static const srvocsp__store_ops dir_ops = {
     .save = dir_save,
     .list = dir_list,
     .free = dir_free,
-    .lease_acquire = dir_lease_acquire,
-    .lease_release = dir_lease_release,
+    .lease = dir_lease,
+    .unlease = dir_unlease,
 };
 
 /* Directories already swept by this process; opening 10,000 handles on

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 static atomic_uint g_fork_generation;
 
@@ -13,6 +14,7 @@ void srvocsp__note_fork_child(void)
 int srvocsp__thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
 {
     pthread_attr_t attr;
+    sigset_t all, old;
     size_t size;
     int rc;
 
@@ -25,7 +27,14 @@ int srvocsp__thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
     size += (size_t)(atomic_load(&g_fork_generation) % 64) * 65536u;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, size);
+    /* The library's threads take none of the process's signals: a server
+     * that blocks its signals outside sigsuspend (nginx's master) must get
+     * them on its own thread, not on ours, or it would not wake for them.
+     * The new thread inherits the mask in force at pthread_create. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(t, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return rc;
 }

@@ -4,6 +4,15 @@
 #include <stdio.h>
 #include <time.h>
 
+int64_t srvocsp__system_monotonic_ms(void *ctx)
+{
+    struct timespec ts;
+
+    (void)ctx;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t srvocsp__system_now(void *ctx)
 {
     struct timespec ts;

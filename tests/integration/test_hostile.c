@@ -23,7 +23,8 @@
 
 #define VALIDITY 86400
 
-typedef enum { KEEP, NEW_GOOD, NEW_REVOKED, NOTHING } outcome;
+/* UNCHANGED: the held response handed back again: kept, and not a failure. */
+typedef enum { KEEP, NEW_GOOD, NEW_REVOKED, NOTHING, UNCHANGED } outcome;
 
 typedef struct row {
     evil_scenario s;     /* EVIL__COUNT: connection refused */
@@ -68,6 +69,9 @@ static const row rows[] = {
     {EVIL_SHA256, NEW_GOOD, SRVOCSP_OK},
     {EVIL_NOT_FIRST, NEW_GOOD, SRVOCSP_OK},
     {EVIL_CRITICAL_EXT, KEEP, SRVOCSP_E_CRITICAL_EXT},
+    {EVIL_BER, NEW_GOOD, SRVOCSP_OK},        /* re-encoded as DER, checked below */
+    {EVIL_GZIP, KEEP, SRVOCSP_E_CONTENT_ENCODING},
+    {EVIL_CACHED, UNCHANGED, SRVOCSP_OK},
     {EVIL_GOOD, NEW_GOOD, SRVOCSP_OK},
 };
 
@@ -162,7 +166,7 @@ static void test_every_bad_answer(void **s)
         c.clock = &clk.clock;
         c.jitter_percent = 0;
         eng = srvocsp_engine_new(&c);
-        evil_set_slot(ev, (int)i % 16, EVIL_GOOD);
+        evil_set_slot(ev, (int)i % 16, r->s == EVIL_CACHED ? EVIL_CACHED : EVIL_GOOD);
         snprintf(url, sizeof(url), "%s/k%d/", base, (int)i % 16);
         if (r->s == EVIL__COUNT) {
             /* Refused: a responder that answers once, then is gone. */
@@ -185,6 +189,24 @@ static void test_every_bad_answer(void **s)
         /* Other certificates kept being refreshed meanwhile. */
         assert_int_equal(this_update_of(other), t1);
         resp = srvocsp_get1_response(h);
+        if (r->s == EVIL_BER) {
+            /* Stapled as DER: a definite length, the bytes a strict client
+             * reads, and still a response that verifies. */
+            size_t n;
+            const unsigned char *d = srvocsp_response_der(resp, &n);
+            srvocsp_response *again;
+            srvocsp_verify_opts vo;
+
+            srvocsp_verify_opts_init(&vo);
+            vo.now = t1;
+            assert_int_equal(d[0], 0x30);
+            assert_int_not_equal(d[1], 0x80);
+            again = srvocsp_verify_der(d, n, pki.good.cert, pki.ca.cert, &vo);
+            if (again == NULL)
+                print_message("re-encoded response: %s\n", srvocsp_last_error_text());
+            assert_non_null(again);
+            srvocsp_response_free(again);
+        }
         print_message("  %-24s -> %-11s %s\n",
                       r->s == EVIL__COUNT ? "connection-refused" : evil_name(r->s),
                       resp == NULL                                 ? "serves none"
@@ -217,6 +239,19 @@ static void test_every_bad_answer(void **s)
             assert_null(resp);
             assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STATUS_UNKNOWN);
             break;
+        case UNCHANGED: {
+            srvocsp_engine_stats st;
+
+            assert_non_null(resp);
+            assert_int_equal(srvocsp_response_this_update(resp), T0);
+            assert_int_equal(e.failed, 0);
+            assert_int_equal(srvocsp_handle_last_failure(h, NULL, 0), SRVOCSP_OK);
+            srvocsp_engine_get_stats(eng, &st);
+            assert_int_equal(st.unchanged, 1);
+            /* Asked again soon, not at the next halfway point. */
+            assert_true(srvocsp_handle_next_attempt(h) <= t1 + (T0 + VALIDITY - 600 - t1) / 8);
+            break;
+        }
         }
         srvocsp_response_free(resp);
         srvocsp_close(h);
@@ -312,10 +347,106 @@ static void test_keep_alive(void **s)
     evil_stop(e);
 }
 
+/* An AIA URL with a query string is asked with POST: a GET would put the
+ * request after the query, where the responder does not look. */
+static void test_query_string_url_posts(void **s)
+{
+    srvocsp_engine_config c;
+    srvocsp_engine *eng;
+    srvocsp_handle *h;
+    events e;
+    char url[128];
+
+    memset(&e, 0, sizeof(e));
+    pthread_mutex_init(&e.mu, NULL);
+    manual_clock_set(&clk, T0);
+    srvocsp_engine_config_init(&c);
+    c.clock = &clk.clock;
+    eng = srvocsp_engine_new(&c);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/good/ocsp?token=abc", evil_port(ev));
+    h = open_url(eng, &pki.good, url, &e);
+    assert_int_equal(this_update_of(h), T0);
+    assert_int_equal(e.failed, 0);
+    srvocsp_close(h);
+    srvocsp_engine_free(eng);
+    pthread_mutex_destroy(&e.mu);
+}
+
+static int64_t ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A certificate whose first AIA URL is black-holed: the first attempt
+ * waits out its timeout there and gets the answer from the second; later
+ * refreshes ask the URL that answered first and cost no timeout. */
+static void test_answering_url_first(void **s)
+{
+    char hang[96], good[96];
+    tp_cert leaf;
+    tp_cert_opts o;
+    srvocsp_engine_config c;
+    srvocsp_engine *eng;
+    srvocsp_params p;
+    srvocsp_handle *h;
+    long before;
+    int64_t t, took;
+
+    snprintf(hang, sizeof(hang), "http://127.0.0.1:%d/hang/", evil_port(ev));
+    snprintf(good, sizeof(good), "http://127.0.0.1:%d/good/", evil_port(ev));
+    memset(&o, 0, sizeof(o));
+    o.cn = "twourls.test";
+    o.serial = TP_SERIAL_TWOURLS; /* the responder knows this serial */
+    o.issuer = &pki.ca;
+    o.not_before = T0 - 86400;
+    o.not_after = T0 + 365 * 86400;
+    o.server_auth = true;
+    o.ocsp_urls[0] = hang;
+    o.ocsp_urls[1] = good;
+    assert_true(tp_cert_make(&leaf, &o));
+    manual_clock_set(&clk, T0);
+    srvocsp_engine_config_init(&c);
+    c.clock = &clk.clock;
+    c.jitter_percent = 0;
+    eng = srvocsp_engine_new(&c);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.url_timeout_ms = 800;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    t = ms_now();
+    h = fake_open(leaf.cert, pki.ca.cert, &p);
+    assert_int_equal(srvocsp_engine_settle(eng, 10000), SRVOCSP_OK);
+    took = ms_now() - t;
+    assert_int_equal(this_update_of(h), T0);
+    print_message("  first attempt (black hole, then the answer): %lld ms\n", (long long)took);
+    assert_true(took >= 700);
+    for (int k = 1; k <= 2; k++) {
+        before = evil_requests(ev);
+        manual_clock_set(&clk, srvocsp_handle_next_attempt(h));
+        t = ms_now();
+        srvocsp_engine_kick(eng);
+        assert_int_equal(srvocsp_engine_settle(eng, 10000), SRVOCSP_OK);
+        took = ms_now() - t;
+        print_message("  refresh %d: %lld ms, %ld request(s)\n", k, (long long)took,
+                      evil_requests(ev) - before);
+        assert_int_equal(evil_requests(ev) - before, 1);
+        assert_true(took < 700);
+        assert_int_equal(this_update_of(h), (int64_t)atomic_load(&clk.now));
+    }
+    srvocsp_close(h);
+    srvocsp_engine_free(eng);
+    tp_cert_free(&leaf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_bad_answer),
+        cmocka_unit_test(test_query_string_url_posts),
+        cmocka_unit_test(test_answering_url_first),
         cmocka_unit_test(test_concurrency_limits),
         cmocka_unit_test(test_keep_alive),
     };

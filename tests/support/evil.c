@@ -46,6 +46,7 @@ struct evil {
     pthread_t threads[MAX_CONNS];
     int n_conns;
     presigned *buckets[PRESIGNED_BUCKETS];
+    presigned *cached;             /* "cdn-cached": first answer per serial */
 };
 
 static const char *const names[] = {
@@ -254,6 +255,14 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
     bool keep = true;
     int i;
 
+    {
+        /* Responders route on the path: a query string is not part of it,
+         * and GET data appended after one is lost. */
+        static _Thread_local char clean[8192];
+
+        snprintf(clean, sizeof(clean), "%.*s", (int)strcspn(path, "?#"), path);
+        path = clean;
+    }
     if (path[0] != '/' || (rest = strchr(path + 1, '/')) == NULL)
         return reply(fd, 404, "Not Found", "text/plain", NULL, 0, NULL);
     snprintf(seg, sizeof(seg), "%.*s", (int)(rest - path - 1), path + 1);
@@ -329,10 +338,57 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
     }
     default: break;
     }
+    if (s == EVIL_CACHED) {
+        presigned *c;
+
+        pthread_mutex_lock(&e->mu);
+        for (c = e->cached; c != NULL && c->serial != serial; c = c->next)
+            ;
+        if (c == NULL && (c = calloc(1, sizeof(*c))) != NULL) {
+            c->serial = serial;
+            c->der = make_response(e, EVIL_GOOD, leaf, &c->len);
+            c->next = e->cached;
+            e->cached = c;
+        }
+        keep = c && c->der ? reply(fd, 200, "OK", "application/ocsp-response", c->der, c->len,
+                                   "Cache-Control: max-age=9000\r\n")
+                           : reply(fd, 500, "Internal Server Error", "text/plain", NULL, 0, NULL);
+        pthread_mutex_unlock(&e->mu);
+        return keep;
+    }
     der = make_response(e, s, leaf, &len);
     if (der == NULL)
         return reply(fd, 500, "Internal Server Error", "text/plain", NULL, 0, NULL);
     switch (s) {
+    case EVIL_BER: {
+        /* The outer SEQUENCE with an indefinite length (BER, as some
+         * responders send it): 30 80 <contents> 00 00. */
+        size_t hl = der[1] & 0x80 ? 2 + (size_t)(der[1] & 0x7f) : 2;
+        size_t blen = len - hl;
+        unsigned char *ber = malloc(blen + 4);
+
+        ber[0] = 0x30;
+        ber[1] = 0x80;
+        memcpy(ber + 2, der + hl, blen);
+        ber[2 + blen] = 0;
+        ber[3 + blen] = 0;
+        keep = reply(fd, 200, "OK", "application/ocsp-response", ber, blen + 4, NULL);
+        free(ber);
+        break;
+    }
+    case EVIL_GZIP: {
+        /* A compressed answer the client never asked for: a gzip member
+         * header (RFC 1952) in front of stored bytes. */
+        static const unsigned char gz[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+        unsigned char *z = malloc(len + sizeof(gz));
+
+        memcpy(z, gz, sizeof(gz));
+        memcpy(z + sizeof(gz), der, len);
+        keep = reply(fd, 200, "OK", "application/ocsp-response", z, len + sizeof(gz),
+                     "Content-Encoding: gzip\r\n");
+        free(z);
+        break;
+    }
     case EVIL_BAD_CTYPE: keep = reply(fd, 200, "OK", "text/html", der, len, NULL); break;
     case EVIL_TRUNCATED:
         keep = reply(fd, 200, "OK", "application/ocsp-response", der, len / 2, NULL);
@@ -402,10 +458,15 @@ static void *conn_main(void *arg)
 
             while (now > max && !atomic_compare_exchange_weak(&e->max_active, &max, now))
                 ;
+            /* HTTP/1.0 without keep-alive: close after the answer (nginx's
+             * own OCSP client reads until the connection closes). */
+            bool close_after = strstr(buf, " HTTP/1.0\r\n") != NULL &&
+                               strcasestr(buf, "\r\nConnection: keep-alive") == NULL;
+
             keep = answer(e, fd, method, path, (unsigned char *)buf + head_len, clen, &released);
             if (!released)
                 atomic_fetch_sub(&e->active, 1);
-            if (!keep)
+            if (!keep || close_after)
                 goto out;
         }
         memmove(buf, buf + head_len + clen, used - head_len - clen);
@@ -510,6 +571,13 @@ void evil_stop(evil *e)
             free(p->der);
             free(p);
         }
+    while (e->cached) {
+        presigned *p = e->cached;
+
+        e->cached = p->next;
+        free(p->der);
+        free(p);
+    }
     tp_cert_free(&e->forged_ca);
     pthread_mutex_destroy(&e->mu);
     free(e);

@@ -6,7 +6,11 @@
  * The scenario comes from the first path segment: a scenario name
  * ("/trylater/<request>") fixes it; "/k<N>/" uses control slot N, which the
  * test switches with evil_set_slot.  "fast" serves pre-signed responses
- * from a cache over keep-alive (for benchmarks).
+ * from a cache over keep-alive (for benchmarks).  "cdn-cached" behaves like a
+ * CDN in front of a responder: the first answer for a certificate is
+ * kept and handed back for every later request.  A query string is cut
+ * off the path before it is read (GET data after it is lost, as with real
+ * responders); POST bodies are read as they are.
  */
 #ifndef SRVOCSP_EVIL_H
 #define SRVOCSP_EVIL_H
@@ -55,7 +59,10 @@
     X(ROLLBACK, "rollback")                                                                        \
     X(SHA256, "sha256-certid")                                                                     \
     X(NOT_FIRST, "ours-not-first")                                                                 \
-    X(CRITICAL_EXT, "critical-extension")
+    X(CRITICAL_EXT, "critical-extension")                                                          \
+    X(BER, "ber-outer")                                                                            \
+    X(GZIP, "gzip-encoded")                                                                        \
+    X(CACHED, "cdn-cached")
 
 typedef enum evil_scenario {
 #define EVIL_ENUM(id, name) EVIL_##id,

@@ -9,16 +9,39 @@ static int64_t manual_now(void *ctx)
     return atomic_load(&((manual_clock *)ctx)->now);
 }
 
+static int64_t manual_mono(void *ctx)
+{
+    return atomic_load(&((manual_clock *)ctx)->mono_ms);
+}
+
 void manual_clock_init(manual_clock *c, int64_t start)
 {
     atomic_init(&c->now, start);
+    atomic_init(&c->mono_ms, 0);
     c->clock.now = manual_now;
     c->clock.ctx = c;
+    c->clock.monotonic_ms = NULL;
 }
 
 void manual_clock_set(manual_clock *c, int64_t t)
 {
     atomic_store(&c->now, t);
+}
+
+void manual_clock_use_monotonic(manual_clock *c)
+{
+    c->clock.monotonic_ms = manual_mono;
+}
+
+void manual_clock_advance(manual_clock *c, int64_t secs)
+{
+    atomic_fetch_add(&c->mono_ms, secs * 1000);
+    atomic_fetch_add(&c->now, secs);
+}
+
+void manual_clock_jump(manual_clock *c, int64_t secs)
+{
+    atomic_fetch_add(&c->now, secs);
 }
 
 static srvocsp_error fake_start(void *ctx, const srvocsp_http_request *req,

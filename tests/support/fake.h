@@ -10,11 +10,19 @@
 
 typedef struct manual_clock {
     _Atomic int64_t now;
+    _Atomic int64_t mono_ms;     /* with manual_clock_use_monotonic */
     srvocsp_clock clock;
 } manual_clock;
 
+/* A wall clock only: every step is time passing. */
 void manual_clock_init(manual_clock *c, int64_t start);
 void manual_clock_set(manual_clock *c, int64_t t);
+/* Gives the clock a monotonic side, so the engine can tell time passing
+ * (manual_clock_advance: both move) from the wall clock being stepped
+ * (manual_clock_jump: only the wall clock moves). */
+void manual_clock_use_monotonic(manual_clock *c);
+void manual_clock_advance(manual_clock *c, int64_t secs);
+void manual_clock_jump(manual_clock *c, int64_t secs);
 
 typedef struct fake_reply {
     srvocsp_error error;

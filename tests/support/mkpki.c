@@ -17,11 +17,25 @@ int main(int argc, char **argv)
         printf("%d\n", tr_free_port());
         return 0;
     }
+    if (argc >= 6 && strcmp(argv[3], "--chain") == 0) {
+        /* DIR OCSP_URL --chain ROOT_URL ICA_URL: the standard PKI and the
+         * chain PKI beside it (tp_pki_write_chain). */
+        ok = tp_pki_make(&pki, argv[2], "http://127.0.0.1:9/", time(NULL)) &&
+             tp_pki_make_chain(&pki, argv[4], argv[5], time(NULL)) &&
+             tp_pki_write(&pki, argv[1]) && tp_pki_write_chain(&pki, argv[1]);
+        tp_pki_free(&pki);
+        if (!ok)
+            fprintf(stderr, "cannot write the chain PKI into %s\n", argv[1]);
+        return ok ? 0 : 1;
+    }
     if (argc < 3) {
         fprintf(stderr, "usage: %s DIR OCSP_URL [DEAD_URL] [--responses] | --free-port\n"
+                        "       %s DIR OCSP_URL --chain ROOT_OCSP_URL ICA_OCSP_URL\n"
                         "Writes root.pem, ca.pem/.key, delegate.pem/.key, good/revoked/unknown/\n"
-                        "noaia/twourls .pem (leaf + CA) and .key, and an openssl ocsp index.\n",
-                argv[0]);
+                        "noaia/twourls .pem (leaf + CA) and .key, and an openssl ocsp index;\n"
+                        "with --chain also chain*.pem (leaf + intermediate naming ROOT_OCSP_URL),\n"
+                        "chain.key, ica.pem/.key, root.key, chain-index.txt, root-index.txt.\n",
+                argv[0], argv[0]);
         return 2;
     }
     if (!tp_pki_make(&pki, argv[2],

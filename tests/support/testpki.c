@@ -217,6 +217,8 @@ unsigned char *tp_response(const tp_resp_opts *o, size_t *len)
         flags |= OCSP_RESPID_KEY;
     if (!o->include_signer)
         flags |= OCSP_NOCERTS;
+    if (o->carry && ((extra = sk_X509_new_null()) == NULL || !sk_X509_push(extra, o->carry->cert)))
+        goto out;
     if (OCSP_basic_sign(bs, signer->cert, signer->key, EVP_sha256(), extra, flags) != 1)
         goto out;
     resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);
@@ -344,7 +346,8 @@ void tp_pki_free(tp_pki *p)
 {
     tp_cert *all[] = {&p->root,     &p->ca,           &p->other_ca,       &p->delegate,
                       &p->delegate_noeku, &p->delegate_other, &p->delegate_expired, &p->good,
-                      &p->revoked,  &p->unknown,      &p->noaia,          &p->twourls, &p->good_rsa, &p->muststaple};
+                      &p->revoked,  &p->unknown,      &p->noaia,          &p->twourls, &p->good_rsa, &p->muststaple,
+                      &p->ica, &p->ica_revoked, &p->ica_unknown, &p->ica_noaia, &p->chain_leaf};
     size_t i;
 
     for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -414,5 +417,118 @@ int tp_pki_write(const tp_pki *p, const char *dir)
     ok &= fclose(f) == 0;
     snprintf(path, sizeof(path), "%s/index.txt.attr", dir);
     ok &= tp_write_file(path, "unique_subject = no\n", 20);
+    return ok;
+}
+
+int tp_pki_make_chain(tp_pki *p, const char *root_url, const char *ica_url, int64_t now)
+{
+    const int64_t day = 86400;
+    static const struct {
+        size_t off;
+        long serial;
+        bool aia;
+    } icas[] = {
+        {offsetof(tp_pki, ica), TP_SERIAL_ICA, true},
+        {offsetof(tp_pki, ica_revoked), TP_SERIAL_ICA_REVOKED, true},
+        {offsetof(tp_pki, ica_unknown), TP_SERIAL_ICA_UNKNOWN, true},
+        {offsetof(tp_pki, ica_noaia), TP_SERIAL_ICA_NOAIA, false},
+    };
+    tp_cert_opts o;
+
+    for (size_t i = 0; i < sizeof(icas) / sizeof(icas[0]); i++) {
+        memset(&o, 0, sizeof(o));
+        o.cn = "srvocsp test intermediate CA";
+        o.serial = icas[i].serial;
+        o.issuer = &p->root;
+        o.ca = true;
+        o.not_before = now - day;
+        o.not_after = now + 365 * day;
+        o.ocsp_urls[0] = icas[i].aia ? root_url : NULL;
+        o.same_key_as = i > 0 ? &p->ica : NULL;
+        if (!tp_cert_make((tp_cert *)((char *)p + icas[i].off), &o))
+            return 0;
+    }
+    memset(&o, 0, sizeof(o));
+    o.cn = "chain.test";
+    o.serial = TP_SERIAL_CHAIN_LEAF;
+    o.issuer = &p->ica;
+    o.server_auth = true;
+    o.not_before = now - day;
+    o.not_after = now + 365 * day;
+    o.ocsp_urls[0] = ica_url;
+    return tp_cert_make(&p->chain_leaf, &o);
+}
+
+/* Writes an openssl-ocsp index: |lines| formatted with the expiry and
+ * revocation times, and the attr file beside it. */
+static int write_index(const char *dir, const char *name, const char *const *lines, size_t n)
+{
+    char path[1024], exp[32], rev[32];
+    int64_t now = (int64_t)time(NULL);
+    FILE *f;
+    int ok;
+
+    asn1_index_time(now + 365 * 86400, exp, sizeof(exp));
+    asn1_index_time(now - 3600, rev, sizeof(rev));
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lines[i][0] == 'R')
+            fprintf(f, "R\t%s\t%s,keyCompromise\t%s\n", exp, rev, lines[i] + 2);
+        else
+            fprintf(f, "V\t%s\t\t%s\n", exp, lines[i] + 2);
+    }
+    ok = fclose(f) == 0;
+    snprintf(path, sizeof(path), "%s/%s.attr", dir, name);
+    return ok && tp_write_file(path, "unique_subject = no\n", 20);
+}
+
+/* PEM of |a|, then |b| and |c| when not NULL. */
+static int write_chain(const char *dir, const char *name, X509 *a, X509 *b, X509 *c)
+{
+    char path[1024];
+    FILE *f;
+    int ok;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return 0;
+    ok = PEM_write_X509(f, a) && (b == NULL || PEM_write_X509(f, b)) &&
+         (c == NULL || PEM_write_X509(f, c));
+    return fclose(f) == 0 && ok;
+}
+
+int tp_pki_write_chain(const tp_pki *p, const char *dir)
+{
+    char path[1024];
+    int ok = 1;
+    static const char *const leaf_index[] = {
+        "V 2001\tunknown\t/O=srvocsp test/CN=chain.test",
+    };
+    static const char *const root_index[] = {
+        "V 20\tunknown\t/O=srvocsp test/CN=srvocsp test intermediate CA",
+        "R 21\tunknown\t/O=srvocsp test/CN=srvocsp test intermediate CA",
+        "V 23\tunknown\t/O=srvocsp test/CN=srvocsp test intermediate CA",
+    };
+
+    if (p->chain_leaf.cert == NULL)
+        return 0;
+    snprintf(path, sizeof(path), "%s/root.key", dir);
+    ok &= tp_write_key(path, p->root.key);
+    snprintf(path, sizeof(path), "%s/ica.key", dir);
+    ok &= tp_write_key(path, p->ica.key);
+    snprintf(path, sizeof(path), "%s/chain.key", dir);
+    ok &= tp_write_key(path, p->chain_leaf.key);
+    ok &= write_chain(dir, "ica.pem", p->ica.cert, NULL, NULL);
+    ok &= write_chain(dir, "chain.pem", p->chain_leaf.cert, p->ica.cert, NULL);
+    ok &= write_chain(dir, "chain-root.pem", p->chain_leaf.cert, p->ica.cert, p->root.cert);
+    ok &= write_chain(dir, "chain-ica-revoked.pem", p->chain_leaf.cert, p->ica_revoked.cert, NULL);
+    ok &= write_chain(dir, "chain-ica-unknown.pem", p->chain_leaf.cert, p->ica_unknown.cert, NULL);
+    ok &= write_chain(dir, "chain-ica-noaia.pem", p->chain_leaf.cert, p->ica_noaia.cert, NULL);
+    ok &= write_index(dir, "chain-index.txt", leaf_index, 1);
+    ok &= write_index(dir, "root-index.txt", root_index, 3);
     return ok;
 }

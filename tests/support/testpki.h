@@ -38,6 +38,7 @@ typedef struct tp_resp_opts {
     const tp_cert *issuer;
     const tp_cert *signer;       /* who signs; default issuer */
     bool include_signer;         /* put the signer certificate in the response */
+    const tp_cert *carry;        /* one more certificate, after the signer's */
     bool by_key;                 /* ResponderID byKey (default byName) */
     int status;                  /* V_OCSP_CERTSTATUS_GOOD/REVOKED/UNKNOWN */
     int64_t this_update;
@@ -72,6 +73,12 @@ typedef struct tp_pki {
     tp_cert good, revoked, unknown, noaia, twourls;
     tp_cert good_rsa;            /* RSA key, for a dual RSA + ECDSA server */
     tp_cert muststaple;          /* TLS Feature status_request */
+    /* The chain PKI (tp_pki_make_chain): intermediates issued by root that
+     * name a responder for the root in their AIA.  All four share one key
+     * and one subject, so chain_leaf (issued by that key) verifies under
+     * each, and its CertID is the same whichever is served with it. */
+    tp_cert ica, ica_revoked, ica_unknown, ica_noaia;
+    tp_cert chain_leaf;          /* issued by the intermediates, names ica_url */
 } tp_pki;
 
 #define TP_SERIAL_GOOD 0x1001
@@ -91,5 +98,24 @@ void tp_pki_free(tp_pki *p);
  *   good.pem (leaf + ca) good.key, revoked.pem, unknown.pem, noaia.pem,
  *   twourls.pem, good-rsa.pem, muststaple.pem, index.txt, index.txt.attr */
 int tp_pki_write(const tp_pki *p, const char *dir);
+
+#define TP_SERIAL_ICA 0x20
+#define TP_SERIAL_ICA_REVOKED 0x21
+#define TP_SERIAL_ICA_UNKNOWN 0x22
+#define TP_SERIAL_ICA_NOAIA 0x23
+#define TP_SERIAL_CHAIN_LEAF 0x2001
+
+/* Adds the chain PKI to |p| (made by tp_pki_make): ica, ica_revoked and
+ * ica_unknown name |root_url| (a responder for the root), ica_noaia names
+ * none; chain_leaf names |ica_url| (a responder for the intermediate). */
+int tp_pki_make_chain(tp_pki *p, const char *root_url, const char *ica_url, int64_t now);
+/* Writes the chain PKI into |dir|:
+ *   root.key, ica.pem ica.key (for `openssl ocsp` answering as either CA),
+ *   chain.pem (chain_leaf + ica), chain-root.pem (+ root),
+ *   chain-ica-revoked.pem, chain-ica-unknown.pem, chain-ica-noaia.pem,
+ *   chain.key, chain-index.txt (the intermediate's: chain_leaf good),
+ *   root-index.txt (the root's: ica good, ica_revoked revoked, ica_unknown
+ *   not listed) and their .attr files. */
+int tp_pki_write_chain(const tp_pki *p, const char *dir);
 
 #endif

@@ -106,6 +106,24 @@ static void test_post_when_long(void **s)
     srvocsp__request_clear(&r);
 }
 
+/* A URL with a query string: appending the request after the query would
+ * hide it from the responder, so such URLs are asked with POST. */
+static void test_post_when_query(void **s)
+{
+    static const char *const urls[] = {"http://127.0.0.1:8080/ocsp/path?token=abc",
+                                       "http://127.0.0.1:8080/ocsp#frag"};
+    srvocsp__request r;
+
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(srvocsp__request_build(pki.good.cert, pki.ca.cert, SRVOCSP_HASH_SHA1,
+                                                urls[i], 0, &r),
+                         SRVOCSP_OK);
+        assert_null(r.get_urls[0]);
+        assert_string_equal(r.urls[0], urls[i]);
+        srvocsp__request_clear(&r);
+    }
+}
+
 static void test_aia_order_and_override(void **s)
 {
     srvocsp__request r;
@@ -174,6 +192,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_url_roundtrip), cmocka_unit_test(test_post_when_long),
+        cmocka_unit_test(test_post_when_query),
         cmocka_unit_test(test_aia_order_and_override), cmocka_unit_test(test_hash_and_nonce),
         cmocka_unit_test(test_find_issuer),
     };

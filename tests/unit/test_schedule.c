@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-static const srvocsp__sched P = {600, 14400, 120, 60};
+static const srvocsp__sched P = {600, 14400, 120, 60, 300, false};
 #define T0 1800000000LL
 #define DAY 86400
 

@@ -38,6 +38,7 @@ typedef struct world {
     srvocsp_engine *eng;
     pthread_mutex_t mu;
     enum mode mode;
+    atomic_bool hold;        /* the handler waits while set (a fetch in progress) */
     const char *count_file; /* appended to on every request, across processes */
     int n_updated, n_failed, n_store_failed;
     int last_store_errno;
@@ -61,6 +62,8 @@ static void handler(void *arg, const char *url, fake_reply *out)
             close(fd);
         }
     }
+    while (atomic_load(&w->hold))
+        usleep(1000);
     if (w->mode == M_DOWN) {
         out->error = SRVOCSP_E_TRANSPORT;
         return;
@@ -679,6 +682,61 @@ static void test_processes_share_one_fetch(void **s)
     free(dir);
 }
 
+/* Two engines (as two processes would) on one directory, both due for the
+ * same refresh: while one is asking the responder, the other finds the
+ * lease held and asks nothing; once the first has saved, the other picks
+ * its response up. */
+static void test_lease_one_fetch_at_a_time(void **s)
+{
+    char *dir = tr_tmpdir("lease");
+    world *a = world_new(T, 1), *b = world_new(T, 2);
+    srvocsp_handle *ha, *hb;
+    srvocsp_engine_stats st;
+    srvocsp_response *r;
+    int64_t t = T + DAY / 2 + 600; /* past the refresh point of both */
+    int i;
+
+    ha = open_dir(a, dir, 0);
+    assert_non_null(ha);
+    assert_int_equal(fake_requests(&a->fake), 1);
+    hb = open_dir(b, dir, 0);
+    assert_non_null(hb);
+    assert_int_equal(fake_requests(&b->fake), 0); /* served from the directory */
+
+    atomic_store(&a->hold, true);
+    manual_clock_set(&a->clock, t);
+    srvocsp_engine_kick(a->eng);
+    for (i = 0; i < 5000 && fake_requests(&a->fake) < 2; i++)
+        usleep(1000);
+    assert_int_equal(fake_requests(&a->fake), 2); /* a is fetching, and waits */
+
+    manual_clock_set(&b->clock, t);
+    srvocsp_engine_kick(b->eng);
+    assert_int_equal(srvocsp_engine_settle(b->eng, 5000), SRVOCSP_OK);
+    assert_int_equal(fake_requests(&b->fake), 0); /* the lease is a's: b asked nothing */
+
+    atomic_store(&a->hold, false);
+    assert_int_equal(srvocsp_engine_settle(a->eng, 5000), SRVOCSP_OK);
+    manual_clock_set(&b->clock, t + SRVOCSP__LEASE_RETRY_S);
+    srvocsp_engine_kick(b->eng);
+    assert_int_equal(srvocsp_engine_settle(b->eng, 5000), SRVOCSP_OK);
+    assert_int_equal(fake_requests(&b->fake), 0);
+    srvocsp_engine_get_stats(b->eng, &st);
+    assert_int_equal(st.store_pickups, 1);
+    r = srvocsp_get1_response(hb);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_this_update(r), t); /* a's new response */
+    srvocsp_response_free(r);
+    assert_int_equal(b->n_failed, 0); /* waiting for another's fetch is no failure */
+
+    srvocsp_close(ha);
+    srvocsp_close(hb);
+    world_free(a);
+    world_free(b);
+    tr_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_crash_during_saves),
         cmocka_unit_test(test_writers_of_one_file),
         cmocka_unit_test(test_processes_share_one_fetch),
+        cmocka_unit_test(test_lease_one_fetch_at_a_time),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

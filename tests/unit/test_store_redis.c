@@ -1,6 +1,6 @@
 /* The Redis store against a real redis-server (TCP on 127.0.0.1 and a unix
  * socket, with a password and an ACL user), its URL, its scripts, its
- * faults; and the directory store's lease. */
+ * faults. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -399,53 +399,6 @@ static void test_redis_lease(void **s)
     tr_redis_stop(&rd);
 }
 
-static void test_dir_lease(void **s)
-{
-    char *dir = tr_tmpdir("lease");
-    srvocsp__store *a = srvocsp__store_dir_new(dir), *b = srvocsp__store_dir_new(dir);
-    char path[1200], tok[SRVOCSP__LEASE_TOKEN_LEN + 1], why[300];
-    int64_t left;
-    pid_t pid;
-    int status;
-
-    assert_non_null(a);
-    assert_non_null(b);
-    lease_rules(a, b);
-    /* The lease is a file beside the responses, not one of them. */
-    snprintf(path, sizeof(path), "%s/%s.lease", dir, NAME);
-    assert_int_equal(a->ops->lease_acquire(a, NAME, 60000, tok, &left, why, sizeof(why)),
-                     SRVOCSP__LEASE_HELD);
-    assert_int_equal(access(path, F_OK), 0);
-    assert_int_equal(a->ops->list(a, NULL, NULL), 0);
-    /* Another process sees it held. */
-    pid = fork();
-    if (pid == 0) {
-        srvocsp__store *c = srvocsp__store_dir_new(dir);
-        char t2[SRVOCSP__LEASE_TOKEN_LEN + 1];
-
-        _exit(c->ops->lease_acquire(c, NAME, 1000, t2, &left, why, sizeof(why)) ==
-                      SRVOCSP__LEASE_BUSY
-                  ? 0
-                  : 1);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_int_equal(WEXITSTATUS(status), 0);
-    a->ops->lease_release(a, NAME, tok);
-    assert_int_not_equal(access(path, F_OK), 0);
-    /* A directory that cannot hold the file: ERROR, so the caller fetches. */
-    b->ops->free(b);
-    b = srvocsp__store_dir_new("/proc/srvocsp-no-such-dir");
-    if (b != NULL) {
-        assert_int_equal(b->ops->lease_acquire(b, NAME, 1000, tok, &left, why, sizeof(why)),
-                         SRVOCSP__LEASE_ERROR);
-        assert_non_null(strstr(why, "cannot create"));
-        b->ops->free(b);
-    }
-    a->ops->free(a);
-    tr_rmrf(dir);
-    free(dir);
-}
-
 /* ---------------------------------------------------------------------
  * Poisoned values
  * ------------------------------------------------------------------- */
@@ -620,7 +573,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_forms),
         cmocka_unit_test(test_url_errors),
-        cmocka_unit_test(test_dir_lease),
         cmocka_unit_test(test_tcp_save_load_notify),
         cmocka_unit_test(test_unix_password_and_acl_user),
         cmocka_unit_test(test_redis_lease),

@@ -252,6 +252,123 @@ static void test_skew_and_time_options(void **state)
     free(der);
 }
 
+/* A responder renewed its delegated signing certificate (same name, same
+ * key) and carries both, the expired one and its renewal, in either order:
+ * accepted when any carried certificate is an authorized signer. */
+static void test_renewed_delegate_any_order(void **state)
+{
+    tp_cert renewed;
+    tp_cert_opts co;
+    tp_resp_opts o;
+    srvocsp_verify_opts vo;
+    srvocsp_response *r;
+    unsigned char *der;
+    size_t len;
+
+    memset(&co, 0, sizeof(co));
+    co.cn = "srvocsp expired signer";
+    co.serial = 0x1103;
+    co.issuer = &pki.ca;
+    co.ocsp_signing = true;
+    co.not_before = now - 86400;
+    co.not_after = now + 30 * 86400;
+    co.same_key_as = &pki.delegate_expired;
+    assert_true(tp_cert_make(&renewed, &co));
+    srvocsp_verify_opts_init(&vo);
+    vo.now = now;
+    for (int order = 0; order < 2; order++) {
+        tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+        o.signer = order == 0 ? &pki.delegate_expired : &renewed;
+        o.include_signer = true;
+        o.carry = order == 0 ? &renewed : &pki.delegate_expired;
+        der = tp_response(&o, &len);
+        r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+        print_message("  expired delegate %s its renewal: %s\n", order == 0 ? "before" : "after",
+                      r ? "accepted" : srvocsp_last_error_text());
+        assert_non_null(r);
+        srvocsp_response_free(r);
+        free(der);
+    }
+    /* Only the expired one: still refused, with its reason. */
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    o.signer = &pki.delegate_expired;
+    o.include_signer = true;
+    der = tp_response(&o, &len);
+    assert_null(srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_SIGNER_EXPIRED);
+    free(der);
+    tp_cert_free(&renewed);
+}
+
+/* Outer layers in BER (indefinite lengths): accepted, and what is kept is
+ * DER with the same signed bytes. */
+static void test_ber_outer_reencoded(void **state)
+{
+    tp_resp_opts o;
+    srvocsp_verify_opts vo;
+    srvocsp_response *r;
+    unsigned char *der, *ber;
+    const unsigned char *kept;
+    size_t len, hl, kl;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    der = tp_response(&o, &len);
+    hl = der[1] & 0x80 ? 2 + (size_t)(der[1] & 0x7f) : 2;
+    ber = malloc(len - hl + 4);
+    ber[0] = 0x30;
+    ber[1] = 0x80;
+    memcpy(ber + 2, der + hl, len - hl);
+    ber[len - hl + 2] = 0;
+    ber[len - hl + 3] = 0;
+    srvocsp_verify_opts_init(&vo);
+    vo.now = now;
+    r = srvocsp_verify_der(ber, len - hl + 4, pki.good.cert, pki.ca.cert, &vo);
+    assert_non_null(r);
+    kept = srvocsp_response_der(r, &kl);
+    assert_int_equal(kl, len);
+    assert_memory_equal(kept, der, len);
+    srvocsp_response_free(r);
+    /* DER input is kept byte for byte. */
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+    kept = srvocsp_response_der(r, &kl);
+    assert_int_equal(kl, len);
+    assert_memory_equal(kept, der, len);
+    srvocsp_response_free(r);
+    free(ber);
+    free(der);
+}
+
+/* The trust horizon: nextUpdate years ahead is not believed past the
+ * maximum lifetime; a thisUpdate older than it is refused. */
+static void test_max_lifetime(void **state)
+{
+    tp_resp_opts o;
+    srvocsp_verify_opts vo;
+    srvocsp_response *r;
+    unsigned char *der;
+    size_t len;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+    o.next_update = now + 3650LL * 86400;
+    der = tp_response(&o, &len);
+    srvocsp_verify_opts_init(&vo);
+    vo.now = now;
+    assert_int_equal(vo.max_lifetime_s, 864000);
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_expires(r), now + 864000);
+    srvocsp_response_free(r);
+    vo.now = now + 864000;
+    assert_null(srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_EXPIRED);
+    vo.max_lifetime_s = 0; /* no horizon: nextUpdate rules */
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_expires(r), now + 3650LL * 86400);
+    srvocsp_response_free(r);
+    free(der);
+}
+
 static void test_errors_table(void **state)
 {
     assert_string_equal(srvocsp_strerror(SRVOCSP_OK), "success");
@@ -262,6 +379,8 @@ static void test_errors_table(void **state)
     /* The numbers are part of the ABI. */
     assert_int_equal(SRVOCSP_E_OFFLINE, 4);
     assert_int_equal(SRVOCSP_E_ROLLBACK, 23);
+    assert_int_equal(SRVOCSP_E_SHORT_VALIDITY, 31);
+    assert_int_equal(SRVOCSP_E_CONTENT_ENCODING, 32);
     for (int i = 0; i < SRVOCSP__ERROR_END; i++)
         assert_true(strlen(srvocsp_strerror((srvocsp_error)i)) > 3);
 }
@@ -273,6 +392,9 @@ int main(void)
         cmocka_unit_test(test_revocation_details),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_skew_and_time_options),
+        cmocka_unit_test(test_renewed_delegate_any_order),
+        cmocka_unit_test(test_ber_outer_reencoded),
+        cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_errors_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

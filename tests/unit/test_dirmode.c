@@ -1,0 +1,336 @@
+/* Directory modes of srvocsp_params (crypt32's open para READ and WRITE
+ * flags): read-only serves what another process stores and re-reads it on
+ * the sync schedule without ever asking the network; write-only saves and
+ * never loads.  Time is the injected clock: the test steps it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/dirsync.h"
+#include "fake.h"
+#include "peers.h"
+#include "store/store.h"
+#include "testpki.h"
+
+#define DAY 86400
+
+static tp_pki pki;
+static int64_t T;
+
+typedef struct events {
+    pthread_mutex_t mu;
+    int updated, failed;
+    char reason[600];
+} events;
+
+static void on_event(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
+{
+    events *n = arg;
+
+    (void)h;
+    pthread_mutex_lock(&n->mu);
+    if (ev->type == SRVOCSP_EVENT_UPDATED)
+        n->updated++;
+    if (ev->type == SRVOCSP_EVENT_FAILED) {
+        n->failed++;
+        snprintf(n->reason, sizeof(n->reason), "%s", ev->reason);
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Two processes' worth of engine on one clock: each with its own fake
+ * responder, which signs a fresh good response valid a week. */
+typedef struct side {
+    fake_transport fake;
+    fake_signer signer;
+    srvocsp_engine *eng;
+} side;
+
+static void side_init(side *s, manual_clock *clock)
+{
+    s->signer.pki = &pki;
+    s->signer.leaf = &pki.good;
+    s->signer.clock = clock;
+    s->signer.validity = 7 * DAY;
+    fake_init(&s->fake, clock, fake_sign_good, &s->signer);
+    s->eng = fake_engine_new(clock, &s->fake, 0, 1);
+}
+
+static void side_free(side *s)
+{
+    srvocsp_engine_free(s->eng);
+    fake_destroy(&s->fake);
+}
+
+static srvocsp_handle *open_mode(side *s, const char *dir, unsigned mode, unsigned flags,
+                                 events *ev)
+{
+    srvocsp_params p;
+
+    srvocsp_params_init(&p);
+    p.engine = s->eng;
+    p.flags = flags;
+    p.directory = dir;
+    p.directory_mode = mode;
+    if (ev != NULL) {
+        p.update_cb = on_event;
+        p.update_arg = ev;
+    }
+    return fake_open(pki.good.cert, pki.ca.cert, &p);
+}
+
+static int64_t served_this_update(srvocsp_handle *h)
+{
+    srvocsp_response *r = srvocsp_get1_response(h);
+    int64_t t = r ? srvocsp_response_this_update(r) : 0;
+
+    srvocsp_response_free(r);
+    return t;
+}
+
+static void step(manual_clock *c, srvocsp_engine *e, int64_t t)
+{
+    manual_clock_set(c, t);
+    srvocsp_engine_kick(e);
+    assert_int_equal(srvocsp_engine_settle(e, 5000), SRVOCSP_OK);
+}
+
+static void stored_path(const char *dir, char *buf, size_t len)
+{
+    char name[SRVOCSP__STORE_NAME_LEN + 1];
+
+    assert_true(srvocsp__store_name(pki.good.cert, pki.ca.cert, name));
+    snprintf(buf, len, "%s/%s.der", dir, name);
+}
+
+static void test_read_only_follows_the_writer(void **st)
+{
+    char *dir = tr_tmpdir("dirmode-ro"), path[1200];
+    manual_clock clock;
+    side w, r;
+    events ev;
+    srvocsp_handle *hw, *hr;
+
+    memset(&ev, 0, sizeof(ev));
+    pthread_mutex_init(&ev.mu, NULL);
+    manual_clock_init(&clock, T);
+    side_init(&w, &clock);
+    side_init(&r, &clock);
+
+    /* The reader starts first, on an empty directory: nothing to serve,
+     * and it does not ask its responder. */
+    hr = open_mode(&r, dir, SRVOCSP_DIR_READ_ONLY, 0, &ev);
+    assert_non_null(hr);
+    assert_null(srvocsp_get1_response(hr));
+    assert_int_equal(srvocsp_handle_next_attempt(hr), T + SRVOCSP__MIN_SYNC_DEFAULT_S);
+
+    /* The writer fetches and stores. */
+    hw = open_mode(&w, dir, SRVOCSP_DIR_READ_WRITE, 0, NULL);
+    assert_non_null(hw);
+    assert_int_equal(fake_requests(&w.fake), 1);
+    assert_int_equal(served_this_update(hw), T);
+
+    /* Not looked at again before SrvOcspRespMinSyncCertFileSeconds. */
+    step(&clock, r.eng, T + 4);
+    assert_null(srvocsp_get1_response(hr));
+    step(&clock, r.eng, T + 5);
+    assert_int_equal(served_this_update(hr), T);
+    /* A week's response is due at half-time: the next look is at most
+     * SrvOcspRespMaxSyncCertFileSeconds away. */
+    assert_int_equal(srvocsp_handle_next_attempt(hr), T + 5 + SRVOCSP__MAX_SYNC_DEFAULT_S);
+
+    /* The writer refreshes; the reader sees it at its next look, not before. */
+    manual_clock_set(&clock, T + 100);
+    assert_int_equal(srvocsp_handle_refresh_now(hw), SRVOCSP_OK);
+    srvocsp_engine_kick(w.eng);
+    assert_int_equal(srvocsp_engine_settle(w.eng, 5000), SRVOCSP_OK);
+    assert_int_equal(served_this_update(hw), T + 100);
+    step(&clock, r.eng, T + 5 + SRVOCSP__MAX_SYNC_DEFAULT_S - 1);
+    assert_int_equal(served_this_update(hr), T);
+    step(&clock, r.eng, T + 5 + SRVOCSP__MAX_SYNC_DEFAULT_S);
+    assert_int_equal(served_this_update(hr), T + 100);
+
+    /* A spoiled file: the held response keeps being served, the reason is
+     * reported once for that version, not at every look. */
+    stored_path(dir, path, sizeof(path));
+    assert_true(tp_write_file(path, "not DER", 7));
+    step(&clock, r.eng, T + 5 + 2 * SRVOCSP__MAX_SYNC_DEFAULT_S);
+    step(&clock, r.eng, T + 5 + 3 * SRVOCSP__MAX_SYNC_DEFAULT_S);
+    assert_int_equal(served_this_update(hr), T + 100);
+    pthread_mutex_lock(&ev.mu);
+    assert_int_equal(ev.failed, 1);
+    assert_non_null(strstr(ev.reason, "stored response ignored"));
+    assert_int_equal(ev.updated, 2);
+    pthread_mutex_unlock(&ev.mu);
+
+    /* Never the network, whatever the clock did. */
+    assert_int_equal(fake_requests(&r.fake), 0);
+    srvocsp_close(hr);
+    srvocsp_close(hw);
+    side_free(&r);
+    side_free(&w);
+    pthread_mutex_destroy(&ev.mu);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+static void test_read_only_due_response_looks_often(void **st)
+{
+    char *dir = tr_tmpdir("dirmode-due");
+    manual_clock clock;
+    side w, r;
+    srvocsp_handle *hw, *hr;
+    int64_t t;
+
+    manual_clock_init(&clock, T);
+    side_init(&w, &clock);
+    side_init(&r, &clock);
+    hw = open_mode(&w, dir, SRVOCSP_DIR_READ_WRITE, 0, NULL);
+    assert_non_null(hw);
+    srvocsp_close(hw); /* the writer stops: the stored response ages */
+    hr = open_mode(&r, dir, SRVOCSP_DIR_READ_ONLY, 0, NULL);
+    assert_int_equal(served_this_update(hr), T);
+    /* Past its refresh point (half of the week) the reader looks every
+     * SrvOcspRespMinSyncCertFileSeconds, and still serves what it has. */
+    t = T + 4 * DAY;
+    step(&clock, r.eng, t);
+    assert_int_equal(srvocsp_handle_next_attempt(hr), t + SRVOCSP__MIN_SYNC_DEFAULT_S);
+    step(&clock, r.eng, t + SRVOCSP__MIN_SYNC_DEFAULT_S);
+    assert_int_equal(srvocsp_handle_next_attempt(hr), t + 2 * SRVOCSP__MIN_SYNC_DEFAULT_S);
+    assert_int_equal(served_this_update(hr), T);
+    assert_int_equal(fake_requests(&r.fake), 0);
+    srvocsp_close(hr);
+    side_free(&r);
+    side_free(&w);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+static void test_write_only_never_loads(void **st)
+{
+    char *dir = tr_tmpdir("dirmode-wo"), path[1200];
+    manual_clock clock;
+    side a, b;
+    srvocsp_handle *ha, *hb;
+    unsigned char *der;
+    size_t len;
+    srvocsp_response *r;
+
+    manual_clock_init(&clock, T);
+    side_init(&a, &clock);
+    side_init(&b, &clock);
+    ha = open_mode(&a, dir, SRVOCSP_DIR_READ_WRITE, 0, NULL);
+    assert_int_equal(served_this_update(ha), T);
+    srvocsp_close(ha);
+
+    /* A stored, valid response is there; write-only asks the network all
+     * the same and replaces the file with what it got. */
+    manual_clock_set(&clock, T + 30);
+    hb = open_mode(&b, dir, SRVOCSP_DIR_WRITE_ONLY, 0, NULL);
+    assert_non_null(hb);
+    assert_int_equal(fake_requests(&b.fake), 1);
+    assert_int_equal(served_this_update(hb), T + 30);
+    stored_path(dir, path, sizeof(path));
+    der = tp_read_file(path, &len);
+    assert_non_null(der);
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, NULL);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_this_update(r), T + 30);
+    srvocsp_response_free(r);
+    free(der);
+    srvocsp_close(hb);
+    side_free(&a);
+    side_free(&b);
+    tr_rmrf(dir);
+    free(dir);
+}
+
+static void test_bad_params(void **st)
+{
+    srvocsp_params p;
+
+    srvocsp_params_init(&p);
+    assert_int_equal(p.directory_mode, SRVOCSP_DIR_READ_WRITE);
+    assert_int_equal(p.min_sync_s, 5);
+    assert_int_equal(p.max_sync_s, 3600);
+    p.directory_mode = SRVOCSP_DIR_READ_ONLY;
+    assert_null(fake_open(pki.good.cert, pki.ca.cert, &p));
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
+    assert_non_null(strstr(srvocsp_last_error_text(), "needs a directory"));
+    p.directory = "/tmp";
+    p.directory_mode = 3;
+    assert_null(fake_open(pki.good.cert, pki.ca.cert, &p));
+    assert_non_null(strstr(srvocsp_last_error_text(), "directory_mode"));
+    p.directory_mode = SRVOCSP_DIR_READ_ONLY;
+    p.min_sync_s = 0;
+    assert_null(fake_open(pki.good.cert, pki.ca.cert, &p));
+    assert_non_null(strstr(srvocsp_last_error_text(), "min_sync_s"));
+    p.min_sync_s = 10;
+    p.max_sync_s = 9;
+    assert_null(fake_open(pki.good.cert, pki.ca.cert, &p));
+    assert_non_null(strstr(srvocsp_last_error_text(), "max_sync_s"));
+}
+
+static void test_sync_schedule(void **st)
+{
+    srvocsp__dirsync d = {SRVOCSP_DIR_READ_ONLY, 5, 3600};
+    srvocsp__sched s = {600, 14400, 120, 60, 300, false};
+    unsigned char *der;
+    size_t len;
+    tp_resp_opts o;
+    srvocsp_response *r;
+    srvocsp_verify_opts vo;
+
+    assert_int_equal(srvocsp__dirsync_next(&d, &s, NULL, T), T + 5);
+    /* A response valid two hours: its refresh point is a quarter in (the
+     * Windows prefetch point, nextUpdate - 4 h, lies before thisUpdate). */
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
+    o.next_update = T + 7200;
+    der = tp_response(&o, &len);
+    srvocsp_verify_opts_init(&vo);
+    vo.now = T;
+    r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, &vo);
+    assert_non_null(r);
+    assert_int_equal(srvocsp__sched_after_success(&s, r, T, false), T + 1800);
+    assert_int_equal(srvocsp__dirsync_next(&d, &s, r, T), T + 1800);
+    assert_int_equal(srvocsp__dirsync_next(&d, &s, r, T + 1000), T + 1800);
+    assert_int_equal(srvocsp__dirsync_next(&d, &s, r, T + 1798), T + 1798 + 5);
+    assert_int_equal(srvocsp__dirsync_next(&d, &s, r, T + 5000), T + 5005);
+    d.max_s = 60;
+    assert_int_equal(srvocsp__dirsync_next(&d, &s, r, T), T + 60);
+    srvocsp_response_free(r);
+    free(der);
+}
+
+static int setup(void **s)
+{
+    T = (int64_t)time(NULL);
+    return tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", T) ? 0 : -1;
+}
+
+static int teardown(void **s)
+{
+    tp_pki_free(&pki);
+    srvocsp_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_only_follows_the_writer),
+        cmocka_unit_test(test_read_only_due_response_looks_often),
+        cmocka_unit_test(test_write_only_never_loads),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_sync_schedule),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
