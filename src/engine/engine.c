@@ -11,6 +11,7 @@
  * calling a user callback.
  */
 #include "engine/engine.h"
+#include "engine/fleet.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ struct srvocsp__completion {
     size_t body_len;
     char detail[256];
     bool from_store;             /* another process's save, not the network */
+    bool from_fleet;             /* ... in the shared store: the directory keeps a copy */
     uint64_t store_version;
     bool offered;                /* srvocsp_handle_offer_der: no retrieval */
     struct offer_wait *offer;    /* the offering thread's, while it waits */
@@ -233,6 +235,7 @@ static void ready_push(srvocsp_engine *e, srvocsp__entry *en)
 
 static void entry_free(srvocsp__entry *en)
 {
+    srvocsp__fleet_detach_locked(en);
     srvocsp__cell_publish(&en->cell, NULL);
     X509_free(en->leaf);
     X509_free(en->issuer);
@@ -753,7 +756,7 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
                 en->url_pref = en->url_idx; /* this URL answers well: ask it first */
             switch (v) {
             case V_PUBLISH:
-                publish(e, en, snap, label, !c->from_store, false, events);
+                publish(e, en, snap, label, !c->from_store || c->from_fleet, false, events);
                 break;
             case V_UNCHANGED:
                 unchanged(e, en, cur);
@@ -765,6 +768,13 @@ static void complete(srvocsp_engine *e, srvocsp__completion *c, pending_event **
         }
         if (!en->queued)
             attempt_over(e, en);
+        if (!c->from_store && (en->fleet != NULL || en->fleet_lease != NULL)) {
+            /* The fleet gets a new response, and this fetch's lease goes
+             * back (after the save, so the others find it). */
+            pthread_mutex_unlock(&e->mu);
+            srvocsp__fleet_after_fetch(e, en, v == V_PUBLISH ? snap : NULL);
+            pthread_mutex_lock(&e->mu);
+        }
     }
     srvocsp_response_free(snap);
     completion_free(c);
@@ -1051,6 +1061,96 @@ static bool take_lease(start_item *it)
     }
 }
 
+/* ---------------------------------------------------------------------
+ * Fleet hooks (the logic is in fleet.c)
+ * ------------------------------------------------------------------- */
+
+/* Before a transfer starts: the fleet may hold the answer already, or
+ * another process may be fetching it.  True when the transfer is not to
+ * start.  Runs without the lock. */
+static bool fleet_step(srvocsp_engine *e, srvocsp__completion *c)
+{
+    srvocsp__entry *en = c->en;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    int64_t at = 0;
+    srvocsp_http_result res;
+
+    switch (srvocsp__fleet_before_fetch(e, en, &der, &len, &at)) {
+    case SRVOCSP__FLEET_ADOPT:
+        memset(&res, 0, sizeof(res));
+        res.http_status = 200;
+        res.content_type = "application/ocsp-response";
+        res.body = der;
+        res.body_len = len;
+        c->from_store = true;
+        c->from_fleet = true;
+        c->store_version = en->store_version;
+        transport_done(c, &res);
+        free(der);
+        pthread_mutex_lock(&e->mu);
+        e->in_flight--; /* no transfer after all */
+        e->stats.requests_started--;
+        e->stats.store_pickups++;
+        pthread_mutex_unlock(&e->mu);
+        return true;
+    case SRVOCSP__FLEET_WAIT:
+        pthread_mutex_lock(&e->mu);
+        if (en->host && en->host->in_flight > 0)
+            en->host->in_flight--;
+        en->host = NULL;
+        e->in_flight--;
+        e->stats.requests_started--;
+        en->in_flight = false;
+        if (!en->dead)
+            srvocsp__heap_set(e, en, at);
+        completion_free(c);
+        srvocsp__entry_unref_locked(en);
+        pthread_cond_broadcast(&e->progress);
+        pthread_mutex_unlock(&e->mu);
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool srvocsp__engine_adopt_locked(srvocsp__entry *en, const unsigned char *der, size_t len)
+{
+    srvocsp_engine *e = en->eng;
+    srvocsp__completion *c;
+
+    if (en->dead || en->in_flight || len == 0)
+        return false;
+    c = srvocsp__calloc(1, sizeof(*c));
+    if (c == NULL || (c->body = srvocsp__malloc(len)) == NULL ||
+        (c->content_type = srvocsp__strdup("application/ocsp-response")) == NULL) {
+        if (c)
+            completion_free(c);
+        return false;
+    }
+    memcpy(c->body, der, len);
+    c->body_len = len;
+    c->http_status = 200;
+    c->en = en;
+    c->url = "shared store";
+    c->from_store = true;
+    c->from_fleet = true;
+    c->store_version = en->store_version;
+    en->refs++;
+    en->in_flight = true;
+    ready_remove(e, en); /* waiting for a transfer slot: no transfer needed now */
+    srvocsp__heap_remove(e, en);
+    e->stats.store_pickups++;
+    c->next = NULL;
+    if (e->done_tail)
+        e->done_tail->next = c;
+    else
+        e->done_head = c;
+    e->done_tail = c;
+    srvocsp__engine_wake_locked(e);
+    return true;
+}
+
 static void start_all(srvocsp_engine *e, start_item *items, size_t n)
 {
     size_t i;
@@ -1081,6 +1181,8 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
             pthread_mutex_unlock(&e->mu);
             continue;
         }
+        if (fleet_step(e, items[i].c))
+            continue; /* adopted from the fleet, or another process fetches */
         err = e->transport.start(e->transport.ctx, &items[i].req, transport_done, items[i].c);
         if (err != SRVOCSP_OK) {
             srvocsp_http_result res;
@@ -1171,6 +1273,7 @@ static void *engine_main(void *arg)
                 e->done_tail = NULL;
             complete(e, c, &events);
         }
+        srvocsp__fleet_service_locked(e); /* other processes' announcements */
         now = now_s(e);
         check_clock(e, now);
         n = pick_starts(e, now, items, START_BATCH);
@@ -1207,8 +1310,11 @@ static void *engine_main(void *arg)
                 /* The built-in transport waits here too: this thread moves
                  * the transfers along while it waits, and a wakeup of the
                  * engine ends the wait (srvocsp__engine_wake_locked). */
+                int fds[8];
+                unsigned nfds = srvocsp__fleet_fds_locked(e, fds, 8);
+
                 pthread_mutex_unlock(&e->mu);
-                srvocsp__curl_drive(e->curl, (int)ms);
+                srvocsp__curl_drive_fds(e->curl, (int)ms, fds, nfds);
                 pthread_mutex_lock(&e->mu);
             } else {
                 srvocsp__deadline_ms(&ts, ms);

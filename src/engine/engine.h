@@ -65,6 +65,12 @@ struct srvocsp__entry {
     bool note_pending;           /* why the stored response was not used */
     srvocsp_error note_err;
     char note[SRVOCSP__REASON_LEN];
+
+    /* The fleet (engine/fleet.c), under eng->mu or on the engine thread. */
+    srvocsp__store *fleet;       /* the shared store, borrowed from eng->fleet; NULL if none */
+    srvocsp__store *fleet_lease; /* whose lease this entry's fetch holds */
+    srvocsp__entry *fleet_next;  /* eng->fleet's table, by store name */
+    char fleet_token[SRVOCSP__LEASE_TOKEN_LEN + 1];
 };
 
 struct srvocsp_handle {
@@ -115,6 +121,8 @@ struct srvocsp_engine {
 
     uint64_t rng;
     srvocsp_engine_stats stats;
+
+    struct srvocsp__fleet *fleet; /* engine/fleet.c; NULL without a shared store */
 
     /* fork(): the child restarts the engine on its next call. */
     atomic_bool restart_pending;
@@ -175,6 +183,8 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__curl_start(void *t, const srvocsp_http_re
  * ones (done callbacks on this thread), and when none finished waits up to
  * |timeout_ms| for network activity or srvocsp__curl_wakeup. */
 SRVOCSP__HIDDEN void srvocsp__curl_drive(void *t, int timeout_ms);
+/* The same, and the wait also ends when one of |fds| becomes readable. */
+SRVOCSP__HIDDEN void srvocsp__curl_drive_fds(void *t, int timeout_ms, const int *fds, unsigned n);
 /* Ends a wait of srvocsp__curl_drive early (or the next one); any thread. */
 SRVOCSP__HIDDEN void srvocsp__curl_wakeup(void *t);
 

@@ -1,5 +1,6 @@
 /* The handle API: open, share, get, close. */
 #include "engine/engine.h"
+#include "engine/fleet.h"
 #include "core/proxy.h"
 
 #include <openssl/err.h>
@@ -201,6 +202,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     const char *problem;
     srvocsp_error err;
     loaded ld;
+    srvocsp__store *fleet = NULL;
 
     memset(&req, 0, sizeof(req));
     memset(&ld, 0, sizeof(ld));
@@ -233,6 +235,8 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
         return NULL; /* error already set */
 
     load_stored(&ld, params, leaf, issuer, e->clock.now(e->clock.ctx));
+    if (!srvocsp__fleet_open_store(params, &fleet))
+        goto fail; /* bad URL, refused AUTH: the error says which */
     h = srvocsp__calloc(1, sizeof(*h));
     if (h == NULL)
         goto nomem;
@@ -258,7 +262,8 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
             pthread_mutex_unlock(&e->mu);
             goto nomem;
         }
-        if (!srvocsp__entry_insert(e, en) || !adopt_stored(e, en, &ld)) {
+        if (!srvocsp__entry_insert(e, en) || !adopt_stored(e, en, &ld) ||
+            !srvocsp__fleet_attach_locked(en, &fleet)) {
             discard_entry(en);
             pthread_mutex_unlock(&e->mu);
             goto nomem;
@@ -285,6 +290,8 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     pthread_mutex_unlock(&e->mu);
     srvocsp__request_clear(&req);
     loaded_clear(&ld);
+    if (fleet)
+        fleet->ops->free(fleet); /* the entry already had one */
     return h;
 
 nomem:
@@ -292,6 +299,8 @@ nomem:
 fail:
     srvocsp__request_clear(&req);
     loaded_clear(&ld);
+    if (fleet)
+        fleet->ops->free(fleet);
     free(h);
     return NULL;
 }

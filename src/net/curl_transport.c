@@ -214,13 +214,27 @@ static int step(curl_transport *t)
 
 void srvocsp__curl_drive(void *arg, int timeout_ms)
 {
+    srvocsp__curl_drive_fds(arg, timeout_ms, NULL, 0);
+}
+
+void srvocsp__curl_drive_fds(void *arg, int timeout_ms, const int *fds, unsigned n)
+{
     curl_transport *t = arg;
+    struct curl_waitfd extra[8];
+    unsigned i;
 
     /* Finished transfers go back to the engine at once; otherwise wait
      * (curl shortens the wait to its own next timeout) and step again. */
     if (step(t) > 0)
         return;
-    curl_multi_poll(t->multi, NULL, 0, timeout_ms, NULL);
+    /* The engine's other sockets (a shared store's notifications) end the
+     * wait too: one thread, one poll. */
+    for (i = 0; i < n && i < 8; i++) {
+        extra[i].fd = fds[i];
+        extra[i].events = CURL_WAIT_POLLIN;
+        extra[i].revents = 0;
+    }
+    curl_multi_poll(t->multi, i ? extra : NULL, i, timeout_ms, NULL);
     step(t);
 }
 
