@@ -325,6 +325,18 @@ static void run_events(pending_event *list)
  * Transport completions
  * ------------------------------------------------------------------- */
 
+/* Hands a finished retrieval (or an offer) to the engine thread. */
+static void done_push_locked(srvocsp_engine *e, srvocsp__completion *c)
+{
+    c->next = NULL;
+    if (e->done_tail)
+        e->done_tail->next = c;
+    else
+        e->done_head = c;
+    e->done_tail = c;
+    srvocsp__engine_wake_locked(e);
+}
+
 static void transport_done(void *arg, const srvocsp_http_result *res)
 {
     srvocsp__completion *c = arg;
@@ -349,13 +361,7 @@ static void transport_done(void *arg, const srvocsp_http_result *res)
         }
     }
     pthread_mutex_lock(&e->mu);
-    c->next = NULL;
-    if (e->done_tail)
-        e->done_tail->next = c;
-    else
-        e->done_head = c;
-    e->done_tail = c;
-    srvocsp__engine_wake_locked(e);
+    done_push_locked(e, c);
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -823,13 +829,7 @@ srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der,
     on_engine_thread = e->running && pthread_equal(pthread_self(), e->thread);
     c->offer = on_engine_thread ? NULL : &w;
     en->refs++;
-    c->next = NULL;
-    if (e->done_tail)
-        e->done_tail->next = c;
-    else
-        e->done_head = c;
-    e->done_tail = c;
-    srvocsp__engine_wake_locked(e);
+    done_push_locked(e, c);
     if (on_engine_thread) {
         pthread_mutex_unlock(&e->mu);
         return SRVOCSP_OK;

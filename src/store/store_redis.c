@@ -885,20 +885,29 @@ static const srvocsp__store_ops redis_ops = {
 /* The URL as shown in messages: the password replaced. */
 static void display_of(const srvocsp__redis_url *u, char *out, size_t len)
 {
-    char auth[300];
+    char auth[300], full[2048];
     bool v6 = strchr(u->host, ':') != NULL;
+    size_t k;
 
     if (u->password[0])
-        snprintf(auth, sizeof(auth), "%s:***@", u->user);
+        snprintf(auth, sizeof(auth), "%.200s:***@", u->user);
     else if (u->user[0])
-        snprintf(auth, sizeof(auth), "%s@", u->user);
+        snprintf(auth, sizeof(auth), "%.200s@", u->user);
     else
         auth[0] = '\0';
     if (u->unix_socket)
-        snprintf(out, len, "unix://%s%s?db=%d", auth, u->path, u->db);
+        snprintf(full, sizeof(full), "unix://%s%s?db=%d", auth, u->path, u->db);
     else
-        snprintf(out, len, "redis://%s%s%s%s:%d/%d", auth, v6 ? "[" : "", u->host, v6 ? "]" : "",
-                 u->port, u->db);
+        snprintf(full, sizeof(full), "redis://%s%s%.255s%s:%d/%d", auth, v6 ? "[" : "",
+                 u->host, v6 ? "]" : "", u->port, u->db);
+    /* Cut to the caller's buffer: this is a message, never used to connect. */
+    k = strlen(full);
+    if (len == 0)
+        return;
+    if (k >= len)
+        k = len - 1;
+    memcpy(out, full, k);
+    out[k] = '\0';
 }
 
 srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)

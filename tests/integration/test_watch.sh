@@ -184,19 +184,19 @@ out=$("$CLI" check --connect "127.0.0.1:$SPORT"); rc=$?
 [ "$rc" = 2 ] && grep -q "no OCSP staple" <<<"$out" && ok "check --connect without stapling -> 2" || bad "check no staple (rc $rc)" "$out"
 
 # --- no staple: only wrong when there was something to staple, or must-staple ---
-# tls_server CERT KEY: an openssl s_server without stapling; prints its port.
+# tls_server CERT KEY: an openssl s_server without stapling, on $port.  Not
+# run in a command substitution: its PID must reach the cleanup's list.
 tls_server() {
-    local port; port=$("$MKPKI" --free-port)
+    port=$("$MKPKI" --free-port)
     openssl s_server -accept "127.0.0.1:$port" -cert "$1" -key "$2" -www -quiet >/dev/null 2>&1 &
     PIDS+=($!)
-    wait_for 10 bash -c "echo | openssl s_client -connect 127.0.0.1:$port" 
-    echo "$port"
+    wait_for 10 bash -c "echo | openssl s_client -connect 127.0.0.1:$port"
 }
-port=$(tls_server "$P/noaia.pem" "$P/noaia.key")
+tls_server "$P/noaia.pem" "$P/noaia.key"
 out=$("$CLI" check --connect "127.0.0.1:$port"); rc=$?
 [ "$rc" = 0 ] && grep -q "^OCSP OK - no OCSP responder URL: nothing to staple" <<<"$out" \
     && ok "check --connect: no OCSP URL and no staple -> 0 OK" || bad "check no URL (rc $rc)" "$out"
-port=$(tls_server "$P/muststaple.pem" "$P/muststaple.key")
+tls_server "$P/muststaple.pem" "$P/muststaple.key"
 out=$("$CLI" check --connect "127.0.0.1:$port"); rc=$?
 [ "$rc" = 2 ] && grep -q "^OCSP CRITICAL - must-staple certificate without an OCSP staple" <<<"$out" \
     && ok "check --connect: must-staple without a staple -> 2" || bad "check must-staple (rc $rc)" "$out"
@@ -205,7 +205,7 @@ openssl req -new -key "$P/good.key" -subj "/CN=muststaple-nourl.test" -out "$DIR
 printf 'tlsfeature=status_request\nsubjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$DIR/ms.ext"
 openssl x509 -req -in "$DIR/ms.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -set_serial 4242 -days 2 \
     -extfile "$DIR/ms.ext" -out "$DIR/ms.pem" 2>/dev/null && cat "$P/ca.pem" >>"$DIR/ms.pem"
-port=$(tls_server "$DIR/ms.pem" "$P/good.key")
+tls_server "$DIR/ms.pem" "$P/good.key"
 out=$("$CLI" check --connect "127.0.0.1:$port"); rc=$?
 [ "$rc" = 2 ] && grep -q "^OCSP CRITICAL - must-staple certificate without an OCSP staple.*no OCSP responder URL" <<<"$out" \
     && ok "check --connect: must-staple without an OCSP URL -> 2" || bad "check must-staple no URL (rc $rc)" "$out"
