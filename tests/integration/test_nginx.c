@@ -798,7 +798,9 @@ static void scenario_config(void)
 
     snprintf(body, sizeof(body),
              "srvocsp on; srvocsp_directory %s/cache; srvocsp_min_validity 5m; srvocsp_timeout 4s;\n"
-             "server { listen 127.0.0.1:%d ssl; %s ssl_stapling off; }\n"
+             "srvocsp_store redis://127.0.0.1:1; srvocsp_store_prefix a:;\n"
+             "server { listen 127.0.0.1:%d ssl; %s ssl_stapling off;\n"
+             "         srvocsp_store unix:///nonexistent/redis.sock; srvocsp_store_prefix b:; }\n"
              "server { listen 127.0.0.1:%d ssl; server_name other.test; %s ssl_stapling on; srvocsp off; }\n",
              dir, port, cert_lines("good"), port, cert_lines("revoked"));
     nr_write_conf(&n, 1, body);
@@ -873,6 +875,23 @@ static void scenario_store(void)
     CHECK(keys >= 1, "the response is saved in Redis (%lld keys)", keys);
     asked = evil_requests(e);
     CHECK(asked >= 1, "the responder was asked (%ld requests)", asked);
+
+    /* A reload keeps the running retrieval, store and all; two blocks
+     * with one certificate and different stores: the first block's. */
+    snprintf(body, sizeof(body),
+             "srvocsp_store %s; srvocsp_store_prefix ngxtest2:;\n"
+             "server { listen 127.0.0.1:%d ssl; %s srvocsp on; srvocsp_timeout 2s; }\n"
+             "server { listen 127.0.0.1:%d ssl; server_name two.test; %s srvocsp on;\n"
+             "         srvocsp_timeout 2s; srvocsp_store_prefix ngxtest3:; }\n",
+             r.url, port, cert_lines("good"), port, cert_lines("good"));
+    CHECK(nr_write_conf(&n, 2, body) && nr_reload(&n, 2, 20000), "reload with another prefix");
+    CHECK(wait_logged(&n, "srvocsp_store_prefix or srvocsp_timeout applies after a restart", 3000),
+          "the reload says the new store prefix applies after a restart");
+    CHECK(logged(&n, "srvocsp_store_prefix and srvocsp_timeout of the first server block") > 0,
+          "a certificate in two blocks with different prefixes: the first block's, with a notice");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good), "stapled after the reload");
+    CHECK(evil_requests(e) == asked, "the reload fetched nothing (%ld requests)", evil_requests(e));
     nr_stop(&n);
     evil_stop(e); /* the responder is gone */
     e = NULL;
