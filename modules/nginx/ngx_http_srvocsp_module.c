@@ -17,7 +17,8 @@
  *    at once; libsrvocsp restarts its engine in each of them.
  *  - With srvocsp_directory the master and its workers cost one fetch per
  *    refresh together: the first process due fetches and saves, the others
- *    adopt the saved response (see docs/persistence.md).
+ *    adopt the saved response (see docs/persistence.md).  With srvocsp_store
+ *    the same holds across machines through Redis (docs/fleet.md).
  *  - Reports go to nginx's error log through a pipe drained by the workers'
  *    event loop, never from the engine thread (ngx_srvocsp_log.h).
  */
@@ -38,6 +39,8 @@ typedef struct {
     ngx_flag_t enable;
     ngx_str_t directory;
     ngx_str_t responder;
+    ngx_str_t store;        /* srvocsp_store URL (docs/fleet.md) */
+    ngx_str_t store_prefix;
     time_t min_validity;
     ngx_msec_t timeout;
     u_char *file; /* where "srvocsp on" was written, for messages */
@@ -68,6 +71,12 @@ static ngx_command_t commands[] = {
     {ngx_string("srvocsp_responder"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET,
      offsetof(ngx_http_srvocsp_srv_conf_t, responder), NULL},
+    {ngx_string("srvocsp_store"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET,
+     offsetof(ngx_http_srvocsp_srv_conf_t, store), NULL},
+    {ngx_string("srvocsp_store_prefix"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET,
+     offsetof(ngx_http_srvocsp_srv_conf_t, store_prefix), NULL},
     {ngx_string("srvocsp_min_validity"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_sec_slot, NGX_HTTP_SRV_CONF_OFFSET,
      offsetof(ngx_http_srvocsp_srv_conf_t, min_validity), NULL},
@@ -152,6 +161,8 @@ static char *merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
     ngx_conf_merge_str_value(conf->directory, prev->directory, "");
     ngx_conf_merge_str_value(conf->responder, prev->responder, "");
+    ngx_conf_merge_str_value(conf->store, prev->store, "");
+    ngx_conf_merge_str_value(conf->store_prefix, prev->store_prefix, "");
     ngx_conf_merge_sec_value(conf->min_validity, prev->min_validity, DEFAULT_MIN_VALIDITY_S);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, DEFAULT_TIMEOUT_MS);
 
@@ -235,6 +246,10 @@ static ngx_int_t postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         o.directory = scf->directory.len ? (const char *)scf->directory.data : NULL;
         o.responder = scf->responder.len ? (const char *)scf->responder.data : NULL;
+        /* The URL itself is checked by srvocsp_open (its emerg names what
+         * is wrong with it). */
+        o.store_url = scf->store.len ? (const char *)scf->store.data : NULL;
+        o.store_prefix = scf->store_prefix.len ? (const char *)scf->store_prefix.data : NULL;
         o.min_validity_s = (uint32_t)scf->min_validity;
         o.timeout_ms = (uint32_t)scf->timeout;
         if (scf->directory.len > 0 && remember_directory(cf, mcf, &scf->directory) != NGX_OK)

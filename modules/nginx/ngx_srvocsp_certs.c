@@ -29,13 +29,16 @@ srvocsp_engine *ngx_srvocsp_engine(void)
     return g_engine;
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
 static int same_opts(const ngx_srvocsp_opts_t *a, const ngx_srvocsp_opts_t *b)
 {
     return a->min_validity_s == b->min_validity_s && a->timeout_ms == b->timeout_ms &&
-           ((a->directory == NULL && b->directory == NULL) ||
-            (a->directory && b->directory && strcmp(a->directory, b->directory) == 0)) &&
-           ((a->responder == NULL && b->responder == NULL) ||
-            (a->responder && b->responder && strcmp(a->responder, b->responder) == 0));
+           same_str(a->directory, b->directory) && same_str(a->responder, b->responder) &&
+           same_str(a->store_url, b->store_url) && same_str(a->store_prefix, b->store_prefix);
 }
 
 /* The handles of the configuration in service, for the next reload to
@@ -103,8 +106,9 @@ static ngx_int_t attach_one(ngx_conf_t *cf, SSL_CTX *ctx, X509 *cert, ngx_str_t 
                 /* One retrieval per certificate: the first block's options. */
                 ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
                               "srvocsp: \"%s\" (server \"%V\") is fetched with the "
-                              "srvocsp_responder, srvocsp_directory and srvocsp_timeout of "
-                              "the first server block that serves it",
+                              "srvocsp_responder, srvocsp_directory, srvocsp_store, "
+                              "srvocsp_store_prefix and srvocsp_timeout of the first server "
+                              "block that serves it",
                               file, server_name);
                 break;
             }
@@ -142,6 +146,8 @@ static ngx_int_t attach_one(ngx_conf_t *cf, SSL_CTX *ctx, X509 *cert, ngx_str_t 
     p.url_timeout_ms = o->timeout_ms;
     p.directory = o->directory;
     p.responder_url = o->responder;
+    p.store_url = o->store_url;
+    p.store_prefix = o->store_prefix;
     p.update_cb = ngx_srvocsp_log_event;
     p.update_arg = tag;
     p.update_arg_free = ngx_srvocsp_tag_free;
@@ -155,6 +161,14 @@ static ngx_int_t attach_one(ngx_conf_t *cf, SSL_CTX *ctx, X509 *cert, ngx_str_t 
                           "srvocsp: \"%s\" (server \"%V\") is not stapled: %s", file, server_name,
                           srvocsp_last_error_text());
             return NGX_OK;
+        }
+        if (o->store_url != NULL && err == SRVOCSP_E_INVALID_ARG) {
+            /* Most likely the store's URL or prefix: name the directive. */
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "srvocsp: cannot open \"%s\" (server \"%V\") with srvocsp_store "
+                          "\"%s\": %s",
+                          file, server_name, o->store_url, srvocsp_last_error_text());
+            return NGX_ERROR;
         }
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "srvocsp: cannot open \"%s\" (server \"%V\"): %s",
                       file, server_name, srvocsp_last_error_text());
@@ -207,7 +221,7 @@ static int has_outcome(srvocsp_handle *h)
 
 /* A reload shares each certificate's retrieval with the configuration in
  * service (that is what keeps it stapled), and the retrieval keeps the
- * responder, directory and timeout it was opened with: say so when the new
+ * responder, directory, store and timeout it was opened with: say so when the new
  * configuration asks for others.  srvocsp_min_validity is the handle's own
  * and applies at once. */
 static void note_kept_options(ngx_conf_t *cf, ngx_array_t *certs)
@@ -226,8 +240,9 @@ static void note_kept_options(ngx_conf_t *cf, ngx_array_t *certs)
             a.min_validity_s = b.min_validity_s = 0;
             if (!same_opts(&a, &b))
                 ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
-                              "srvocsp: \"%s\": a new srvocsp_responder, srvocsp_directory or "
-                              "srvocsp_timeout applies after a restart (this reload keeps "
+                              "srvocsp: \"%s\": a new srvocsp_responder, srvocsp_directory, "
+                              "srvocsp_store, srvocsp_store_prefix or srvocsp_timeout applies "
+                              "after a restart (this reload keeps "
                               "the running retrieval, and with it the staple)",
                               c[i].name);
             break;

@@ -14,6 +14,8 @@
 typedef struct {
     const char *directory;   /* NULL: none */
     const char *responder;   /* NULL: the certificate's AIA */
+    const char *store_url;   /* srvocsp_store, NULL: none */
+    const char *store_prefix; /* srvocsp_store_prefix, NULL: the library's */
     uint32_t min_validity_s;
     uint32_t timeout_ms;
 } ngx_srvocsp_opts_t;

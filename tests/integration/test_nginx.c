@@ -16,6 +16,10 @@
  *                        stapled, no fetch, nothing leaked by the master
  *   test_nginx config    conflicts and bad values refused by nginx -t, which
  *                        fetches nothing
+ *   test_nginx store     srvocsp_store: a bad URL refused at start with the
+ *                        reason; a real redis-server gets the first fetch,
+ *                        and a second nginx with the responder down and no
+ *                        directory staples from it
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -35,6 +39,7 @@
 #include "evil.h"
 #include "nginxrun.h"
 #include "peers.h"
+#include "redisd.h"
 #include "srvocsp.h"
 #include "testpki.h"
 
@@ -793,7 +798,9 @@ static void scenario_config(void)
 
     snprintf(body, sizeof(body),
              "srvocsp on; srvocsp_directory %s/cache; srvocsp_min_validity 5m; srvocsp_timeout 4s;\n"
-             "server { listen 127.0.0.1:%d ssl; %s ssl_stapling off; }\n"
+             "srvocsp_store redis://127.0.0.1:1; srvocsp_store_prefix a:;\n"
+             "server { listen 127.0.0.1:%d ssl; %s ssl_stapling off;\n"
+             "         srvocsp_store unix:///nonexistent/redis.sock; srvocsp_store_prefix b:; }\n"
              "server { listen 127.0.0.1:%d ssl; server_name other.test; %s ssl_stapling on; srvocsp off; }\n",
              dir, port, cert_lines("good"), port, cert_lines("revoked"));
     nr_write_conf(&n, 1, body);
@@ -804,6 +811,122 @@ static void scenario_config(void)
     evil_stop(e);
 }
 
+static long long redis_dbsize(tr_redis *r)
+{
+    const char *argv[] = {"DBSIZE"};
+    const size_t lens[] = {6};
+
+    return tr_redis_cmd(r, NULL, 0, 1, argv, lens);
+}
+
+static void scenario_store(void)
+{
+    evil *e;
+    nr_nginx n, m, b;
+    tr_redis r;
+    tr_redis_opts ro = {.tcp = true};
+    char body[4096];
+    int port = tr_free_port();
+    SSL_CTX *any;
+    nr_hs h;
+    double until;
+    long long keys = 0;
+    long asked;
+
+    if (!tr_redis_available()) {
+        printf("SKIP: redis-server not installed (apt-get install redis-server)\n");
+        exit(77);
+    }
+    e = setup(3600);
+    any = nr_client_ctx(NULL, 0);
+    evil_set_slot(e, 0, EVIL_GOOD);
+
+    /* An unknown scheme: nginx does not start and says why. */
+    new_nginx(&b, "bad");
+    snprintf(body, sizeof(body),
+             "srvocsp on; srvocsp_timeout 2s; srvocsp_store memcached://127.0.0.1:11211;\n"
+             "server { listen 127.0.0.1:%d ssl; %s }\n",
+             port, cert_lines("good"));
+    CHECK(nr_write_conf(&b, 1, body) && !nr_start(&b, port, 1),
+          "nginx refuses to start with srvocsp_store memcached://");
+    CHECK(logged(&b, "[emerg]") > 0 &&
+              logged(&b, "srvocsp_store \"memcached://127.0.0.1:11211\"") > 0 &&
+              logged(&b, "unknown scheme \"memcached\"") > 0,
+          "the error log names the directive, the URL and the unknown scheme");
+    nr_stop(&b);
+
+    if (!tr_redis_start(&r, &ro)) {
+        CHECK(false, "redis-server starts");
+        goto out_evil;
+    }
+    /* One fetch, saved into Redis. */
+    new_nginx(&n, "ng");
+    snprintf(body, sizeof(body),
+             "srvocsp_store %s; srvocsp_store_prefix ngxtest:;\n"
+             "server { listen 127.0.0.1:%d ssl; %s srvocsp on; srvocsp_timeout 2s; }\n",
+             r.url, port, cert_lines("good"));
+    CHECK(nr_write_conf(&n, 2, body) && nr_start(&n, port, 2),
+          "nginx starts with srvocsp_store %s (server level: on, timeout; http level: store)", r.url);
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good), "the first handshake is stapled");
+    until = now_ms() + 5000;
+    while (now_ms() < until && (keys = redis_dbsize(&r)) < 1)
+        nap_ms(20);
+    CHECK(keys >= 1, "the response is saved in Redis (%lld keys)", keys);
+    asked = evil_requests(e);
+    CHECK(asked >= 1, "the responder was asked (%ld requests)", asked);
+
+    /* A reload keeps the running retrieval, store and all; two blocks
+     * with one certificate and different stores: the first block's. */
+    snprintf(body, sizeof(body),
+             "srvocsp_store %s; srvocsp_store_prefix ngxtest2:;\n"
+             "server { listen 127.0.0.1:%d ssl; %s srvocsp on; srvocsp_timeout 2s; }\n"
+             "server { listen 127.0.0.1:%d ssl; server_name two.test; %s srvocsp on;\n"
+             "         srvocsp_timeout 2s; srvocsp_store_prefix ngxtest3:; }\n",
+             r.url, port, cert_lines("good"), port, cert_lines("good"));
+    CHECK(nr_write_conf(&n, 2, body) && nr_reload(&n, 2, 20000), "reload with another prefix");
+    CHECK(wait_logged(&n, "srvocsp_store_prefix or srvocsp_timeout applies after a restart", 3000),
+          "the reload says the new store prefix applies after a restart");
+    CHECK(logged(&n, "srvocsp_store_prefix and srvocsp_timeout of the first server block") > 0,
+          "a certificate in two blocks with different prefixes: the first block's, with a notice");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good), "stapled after the reload");
+    CHECK(evil_requests(e) == asked, "the reload fetched nothing (%ld requests)", evil_requests(e));
+    nr_stop(&n);
+    evil_stop(e); /* the responder is gone */
+    e = NULL;
+
+    /* Responder down, no directory: the staple comes from Redis. */
+    new_nginx(&m, "ng2");
+    snprintf(body, sizeof(body),
+             "srvocsp on; srvocsp_timeout 2s; srvocsp_store %s; srvocsp_store_prefix ngxtest:;\n"
+             "server { listen 127.0.0.1:%d ssl; %s }\n",
+             r.url, port, cert_lines("good"));
+    CHECK(nr_write_conf(&m, 2, body) && nr_start(&m, port, 2),
+          "a second nginx starts with the responder down and no directory");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good),
+          "its first handshake is stapled with the response from Redis");
+    nr_stop(&m);
+
+    /* Another prefix finds nothing there: the staple above came from the
+     * store, not from anywhere else. */
+    new_nginx(&m, "ng3");
+    snprintf(body, sizeof(body),
+             "srvocsp on; srvocsp_timeout 1s; srvocsp_store %s; srvocsp_store_prefix other:;\n"
+             "server { listen 127.0.0.1:%d ssl; %s }\n",
+             r.url, port, cert_lines("good"));
+    CHECK(nr_write_conf(&m, 1, body) && nr_start(&m, port, 1), "nginx starts with another prefix");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && !h.stapled, "with another srvocsp_store_prefix nothing is stapled");
+    nr_stop(&m);
+    tr_redis_stop(&r);
+out_evil:
+    if (e != NULL)
+        evil_stop(e);
+    SSL_CTX_free(any);
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -812,11 +935,11 @@ int main(int argc, char **argv)
     } all[] = {{"staple", scenario_staple},   {"verify", scenario_verify},
                {"hang", scenario_hang},       {"restart", scenario_restart},
                {"workers", scenario_workers}, {"reload", scenario_reload},
-               {"config", scenario_config}};
+               {"config", scenario_config},   {"store", scenario_store}};
     size_t i;
 
     if (argc != 2) {
-        fprintf(stderr, "usage: %s staple|verify|hang|restart|workers|reload|config\n", argv[0]);
+        fprintf(stderr, "usage: %s staple|verify|hang|restart|workers|reload|config|store\n", argv[0]);
         return 2;
     }
     if (SRVOCSP_NGINX_SKIP_REASON[0]) {
