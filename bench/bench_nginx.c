@@ -48,21 +48,6 @@ static int64_t wall_now(void *ctx)
     return (int64_t)time(NULL);
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&t, NULL);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -141,7 +126,7 @@ static void *load_main(void *arg)
     load *l = arg;
     SSL_CTX *ctx = nr_client_ctx(NULL, TLS1_3_VERSION);
 
-    for (unsigned i = l->first; now_ms() < l->until; i++) {
+    for (unsigned i = l->first; nr_now_ms() < l->until; i++) {
         int k = (int)(i % 3);
         nr_hs h;
 
@@ -162,7 +147,7 @@ static void measure(const int *ports, unsigned first, double seconds, double *ra
     pthread_t th[CLIENT_THREADS];
     long done[3] = {0}, stapled[3] = {0};
     double ms[3] = {0};
-    double t0 = now_ms();
+    double t0 = nr_now_ms();
 
     for (int i = 0; i < CLIENT_THREADS; i++) {
         memset(&l[i], 0, sizeof(l[i]));
@@ -328,7 +313,7 @@ int main(int argc, char **argv)
             goto fail;
         first_stapled(port[k]); /* nginx's own stapling fetches now */
     }
-    nap_ms(500);
+    nr_nap_ms(500);
     nr_parse_staples = false; /* the client's work must not depend on the staple */
     for (int r = 0; r < rounds; r++) {
         double rt[3], sh[3];
@@ -361,7 +346,7 @@ int main(int argc, char **argv)
             if (!start_kind(&n, name, (server_kind)k, p, 0, NULL))
                 goto fail;
             first_start[k] += first_stapled(p);
-            nap_ms(200);
+            nr_nap_ms(200);
             if (nr_reload(&n, 1, 20000))
                 first_reload[k] += first_stapled(p);
             nr_stop(&n);
@@ -388,7 +373,7 @@ int main(int argc, char **argv)
             }
             first_stapled(p[k]); /* nginx's own: its fetch starts now (and hangs in phase 1) */
         }
-        nap_ms(300);
+        nr_nap_ms(300);
         latencies(p, 400, out);
         for (int k = 0; k < 2; k++) {
             memcpy(lat[k][phase], out[k], sizeof(out[k]));

@@ -79,21 +79,6 @@ static int64_t wall_now(void *ctx)
     return (int64_t)time(NULL);
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&t, NULL);
-}
-
 /* The test PKI names |e|'s slot 0 in every AIA. */
 static evil *setup(int64_t validity)
 {
@@ -202,12 +187,12 @@ static int logged(const nr_nginx *n, const char *needle)
 
 static bool wait_logged(const nr_nginx *n, const char *needle, int ms)
 {
-    double until = now_ms() + ms;
+    double until = nr_now_ms() + ms;
 
-    while (now_ms() < until) {
+    while (nr_now_ms() < until) {
         if (logged(n, needle) > 0)
             return true;
-        nap_ms(20);
+        nr_nap_ms(20);
     }
     return false;
 }
@@ -445,13 +430,13 @@ static void scenario_hang(void)
     /* Now the responder hangs: it takes every request and never answers. */
     evil_set_slot(e, 0, EVIL_HANG);
     before = evil_requests(e);
-    t0 = now_ms();
+    t0 = nr_now_ms();
     CHECK(nr_start(&n, port, 1), "nginx starts while the responder hangs");
-    started_ms = now_ms() - t0;
+    started_ms = nr_now_ms() - t0;
     CHECK(started_ms < 10000, "start-up did not wait for the hung responder (%.0f ms; its timeout is 20 s)",
           started_ms);
     for (int i = 0; i < 100 && evil_requests(e) == before; i++)
-        nap_ms(50);
+        nr_nap_ms(50);
     CHECK(evil_requests(e) > before, "the refresh is in flight at the hung responder");
     for (int i = 0; i < 40; i++) {
         nr_hs h;
@@ -504,10 +489,10 @@ static void scenario_restart(void)
              "srvocsp on; srvocsp_timeout 2s;\n"
              "server { listen 127.0.0.1:%d ssl; %s }\n",
              port, cert_lines("good"));
-    t0 = now_ms();
+    t0 = nr_now_ms();
     CHECK(nr_write_conf(&m, 1, body) && nr_start(&m, port, 1), "nginx starts with no responder and no directory");
     nr_handshake(any, port, NULL, &h);
-    CHECK(h.ok && !h.stapled, "handshakes complete without a staple (%.0f ms after start)", now_ms() - t0);
+    CHECK(h.ok && !h.stapled, "handshakes complete without a staple (%.0f ms after start)", nr_now_ms() - t0);
     CHECK(logged(&m, "has no OCSP response yet") == 1, "start-up says the certificate has no response yet");
     nr_stop(&m);
     SSL_CTX_free(any);
@@ -538,7 +523,7 @@ static void scenario_workers(void)
     for (int i = 0; i < 500; i++) {
         if (nr_workers(&n, w2, 8, false) == 1 && w2[0] != w[0])
             break;
-        nap_ms(10);
+        nr_nap_ms(10);
     }
     CHECK(w2[0] != w[0], "the master starts a new worker");
     nr_handshake(any, port, NULL, &h);
@@ -561,7 +546,7 @@ static void scenario_workers(void)
              "srvocsp_responder http://127.0.0.1:%d/k0/;\n"
              "server { listen 127.0.0.1:%d ssl; %s %s }\n",
              dir, evil_port(e2), port2, cert_lines("good"), cert_lines("good-rsa"));
-    t0 = now_ms();
+    t0 = nr_now_ms();
     CHECK(nr_write_conf(&m, 4, body) && nr_start(&m, port2, 4), "nginx starts with four workers");
     CHECK(evil_requests(e2) == 2, "start: one request per certificate for master and workers (%ld)",
           evil_requests(e2));
@@ -573,8 +558,8 @@ static void scenario_workers(void)
     /* The refresh falls 75 s in (less jitter); the next one at least 60 s
      * after it.  Watch until 100 s. */
     until = t0 + 100000;
-    while (now_ms() < until)
-        nap_ms(500);
+    while (nr_now_ms() < until)
+        nr_nap_ms(500);
     CHECK(evil_requests(e2) == 4,
           "after one refresh round, 4 requests in all (one per certificate per round; five processes "
           "fetching alone would make 12): %ld",
@@ -679,7 +664,7 @@ static void scenario_reload(void)
         pthread_create(&th[i], NULL, load_main, &l);
     for (int i = 0; i < 20; i++) {
         reloads += nr_reload(&n, 2, 20000);
-        nap_ms(100);
+        nr_nap_ms(100);
     }
     atomic_store(&l.stop, true);
     for (int i = 0; i < 4; i++)
@@ -869,9 +854,9 @@ static void scenario_store(void)
           "nginx starts with srvocsp_store %s (server level: on, timeout; http level: store)", r.url);
     nr_handshake(any, port, NULL, &h);
     CHECK(h.ok && h.stapled && verified(&h, &pki.good), "the first handshake is stapled");
-    until = now_ms() + 5000;
-    while (now_ms() < until && (keys = redis_dbsize(&r)) < 1)
-        nap_ms(20);
+    until = nr_now_ms() + 5000;
+    while (nr_now_ms() < until && (keys = redis_dbsize(&r)) < 1)
+        nr_nap_ms(20);
     CHECK(keys >= 1, "the response is saved in Redis (%lld keys)", keys);
     asked = evil_requests(e);
     CHECK(asked >= 1, "the responder was asked (%ld requests)", asked);

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void)
+double nr_now_ms(void)
 {
     struct timespec t;
 
@@ -27,7 +27,7 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static void nap_ms(int ms)
+void nr_nap_ms(int ms)
 {
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
@@ -206,7 +206,7 @@ void nr_log_dump(const nr_nginx *n, int last_lines)
 
 bool nr_start(nr_nginx *n, int port, int workers)
 {
-    double until = now_ms() + 30000;
+    double until = nr_now_ms() + 30000;
     pid_t pid = fork();
 
     if (pid < 0)
@@ -228,7 +228,7 @@ bool nr_start(nr_nginx *n, int port, int workers)
         exec_nginx(n, NULL);
     }
     n->master = pid;
-    while (now_ms() < until) {
+    while (nr_now_ms() < until) {
         int status;
 
         if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -244,7 +244,7 @@ bool nr_start(nr_nginx *n, int port, int workers)
         }
         if (nr_workers(n, NULL, 0, false) >= workers && port_accepts(port))
             return true;
-        nap_ms(10);
+        nr_nap_ms(10);
     }
     fprintf(stderr, "nginx did not start within 30 s\n");
     nr_log_dump(n, 30);
@@ -255,12 +255,12 @@ bool nr_reload(nr_nginx *n, int workers, int timeout_ms)
 {
     pid_t old[256], cur[256];
     int n_old = nr_workers(n, old, 256, true), n_cur, i, j;
-    double until = now_ms() + timeout_ms;
+    double until = nr_now_ms() + timeout_ms;
 
     /* Never kill(0, ...): that would signal this test's own process group. */
     if (n->master <= 0 || kill(n->master, SIGHUP) != 0)
         return false;
-    while (now_ms() < until) {
+    while (nr_now_ms() < until) {
         bool any_old = false;
 
         n_cur = nr_workers(n, cur, 256, true);
@@ -270,7 +270,7 @@ bool nr_reload(nr_nginx *n, int workers, int timeout_ms)
                     any_old = true;
         if (!any_old && n_cur >= workers)
             return true;
-        nap_ms(5);
+        nr_nap_ms(5);
     }
     return false;
 }
@@ -283,13 +283,13 @@ void nr_stop(nr_nginx *n)
     if (n->master <= 0)
         return;
     kill(n->master, SIGTERM);
-    until = now_ms() + 5000;
-    while (now_ms() < until) {
+    until = nr_now_ms() + 5000;
+    while (nr_now_ms() < until) {
         if (waitpid(n->master, &status, WNOHANG) == n->master) {
             n->master = 0;
             return;
         }
-        nap_ms(10);
+        nr_nap_ms(10);
     }
     kill(-n->master, SIGKILL); /* its process group: master and workers */
     waitpid(n->master, &status, 0);
@@ -311,14 +311,15 @@ int nr_log_count(const nr_nginx *n, const char *needle)
     return count;
 }
 
-int nr_proc_fds(pid_t pid)
+/* Entries of /proc/<pid>/<what>, -1 when it cannot be read. */
+static int proc_entries(pid_t pid, const char *what)
 {
     char path[64];
     DIR *d;
     struct dirent *de;
     int count = 0;
 
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
     d = opendir(path);
     if (d == NULL)
         return -1;
@@ -328,21 +329,14 @@ int nr_proc_fds(pid_t pid)
     return count;
 }
 
+int nr_proc_fds(pid_t pid)
+{
+    return proc_entries(pid, "fd");
+}
+
 int nr_proc_threads(pid_t pid)
 {
-    char path[64];
-    DIR *d;
-    struct dirent *de;
-    int count = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    d = opendir(path);
-    if (d == NULL)
-        return -1;
-    while ((de = readdir(d)) != NULL)
-        count += de->d_name[0] != '.';
-    closedir(d);
-    return count;
+    return proc_entries(pid, "task");
 }
 
 long nr_proc_rss_kb(pid_t pid)
@@ -417,7 +411,7 @@ bool nr_handshake(SSL_CTX *ctx, int port, const char *sni, nr_hs *out)
 {
     struct sockaddr_in a;
     struct timeval tv = {10, 0};
-    double t0 = now_ms();
+    double t0 = nr_now_ms();
     int fd, one = 1;
     SSL *ssl = NULL;
 
@@ -455,7 +449,7 @@ bool nr_handshake(SSL_CTX *ctx, int port, const char *sni, nr_hs *out)
     read_staple(ssl, out);
     SSL_shutdown(ssl);
 out:
-    out->ms = now_ms() - t0;
+    out->ms = nr_now_ms() - t0;
     SSL_free(ssl);
     close(fd);
     return out->ok;

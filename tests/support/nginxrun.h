@@ -21,6 +21,10 @@ typedef struct nr_nginx {
 } nr_nginx;
 
 /* |dir| must exist; the paths are copied. */
+/* Milliseconds of the monotonic clock; a sleep of |ms|. */
+double nr_now_ms(void);
+void nr_nap_ms(int ms);
+
 void nr_init(nr_nginx *n, const char *dir, const char *bin, const char *module,
              const char *preload);
 /* Writes nginx.conf: load_module, |workers| workers, logs under dir, then
