@@ -1254,6 +1254,15 @@ static void *engine_main(void *arg)
         int64_t now;
         size_t n;
 
+        if (e->fork_hold) {
+            /* Another thread is about to fork: wait here, holding nothing
+             * but this lock, which the wait gives back (lifecycle.c). */
+            e->parked = true;
+            pthread_cond_broadcast(&e->progress);
+            while (e->fork_hold)
+                pthread_cond_wait(&e->wake, &e->mu);
+            e->parked = false;
+        }
         e->kicked = false;
         while (e->notes != NULL) {
             srvocsp__entry *en = e->notes;
@@ -1323,6 +1332,7 @@ static void *engine_main(void *arg)
         }
     }
     e->running = false;
+    pthread_cond_broadcast(&e->progress); /* a fork may wait for the thread to park */
     pthread_mutex_unlock(&e->mu);
     return NULL;
 }

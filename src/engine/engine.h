@@ -124,7 +124,12 @@ struct srvocsp_engine {
 
     struct srvocsp__fleet *fleet; /* engine/fleet.c; NULL without a shared store */
 
-    /* fork(): the child restarts the engine on its next call. */
+    /* fork(): the thread parks while a fork is under way (fork_hold), so
+     * it holds no lock of libcurl's, OpenSSL's or the allocator's that the
+     * child would inherit taken; the child restarts the engine on its
+     * next call. */
+    bool fork_hold;
+    bool parked;
     atomic_bool restart_pending;
     srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
 };

@@ -13,17 +13,47 @@ static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER; /* after g_mu */
 static srvocsp_engine *g_engines; /* every live engine, under g_reg_mu */
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
-/* fork(): hold every engine's lock across the fork so the child's copy of
- * the engine is consistent; the child then forgets the parent's threads
- * and restarts on its next call (libuv's pattern). */
+/* How long a fork waits for an engine thread to reach its parking place.
+ * The thread gets there between two steps of its loop: after the transfer
+ * step, verification, store write or callback it is in.  A thread stuck
+ * longer (a callback that blocks) is not waited for: the fork goes on as
+ * it would without this. */
+#define FORK_PARK_WAIT_MS 2000
+
+/* Called with e->mu held.  The engine thread may be inside libcurl,
+ * OpenSSL or the allocator, holding their locks (OpenSSL's method store,
+ * a sanitizer's allocator, which have no fork handlers of their own); a
+ * child forked at that moment inherits those locks taken and blocks on
+ * its first handshake.  So the thread is woken and parked at the top of
+ * its loop, where it holds only e->mu, until the fork is over. */
+static void park_for_fork_locked(srvocsp_engine *e)
+{
+    struct timespec ts;
+
+    if (!e->running || pthread_equal(pthread_self(), e->thread))
+        return; /* no thread, or a callback of this engine forks */
+    e->fork_hold = true;
+    srvocsp__engine_wake_locked(e);
+    srvocsp__deadline_ms(&ts, FORK_PARK_WAIT_MS);
+    while (e->running && !e->parked)
+        if (pthread_cond_timedwait(&e->progress, &e->mu, &ts) != 0)
+            break;
+}
+
+/* fork(): park every engine's thread and hold every engine's lock across
+ * the fork so the child's copy of the engine is consistent; the child
+ * then forgets the parent's threads and restarts on its next call
+ * (libuv's pattern). */
 static void atfork_prepare(void)
 {
     srvocsp_engine *e;
 
     pthread_mutex_lock(&g_mu);
     pthread_mutex_lock(&g_reg_mu);
-    for (e = g_engines; e != NULL; e = e->reg_next)
+    for (e = g_engines; e != NULL; e = e->reg_next) {
         pthread_mutex_lock(&e->mu);
+        park_for_fork_locked(e);
+    }
     srvocsp__cells_atfork_prepare();
 }
 
@@ -32,8 +62,13 @@ static void atfork_parent(void)
     srvocsp_engine *e;
 
     srvocsp__cells_atfork_parent();
-    for (e = g_engines; e != NULL; e = e->reg_next)
+    for (e = g_engines; e != NULL; e = e->reg_next) {
+        if (e->fork_hold) {
+            e->fork_hold = false;
+            pthread_cond_broadcast(&e->wake);
+        }
         pthread_mutex_unlock(&e->mu);
+    }
     pthread_mutex_unlock(&g_reg_mu);
     pthread_mutex_unlock(&g_mu);
 }
@@ -86,6 +121,8 @@ static void atfork_child(void)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     for (e = g_engines; e != NULL; e = e->reg_next) {
+        e->fork_hold = false;
+        e->parked = false;
         /* Waiters of the parent do not exist here. */
         pthread_cond_init(&e->wake, &ca);
         pthread_cond_init(&e->progress, &ca);
