@@ -14,48 +14,21 @@
  * intermediate can be stapled).  --tls1.2 caps the protocol at TLS 1.2.
  * Listens on 127.0.0.1.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <gnutls/gnutls.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "serve.h"
 #include "srvocsp.h"
 #include "srvocsp/gnutls.h"
 
 #define MAX_PAIRS 2
 
-static volatile sig_atomic_t stopping;
 static gnutls_certificate_credentials_t cred;
 static gnutls_priority_t prio;
 static srvocsp_gnutls *stapler;
-/* Serving threads still running: the credential and the stapler are freed
- * only after the last one ends (sessions borrow them). */
-static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t active_cv = PTHREAD_COND_INITIALIZER;
-static int active;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stopping = 1;
-}
-
-static void fmt_utc(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "-");
-}
 
 static const char *subject_of(srvocsp_handle *h, char *buf, size_t len)
 {
@@ -69,8 +42,8 @@ static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 
     (void)arg;
     if (ev->response) {
-        fmt_utc(srvocsp_response_this_update(ev->response), tu, sizeof(tu));
-        fmt_utc(srvocsp_response_next_update(ev->response), nu, sizeof(nu));
+        example_fmt_utc(srvocsp_response_this_update(ev->response), tu, sizeof(tu));
+        example_fmt_utc(srvocsp_response_next_update(ev->response), nu, sizeof(nu));
     }
     fprintf(stderr, "gnutls_server: %s: %s%s thisUpdate=%s nextUpdate=%s\n",
             subject_of(h, subject, sizeof(subject)),
@@ -107,8 +80,8 @@ static void describe(char *buf, size_t len)
                 used += (size_t)snprintf(buf + used, len - used, "[%zu] %s: not asked about\n",
                                          i, subject);
             } else if (r) {
-                fmt_utc(srvocsp_response_this_update(r), tu, sizeof(tu));
-                fmt_utc(srvocsp_response_next_update(r), nu, sizeof(nu));
+                example_fmt_utc(srvocsp_response_this_update(r), tu, sizeof(tu));
+                example_fmt_utc(srvocsp_response_next_update(r), nu, sizeof(nu));
                 used += (size_t)snprintf(
                     buf + used, len - used, "[%zu] %s: staple %s, thisUpdate %s, nextUpdate %s\n",
                     i, subject,
@@ -133,9 +106,9 @@ static void describe(char *buf, size_t len)
              (unsigned long long)st.intermediates_unstapled);
 }
 
-static void *serve(void *arg)
+static void serve(int fd)
 {
-    int fd = (int)(intptr_t)arg, ret;
+    int ret;
     gnutls_session_t s = NULL;
     char req[2048], body[4096], resp[5000];
     ssize_t n;
@@ -169,18 +142,12 @@ static void *serve(void *arg)
 out:
     gnutls_deinit(s); /* releases the staples this session held */
     close(fd);
-    pthread_mutex_lock(&active_mu);
-    if (--active == 0)
-        pthread_cond_signal(&active_cv);
-    pthread_mutex_unlock(&active_mu);
-    return NULL;
 }
 
 int main(int argc, char **argv)
 {
     const char *certs[MAX_PAIRS], *keys[MAX_PAIRS], *dir = NULL, *ca = NULL;
-    int n_certs = 0, n_keys = 0, port = 8443, lfd, one = 1, i, tls12 = 0;
-    struct sockaddr_in a;
+    int n_certs = 0, n_keys = 0, port = 8443, lfd, i, tls12 = 0;
     srvocsp_params p;
     srvocsp_error err;
 
@@ -239,53 +206,13 @@ int main(int argc, char **argv)
     srvocsp_gnutls_set_must_staple_cb(stapler, on_must_staple, NULL);
     /* ---- end of stapling ---- */
 
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 64) != 0) {
-        fprintf(stderr, "gnutls_server: cannot listen on 127.0.0.1:%d: %s\n", port,
-                strerror(errno));
+    lfd = example_listen("gnutls_server", port);
+    if (lfd < 0)
         return 1;
-    }
-    {
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal; /* no SA_RESTART: accept() returns EINTR */
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
-    }
     fprintf(stderr, "gnutls_server: listening on 127.0.0.1:%d\n", port);
-    while (!stopping) {
-        int fd = accept(lfd, NULL, NULL);
-        pthread_t t;
-
-        if (fd < 0)
-            continue;
-        pthread_mutex_lock(&active_mu);
-        active++;
-        pthread_mutex_unlock(&active_mu);
-        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) != 0) {
-            close(fd);
-            pthread_mutex_lock(&active_mu);
-            active--;
-            pthread_mutex_unlock(&active_mu);
-            continue;
-        }
-        pthread_detach(t);
-    }
-    fprintf(stderr, "gnutls_server: stopping\n");
-    close(lfd);
-    /* Sessions borrow the credential's chains: wait for the last one (each
-     * is bounded by the handshake and record timeouts). */
-    pthread_mutex_lock(&active_mu);
-    while (active > 0)
-        pthread_cond_wait(&active_cv, &active_mu);
-    pthread_mutex_unlock(&active_mu);
+    /* Returns after the last session ended: sessions borrow the
+     * credential's chains. */
+    example_serve("gnutls_server", lfd, serve);
     gnutls_certificate_free_credentials(cred);
     gnutls_priority_deinit(prio);
     srvocsp_gnutls_free(stapler);

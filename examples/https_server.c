@@ -12,46 +12,23 @@
  * fleet share one Redis: one fetch per certificate for all of them
  * (docs/fleet.md).  Listens on 127.0.0.1.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "serve.h"
 #include "srvocsp.h"
 #include "srvocsp/openssl.h"
 
 #define MAX_PAIRS 2
 
-static volatile sig_atomic_t stopping;
 static SSL_CTX *ctx;
 static srvocsp_handle *handles[MAX_PAIRS];
 static int n_handles;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stopping = 1;
-}
-
-/* RFC 3339 UTC; gmtime_r because the engine's callbacks and the serving
- * thread format times at the same moment. */
-static void fmt_utc(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, len, "-");
-}
 
 static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 {
@@ -59,8 +36,8 @@ static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
 
     (void)h;
     if (ev->response) {
-        fmt_utc(srvocsp_response_this_update(ev->response), tu, sizeof(tu));
-        fmt_utc(srvocsp_response_next_update(ev->response), nu, sizeof(nu));
+        example_fmt_utc(srvocsp_response_this_update(ev->response), tu, sizeof(tu));
+        example_fmt_utc(srvocsp_response_next_update(ev->response), nu, sizeof(nu));
     }
     fprintf(stderr, "https_server: %s: %s%s%s thisUpdate=%s nextUpdate=%s\n", (const char *)arg,
             ev->type == SRVOCSP_EVENT_UPDATED   ? "new good response"
@@ -92,8 +69,8 @@ static void describe(char *buf, size_t len)
         if (r) {
             char tu[32], nu[32];
 
-            fmt_utc(srvocsp_response_this_update(r), tu, sizeof(tu));
-            fmt_utc(srvocsp_response_next_update(r), nu, sizeof(nu));
+            example_fmt_utc(srvocsp_response_this_update(r), tu, sizeof(tu));
+            example_fmt_utc(srvocsp_response_next_update(r), nu, sizeof(nu));
             used += (size_t)snprintf(buf + used, len - used,
                                      "%s: staple %s, thisUpdate %s, nextUpdate %s\n", subject,
                                      srvocsp_response_status(r) == SRVOCSP_STATUS_GOOD ? "good"
@@ -140,9 +117,8 @@ static void describe(char *buf, size_t len)
              (unsigned long long)st.unstapled_expired, (unsigned long long)st.unstapled_unknown);
 }
 
-static void *serve(void *arg)
+static void serve(int fd)
 {
-    int fd = (int)(intptr_t)arg;
     SSL *ssl = SSL_new(ctx);
     char req[2048], body[4096], resp[5000];
     int n;
@@ -163,14 +139,12 @@ static void *serve(void *arg)
     ERR_clear_error();
     SSL_free(ssl);
     close(fd);
-    return NULL;
 }
 
 int main(int argc, char **argv)
 {
     const char *certs[MAX_PAIRS], *keys[MAX_PAIRS], *dir = NULL, *store = NULL;
-    int n_certs = 0, n_keys = 0, port = 8443, lfd, one = 1, i;
-    struct sockaddr_in a;
+    int n_certs = 0, n_keys = 0, port = 8443, lfd, i;
     srvocsp_params p;
 
     for (i = 1; i < argc; i++) {
@@ -224,41 +198,11 @@ int main(int argc, char **argv)
     srvocsp_ssl_ctx_set_must_staple_cb(ctx, on_must_staple, NULL);
     /* ---- end of stapling ---- */
 
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 64) != 0) {
-        fprintf(stderr, "https_server: cannot listen on 127.0.0.1:%d: %s\n", port,
-                strerror(errno));
+    lfd = example_listen("https_server", port);
+    if (lfd < 0)
         return 1;
-    }
-    {
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal; /* no SA_RESTART: accept() returns EINTR */
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
-    }
     fprintf(stderr, "https_server: listening on 127.0.0.1:%d\n", port);
-    while (!stopping) {
-        int fd = accept(lfd, NULL, NULL);
-        pthread_t t;
-
-        if (fd < 0)
-            continue;
-        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) != 0) {
-            close(fd);
-            continue;
-        }
-        pthread_detach(t);
-    }
-    fprintf(stderr, "https_server: stopping\n");
-    close(lfd);
+    example_serve("https_server", lfd, serve);
     for (i = 0; i < n_handles; i++)
         srvocsp_close(handles[i]);
     SSL_CTX_free(ctx);
