@@ -11,7 +11,6 @@
  * the engine noticing the end. */
 #define FIRST_FETCH_SLACK_MS 250
 #define FIRST_FETCH_POLL_MS 5
-#define SAVE_GRACE_MS 250
 
 /* The module's own engine, for every configuration of the process: its
  * counters show what the process holds (the default engine's are not
@@ -254,7 +253,6 @@ void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs)
     ngx_srvocsp_cert_t *c = certs->elts;
     uint32_t bound = 0;
     struct timespec start, now;
-    int64_t settled_at = -1;
 
     note_kept_options(cf, certs);
     g_live = certs;
@@ -263,31 +261,22 @@ void ngx_srvocsp_first_fetch(ngx_conf_t *cf, ngx_array_t *certs)
             bound = c[i].opts.timeout_ms;
     bound += FIRST_FETCH_SLACK_MS;
     clock_gettime(CLOCK_MONOTONIC, &start);
+    /* Until every certificate has an outcome.  A held response whose
+     * refresh is in flight (due at start, a hung responder) counts as one:
+     * it does not hold up the start.  A save still running when nginx
+     * forks its workers is finished first: libsrvocsp parks its thread
+     * across a fork, so a worker never finds the retrieval in flight and
+     * asks again on its own. */
     for (;;) {
-        ngx_uint_t open = 0, busy = 0;
+        ngx_uint_t open = 0;
         int64_t ms;
 
-        for (ngx_uint_t i = 0; i < certs->nelts; i++) {
-            if (!has_outcome(c[i].h))
-                open++;
-            else if (srvocsp_handle_next_attempt(c[i].h) == 0)
-                busy++;
-        }
+        for (ngx_uint_t i = 0; i < certs->nelts; i++)
+            open += !has_outcome(c[i].h);
         clock_gettime(CLOCK_MONOTONIC, &now);
         ms = (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if ((open == 0 && busy == 0) || ms >= (int64_t)bound)
+        if (open == 0 || ms >= (int64_t)bound)
             break;
-        /* The engine publishes a new response before it saves it: a worker
-         * forked while the save runs would find the retrieval in flight
-         * and ask again on its own, so let the save end.  But a held
-         * response whose refresh is in flight (due at start, a hung
-         * responder) must not hold up the start: a short grace only. */
-        if (open == 0) {
-            if (settled_at < 0)
-                settled_at = ms;
-            else if (ms - settled_at >= SAVE_GRACE_MS)
-                break;
-        }
         ngx_msleep(FIRST_FETCH_POLL_MS);
     }
     for (ngx_uint_t i = 0; i < certs->nelts; i++) {
