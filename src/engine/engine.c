@@ -1045,20 +1045,38 @@ static void sync_read_only(srvocsp_engine *e, start_item *it)
     run_events(events);
 }
 
+/* How much longer than its retrieval timeout another process may hold a
+ * certificate's lease before this one stops waiting for it. */
+#define LEASE_GRACE_S 2
+
 /* One process at a time asks the responder for a certificate kept in a
  * shared store: false when another one holds the lease.  Runs without the
- * lock. */
-static bool take_lease(start_item *it)
+ * lock, on the engine thread. */
+static bool take_lease(srvocsp_engine *e, start_item *it)
 {
     srvocsp__entry *en = it->c->en;
+    int64_t now;
 
     if (en->store->ops->lease == NULL)
         return true;
     switch (en->store->ops->lease(en->store, en->store_name, &it->c->lease)) {
-    case 1: it->c->leased = true; return true;
-    case 0: return false;
+    case 1:
+        it->c->leased = true;
+        en->lease_busy_since = 0;
+        return true;
+    case 0: break;
     default: return true;
     }
+    /* A holder has one retrieval's time.  One that keeps the lease longer
+     * is stopped or hung (its flock stays until it dies): a stuck holder
+     * must never cost this process its staple, so ask without the lease. */
+    now = now_s(e);
+    if (en->lease_busy_since == 0 || en->lease_busy_since > now)
+        en->lease_busy_since = now;
+    if (now - en->lease_busy_since <= (int64_t)(en->url_timeout_ms / 1000) + LEASE_GRACE_S)
+        return false;
+    en->lease_busy_since = 0;
+    return true;
 }
 
 /* ---------------------------------------------------------------------
@@ -1141,13 +1159,7 @@ bool srvocsp__engine_adopt_locked(srvocsp__entry *en, const unsigned char *der, 
     ready_remove(e, en); /* waiting for a transfer slot: no transfer needed now */
     srvocsp__heap_remove(e, en);
     e->stats.store_pickups++;
-    c->next = NULL;
-    if (e->done_tail)
-        e->done_tail->next = c;
-    else
-        e->done_head = c;
-    e->done_tail = c;
-    srvocsp__engine_wake_locked(e);
+    done_push_locked(e, c);
     return true;
 }
 
@@ -1165,7 +1177,7 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
         /* The lease first, then the look at the store: a holder saves
          * before it gives the lease back, so whoever takes it next sees
          * that save and adopts it instead of asking again. */
-        if (items[i].check_store && !take_lease(&items[i])) {
+        if (items[i].check_store && !take_lease(e, &items[i])) {
             srvocsp_http_result res;
 
             memset(&res, 0, sizeof(res));
@@ -1488,6 +1500,10 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
                 ready_remove(e, en);
                 srvocsp__heap_set(e, en, now_s(e));
             }
+            /* A fleet lease is the parent's: releasing it from here would
+             * free it while the parent fetches under it. */
+            en->fleet_lease = NULL;
+            en->fleet_token[0] = '\0';
         }
     }
     e->in_flight = 0;

@@ -39,6 +39,7 @@ struct srvocsp__entry {
     char store_name[SRVOCSP__STORE_NAME_LEN + 1];
     uint64_t store_version;      /* version of the stored file we last saw */
     srvocsp__dirsync dirsync;    /* how the directory is used (immutable) */
+    int64_t lease_busy_since;    /* another process's lease first found held; 0 = none (engine thread) */
 
     /* Scheduling, under eng->mu. */
     int64_t next_at;

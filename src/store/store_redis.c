@@ -154,14 +154,6 @@ typedef struct rconn {
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static rconn *g_conns;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct timeval tv_ms(int ms)
 {
     struct timeval tv;
@@ -230,7 +222,7 @@ static void fail_locked(rconn *c, const char *what, const char *detail)
     if (wait > BACKOFF_MAX_MS)
         wait = BACKOFF_MAX_MS;
     c->failures++;
-    c->down_until_ms = mono_ms() + wait;
+    c->down_until_ms = srvocsp__system_monotonic_ms(NULL) + wait;
     snprintf(c->last_err, sizeof(c->last_err), "%s: %s: %s (not tried again for %lld ms)",
              c->display, what, detail, (long long)wait);
     drop_locked(c);
@@ -333,7 +325,7 @@ static redisContext *cmd_locked(rconn *c, char *why, size_t whylen)
     check_fork_locked(c);
     if (c->cmd != NULL)
         return c->cmd;
-    if (mono_ms() < c->down_until_ms) {
+    if (srvocsp__system_monotonic_ms(NULL) < c->down_until_ms) {
         srvocsp__fmt(why, whylen, "%s", c->last_err);
         return NULL;
     }
@@ -708,7 +700,7 @@ static bool subscribe_locked(rconn *c)
     check_fork_locked(c);
     if (c->sub != NULL)
         return true;
-    if (mono_ms() < c->down_until_ms)
+    if (srvocsp__system_monotonic_ms(NULL) < c->down_until_ms)
         return false;
     cr = open_one(c, &c->sub, err, sizeof(err));
     if (cr != CONN_OK) {

@@ -737,6 +737,60 @@ static void test_lease_one_fetch_at_a_time(void **s)
     free(dir);
 }
 
+/* A holder that stops (SIGSTOP, a hung process) keeps its flock for as
+ * long as it lives.  The others give it one retrieval's time (the URL
+ * timeout and a little more), then ask the responder themselves rather
+ * than lose their staple. */
+static void test_lease_stuck_holder_not_waited_for(void **s)
+{
+    char *dir = tr_tmpdir("stuck");
+    world *a = world_new(T, 1), *b = world_new(T, 2);
+    srvocsp_handle *ha, *hb;
+    srvocsp_response *r;
+    int64_t t = T + DAY / 2 + 600, waited = 0;
+    int i;
+
+    ha = open_dir(a, dir, 0);
+    hb = open_dir(b, dir, 0);
+    assert_non_null(ha);
+    assert_non_null(hb);
+    assert_int_equal(fake_requests(&b->fake), 0);
+
+    atomic_store(&a->hold, true); /* a takes the lease and never comes back */
+    manual_clock_set(&a->clock, t);
+    srvocsp_engine_kick(a->eng);
+    for (i = 0; i < 5000 && fake_requests(&a->fake) < 2; i++)
+        usleep(1000);
+    assert_int_equal(fake_requests(&a->fake), 2);
+
+    while (fake_requests(&b->fake) == 0 && waited <= 60) {
+        manual_clock_set(&b->clock, t + waited);
+        srvocsp_engine_kick(b->eng);
+        assert_int_equal(srvocsp_engine_settle(b->eng, 5000), SRVOCSP_OK);
+        if (fake_requests(&b->fake) == 0)
+            waited += SRVOCSP__LEASE_RETRY_S;
+    }
+    print_message("  b asked the responder itself after waiting %lld s for a stuck holder\n",
+                  (long long)waited);
+    assert_int_equal(fake_requests(&b->fake), 1);
+    assert_true(waited > 2);      /* the holder had its whole retrieval timeout (open_dir: 2 s) */
+    assert_true(waited <= 2 + 3); /* and little more */
+    r = srvocsp_get1_response(hb);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_this_update(r), t + waited); /* b's own fetch */
+    srvocsp_response_free(r);
+    assert_int_equal(b->n_failed, 0);
+
+    atomic_store(&a->hold, false);
+    assert_int_equal(srvocsp_engine_settle(a->eng, 5000), SRVOCSP_OK);
+    srvocsp_close(ha);
+    srvocsp_close(hb);
+    world_free(a);
+    world_free(b);
+    tr_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -748,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_writers_of_one_file),
         cmocka_unit_test(test_processes_share_one_fetch),
         cmocka_unit_test(test_lease_one_fetch_at_a_time),
+        cmocka_unit_test(test_lease_stuck_holder_not_waited_for),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
