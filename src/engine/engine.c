@@ -661,7 +661,9 @@ static void publish(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sna
     int store_errno = 0;
 
     srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
-    if (en->store != NULL && save) {
+    /* A read-only directory belongs to another process: an offer or a
+     * fleet pickup is served, never written there. */
+    if (en->store != NULL && save && !srvocsp__dirsync_read_only(&en->dirsync)) {
         uint64_t version = 0;
 
         /* Serving already uses the new response; the disk follows. */

@@ -170,6 +170,31 @@ static void test_read_only_follows_the_writer(void **st)
     assert_int_equal(ev.updated, 2);
     pthread_mutex_unlock(&ev.mu);
 
+    /* A response offered to the reader is served, but the directory is
+     * the writer's: nothing is written there. */
+    {
+        tp_resp_opts o;
+        unsigned char *der, *before, *after;
+        size_t len, before_len, after_len;
+        int64_t now = T + 5 + 3 * SRVOCSP__MAX_SYNC_DEFAULT_S;
+
+        before = tp_read_file(path, &before_len);
+        assert_non_null(before);
+        tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+        o.next_update = now + 7 * DAY;
+        der = tp_response(&o, &len);
+        assert_non_null(der);
+        assert_int_equal(srvocsp_handle_offer_der(hr, der, len), SRVOCSP_OK);
+        assert_int_equal(served_this_update(hr), now);
+        after = tp_read_file(path, &after_len);
+        assert_non_null(after);
+        assert_int_equal(after_len, before_len);
+        assert_memory_equal(after, before, before_len); /* still the spoiled file */
+        free(der);
+        free(before);
+        free(after);
+    }
+
     /* Never the network, whatever the clock did. */
     assert_int_equal(fake_requests(&r.fake), 0);
     srvocsp_close(hr);
