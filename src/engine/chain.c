@@ -29,15 +29,6 @@ static bool self_signed(X509 *x)
     return X509_check_issued(x, x) == X509_V_OK;
 }
 
-static bool has_ocsp_url(X509 *x)
-{
-    STACK_OF(OPENSSL_STRING) *urls = X509_get1_ocsp(x);
-    bool yes = urls != NULL && sk_OPENSSL_STRING_num(urls) > 0;
-
-    X509_email_free(urls);
-    return yes;
-}
-
 static bool on_path(const srvocsp_chain *c, X509 *x)
 {
     for (size_t i = 0; i < c->n; i++)
@@ -88,16 +79,22 @@ static srvocsp_error open_one(srvocsp_chain *c, size_t i, STACK_OF(X509) *all,
     X509 *x = c->certs[i];
 
     if (i > 0) {
-        /* A root is never asked about; an intermediate only when it names
-         * a responder and its issuer is known. */
-        if (self_signed(x) || !has_ocsp_url(x) || srvocsp__find_issuer(x, all) == NULL)
-            return SRVOCSP_OK;
+        if (self_signed(x))
+            return SRVOCSP_OK; /* a root is never asked about */
         p = *params;
         p.responder_url = NULL; /* the leaf's responder, not this CA's */
         params = &p;
     }
     c->handles[i] = srvocsp_open(x, all, params);
-    return c->handles[i] != NULL ? SRVOCSP_OK : srvocsp_last_error();
+    if (c->handles[i] != NULL)
+        return SRVOCSP_OK;
+    /* An intermediate is asked about only when srvocsp_open finds a
+     * responder it can ask (no ldap:// only) and its issuer: the one rule,
+     * in srvocsp_open. */
+    if (i > 0 && (srvocsp_last_error() == SRVOCSP_E_NO_OCSP_URL ||
+                  srvocsp_last_error() == SRVOCSP_E_NO_ISSUER))
+        return SRVOCSP_OK;
+    return srvocsp_last_error();
 }
 
 srvocsp_chain *srvocsp_chain_open(STACK_OF(X509) *served, STACK_OF(X509) *extra,

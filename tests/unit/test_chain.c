@@ -204,6 +204,39 @@ static void test_intermediate_without_url(void **state)
     srvocsp_chain_close(c);
 }
 
+/* An intermediate whose only OCSP URL cannot be asked (ldap://, as some
+ * enterprise CAs publish) gets no handle, like one with no URL; the
+ * chain still opens and the leaf is stapled. */
+static void test_intermediate_with_only_an_ldap_url(void **state)
+{
+    tp_cert ica_ldap;
+    tp_cert_opts o;
+    srvocsp_chain *c;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.cn = "srvocsp test intermediate CA"; /* the leaf's issuer: same name, same key */
+    o.same_key_as = &pki.ica;
+    o.serial = 9901;
+    o.issuer = &pki.root;
+    o.ca = true;
+    o.not_before = T - 86400;
+    o.not_after = T + 365 * 86400;
+    o.ocsp_urls[0] = "ldap://directory.test/cn=root%20CA?ocspResponder";
+    assert_true(tp_cert_make(&ica_ldap, &o));
+    c = open_chain(stack(pki.chain_leaf.cert, ica_ldap.cert, pki.root.cert), NULL);
+    assert_non_null(c);
+    assert_int_equal(srvocsp_chain_length(c), 3);
+    assert_non_null(srvocsp_chain_get0_handle(c, 0));
+    assert_null(srvocsp_chain_get0_handle(c, 1));
+    settle();
+    assert_serves(srvocsp_chain_get0_handle(c, 0), SRVOCSP_STATUS_GOOD);
+    assert_int_equal(atomic_load(&root_requests), 0);
+    assert_int_equal(atomic_load(&other_requests), 0);
+    srvocsp_chain_close(c);
+    tp_cert_free(&ica_ldap);
+}
+
 /* The intermediate's responses are verified against the root: one signed
  * by the intermediate itself is refused; a revoked one is served. */
 static void test_intermediate_verified_against_its_issuer(void **state)
@@ -343,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_order_of_served, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issuer_of_last_from_extra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intermediate_without_url, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intermediate_with_only_an_ldap_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_intermediate_verified_against_its_issuer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_responder_url_is_the_leafs, setup, teardown),
