@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "tls/staple_rules.h"
 
 enum { CHECK_OK = 0, CHECK_WARNING = 1, CHECK_CRITICAL = 2, CHECK_UNKNOWN = 3 };
 
@@ -101,22 +102,6 @@ static int judge(const unsigned char *der, size_t len, X509 *leaf, X509 *issuer,
     return code;
 }
 
-/* Whether |x| carries the TLS Feature extension with status_request (RFC
- * 7633, "must-staple"): -1 when the extension cannot be read. */
-static int must_staple(X509 *x)
-{
-    int crit = 0, r = 0;
-    TLS_FEATURE *feat = X509_get_ext_d2i(x, NID_tlsfeature, &crit, NULL);
-
-    if (feat == NULL)
-        return crit == -1 ? 0 : -1; /* absent, or present but unreadable */
-    for (int i = 0; i < sk_ASN1_INTEGER_num(feat); i++)
-        if (ASN1_INTEGER_get(sk_ASN1_INTEGER_value(feat, i)) == 5)
-            r = 1; /* status_request */
-    TLS_FEATURE_free(feat);
-    return r;
-}
-
 /* The server stapled nothing.  Since most public certificates carry no OCSP
  * URL any more, that is only wrong when there was something to staple or
  * the certificate demands a staple. */
@@ -124,7 +109,7 @@ static int no_staple(X509 *leaf, const char *target, int64_t warn, int64_t crit)
 {
     STACK_OF(OPENSSL_STRING) *urls = leaf ? X509_get1_ocsp(leaf) : NULL;
     int n_urls = urls ? sk_OPENSSL_STRING_num(urls) : 0;
-    int ms = leaf ? must_staple(leaf) : 0;
+    int ms = leaf ? srvocsp__must_staple(leaf) : 0;
     char detail[600];
 
     X509_email_free(urls);

@@ -26,6 +26,7 @@
  * never sent: its send function adds nothing.
  */
 #include "gnutls_internal.h"
+#include "tls/staple_rules.h"
 
 #include <gnutls/x509.h>
 #include <openssl/x509v3.h>
@@ -57,6 +58,13 @@ typedef struct stat_shard {
     atomic_uint_fast64_t stapled, none, expired, unknown, no_handle, must_unstapled, ica_stapled,
         ica_unstapled;
 } __attribute__((aligned(64))) stat_shard;
+
+static atomic_uint_fast64_t *miss_counter(stat_shard *st, srvocsp__staple_miss m)
+{
+    return m == SRVOCSP__MISS_EXPIRED ? &st->expired
+         : m == SRVOCSP__MISS_UNKNOWN ? &st->unknown
+                                      : &st->none;
+}
 
 struct srvocsp_gnutls {
     gnutls_certificate_credentials_t cred;
@@ -185,9 +193,7 @@ static void count_leaf_miss(srvocsp_gnutls *g, stat_shard *st, gnutls_session_t 
     srvocsp_error why = srvocsp_last_error();
     srvocsp_handle *leaf = srvocsp_chain_get0_handle(it->chain, 0);
 
-    count(why == SRVOCSP_E_STALE            ? &st->expired
-          : why == SRVOCSP_E_STATUS_UNKNOWN ? &st->unknown
-                                            : &st->none);
+    count(miss_counter(st, srvocsp__staple_miss_of(why)));
     if (it->must_staple) {
         count(&st->must_unstapled);
         if (g->must_cb)
@@ -277,19 +283,6 @@ srvocsp_error srvocsp_gnutls_attach(gnutls_certificate_credentials_t cred, srvoc
     return SRVOCSP_OK;
 }
 
-/* RFC 7633: TLS Feature extension listing status_request (5). */
-static bool has_must_staple(X509 *x)
-{
-    STACK_OF(ASN1_INTEGER) *features = X509_get_ext_d2i(x, NID_tlsfeature, NULL, NULL);
-    bool found = false;
-
-    for (int i = 0; features != NULL && i < sk_ASN1_INTEGER_num(features); i++)
-        if (ASN1_INTEGER_get(sk_ASN1_INTEGER_value(features, i)) == 5)
-            found = true;
-    sk_ASN1_INTEGER_pop_free(features, ASN1_INTEGER_free);
-    return found;
-}
-
 static void item_clear(item *it)
 {
     for (size_t i = 0; i < it->n; i++)
@@ -343,7 +336,7 @@ srvocsp_error srvocsp_gnutls_add_chain(srvocsp_gnutls *g, srvocsp_chain *chain,
         }
     }
     it->pk = gnutls_pubkey_get_pk_algorithm(it->pcerts[0].pubkey, NULL);
-    it->must_staple = has_must_staple(srvocsp_chain_get0_cert(chain, 0));
+    it->must_staple = srvocsp__must_staple(srvocsp_chain_get0_cert(chain, 0)) == 1;
     it->key = key;
     g->n++;
     return SRVOCSP_OK;

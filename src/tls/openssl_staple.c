@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 #include "srvocsp/openssl.h"
+#include "tls/staple_rules.h"
 
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -34,6 +35,13 @@ typedef struct attached {
 typedef struct stat_shard {
     atomic_uint_fast64_t stapled, none, expired, unknown, no_handle, must_unstapled;
 } __attribute__((aligned(64))) stat_shard;
+
+static atomic_uint_fast64_t *miss_counter(stat_shard *st, srvocsp__staple_miss m)
+{
+    return m == SRVOCSP__MISS_EXPIRED ? &st->expired
+         : m == SRVOCSP__MISS_UNKNOWN ? &st->unknown
+                                      : &st->none;
+}
 
 typedef struct staple_ctx {
     attached items[MAX_ATTACHED];
@@ -80,19 +88,6 @@ static staple_ctx *get_sc(SSL_CTX *ctx)
     return g_index < 0 ? NULL : SSL_CTX_get_ex_data(ctx, g_index);
 }
 
-/* RFC 7633: TLS Feature extension listing status_request (5). */
-static bool has_must_staple(X509 *x)
-{
-    STACK_OF(ASN1_INTEGER) *features = X509_get_ext_d2i(x, NID_tlsfeature, NULL, NULL);
-    bool found = false;
-
-    for (int i = 0; features != NULL && i < sk_ASN1_INTEGER_num(features); i++)
-        if (ASN1_INTEGER_get(sk_ASN1_INTEGER_value(features, i)) == 5)
-            found = true;
-    sk_ASN1_INTEGER_pop_free(features, ASN1_INTEGER_free);
-    return found;
-}
-
 int srvocsp_ssl_ctx_attach(SSL_CTX *ctx, srvocsp_handle *h)
 {
     staple_ctx *sc;
@@ -127,7 +122,7 @@ int srvocsp_ssl_ctx_attach(SSL_CTX *ctx, srvocsp_handle *h)
     sc->items[sc->n].h = srvocsp_handle_up_ref(h);
     sc->items[sc->n].leaf = srvocsp_handle_get0_leaf(h);
     atomic_init(&sc->items[sc->n].ctx_cert, NULL);
-    sc->items[sc->n].must_staple = has_must_staple(sc->items[sc->n].leaf);
+    sc->items[sc->n].must_staple = srvocsp__must_staple(sc->items[sc->n].leaf) == 1;
     sc->n++;
     return 1;
 }
@@ -203,9 +198,7 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
     if (r == NULL) {
         srvocsp_error why = srvocsp_last_error();
 
-        count(why == SRVOCSP_E_STALE            ? &st->expired
-              : why == SRVOCSP_E_STATUS_UNKNOWN ? &st->unknown
-                                                : &st->none);
+        count(miss_counter(st, srvocsp__staple_miss_of(why)));
         if (a->must_staple) {
             count(&st->must_unstapled);
             if (sc->must_cb)

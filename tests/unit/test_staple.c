@@ -137,6 +137,17 @@ static void test_sni_contexts_and_counters(void **s)
     assert_int_equal(st.must_staple_unstapled, 1);
     assert_int_equal(must_calls, 1);
 
+    /* The clock went back two days: the held response is not valid yet.
+     * No staple, counted as a held response that is not time-valid, not
+     * as "none yet". */
+    manual_clock_set(&clk, T - 2 * 86400);
+    r = tls_handshake(first, client, "good.test", true);
+    assert_true(r.ok);
+    assert_int_equal(r.staple_serial, -1);
+    srvocsp_ssl_ctx_get_stats(first, &st);
+    assert_int_equal(st.unstapled_expired, 1);
+    assert_int_equal(st.unstapled_none, 0);
+
     srvocsp_close(hg);
     srvocsp_close(hm);
     srvocsp_close(hu);
