@@ -38,7 +38,7 @@ P="$DIR/pki"
 echo "+0" >"$DIR/offset"
 # A sanitizer runtime must otherwise come first in the library list.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0"
-LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/offset" FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 \
+LD_PRELOAD="$FT" FAKETIME_TIMESTAMP_FILE="$DIR/offset" FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
     "$SERVER" --port "$PORT" --cert "$P/good.pem" --key "$P/good.key" >"$DIR/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
