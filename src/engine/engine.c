@@ -857,8 +857,7 @@ typedef struct start_item {
     srvocsp_http_request req;
     bool check_store;            /* look for another process's newer save first */
     uint64_t known_version;
-    int64_t held_this_update;
-    srvocsp_cert_status held_status;
+    srvocsp_response *held;      /* the response held when picked (a reference), or NULL */
 } start_item;
 
 /* Moves due entries to the ready queue and picks those that may start
@@ -901,12 +900,9 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
         items[n].check_store =
             en->store != NULL && en->url_tries == 0 && srvocsp__dirsync_loads(&en->dirsync);
         items[n].known_version = en->store_version;
-        {
-            srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
-
-            items[n].held_this_update = cur ? cur->this_update : 0;
-            items[n].held_status = cur ? cur->status : SRVOCSP_STATUS_UNKNOWN;
-        }
+        items[n].held = srvocsp__cell_peek(&en->cell);
+        if (items[n].held != NULL)
+            srvocsp_response_up_ref(items[n].held);
         if (en->req.get_urls[en->url_idx] != NULL) {
             items[n].req.url = en->req.get_urls[en->url_idx];
         } else {
@@ -936,6 +932,7 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     uint64_t version = en->store->ops->version(en->store, en->store_name);
     char why[SRVOCSP__REASON_LEN];
     srvocsp_http_result res;
+    srvocsp_error err;
     bool taken = false;
 
     if (version == 0 || version == it->known_version)
@@ -945,10 +942,12 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
         der == NULL)
         return false;
     pol.now = now_s(e);
+    /* Taken only when the verdict rules would publish it (the same judge
+     * as for a fetched response) and it is not itself due: anything else,
+     * and the network is asked as usual. */
     if (srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why)) ==
             SRVOCSP_OK &&
-        (snap->this_update > it->held_this_update ||
-         (snap->status == SRVOCSP_STATUS_REVOKED && it->held_status != SRVOCSP_STATUS_REVOKED)) &&
+        judge(en, it->held, snap, pol.now, &err, why, sizeof(why)) == V_PUBLISH &&
         srvocsp__sched_after_success(&en->sched, snap, pol.now, false) > pol.now) {
         memset(&res, 0, sizeof(res));
         res.http_status = 200;
@@ -992,11 +991,29 @@ static void sync_read_only(srvocsp_engine *e, start_item *it)
             pol.now = now_s(e);
             err = srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why));
         }
-        if (err != SRVOCSP_OK)
+        /* The verdict rules decide, as for a fetched response: a newer
+         * one, a revoked one in a tie, an older one when the held one can
+         * no longer be served. */
+        if (err != SRVOCSP_OK) {
             srvocsp__fmt(msg, sizeof(msg), "stored response ignored (%s): %s",
                          srvocsp_error_name(err), why);
+        } else if (snap != NULL) {
+            switch (judge(en, it->held, snap, pol.now, &err, why, sizeof(why))) {
+            case V_PUBLISH: break;
+            case V_UNCHANGED:
+                srvocsp_response_free(snap);
+                snap = NULL;
+                break;
+            case V_REFUSE:
+                srvocsp_response_free(snap);
+                snap = NULL;
+                srvocsp__fmt(msg, sizeof(msg), "stored response not used (%s): %s",
+                             srvocsp_error_name(err), why);
+                break;
+            }
+        }
     }
-    if (snap != NULL && snap->this_update > it->held_this_update) {
+    if (snap != NULL) {
         srvocsp_http_result res;
 
         memset(&res, 0, sizeof(res));
@@ -1207,6 +1224,8 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
             transport_done(items[i].c, &res);
         }
     }
+    for (i = 0; i < n; i++)
+        srvocsp_response_free(items[i].held);
 }
 
 /* ---------------------------------------------------------------------

@@ -206,6 +206,57 @@ static void test_read_only_follows_the_writer(void **st)
     free(dir);
 }
 
+/* A revoked response stored with the thisUpdate of the held good one is
+ * news (revoked wins a tie): the reader takes it at its next look, by the
+ * same verdict rules as a fetched response. */
+static void test_read_only_takes_a_revoked_tie(void **st)
+{
+    char *dir = tr_tmpdir("dirmode-tie"), path[1200], tmp[1300];
+    manual_clock clock;
+    side w, r;
+    srvocsp_handle *hw, *hr;
+    srvocsp_response *resp;
+    tp_resp_opts o;
+    unsigned char *der;
+    size_t len;
+
+    manual_clock_init(&clock, T);
+    side_init(&w, &clock);
+    side_init(&r, &clock);
+    hw = open_mode(&w, dir, SRVOCSP_DIR_READ_WRITE, 0, NULL);
+    assert_non_null(hw);
+    hr = open_mode(&r, dir, SRVOCSP_DIR_READ_ONLY, 0, NULL);
+    assert_non_null(hr);
+    assert_int_equal(served_this_update(hr), T);
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, T);
+    o.status = V_OCSP_CERTSTATUS_REVOKED;
+    o.revoked_at = T - 3600;
+    o.next_update = T + 7 * DAY;
+    der = tp_response(&o, &len);
+    assert_non_null(der);
+    stored_path(dir, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    assert_true(tp_write_file(tmp, der, len));
+    assert_int_equal(rename(tmp, path), 0); /* as writers store */
+    free(der);
+
+    step(&clock, r.eng, T + SRVOCSP__MAX_SYNC_DEFAULT_S + 10);
+    resp = srvocsp_get1_response(hr);
+    assert_non_null(resp);
+    assert_int_equal(srvocsp_response_status(resp), SRVOCSP_STATUS_REVOKED);
+    assert_int_equal(srvocsp_response_this_update(resp), T);
+    srvocsp_response_free(resp);
+    assert_int_equal(fake_requests(&r.fake), 0);
+
+    srvocsp_close(hr);
+    srvocsp_close(hw);
+    side_free(&r);
+    side_free(&w);
+    tr_rmrf(dir);
+    free(dir);
+}
+
 static void test_read_only_due_response_looks_often(void **st)
 {
     char *dir = tr_tmpdir("dirmode-due");
@@ -351,6 +402,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_only_follows_the_writer),
+        cmocka_unit_test(test_read_only_takes_a_revoked_tie),
         cmocka_unit_test(test_read_only_due_response_looks_often),
         cmocka_unit_test(test_write_only_never_loads),
         cmocka_unit_test(test_bad_params),
