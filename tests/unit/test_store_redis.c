@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fake.h"
 #include "peers.h"
 #include "redisd.h"
 #include "store/redis_url.h"
@@ -399,6 +400,81 @@ static void test_redis_lease(void **s)
     tr_redis_stop(&rd);
 }
 
+/* Issue 14: a machine whose held response nears its last servable moment
+ * fetches itself, whatever the lease says.  Another machine took the
+ * lease and never came back (its lease outlives the test): this one waits
+ * for it while it can, then asks the responder before its staple lapses.
+ * Injected clock, real Redis. */
+static void test_stuck_lease_holder_costs_no_staple(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.tcp = true};
+    manual_clock clk;
+    fake_transport fake;
+    fake_signer sg;
+    srvocsp_engine *eng;
+    srvocsp_params p;
+    srvocsp_handle *h;
+    srvocsp__store *other;
+    srvocsp_response *r;
+    char tok[SRVOCSP__LEASE_TOKEN_LEN + 1], why[300];
+    int64_t left = 0, t, fetched_at = 0;
+    int before;
+
+    need_redis();
+    assert_true(tr_redis_start(&rd, &o));
+    manual_clock_init(&clk, T);
+    sg.pki = &pki;
+    sg.leaf = &pki.good;
+    sg.clock = &clk;
+    sg.validity = 86400;
+    fake_init(&fake, &clk, fake_sign_good, &sg);
+    eng = fake_engine_new(&clk, &fake, 0, 1);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.store_url = rd.url;
+    p.url_timeout_ms = 2000;
+    h = fake_open(pki.good.cert, pki.ca.cert, &p);
+    assert_non_null(h);
+    assert_int_equal(fake_requests(&fake), 1);
+    /* The first fetch's lease goes back once its save is done. */
+    assert_int_equal(srvocsp_engine_settle(eng, 5000), SRVOCSP_OK);
+
+    other = srvocsp__store_redis_new(rd.url, NULL);
+    assert_non_null(other);
+    assert_int_equal(other->ops->lease_acquire(other, NAME, 600000, tok, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_HELD);
+    before = fake_requests(&fake);
+    /* From the refresh point (half the day) in 70 s steps: served at every
+     * step, one request at the end. */
+    for (t = T + 43200; t < T + 86400 && fake_requests(&fake) == before; t += 70) {
+        manual_clock_set(&clk, t);
+        srvocsp_engine_kick(eng);
+        assert_int_equal(srvocsp_engine_settle(eng, 5000), SRVOCSP_OK);
+        r = srvocsp_get1_response(h);
+        assert_non_null(r); /* never without a staple */
+        srvocsp_response_free(r);
+        fetched_at = t;
+    }
+    print_message("  lease held by a stuck machine: waited %lld s past the refresh point, fetched "
+                  "%lld s before the last servable moment\n",
+                  (long long)(fetched_at - (T + 43200)), (long long)(T + 86400 - 600 - fetched_at));
+    assert_int_equal(fake_requests(&fake), before + 1);
+    assert_true(fetched_at > T + 43200);      /* it waited for the holder first */
+    assert_true(fetched_at < T + 86400 - 600); /* and asked while still served */
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    assert_int_equal(srvocsp_response_this_update(r), fetched_at);
+    srvocsp_response_free(r);
+
+    other->ops->lease_release(other, NAME, tok);
+    other->ops->free(other);
+    srvocsp_close(h);
+    srvocsp_engine_free(eng);
+    fake_destroy(&fake);
+    tr_redis_stop(&rd);
+}
+
 /* ---------------------------------------------------------------------
  * Poisoned values
  * ------------------------------------------------------------------- */
@@ -576,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_tcp_save_load_notify),
         cmocka_unit_test(test_unix_password_and_acl_user),
         cmocka_unit_test(test_redis_lease),
+        cmocka_unit_test(test_stuck_lease_holder_costs_no_staple),
         cmocka_unit_test(test_poisoned_values),
         cmocka_unit_test(test_faults),
     };
