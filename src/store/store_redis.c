@@ -758,6 +758,9 @@ static bool parse_message(const rconn *c, const redisReply *r, const char **der,
 
 #define DRAIN_BATCH 64
 
+/* The most bytes of one incomplete announcement kept (name, writer, DER). */
+#define SUB_PENDING_MAX (SRVOCSP__MAX_RESPONSE_CAP + 4096u)
+
 static size_t r_notify_drain(srvocsp__store *s, srvocsp__notify_fn fn, void *arg)
 {
     rconn *c = (rconn *)s;
@@ -790,6 +793,15 @@ static size_t r_notify_drain(srvocsp__store *s, srvocsp__notify_fn fn, void *arg
                 if (poll(&pfd, 1, 0) <= 0 || redisBufferRead(c->sub) != REDIS_OK) {
                     if (pfd.revents != 0) /* readable but the read failed: closed */
                         fail_locked(c, "subscription", "connection lost");
+                    more = false;
+                    break;
+                }
+                /* hiredis buffers a bulk string of any length until it is
+                 * whole: anyone who may PUBLISH could make every machine
+                 * hold hundreds of MB.  One announcement is at most a
+                 * response of the largest size we ever accept. */
+                if (c->sub->reader->len - c->sub->reader->pos > SUB_PENDING_MAX) {
+                    fail_locked(c, "subscription", "an announcement exceeds the maximum size");
                     more = false;
                     break;
                 }

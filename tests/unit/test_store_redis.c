@@ -644,6 +644,43 @@ static void test_faults(void **s)
     st->ops->free(st);
 }
 
+/* An announcement larger than any response we accept (a PUBLISH by
+ * anyone who may) is not buffered whole: the subscription is dropped with
+ * the reason, and the store is used again after its backoff. */
+static void test_oversized_announcement(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.tcp = true};
+    srvocsp__store *st;
+    size_t big = SRVOCSP__MAX_RESPONSE_CAP + 1024 * 1024;
+    char *msg = malloc(big), why[600];
+    const char *argv[3] = {"PUBLISH", "srvocsp:updates", msg};
+    size_t lens[3] = {7, 15, big};
+    int seen = 0;
+
+    need_redis();
+    assert_non_null(msg);
+    memset(msg, 'A', big);
+    memcpy(msg, NAME, SRVOCSP__STORE_NAME_LEN);
+    msg[SRVOCSP__STORE_NAME_LEN] = ' ';
+    assert_true(tr_redis_start(&rd, &o));
+    st = srvocsp__store_redis_new(rd.url, NULL);
+    assert_non_null(st);
+    assert_true(st->ops->notify_fd(st) >= 0); /* subscribed */
+    assert_int_equal(tr_redis_cmd(&rd, NULL, 0, 3, argv, lens), 1); /* one subscriber */
+    for (int i = 0; i < 400 && try_lease(st, why, sizeof(why)) != SRVOCSP__LEASE_ERROR; i++) {
+        st->ops->notify_drain(st, on_name, &seen);
+        sleep_ms(5);
+    }
+    assert_int_equal(seen, 0);
+    assert_int_equal(try_lease(st, why, sizeof(why)), SRVOCSP__LEASE_ERROR);
+    assert_non_null(strstr(why, "announcement exceeds the maximum size"));
+    assert_true(wait_back(st) != SRVOCSP__LEASE_ERROR); /* usable again after the backoff */
+    st->ops->free(st);
+    free(msg);
+    tr_redis_stop(&rd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_stuck_lease_holder_costs_no_staple),
         cmocka_unit_test(test_poisoned_values),
         cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_oversized_announcement),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
