@@ -58,6 +58,12 @@ SRVOCSP__HIDDEN unsigned long srvocsp__alloc_count(void);
 #define SRVOCSP__TMP_INFIX ".tmp."
 SRVOCSP__HIDDEN int srvocsp__write_file_atomic(const char *path, const unsigned char *data,
                                               size_t len);
+/* Appends the PEM certificates of |path| to |sk|, at most
+ * SRVOCSP__PEM_CERTS_MAX (a bound for what is read from disk).  Returns
+ * SRVOCSP_OK, or E_CERT (cannot open, no certificate) or E_NOMEM with the
+ * error set naming the file. */
+#define SRVOCSP__PEM_CERTS_MAX 64
+SRVOCSP__HIDDEN srvocsp_error srvocsp__read_pem_certs(const char *path, STACK_OF(X509) *sk);
 
 /* ---- util/timeutil.c ---- */
 SRVOCSP__HIDDEN int64_t srvocsp__system_now(void *ctx);

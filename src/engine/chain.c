@@ -15,7 +15,6 @@
 
 /* A PEM file of a chain or of CA certificates never holds more than this
  * (a cap on what is read from disk). */
-#define PEM_CERTS_MAX 64
 
 struct srvocsp_chain {
     atomic_uint refs;
@@ -151,35 +150,6 @@ fail:
     return NULL;
 }
 
-/* Reads at most PEM_CERTS_MAX certificates of |path| into |sk|. */
-static srvocsp_error read_pem(const char *path, STACK_OF(X509) *sk)
-{
-    FILE *f = fopen(path, "r");
-    X509 *x;
-    int n = 0;
-
-    if (f == NULL) {
-        srvocsp__set_error(SRVOCSP_E_CERT, "%s: cannot open the file", path);
-        return SRVOCSP_E_CERT;
-    }
-    while (n < PEM_CERTS_MAX && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(sk, x)) {
-            X509_free(x);
-            fclose(f);
-            srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
-            return SRVOCSP_E_NOMEM;
-        }
-        n++;
-    }
-    ERR_clear_error();
-    fclose(f);
-    if (n == 0) {
-        srvocsp__set_error(SRVOCSP_E_CERT, "%s: no PEM certificate in the file", path);
-        return SRVOCSP_E_CERT;
-    }
-    return SRVOCSP_OK;
-}
-
 srvocsp_chain *srvocsp_chain_open_pem(const char *chain_path, const char *extra_path,
                                       const srvocsp_params *params)
 {
@@ -196,8 +166,8 @@ srvocsp_chain *srvocsp_chain_open_pem(const char *chain_path, const char *extra_
         srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
         goto out;
     }
-    if (read_pem(chain_path, served) != SRVOCSP_OK ||
-        (extra_path != NULL && read_pem(extra_path, extra) != SRVOCSP_OK))
+    if (srvocsp__read_pem_certs(chain_path, served) != SRVOCSP_OK ||
+        (extra_path != NULL && srvocsp__read_pem_certs(extra_path, extra) != SRVOCSP_OK))
         goto out;
     c = srvocsp_chain_open(served, extra, params);
 out:

@@ -305,33 +305,11 @@ fail:
     return NULL;
 }
 
-/* Reads every certificate of a PEM file into |sk|.  Returns how many. */
-static int read_pem_certs(const char *path, STACK_OF(X509) *sk)
-{
-    FILE *f = fopen(path, "r");
-    X509 *x;
-    int n = 0;
-
-    if (f == NULL)
-        return -1;
-    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(sk, x)) {
-            X509_free(x);
-            break;
-        }
-        n++;
-    }
-    ERR_clear_error();
-    fclose(f);
-    return n;
-}
-
 srvocsp_handle *srvocsp_open_pem(const char *cert_path, const char *issuer_path,
                                  const srvocsp_params *params)
 {
     STACK_OF(X509) *chain = NULL;
     srvocsp_handle *h = NULL;
-    int n;
 
     if (cert_path == NULL) {
         srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_open_pem: no certificate file");
@@ -342,16 +320,9 @@ srvocsp_handle *srvocsp_open_pem(const char *cert_path, const char *issuer_path,
         srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
         return NULL;
     }
-    n = read_pem_certs(cert_path, chain);
-    if (n <= 0) {
-        srvocsp__set_error(SRVOCSP_E_CERT, "%s: %s", cert_path,
-                           n < 0 ? "cannot open the file" : "no PEM certificate in the file");
-        goto out;
-    }
-    if (issuer_path != NULL && read_pem_certs(issuer_path, chain) <= 0) {
-        srvocsp__set_error(SRVOCSP_E_CERT, "%s: cannot read a PEM certificate", issuer_path);
-        goto out;
-    }
+    if (srvocsp__read_pem_certs(cert_path, chain) != SRVOCSP_OK ||
+        (issuer_path != NULL && srvocsp__read_pem_certs(issuer_path, chain) != SRVOCSP_OK))
+        goto out; /* the error names the file */
     h = srvocsp_open(sk_X509_value(chain, 0), chain, params);
 out:
     sk_X509_pop_free(chain, X509_free);

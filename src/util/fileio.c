@@ -9,6 +9,9 @@
 #define _GNU_SOURCE /* mkostemp */
 #include "internal.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -72,4 +75,32 @@ int srvocsp__write_file_atomic(const char *path, const unsigned char *data, size
         close(dfd);
     }
     return 0;
+}
+
+srvocsp_error srvocsp__read_pem_certs(const char *path, STACK_OF(X509) *sk)
+{
+    FILE *f = fopen(path, "r");
+    X509 *x;
+    int n = 0;
+
+    if (f == NULL) {
+        srvocsp__set_error(SRVOCSP_E_CERT, "%s: cannot open the file", path);
+        return SRVOCSP_E_CERT;
+    }
+    while (n < SRVOCSP__PEM_CERTS_MAX && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(sk, x)) {
+            X509_free(x);
+            fclose(f);
+            srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
+            return SRVOCSP_E_NOMEM;
+        }
+        n++;
+    }
+    ERR_clear_error();
+    fclose(f);
+    if (n == 0) {
+        srvocsp__set_error(SRVOCSP_E_CERT, "%s: no PEM certificate in the file", path);
+        return SRVOCSP_E_CERT;
+    }
+    return SRVOCSP_OK;
 }
