@@ -256,6 +256,18 @@ static srvocsp_error canonical_der(OCSP_RESPONSE *resp, OCSP_BASICRESP *bs,
     return SRVOCSP_OK;
 }
 
+/* When a response stops being usable: its nextUpdate (or the maximum age
+ * after thisUpdate when it has none), and never later than the trust
+ * horizon after thisUpdate. */
+static int64_t expiry(int64_t this_up, int64_t next_up, const srvocsp__policy *pol)
+{
+    int64_t exp = next_up ? next_up : this_up + (int64_t)pol->max_age_s;
+
+    if (pol->max_lifetime_s > 0 && exp > this_up + (int64_t)pol->max_lifetime_s)
+        exp = this_up + (int64_t)pol->max_lifetime_s;
+    return exp;
+}
+
 srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, X509 *issuer,
                               const srvocsp__policy *pol, srvocsp_response **out, char *why,
                               size_t whylen)
@@ -396,34 +408,31 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
             err = SRVOCSP_E_NOT_YET_VALID;
             goto out;
         }
-        if (nu != NULL) {
-            if (next_up < this_up) {
-                srvocsp__fmt(why, whylen, "nextUpdate is before thisUpdate");
-                err = SRVOCSP_E_EXPIRED;
-                goto out;
-            }
-            if (next_up <= pol->now) {
-                srvocsp__fmt_time(next_up, a, sizeof(a));
-                srvocsp__fmt_time(pol->now, b, sizeof(b));
-                srvocsp__fmt(why, whylen, "nextUpdate %s has passed (now %s)", a, b);
-                err = SRVOCSP_E_EXPIRED;
-                goto out;
-            }
-        } else if (this_up + (int64_t)pol->max_age_s <= pol->now) {
-            srvocsp__fmt_time(this_up, a, sizeof(a));
-            srvocsp__fmt(why, whylen,
-                         "response has no nextUpdate and its thisUpdate %s is older than the "
-                         "maximum age of %u s",
-                         a, pol->max_age_s);
+        if (nu != NULL && next_up < this_up) {
+            srvocsp__fmt(why, whylen, "nextUpdate is before thisUpdate");
             err = SRVOCSP_E_EXPIRED;
             goto out;
         }
-        if (pol->max_lifetime_s > 0 && this_up + (int64_t)pol->max_lifetime_s <= pol->now) {
-            srvocsp__fmt_time(this_up, a, sizeof(a));
-            srvocsp__fmt(why, whylen,
-                         "thisUpdate %s is more than the maximum lifetime of %u s ago, whatever "
-                         "nextUpdate says",
-                         a, pol->max_lifetime_s);
+        if (expiry(this_up, next_up, pol) <= pol->now) {
+            /* Say which bound it was: nextUpdate, the maximum age without
+             * one, or the trust horizon. */
+            if (nu != NULL && next_up <= pol->now) {
+                srvocsp__fmt_time(next_up, a, sizeof(a));
+                srvocsp__fmt_time(pol->now, b, sizeof(b));
+                srvocsp__fmt(why, whylen, "nextUpdate %s has passed (now %s)", a, b);
+            } else if (nu == NULL && this_up + (int64_t)pol->max_age_s <= pol->now) {
+                srvocsp__fmt_time(this_up, a, sizeof(a));
+                srvocsp__fmt(why, whylen,
+                             "response has no nextUpdate and its thisUpdate %s is older than the "
+                             "maximum age of %u s",
+                             a, pol->max_age_s);
+            } else {
+                srvocsp__fmt_time(this_up, a, sizeof(a));
+                srvocsp__fmt(why, whylen,
+                             "thisUpdate %s is more than the maximum lifetime of %u s ago, "
+                             "whatever nextUpdate says",
+                             a, pol->max_lifetime_s);
+            }
             err = SRVOCSP_E_EXPIRED;
             goto out;
         }
@@ -445,9 +454,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     snap->this_update = this_up;
     snap->next_update = next_up;
     snap->produced_at = produced;
-    snap->expires = next_up ? next_up : this_up + (int64_t)pol->max_age_s;
-    if (pol->max_lifetime_s > 0 && snap->expires > this_up + (int64_t)pol->max_lifetime_s)
-        snap->expires = this_up + (int64_t)pol->max_lifetime_s;
+    snap->expires = expiry(this_up, next_up, pol);
     snap->rev_time = snap->status == SRVOCSP_STATUS_REVOKED ? rev_time : 0;
     snap->rev_reason = snap->status == SRVOCSP_STATUS_REVOKED ? best_reason : -1;
     *out = snap;
