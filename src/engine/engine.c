@@ -77,6 +77,14 @@ static double rand_unit(srvocsp_engine *e)
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / (double)(1ULL << 53) * 2.0 - 1.0;
 }
 
+int64_t srvocsp__jitter_earlier_locked(srvocsp_engine *e, int64_t at, int64_t now)
+{
+    if (at <= now || e->cfg.jitter_percent == 0)
+        return at;
+    return at - (int64_t)((double)(at - now) * (rand_unit(e) + 1.0) / 2.0 *
+                          (double)e->cfg.jitter_percent / 200.0);
+}
+
 static uint64_t hash_key(const unsigned char *k, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -468,9 +476,7 @@ static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sn
         /* Processes sharing a store must not all ask at the same second:
          * move the refresh earlier by up to half the jitter share of the
          * wait. */
-        if (at > now && e->cfg.jitter_percent > 0)
-            at -= (int64_t)((double)(at - now) * (rand_unit(e) + 1.0) / 2.0 *
-                            (double)e->cfg.jitter_percent / 200.0);
+        at = srvocsp__jitter_earlier_locked(e, at, now);
     }
     if (srvocsp__dirsync_read_only(&en->dirsync)) /* the writer refreshes; we re-read */
         at = srvocsp__dirsync_next(&en->dirsync, &en->sched, snap, now);

@@ -165,6 +165,10 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const uns
 SRVOCSP__HIDDEN void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err,
                                                    const char *note);
 SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
+/* |at| moved earlier by a random share of up to half the jitter of the
+ * wait from |now| (the rule after a success: processes sharing a store
+ * spread out, the first due fetches). */
+SRVOCSP__HIDDEN int64_t srvocsp__jitter_earlier_locked(srvocsp_engine *e, int64_t at, int64_t now);
 /* In a forked child: forget the parent's threads and transfers. */
 SRVOCSP__HIDDEN void srvocsp__engine_after_fork_locked(srvocsp_engine *e);
 /* Restarts the engine in a forked child (takes the lock). */

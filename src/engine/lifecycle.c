@@ -90,25 +90,10 @@ static void spread_after_fork_locked(srvocsp_engine *e)
     e->rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
     if (e->rng == 0)
         e->rng = 0x9E3779B97F4A7C15ULL;
-    if (e->cfg.jitter_percent == 0)
-        return;
-    for (size_t i = 0; i < e->n_buckets; i++) {
-        for (srvocsp__entry *en = e->buckets[i]; en != NULL; en = en->hash_next) {
-            uint64_t x = e->rng;
-            double u;
-
-            if (en->store == NULL || en->heap_idx == SIZE_MAX || en->next_at <= now)
-                continue;
-            x ^= x >> 12; /* xorshift64*, as the engine's jitter */
-            x ^= x << 25;
-            x ^= x >> 27;
-            e->rng = x;
-            u = (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / (double)(1ULL << 53);
-            srvocsp__heap_set(e, en,
-                              en->next_at - (int64_t)((double)(en->next_at - now) * u *
-                                                      (double)e->cfg.jitter_percent / 200.0));
-        }
-    }
+    for (size_t i = 0; i < e->n_buckets; i++)
+        for (srvocsp__entry *en = e->buckets[i]; en != NULL; en = en->hash_next)
+            if (en->store != NULL && en->heap_idx != SIZE_MAX && en->next_at > now)
+                srvocsp__heap_set(e, en, srvocsp__jitter_earlier_locked(e, en->next_at, now));
 }
 
 static void atfork_child(void)
