@@ -205,16 +205,15 @@ static void write_status(watch *w)
 /* ---- what is served, and the servers told so ---- */
 
 /* The last second |r| can be served, by the library's rule: its expiry
- * (nextUpdate, or the maximum age; never beyond the trust horizon after
- * thisUpdate) minus the minimum validity, which --adaptive-min-validity
- * shrinks to a quarter of the window for short-lived responses. */
+ * (nextUpdate, or the maximum age; the library already caps it at the
+ * trust horizon after thisUpdate) minus the minimum validity, which
+ * --adaptive-min-validity shrinks to a quarter of the window for
+ * short-lived responses. */
 static int64_t servable_until(const watch *w, const srvocsp_response *r)
 {
     int64_t tu = srvocsp_response_this_update(r), exp = srvocsp_response_expires(r);
     int64_t margin = w->min_validity_s ? w->min_validity_s : 600;
 
-    if (exp > tu + WATCH_MAX_LIFETIME_S)
-        exp = tu + WATCH_MAX_LIFETIME_S;
     if (w->adaptive && (exp - tu) / 4 < margin)
         margin = (exp - tu) / 4;
     return exp - margin;

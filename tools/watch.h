@@ -53,9 +53,6 @@ typedef struct wcert {
     char last_error_code[32];
 } wcert;
 
-/* The library's default trust horizon (params.max_lifetime_s), which watch
- * does not change. */
-#define WATCH_MAX_LIFETIME_S 864000
 /* Every certificate is looked at this often (ms) whatever else happens. */
 #define WATCH_RECHECK_MS 5000
 /* Cap on an existing <cert>.ocsp read at start (the library refuses

@@ -23,11 +23,6 @@ VOID WINAPI SetLastError(DWORD dwErrCode)
     tl_last_error = dwErrCode;
 }
 
-void srvocsp__win_set_error(DWORD err)
-{
-    tl_last_error = err;
-}
-
 VOID WINAPI Sleep(DWORD dwMilliseconds)
 {
     struct timespec ts = {(time_t)(dwMilliseconds / 1000), (long)(dwMilliseconds % 1000) * 1000000L};

@@ -61,7 +61,6 @@ typedef struct srvocsp__win_chain {
 } srvocsp__win_chain;
 
 /* contexts.c */
-SRVOCSP__HIDDEN void srvocsp__win_set_error(DWORD err);
 /* Wraps |x| (reference taken) in a new certificate context of |store|
  * (may be NULL; a memory reference on it is taken). */
 SRVOCSP__HIDDEN srvocsp__win_cert *srvocsp__win_cert_wrap(X509 *x, srvocsp__win_store *store);
