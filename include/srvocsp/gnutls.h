@@ -49,7 +49,8 @@ typedef struct srvocsp_gnutls srvocsp_gnutls;
 typedef struct srvocsp_gnutls_stats {
     uint64_t stapled;              /* the leaf's response was handed to GnuTLS */
     uint64_t unstapled_none;       /* no response yet for the leaf */
-    uint64_t unstapled_expired;    /* the held response was too close to expiry */
+    uint64_t unstapled_expired;    /* the held response is not time-valid now (too close to
+                                    * expiry, or not yet valid after the clock went back) */
     uint64_t unstapled_unknown;    /* the responder says unknown */
     uint64_t unstapled_no_handle;  /* no chain attached could serve the handshake */
     uint64_t must_staple_unstapled;/* of the unstapled: leaves with TLS Feature status_request */

@@ -27,7 +27,8 @@ extern "C" {
 typedef struct srvocsp_ssl_stats {
     uint64_t stapled;              /* a response was stapled */
     uint64_t unstapled_none;       /* no response yet for the certificate */
-    uint64_t unstapled_expired;    /* the held response was too close to expiry */
+    uint64_t unstapled_expired;    /* the held response is not time-valid now (too close to
+                                    * expiry, or not yet valid after the clock went back) */
     uint64_t unstapled_unknown;    /* the responder says unknown */
     uint64_t unstapled_no_handle;  /* the selected certificate has no handle attached */
     uint64_t must_staple_unstapled;/* of the unstapled: certificates with TLS Feature status_request */

@@ -46,6 +46,11 @@ static atomic_uint_fast64_t *miss_counter(stat_shard *st, srvocsp__staple_miss m
 typedef struct staple_ctx {
     attached items[MAX_ATTACHED];
     int n;
+    /* The context's certificates that matched no handle (one without an
+     * OCSP URL, skipped by the server): later handshakes on them return
+     * at once instead of comparing with every item again. */
+    _Atomic(X509 *) misses[MAX_ATTACHED];
+    atomic_uint next_miss;
     srvocsp_must_staple_cb must_cb;
     void *must_arg;
     stat_shard shards[STAT_SHARDS];
@@ -123,6 +128,8 @@ int srvocsp_ssl_ctx_attach(SSL_CTX *ctx, srvocsp_handle *h)
     sc->items[sc->n].leaf = srvocsp_handle_get0_leaf(h);
     atomic_init(&sc->items[sc->n].ctx_cert, NULL);
     sc->items[sc->n].must_staple = srvocsp__must_staple(sc->items[sc->n].leaf) == 1;
+    for (int i = 0; i < MAX_ATTACHED; i++) /* a certificate missed so far may be this one */
+        atomic_store_explicit(&sc->misses[i], NULL, memory_order_relaxed);
     sc->n++;
     return 1;
 }
@@ -184,6 +191,11 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
         if (sc->items[i].leaf == cert ||
             atomic_load_explicit(&sc->items[i].ctx_cert, memory_order_relaxed) == cert)
             a = &sc->items[i];
+    for (i = 0; i < MAX_ATTACHED && a == NULL; i++)
+        if (atomic_load_explicit(&sc->misses[i], memory_order_relaxed) == cert) {
+            count(&st->no_handle);
+            return SSL_TLSEXT_ERR_NOACK;
+        }
     for (i = 0; i < sc->n && a == NULL; i++) {
         if (X509_cmp(sc->items[i].leaf, cert) == 0) { /* first handshake only */
             a = &sc->items[i];
@@ -191,6 +203,9 @@ int srvocsp_ssl_status_cb(SSL *ssl, void *arg)
         }
     }
     if (a == NULL) {
+        unsigned k = atomic_fetch_add_explicit(&sc->next_miss, 1, memory_order_relaxed);
+
+        atomic_store_explicit(&sc->misses[k % MAX_ATTACHED], cert, memory_order_relaxed);
         count(&st->no_handle);
         return SSL_TLSEXT_ERR_NOACK;
     }

@@ -105,6 +105,26 @@ static void test_sni_contexts_and_counters(void **s)
         assert_int_equal(st.unstapled_none, 1);
         SSL_CTX_free(third);
     }
+    /* A certificate served without a handle of its own (one with no OCSP
+     * URL, which a server skips): no staple, counted, the handshake goes
+     * on, again and again; a handle attached for it later is used. */
+    {
+        SSL_CTX *fourth = tls_server_ctx(&pki.good, &pki.ca);
+
+        assert_int_equal(srvocsp_ssl_ctx_attach(fourth, hm), 1); /* another certificate's */
+        for (int k = 0; k < 3; k++) {
+            r = tls_handshake(fourth, client, "good.test", true);
+            assert_true(r.ok);
+            assert_int_equal(r.staple_serial, -1);
+        }
+        srvocsp_ssl_ctx_get_stats(fourth, &st);
+        assert_int_equal(st.unstapled_no_handle, 3);
+        assert_int_equal(srvocsp_ssl_ctx_attach(fourth, hg), 1);
+        r = tls_handshake(fourth, client, "good.test", true);
+        assert_true(r.ok);
+        assert_int_equal(r.staple_serial, TP_SERIAL_GOOD);
+        SSL_CTX_free(fourth);
+    }
     r = tls_handshake(first, client, "good.test", true);
     assert_true(r.ok);
     assert_int_equal(r.staple_serial, TP_SERIAL_GOOD);
