@@ -70,6 +70,11 @@ struct srvocsp_gnutls {
     gnutls_certificate_credentials_t cred;
     item items[SRVOCSP_GNUTLS_MAX_CHAINS];
     size_t n;
+    /* Some chain's leaf names other hosts than the first's: only then does
+     * the server name decide (an RSA and an ECDSA certificate for the same
+     * names, the usual pair, are told apart by the signature algorithms
+     * alone, with no name check per handshake). */
+    bool names_differ;
     srvocsp_gnutls_must_staple_cb must_cb;
     void *must_arg;
     stat_shard shards[STAT_SHARDS];
@@ -153,7 +158,7 @@ static item *choose(srvocsp_gnutls *g, gnutls_session_t session)
 
     if (g->n == 1)
         return &g->items[0];
-    sni = gnutls_server_name_get(session, name, &len, &type, 0) == 0 &&
+    sni = g->names_differ && gnutls_server_name_get(session, name, &len, &type, 0) == 0 &&
           type == GNUTLS_NAME_DNS && len < sizeof(name);
     for (size_t i = 0; i < g->n; i++) {
         item *it = &g->items[i];
@@ -317,6 +322,21 @@ static bool import_cert(item *it, size_t i)
     return ok;
 }
 
+/* Whether two leaves name the same hosts: the same subject and the same
+ * subjectAltName extension. */
+static bool same_names(X509 *a, X509 *b)
+{
+    int ia = X509_get_ext_by_NID(a, NID_subject_alt_name, -1);
+    int ib = X509_get_ext_by_NID(b, NID_subject_alt_name, -1);
+
+    if (X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) != 0)
+        return false;
+    if (ia < 0 || ib < 0)
+        return ia < 0 && ib < 0;
+    return ASN1_OCTET_STRING_cmp(X509_EXTENSION_get_data(X509_get_ext(a, ia)),
+                                 X509_EXTENSION_get_data(X509_get_ext(b, ib))) == 0;
+}
+
 srvocsp_error srvocsp_gnutls_add_chain(srvocsp_gnutls *g, srvocsp_chain *chain,
                                        gnutls_privkey_t key)
 {
@@ -338,6 +358,9 @@ srvocsp_error srvocsp_gnutls_add_chain(srvocsp_gnutls *g, srvocsp_chain *chain,
     it->pk = gnutls_pubkey_get_pk_algorithm(it->pcerts[0].pubkey, NULL);
     it->must_staple = srvocsp__must_staple(srvocsp_chain_get0_cert(chain, 0)) == 1;
     it->key = key;
+    if (g->n > 0 && !same_names(srvocsp_chain_get0_cert(g->items[0].chain, 0),
+                                srvocsp_chain_get0_cert(chain, 0)))
+        g->names_differ = true;
     g->n++;
     return SRVOCSP_OK;
 }
