@@ -49,19 +49,6 @@ static double mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int64_t sys_now(void *ctx)
-{
-    (void)ctx;
-    return (int64_t)time(NULL);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* ---------------------------------------------------------------------
  * The responder process: commands on a pipe.
  *   'c' -> replies the request count (long)
@@ -97,7 +84,7 @@ static void responder_start(resp_proc *rp, int64_t t0)
         exit(1);
     rp->pid = fork();
     if (rp->pid == 0) {
-        evil *ev = evil_start(&pki, sys_now, NULL, 86400);
+        evil *ev = evil_start(&pki, tr_wall_now, NULL, 86400);
         unsigned char **set2 = calloc((size_t)N, sizeof(*set2));
         size_t *len2 = calloc((size_t)N, sizeof(*len2));
         char c;
@@ -234,7 +221,7 @@ static void worker_main(FILE *in, FILE *out)
         } else if (strncmp(line, "refreshwait", 11) == 0) {
             for (i = 0; i < N; i++)
                 srvocsp_handle_refresh_now(h[i]);
-            sleep_ms(100); /* the engine has taken them up */
+            tr_sleep_ms(100); /* the engine has taken them up */
             done = srvocsp_engine_settle(eng, 600000) == SRVOCSP_OK;
             fprintf(out, "%s %.6f\n", done ? "done" : "timeout", mono());
         } else if (strncmp(line, "refresh0", 8) == 0) {
@@ -486,7 +473,7 @@ int main(int argc, char **argv)
     responder_do(&rp, 'r');
     r0 = responder_requests(&rp);
     send_all(w + 1, P - 1, "revoked\n", 0);
-    sleep_ms(200); /* they are watching */
+    tr_sleep_ms(200); /* they are watching */
     start = mono();
     send_all(w, 1, "refresh0\n", 0);
     expect_all(w, 1, "ok");

@@ -15,7 +15,6 @@
  * bench_nginx MODULE.so [--rounds N] [--seconds S] [--trials N] [--json]
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <openssl/ocsp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -126,7 +125,7 @@ static void *load_main(void *arg)
     load *l = arg;
     SSL_CTX *ctx = nr_client_ctx(NULL, TLS1_3_VERSION);
 
-    for (unsigned i = l->first; nr_now_ms() < l->until; i++) {
+    for (unsigned i = l->first; tr_now_ms() < l->until; i++) {
         int k = (int)(i % 3);
         nr_hs h;
 
@@ -147,7 +146,7 @@ static void measure(const int *ports, unsigned first, double seconds, double *ra
     pthread_t th[CLIENT_THREADS];
     long done[3] = {0}, stapled[3] = {0};
     double ms[3] = {0};
-    double t0 = nr_now_ms();
+    double t0 = tr_now_ms();
 
     for (int i = 0; i < CLIENT_THREADS; i++) {
         memset(&l[i], 0, sizeof(l[i]));
@@ -211,51 +210,6 @@ static void latencies(const int *ports, int n, double out[2][4])
     SSL_CTX_free(ctx);
 }
 
-/* Replaces the saved responses in |cache| with older ones, still valid but
- * due for refresh, so the module's engine fetches as soon as it starts. */
-static void age_cache(const char *cache)
-{
-    DIR *d = opendir(cache);
-    struct dirent *de;
-    int64_t now = (int64_t)time(NULL);
-
-    while (d && (de = readdir(d)) != NULL) {
-        char path[1700];
-        unsigned char *der, *fresh;
-        const unsigned char *p;
-        size_t len, flen;
-        OCSP_RESPONSE *r;
-        OCSP_BASICRESP *b;
-        ASN1_INTEGER *serial = NULL;
-        tp_resp_opts o;
-
-        if (de->d_name[0] == '.' || strstr(de->d_name, ".der") == NULL)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", cache, de->d_name);
-        der = tp_read_file(path, &len);
-        p = der;
-        r = der ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
-        b = r ? OCSP_response_get1_basic(r) : NULL;
-        if (b && OCSP_resp_count(b) > 0)
-            OCSP_id_get0_info(NULL, NULL, NULL, &serial,
-                              (OCSP_CERTID *)OCSP_SINGLERESP_get0_id(OCSP_resp_get0(b, 0)));
-        if (serial) {
-            tp_resp_opts_init(&o, ASN1_INTEGER_get(serial) == TP_SERIAL_GOOD ? &pki.good : &pki.good_rsa,
-                              &pki.ca, now - 3000);
-            o.next_update = now + 1200;
-            fresh = tp_response(&o, &flen);
-            if (fresh)
-                tp_write_file(path, fresh, flen);
-            free(fresh);
-        }
-        OCSP_BASICRESP_free(b);
-        OCSP_RESPONSE_free(r);
-        free(der);
-    }
-    if (d)
-        closedir(d);
-}
-
 int main(int argc, char **argv)
 {
     int rounds = 15, trials = 10;
@@ -313,7 +267,7 @@ int main(int argc, char **argv)
             goto fail;
         first_stapled(port[k]); /* nginx's own stapling fetches now */
     }
-    nr_nap_ms(500);
+    tr_sleep_ms(500);
     nr_parse_staples = false; /* the client's work must not depend on the staple */
     for (int r = 0; r < rounds; r++) {
         double rt[3], sh[3];
@@ -346,7 +300,7 @@ int main(int argc, char **argv)
             if (!start_kind(&n, name, (server_kind)k, p, 0, NULL))
                 goto fail;
             first_start[k] += first_stapled(p);
-            nr_nap_ms(200);
+            tr_sleep_ms(200);
             if (nr_reload(&n, 1, 20000))
                 first_reload[k] += first_stapled(p);
             nr_stop(&n);
@@ -362,7 +316,7 @@ int main(int argc, char **argv)
         double out[2][4];
 
         if (phase == 1)
-            age_cache(cache); /* held response due for refresh: the engine asks at once */
+            nr_age_cache(cache, &pki); /* held response due for refresh: the engine asks at once */
         for (int k = 0; k < 2; k++) {
             char name[32];
 
@@ -373,7 +327,7 @@ int main(int argc, char **argv)
             }
             first_stapled(p[k]); /* nginx's own: its fetch starts now (and hangs in phase 1) */
         }
-        nr_nap_ms(300);
+        tr_sleep_ms(300);
         latencies(p, 400, out);
         for (int k = 0; k < 2; k++) {
             memcpy(lat[k][phase], out[k], sizeof(out[k]));

@@ -62,12 +62,6 @@ static long rss_kib(void)
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static int64_t sys_now(void *ctx)
-{
-    (void)ctx;
-    return (int64_t)time(NULL);
-}
-
 /* Waits until every handle serves; returns seconds, or -1 on timeout. */
 static double wait_all(srvocsp_handle **h, int n, double t0, double limit)
 {
@@ -143,7 +137,7 @@ int main(int argc, char **argv)
         return 1;
     child = fork();
     if (child == 0) {
-        evil *ev = evil_start(&pki, sys_now, NULL, 86400);
+        evil *ev = evil_start(&pki, tr_wall_now, NULL, 86400);
         char c;
 
         close(port_pipe[0]);

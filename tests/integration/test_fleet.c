@@ -53,19 +53,6 @@ static const tp_cert *cert_of(int i)
     return all[i];
 }
 
-static int64_t sys_now(void *ctx)
-{
-    (void)ctx;
-    return (int64_t)time(NULL);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 static void cert_path(int i, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/leaf%d.pem", pemdir, i);
@@ -123,7 +110,7 @@ static int child_main(int argc, char **argv)
             served += strcmp(status_of(h[i], &tu), "none") != 0;
         if (served == NCERTS)
             break;
-        sleep_ms(10);
+        tr_sleep_ms(10);
     }
     printf("served %d\n", served);
     while (fgets(line, sizeof(line), stdin) != NULL) {
@@ -348,7 +335,7 @@ static void one_fetch_for_all(const char *url, tr_redis *rd)
         kid_start(&late, url, rurl, dir, 0, 2000);
         assert_int_equal(kid_served(&late), NCERTS);
         for (tries = 0; tries < 500 && count_der(dir) < NCERTS; tries++)
-            sleep_ms(10);
+            tr_sleep_ms(10);
         assert_int_equal(count_der(dir), NCERTS);
         kid_stop(&late);
         tr_rmrf(dir);
@@ -359,7 +346,7 @@ static void one_fetch_for_all(const char *url, tr_redis *rd)
 
     /* A revocation fetched by one reaches every other at once, with one
      * request. */
-    sleep_ms(1100); /* a later thisUpdate than the good ones */
+    tr_sleep_ms(1100); /* a later thisUpdate than the good ones */
     evil_set_slot(ev, 0, EVIL_REVOKED);
     before = evil_requests(ev);
     assert_string_equal(kid_ask(&k[0], "refresh 0\n"), "ok");
@@ -369,7 +356,7 @@ static void one_fetch_for_all(const char *url, tr_redis *rd)
         for (tries = 0; tries < 500; tries++) {
             if (strncmp(kid_ask(&k[i], "get 0\n"), "revoked", 7) == 0)
                 break;
-            sleep_ms(10);
+            tr_sleep_ms(10);
         }
         if (tries == 500)
             fail_msg("process %d never saw the revocation", i);
@@ -445,7 +432,7 @@ static void test_lease_holder_killed(void **s)
     /* a: every fetch hangs (lease 3 s + 2 s); it holds all three leases. */
     kid_start(&a, rd.url, hang, NULL, SRVOCSP_OPEN_ASYNC, 3000);
     for (tries = 0; tries < 500 && redis_keys(&rd, "srvocsp:{*}:l") < NCERTS; tries++)
-        sleep_ms(10);
+        tr_sleep_ms(10);
     assert_int_equal(redis_keys(&rd, "srvocsp:{*}:l"), NCERTS);
     kid_kill(&a);
     /* b starts while the dead holder's leases still run: it serves once
@@ -483,7 +470,7 @@ static void close_and_wait(srvocsp_handle *h, counts *c)
 
     srvocsp_close(h);
     for (tries = 0; tries < 1000 && !atomic_load(&c->freed); tries++)
-        sleep_ms(10);
+        tr_sleep_ms(10);
     assert_true(atomic_load(&c->freed));
 }
 
@@ -554,7 +541,7 @@ static void test_redis_hung_then_restarted_empty(void **s)
     assert_non_null(r);
     srvocsp_response_free(r);
     for (tries = 0; tries < 300 && redis_keys(&rd, "srvocsp:{*}:r") < 1; tries++)
-        sleep_ms(10);
+        tr_sleep_ms(10);
     assert_int_equal(redis_keys(&rd, "srvocsp:{*}:r"), 1);
 
     /* Hung: gets do not notice; a refresh goes to the responder after one
@@ -581,12 +568,12 @@ static void test_redis_hung_then_restarted_empty(void **s)
         SSL_CTX_free(server);
         SSL_CTX_free(client);
     }
-    sleep_ms(1100);
+    tr_sleep_ms(1100);
     n0 = updated_count(&c);
     before = evil_requests(ev);
     srvocsp_handle_refresh_now(h);
     for (tries = 0; tries < 1000 && updated_count(&c) == n0; tries++)
-        sleep_ms(10);
+        tr_sleep_ms(10);
     assert_int_equal(updated_count(&c), n0 + 1);
     assert_int_equal(evil_requests(ev) - before, 1);
 
@@ -595,7 +582,7 @@ static void test_redis_hung_then_restarted_empty(void **s)
     assert_true(tr_redis_restart(&rd));
     assert_int_equal(redis_keys(&rd, "srvocsp:{*}:r"), 0);
     for (tries = 0; tries < 3000 && redis_keys(&rd, "srvocsp:{*}:r") < 1; tries++)
-        sleep_ms(10);
+        tr_sleep_ms(10);
     assert_int_equal(redis_keys(&rd, "srvocsp:{*}:r"), 1);
     r = srvocsp_get1_response(h);
     assert_non_null(r);
@@ -658,7 +645,7 @@ static bool wait_reason(counts *c, const char *what)
         found = strstr(c->reasons, what) != NULL;
         pthread_mutex_unlock(&c->mu);
         if (!found)
-            sleep_ms(10);
+            tr_sleep_ms(10);
     }
     return found;
 }
@@ -763,7 +750,7 @@ static void test_poisoned_entries(void **s)
         srvocsp_response_free(r);
     }
     /* The next good fetch overwrites what is there. */
-    sleep_ms(1100);
+    tr_sleep_ms(1100);
     srvocsp_handle_refresh_now(h);
     {
         int tries;
@@ -784,7 +771,7 @@ static void test_poisoned_entries(void **s)
                 break;
             }
             srvocsp_response_free(r);
-            sleep_ms(10);
+            tr_sleep_ms(10);
         }
         r = srvocsp_get1_response(h);
         assert_non_null(r);
@@ -895,7 +882,7 @@ static void test_watch_store(void **s)
     for (tries = 0; tries < 1000 && (access(ocsp, F_OK) != 0 ||
                                      redis_keys(&rd, "srvocsp:{*}:r") < 1);
          tries++)
-        sleep_ms(10);
+        tr_sleep_ms(10);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     assert_int_equal(access(ocsp, F_OK), 0);
@@ -903,7 +890,7 @@ static void test_watch_store(void **s)
 
     pid = run_watch(dir, "memcached://127.0.0.1:11211", log);
     for (tries = 0; tries < 500 && !file_has(log, "unknown scheme"); tries++)
-        sleep_ms(10);
+        tr_sleep_ms(10);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     assert_true(file_has(log, "unknown scheme \"memcached\""));
@@ -923,7 +910,7 @@ static int setup(void **s)
 
     if (!tp_pki_make(&pki, "http://127.0.0.1:1/", "http://127.0.0.1:1/", t))
         return -1;
-    ev = evil_start(&pki, sys_now, NULL, 86400);
+    ev = evil_start(&pki, tr_wall_now, NULL, 86400);
     if (ev == NULL)
         return -1;
     pemdir = tr_tmpdir("fleet-pki");

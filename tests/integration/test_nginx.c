@@ -187,12 +187,12 @@ static int logged(const nr_nginx *n, const char *needle)
 
 static bool wait_logged(const nr_nginx *n, const char *needle, int ms)
 {
-    double until = nr_now_ms() + ms;
+    double until = tr_now_ms() + ms;
 
-    while (nr_now_ms() < until) {
+    while (tr_now_ms() < until) {
         if (logged(n, needle) > 0)
             return true;
-        nr_nap_ms(20);
+        tr_sleep_ms(20);
     }
     return false;
 }
@@ -361,57 +361,6 @@ static void scenario_verify(void)
     evil_stop(e);
 }
 
-/* Rewrites every response in |cache| as an older one, still valid but past
- * its refresh point, so a process that loads it fetches at once. */
-static int age_cache(const char *cache)
-{
-    DIR *d = opendir(cache);
-    struct dirent *de;
-    int done = 0;
-    int64_t now = (int64_t)time(NULL);
-
-    while (d && (de = readdir(d)) != NULL) {
-        char path[1700];
-        unsigned char *der, *fresh;
-        const unsigned char *p;
-        size_t len, flen;
-        OCSP_RESPONSE *resp;
-        OCSP_BASICRESP *basic;
-        ASN1_INTEGER *serial = NULL;
-        const tp_cert *leaf = NULL;
-        tp_resp_opts o;
-
-        if (strstr(de->d_name, ".der") == NULL || de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", cache, de->d_name);
-        der = tp_read_file(path, &len);
-        p = der;
-        resp = der ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
-        basic = resp ? OCSP_response_get1_basic(resp) : NULL;
-        if (basic && OCSP_resp_count(basic) > 0)
-            OCSP_id_get0_info(NULL, NULL, NULL, &serial,
-                              (OCSP_CERTID *)OCSP_SINGLERESP_get0_id(OCSP_resp_get0(basic, 0)));
-        if (serial && ASN1_INTEGER_get(serial) == TP_SERIAL_GOOD)
-            leaf = &pki.good;
-        else if (serial && ASN1_INTEGER_get(serial) == TP_SERIAL_GOOD_RSA)
-            leaf = &pki.good_rsa;
-        if (leaf) {
-            tp_resp_opts_init(&o, leaf, &pki.ca, now - 3000);
-            o.next_update = now + 1200;
-            fresh = tp_response(&o, &flen);
-            if (fresh && tp_write_file(path, fresh, flen))
-                done++;
-            free(fresh);
-        }
-        OCSP_BASICRESP_free(basic);
-        OCSP_RESPONSE_free(resp);
-        free(der);
-    }
-    if (d)
-        closedir(d);
-    return done;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -438,18 +387,18 @@ static void scenario_hang(void)
              cache, port, cert_lines("good"), cert_lines("good-rsa"));
     CHECK(nr_write_conf(&n, 1, body) && nr_start(&n, port, 1), "nginx starts and saves its responses");
     nr_stop(&n);
-    CHECK(age_cache(cache) == 2, "the saved responses are replaced by older ones, due for refresh");
+    CHECK(nr_age_cache(cache, &pki) == 2, "the saved responses are replaced by older ones, due for refresh");
 
     /* Now the responder hangs: it takes every request and never answers. */
     evil_set_slot(e, 0, EVIL_HANG);
     before = evil_requests(e);
-    t0 = nr_now_ms();
+    t0 = tr_now_ms();
     CHECK(nr_start(&n, port, 1), "nginx starts while the responder hangs");
-    started_ms = nr_now_ms() - t0;
+    started_ms = tr_now_ms() - t0;
     CHECK(started_ms < 10000, "start-up did not wait for the hung responder (%.0f ms; its timeout is 20 s)",
           started_ms);
     for (int i = 0; i < 100 && evil_requests(e) == before; i++)
-        nr_nap_ms(50);
+        tr_sleep_ms(50);
     CHECK(evil_requests(e) > before, "the refresh is in flight at the hung responder");
     for (int i = 0; i < 40; i++) {
         nr_hs h;
@@ -510,10 +459,10 @@ static void scenario_restart(void)
              "srvocsp on; srvocsp_timeout 2s;\n"
              "server { listen 127.0.0.1:%d ssl; %s }\n",
              port, cert_lines("good"));
-    t0 = nr_now_ms();
+    t0 = tr_now_ms();
     CHECK(nr_write_conf(&m, 1, body) && nr_start(&m, port, 1), "nginx starts with no responder and no directory");
     nr_handshake(any, port, NULL, &h);
-    CHECK(h.ok && !h.stapled, "handshakes complete without a staple (%.0f ms after start)", nr_now_ms() - t0);
+    CHECK(h.ok && !h.stapled, "handshakes complete without a staple (%.0f ms after start)", tr_now_ms() - t0);
     CHECK(logged(&m, "has no OCSP response yet") == 1, "start-up says the certificate has no response yet");
     nr_stop(&m);
     SSL_CTX_free(any);
@@ -546,7 +495,7 @@ static void scenario_workers(void)
     for (int i = 0; i < 500 && !respawned; i++) {
         respawned = nr_workers(&n, w2, 8, false) == 1 && w2[0] > 0 && w2[0] != w[0];
         if (!respawned)
-            nr_nap_ms(10);
+            tr_sleep_ms(10);
     }
     CHECK(respawned, "the master starts a new worker");
     nr_handshake(any, port, NULL, &h);
@@ -569,7 +518,7 @@ static void scenario_workers(void)
              "srvocsp_responder http://127.0.0.1:%d/k0/;\n"
              "server { listen 127.0.0.1:%d ssl; %s %s }\n",
              dir, evil_port(e2), port2, cert_lines("good"), cert_lines("good-rsa"));
-    t0 = nr_now_ms();
+    t0 = tr_now_ms();
     CHECK(nr_write_conf(&m, 4, body) && nr_start(&m, port2, 4), "nginx starts with four workers");
     CHECK(evil_requests(e2) == 2, "start: one request per certificate for master and workers (%ld)",
           evil_requests(e2));
@@ -581,8 +530,8 @@ static void scenario_workers(void)
     /* The refresh falls 75 s in (less jitter); the next one at least 60 s
      * after it.  Watch until 100 s. */
     until = t0 + 100000;
-    while (nr_now_ms() < until)
-        nr_nap_ms(500);
+    while (tr_now_ms() < until)
+        tr_sleep_ms(500);
     CHECK(evil_requests(e2) == 4,
           "after one refresh round, 4 requests in all (one per certificate per round; five processes "
           "fetching alone would make 12): %ld",
@@ -687,7 +636,7 @@ static void scenario_reload(void)
         pthread_create(&th[i], NULL, load_main, &l);
     for (int i = 0; i < 20; i++) {
         reloads += nr_reload(&n, 2, 20000);
-        nr_nap_ms(100);
+        tr_sleep_ms(100);
     }
     atomic_store(&l.stop, true);
     for (int i = 0; i < 4; i++)
@@ -877,9 +826,9 @@ static void scenario_store(void)
           "nginx starts with srvocsp_store %s (server level: on, timeout; http level: store)", r.url);
     nr_handshake(any, port, NULL, &h);
     CHECK(h.ok && h.stapled && verified(&h, &pki.good), "the first handshake is stapled");
-    until = nr_now_ms() + 5000;
-    while (nr_now_ms() < until && (keys = redis_dbsize(&r)) < 1)
-        nr_nap_ms(20);
+    until = tr_now_ms() + 5000;
+    while (tr_now_ms() < until && (keys = redis_dbsize(&r)) < 1)
+        tr_sleep_ms(20);
     CHECK(keys >= 1, "the response is saved in Redis (%lld keys)", keys);
     asked = evil_requests(e);
     CHECK(asked >= 1, "the responder was asked (%ld requests)", asked);

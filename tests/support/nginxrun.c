@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include "nginxrun.h"
+#include "peers.h"
+#include "testpki.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -18,21 +20,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-double nr_now_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-void nr_nap_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&t, NULL);
-}
 
 void nr_init(nr_nginx *n, const char *dir, const char *bin, const char *module, const char *preload)
 {
@@ -206,7 +193,7 @@ void nr_log_dump(const nr_nginx *n, int last_lines)
 
 bool nr_start(nr_nginx *n, int port, int workers)
 {
-    double until = nr_now_ms() + 30000;
+    double until = tr_now_ms() + 30000;
     pid_t pid = fork();
 
     if (pid < 0)
@@ -228,7 +215,7 @@ bool nr_start(nr_nginx *n, int port, int workers)
         exec_nginx(n, NULL);
     }
     n->master = pid;
-    while (nr_now_ms() < until) {
+    while (tr_now_ms() < until) {
         int status;
 
         if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -244,7 +231,7 @@ bool nr_start(nr_nginx *n, int port, int workers)
         }
         if (nr_workers(n, NULL, 0, false) >= workers && port_accepts(port))
             return true;
-        nr_nap_ms(10);
+        tr_sleep_ms(10);
     }
     fprintf(stderr, "nginx did not start within 30 s\n");
     nr_log_dump(n, 30);
@@ -255,12 +242,12 @@ bool nr_reload(nr_nginx *n, int workers, int timeout_ms)
 {
     pid_t old[256], cur[256];
     int n_old = nr_workers(n, old, 256, true), n_cur, i, j;
-    double until = nr_now_ms() + timeout_ms;
+    double until = tr_now_ms() + timeout_ms;
 
     /* Never kill(0, ...): that would signal this test's own process group. */
     if (n->master <= 0 || kill(n->master, SIGHUP) != 0)
         return false;
-    while (nr_now_ms() < until) {
+    while (tr_now_ms() < until) {
         bool any_old = false;
 
         n_cur = nr_workers(n, cur, 256, true);
@@ -270,7 +257,7 @@ bool nr_reload(nr_nginx *n, int workers, int timeout_ms)
                     any_old = true;
         if (!any_old && n_cur >= workers)
             return true;
-        nr_nap_ms(5);
+        tr_sleep_ms(5);
     }
     return false;
 }
@@ -283,13 +270,13 @@ void nr_stop(nr_nginx *n)
     if (n->master <= 0)
         return;
     kill(n->master, SIGTERM);
-    until = nr_now_ms() + 5000;
-    while (nr_now_ms() < until) {
+    until = tr_now_ms() + 5000;
+    while (tr_now_ms() < until) {
         if (waitpid(n->master, &status, WNOHANG) == n->master) {
             n->master = 0;
             return;
         }
-        nr_nap_ms(10);
+        tr_sleep_ms(10);
     }
     kill(-n->master, SIGKILL); /* its process group: master and workers */
     waitpid(n->master, &status, 0);
@@ -411,7 +398,7 @@ bool nr_handshake(SSL_CTX *ctx, int port, const char *sni, nr_hs *out)
 {
     struct sockaddr_in a;
     struct timeval tv = {10, 0};
-    double t0 = nr_now_ms();
+    double t0 = tr_now_ms();
     int fd, one = 1;
     SSL *ssl = NULL;
 
@@ -449,8 +436,59 @@ bool nr_handshake(SSL_CTX *ctx, int port, const char *sni, nr_hs *out)
     read_staple(ssl, out);
     SSL_shutdown(ssl);
 out:
-    out->ms = nr_now_ms() - t0;
+    out->ms = tr_now_ms() - t0;
     SSL_free(ssl);
     close(fd);
     return out->ok;
+}
+
+/* Rewrites every response in |cache| as an older one, still valid but past
+ * its refresh point, so a process that loads it fetches at once. */
+int nr_age_cache(const char *cache, const tp_pki *pki)
+{
+    DIR *d = opendir(cache);
+    struct dirent *de;
+    int done = 0;
+    int64_t now = (int64_t)time(NULL);
+
+    while (d && (de = readdir(d)) != NULL) {
+        char path[1700];
+        unsigned char *der, *fresh;
+        const unsigned char *p;
+        size_t len, flen;
+        OCSP_RESPONSE *resp;
+        OCSP_BASICRESP *basic;
+        ASN1_INTEGER *serial = NULL;
+        const tp_cert *leaf = NULL;
+        tp_resp_opts o;
+
+        if (strstr(de->d_name, ".der") == NULL || de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", cache, de->d_name);
+        der = tp_read_file(path, &len);
+        p = der;
+        resp = der ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
+        basic = resp ? OCSP_response_get1_basic(resp) : NULL;
+        if (basic && OCSP_resp_count(basic) > 0)
+            OCSP_id_get0_info(NULL, NULL, NULL, &serial,
+                              (OCSP_CERTID *)OCSP_SINGLERESP_get0_id(OCSP_resp_get0(basic, 0)));
+        if (serial && ASN1_INTEGER_get(serial) == TP_SERIAL_GOOD)
+            leaf = &pki->good;
+        else if (serial && ASN1_INTEGER_get(serial) == TP_SERIAL_GOOD_RSA)
+            leaf = &pki->good_rsa;
+        if (leaf) {
+            tp_resp_opts_init(&o, leaf, &pki->ca, now - 3000);
+            o.next_update = now + 1200;
+            fresh = tp_response(&o, &flen);
+            if (fresh && tp_write_file(path, fresh, flen))
+                done++;
+            free(fresh);
+        }
+        OCSP_BASICRESP_free(basic);
+        OCSP_RESPONSE_free(resp);
+        free(der);
+    }
+    if (d)
+        closedir(d);
+    return done;
 }

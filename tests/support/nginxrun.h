@@ -21,10 +21,6 @@ typedef struct nr_nginx {
 } nr_nginx;
 
 /* |dir| must exist; the paths are copied. */
-/* Milliseconds of the monotonic clock; a sleep of |ms|. */
-double nr_now_ms(void);
-void nr_nap_ms(int ms);
-
 void nr_init(nr_nginx *n, const char *dir, const char *bin, const char *module,
              const char *preload);
 /* Writes nginx.conf: load_module, |workers| workers, logs under dir, then
@@ -47,6 +43,12 @@ void nr_stop(nr_nginx *n);
 /* Lines of the error log that contain |needle|. */
 int nr_log_count(const nr_nginx *n, const char *needle);
 void nr_log_dump(const nr_nginx *n, int last_lines);
+
+/* Rewrites every saved response (good, good-rsa of |pki|) in |cache| as
+ * an older one, still valid but past its refresh point, so a process that
+ * loads it fetches at once.  Returns how many were rewritten. */
+struct tp_pki;
+int nr_age_cache(const char *cache, const struct tp_pki *pki);
 
 /* Open file descriptors and threads of a process (for leak checks), and
  * its resident memory in KiB. */

@@ -168,3 +168,24 @@ bool tr_listens_on_loopback_only(int port)
     pclose(p);
     return seen > 0 && bad == 0;
 }
+
+double tr_now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+void tr_sleep_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&t, NULL);
+}
+
+int64_t tr_wall_now(void *ctx)
+{
+    (void)ctx;
+    return (int64_t)time(NULL);
+}

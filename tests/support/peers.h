@@ -3,9 +3,16 @@
 #define SRVOCSP_PEERS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* A free TCP port on 127.0.0.1 (bound, read, closed). */
+/* Milliseconds on CLOCK_MONOTONIC (for measuring), a sleep, and the wall
+ * clock in the srvocsp_clock shape (for peers on the true time). */
+double tr_now_ms(void);
+void tr_sleep_ms(int ms);
+int64_t tr_wall_now(void *ctx);
+
 int tr_free_port(void);
 /* A fresh temporary directory under $TMPDIR; returns a static-lifetime
  * malloc'd path. */

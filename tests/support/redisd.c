@@ -16,13 +16,6 @@
 
 #define REDIS_BIN "redis-server"
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 bool tr_redis_available(void)
 {
     const char *path = getenv("PATH");
@@ -91,7 +84,7 @@ static bool wait_ready(tr_redis *r)
             r->pid = 0;
             return false;
         }
-        sleep_ms(20);
+        tr_sleep_ms(20);
     }
     return false;
 }
@@ -175,7 +168,7 @@ static void reap(tr_redis *r, int sig)
             r->pid = 0;
             return;
         }
-        sleep_ms(10);
+        tr_sleep_ms(10);
     }
     kill(r->pid, SIGKILL);
     waitpid(r->pid, NULL, 0);

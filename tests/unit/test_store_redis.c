@@ -27,13 +27,6 @@ static tp_pki pki;
 static int64_t T;
 static char NAME[SRVOCSP__STORE_NAME_LEN + 1];
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **s)
 {
     T = (int64_t)time(NULL);
@@ -262,7 +255,7 @@ static void exercise(tr_redis *rd, const char *url)
     for (i = 0; i < 100 && seen < 3; i++) {
         other->ops->notify_drain(other, on_name, &seen);
         if (seen < 3)
-            sleep_ms(10);
+            tr_sleep_ms(10);
     }
     assert_int_equal(seen, 3);
     /* A writer does not hear its own saves. */
@@ -270,7 +263,7 @@ static void exercise(tr_redis *rd, const char *url)
     assert_true(other->ops->notify_fd(other) >= 0);
     assert_true(st->ops->notify_fd(st) >= 0);
     assert_true(save(st, T - 10, 3600, V_OCSP_CERTSTATUS_REVOKED));
-    sleep_ms(50);
+    tr_sleep_ms(50);
     st->ops->notify_drain(st, on_name, &seen);
     assert_int_equal(seen, 0);
 
@@ -370,7 +363,7 @@ static void lease_rules(srvocsp__store *a, srvocsp__store *b)
     /* A holder that dies: its lease runs out by itself. */
     assert_int_equal(a->ops->lease_acquire(a, NAME, 5000, ta, &left, why, sizeof(why)),
                      SRVOCSP__LEASE_BUSY);
-    sleep_ms(300);
+    tr_sleep_ms(300);
     assert_int_equal(a->ops->lease_acquire(a, NAME, 5000, ta, &left, why, sizeof(why)),
                      SRVOCSP__LEASE_HELD);
     /* The one whose lease expired cannot release the new holder's. */
@@ -565,7 +558,7 @@ static srvocsp__lease wait_back(srvocsp__store *st)
 
     /* The backoff is at most 8 s. */
     for (i = 0; i < 200 && (l = try_lease(st, why, sizeof(why))) == SRVOCSP__LEASE_ERROR; i++)
-        sleep_ms(100);
+        tr_sleep_ms(100);
     return l;
 }
 
@@ -670,7 +663,7 @@ static void test_oversized_announcement(void **s)
     assert_int_equal(tr_redis_cmd(&rd, NULL, 0, 3, argv, lens), 1); /* one subscriber */
     for (int i = 0; i < 400 && try_lease(st, why, sizeof(why)) != SRVOCSP__LEASE_ERROR; i++) {
         st->ops->notify_drain(st, on_name, &seen);
-        sleep_ms(5);
+        tr_sleep_ms(5);
     }
     assert_int_equal(seen, 0);
     assert_int_equal(try_lease(st, why, sizeof(why)), SRVOCSP__LEASE_ERROR);
