@@ -96,6 +96,11 @@ static int child_main(int argc, char **argv)
     p.flags = (unsigned)atoi(argv[5]);
     p.url_timeout_ms = (uint32_t)atoi(argv[6]);
     snprintf(issuer, sizeof(issuer), "%s/ca.pem", pemdir);
+    /* Started together: open only when the parent says go, when every
+     * process of the group is up. */
+    if (argc > 8 && strcmp(argv[8], "together") == 0 &&
+        (fgets(line, sizeof(line), stdin) == NULL || strncmp(line, "go", 2) != 0))
+        return 3;
     for (i = 0; i < NCERTS; i++) {
         cert_path(i, path, sizeof(path));
         h[i] = srvocsp_open_pem(path, issuer, &p);
@@ -168,8 +173,8 @@ typedef struct kid {
     FILE *out; /* answers */
 } kid;
 
-static void kid_start(kid *k, const char *store_url, const char *responder_url, const char *dir,
-                      unsigned flags, int timeout_ms)
+static void kid_start_as(kid *k, const char *store_url, const char *responder_url,
+                         const char *dir, unsigned flags, int timeout_ms, bool together)
 {
     int to[2], from[2];
     char fl[16], tm[16];
@@ -188,7 +193,7 @@ static void kid_start(kid *k, const char *store_url, const char *responder_url, 
         close(from[0]);
         close(from[1]);
         execl(self_exe, self_exe, "child", store_url ? store_url : "-", responder_url,
-              dir ? dir : "-", fl, tm, pemdir, (char *)NULL);
+              dir ? dir : "-", fl, tm, pemdir, together ? "together" : "alone", (char *)NULL);
         _exit(127);
     }
     close(to[0]);
@@ -196,6 +201,12 @@ static void kid_start(kid *k, const char *store_url, const char *responder_url, 
     k->in = fdopen(to[1], "w");
     k->out = fdopen(from[0], "r");
     setvbuf(k->in, NULL, _IOLBF, 0);
+}
+
+static void kid_start(kid *k, const char *store_url, const char *responder_url, const char *dir,
+                      unsigned flags, int timeout_ms)
+{
+    kid_start_as(k, store_url, responder_url, dir, flags, timeout_ms, false);
 }
 
 /* Sends a command and returns the first line of the answer (static). */
@@ -255,6 +266,30 @@ static void responder_url(int slot, char *buf, size_t len)
     snprintf(buf, len, "http://127.0.0.1:%d/k%d/", evil_port(ev), slot);
 }
 
+/* |n| processes that open their handles at the same moment, against a
+ * responder that takes 300 ms, so their first fetches overlap: sharing one
+ * request then takes the lease, not luck.  Returns the requests the
+ * responder saw until every process served every certificate. */
+static long start_together(kid *k, int n, const char *store_url, const char *dir)
+{
+    char rurl[200];
+    long before = evil_requests(ev);
+    int i;
+
+    responder_url(0, rurl, sizeof(rurl));
+    evil_set_slot(ev, 0, EVIL_GOOD_SLOW);
+    for (i = 0; i < n; i++)
+        kid_start_as(&k[i], store_url, rurl, dir, SRVOCSP_OPEN_ASYNC, 5000, true);
+    for (i = 0; i < n; i++) {
+        fputs("go\n", k[i].in);
+        fflush(k[i].in);
+    }
+    for (i = 0; i < n; i++)
+        assert_int_equal(kid_served(&k[i]), NCERTS);
+    evil_set_slot(ev, 0, EVIL_GOOD);
+    return evil_requests(ev) - before;
+}
+
 static void need_redis(void)
 {
     if (!tr_redis_available()) {
@@ -306,16 +341,11 @@ static void one_fetch_for_all(const char *url, tr_redis *rd)
 {
     kid k[4];
     char rurl[200];
-    long before = evil_requests(ev);
+    long before;
     int i;
 
     responder_url(0, rurl, sizeof(rurl));
-    evil_set_slot(ev, 0, EVIL_GOOD);
-    for (i = 0; i < 4; i++)
-        kid_start(&k[i], url, rurl, NULL, SRVOCSP_OPEN_ASYNC, 5000);
-    for (i = 0; i < 4; i++)
-        assert_int_equal(kid_served(&k[i]), NCERTS);
-    assert_int_equal(evil_requests(ev) - before, NCERTS);
+    assert_int_equal(start_together(k, 4, url, NULL), NCERTS);
     assert_int_equal(redis_keys(rd, "srvocsp:{*}:r"), NCERTS);
     /* Redis is driven by the engine's one thread: no thread of its own
      * (main + engine; ThreadSanitizer adds one of its own). */
@@ -789,18 +819,11 @@ static void test_poisoned_entries(void **s)
  * together: the directory's lease makes it one request per certificate. */
 static void test_directory_lease_one_fetch(void **s)
 {
-    char *dir = tr_tmpdir("fleet-dir"), rurl[200];
+    char *dir = tr_tmpdir("fleet-dir");
     kid k[4];
-    long before = evil_requests(ev);
     int i;
 
-    responder_url(0, rurl, sizeof(rurl));
-    evil_set_slot(ev, 0, EVIL_GOOD);
-    for (i = 0; i < 4; i++)
-        kid_start(&k[i], NULL, rurl, dir, SRVOCSP_OPEN_ASYNC, 5000);
-    for (i = 0; i < 4; i++)
-        assert_int_equal(kid_served(&k[i]), NCERTS);
-    assert_int_equal(evil_requests(ev) - before, NCERTS);
+    assert_int_equal(start_together(k, 4, NULL, dir), NCERTS);
     for (i = 0; i < 4; i++)
         kid_stop(&k[i]);
     tr_rmrf(dir);

@@ -291,6 +291,12 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
         req_len = k > 0 ? (size_t)k : 0;
     }
     serial = request_serial(der_req, req_len);
+    if (s == EVIL_GOOD_SLOW) {
+        /* A responder that takes its time: fetches started together overlap. */
+        if (!nap(e, 300))
+            return false;
+        s = EVIL_GOOD;
+    }
     if (s == EVIL_FAST) {
         const presigned *p = find_presigned(e, serial);
 

@@ -62,7 +62,8 @@
     X(CRITICAL_EXT, "critical-extension")                                                          \
     X(BER, "ber-outer")                                                                            \
     X(GZIP, "gzip-encoded")                                                                        \
-    X(CACHED, "cdn-cached")
+    X(CACHED, "cdn-cached")                                                                        \
+    X(GOOD_SLOW, "good-after-300ms")
 
 typedef enum evil_scenario {
 #define EVIL_ENUM(id, name) EVIL_##id,
