@@ -20,25 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass=0 fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /' | head -30; }
-expect() { # NAME PATTERN OUTPUT
-    if grep -qE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (wanted /$2/)" "$3"; fi
-}
+. "$HERE/../support/checks.sh"
 
-# start_server NAME ARGS...: the example on a free port; sets PORT
-start_server() {
-    local name=$1; shift
-    PORT=$("$MKPKI" --free-port)
-    "$SERVER" --port "$PORT" "$@" >"$DIR/$name.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 100); do
-        grep -q "listening on 127.0.0.1:$PORT" "$DIR/$name.log" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "server $name did not start"; cat "$DIR/$name.log"; return 1
-}
 client() { timeout 10 "$CLIENT" "$@" 2>&1; }
 # wait_for PORT PATTERN [CLIENT OPTION]: until the GnuTLS client sees
 # PATTERN (first retrievals are asynchronous)
@@ -202,5 +185,4 @@ PIDS=()
 reports=$(grep -lE "Sanitizer|runtime error" "$DIR"/*.log 2>/dev/null)
 if [ -z "$reports" ]; then ok "servers stopped without sanitizer reports"; else bad "sanitizer reports" "$(cat $reports)"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

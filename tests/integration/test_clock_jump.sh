@@ -23,9 +23,7 @@ RESPONDER_PID= SERVER_PID=
 cleanup() { stop_pid "$RESPONDER_PID"; stop_pid "$SERVER_PID"; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-pass=0 fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /' | head -30; }
+. "$HERE/../support/checks.sh"
 
 mkdir -p "$DIR/pki"
 RPORT=$("$MKPKI" --free-port) PORT=$("$MKPKI" --free-port)
@@ -117,5 +115,4 @@ rc=$?
 if [ "$rc" = 0 ] && [ -s "$DIR/gnutls.der" ]; then ok "gnutls-cli --ocsp accepts the staple"
 else bad "gnutls-cli --ocsp (rc $rc)" "$out"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -14,25 +14,8 @@ RESPONDER_PID= PIDS=()
 cleanup() { stop_pid "$RESPONDER_PID"; for p in "${PIDS[@]}"; do stop_pid "$p"; done; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-pass=0 fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /' | head -30; }
-expect() { # NAME PATTERN OUTPUT
-    if grep -qE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (wanted /$2/)" "$3"; fi
-}
+. "$HERE/../support/checks.sh"
 
-# start_server NAME ARGS...: starts the example server on a free port; sets PORT
-start_server() {
-    local name=$1; shift
-    PORT=$("$MKPKI" --free-port)
-    "$SERVER" --port "$PORT" "$@" >"$DIR/$name.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 100); do
-        grep -q "listening on 127.0.0.1:$PORT" "$DIR/$name.log" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "server $name did not start"; cat "$DIR/$name.log"; return 1
-}
 # wait_staple PORT: until the server staples (its first retrieval is asynchronous)
 wait_staple() {
     for _ in $(seq 1 100); do
@@ -123,5 +106,4 @@ start_server again --cert "$P/good.pem" --key "$P/good.key" --dir "$DIR/cache" |
 out=$(s_client "$PORT" -tls1_3)
 expect "after a restart with the responder down, the first handshake is stapled" "Cert Status: good" "$out"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -21,10 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass=0 fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /' | head -40; }
-expect() { if grep -qE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (wanted /$2/)" "$3"; fi; }
+. "$HERE/../support/checks.sh"
 wait_for() { # SECONDS COMMAND...: until the command succeeds
     local n=$(( $1 * 20 )); shift
     for _ in $(seq 1 "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
@@ -236,5 +233,4 @@ wait "$WATCH_N"; rc=$?
 [ "$rc" = 0 ] && ok "watch stops on SIGTERM (exit 0)" || bad "watch SIGTERM exit $rc"
 expect "watch logged stopping" '"event":"stopping"' "$(cat "$DIR/watch-nginx.log")"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -28,17 +28,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass=0 fail=0
-ok()  { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /' | tail -40; }
-expect() { if grep -qE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (wanted /$2/)" "$3"; fi; }
-refuse() { if grep -qE -- "$2" <<<"$3"; then bad "$1 (did not want /$2/)" "$3"; else ok "$1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 wait_for() { # SECONDS COMMAND...: until the command succeeds
     local n=$(( $1 * 20 )); shift
     for _ in $(seq 1 "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
     return 1
 }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" = 0 ]; }
 
 P=$DIR/pki
 mkdir -p "$P"
