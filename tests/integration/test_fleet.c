@@ -645,24 +645,37 @@ static void test_redis_down_at_start(void **s)
 /* Poisoned values announced on the channel: each is ignored with its
  * reason, the response served stays, and the next good fetch overwrites
  * the value. */
+/* Puts |der| where the fleet reads from: into the certificate's Redis
+ * hash with an announcement without the bytes, or (|in_message|) into the
+ * announcement itself, as honest writers send it, the hash untouched. */
 static void poison(tr_redis *rd, const char *name, const unsigned char *der, size_t len,
-                   const char *tu)
+                   const char *tu, bool in_message)
 {
-    char key[200], msg[200];
+    char key[200], *msg = malloc(len + 200);
     const char *hset[8] = {"HSET", key, "d", (const char *)der, "t", tu, "s", "g"};
     size_t hl[8];
     const char *pub[3] = {"PUBLISH", "srvocsp:updates", msg};
     size_t pl[3];
     int i;
 
+    assert_non_null(msg);
     snprintf(key, sizeof(key), "srvocsp:{%s}:r", name);
-    snprintf(msg, sizeof(msg), "%s intruder-without-the-bytes-00000", name); /* a 32-byte writer id */
-    for (i = 0; i < 8; i++)
-        hl[i] = i == 3 ? len : strlen(hset[i]);
-    assert_true(tr_redis_cmd(rd, NULL, 0, 8, hset, hl) >= 0);
-    for (i = 0; i < 3; i++)
-        pl[i] = strlen(pub[i]);
+    if (in_message) {
+        int n = snprintf(msg, 200, "%s intruder-with-the-bytes-00000000 ", name); /* 32-byte id */
+
+        memcpy(msg + n, der, len);
+        pl[2] = (size_t)n + len;
+    } else {
+        snprintf(msg, 200, "%s intruder-without-the-bytes-00000", name);
+        pl[2] = strlen(msg);
+        for (i = 0; i < 8; i++)
+            hl[i] = i == 3 ? len : strlen(hset[i]);
+        assert_true(tr_redis_cmd(rd, NULL, 0, 8, hset, hl) >= 0);
+    }
+    pl[0] = strlen(pub[0]);
+    pl[1] = strlen(pub[1]);
     assert_true(tr_redis_cmd(rd, NULL, 0, 3, pub, pl) >= 0);
+    free(msg);
 }
 
 static bool wait_reason(counts *c, const char *what)
@@ -727,11 +740,14 @@ static void test_poisoned_entries(void **s)
         for (i = 0; i < 32; i++)
             snprintf(name + 2 * i, 3, "%02x", md[i]);
     }
-    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    for (k = 0; k < 2 * sizeof(cases) / sizeof(cases[0]); k++) {
+        bool in_message = k >= sizeof(cases) / sizeof(cases[0]);
+        size_t kc = k % (sizeof(cases) / sizeof(cases[0]));
+
         der = NULL;
         len = 0;
         snprintf(tus, sizeof(tus), "%lld", (long long)now + 5);
-        switch (cases[k].kind) {
+        switch (cases[kc].kind) {
         case 0:
             der = (unsigned char *)strdup("<html>not OCSP</html>");
             len = strlen((char *)der);
@@ -767,10 +783,14 @@ static void test_poisoned_entries(void **s)
             break;
         }
         assert_non_null(der);
-        poison(&rd, name, der, len, tus);
+        pthread_mutex_lock(&c.mu); /* each case proves its own reason */
+        c.reasons[0] = '\0';
+        pthread_mutex_unlock(&c.mu);
+        poison(&rd, name, der, len, tus, in_message);
         free(der);
-        if (!wait_reason(&c, cases[k].what))
-            fail_msg("no %s reported; reasons so far:\n%s", cases[k].what, c.reasons);
+        if (!wait_reason(&c, cases[kc].what))
+            fail_msg("no %s reported (%s); reasons so far:\n%s", cases[kc].what,
+                     in_message ? "in the announcement" : "in the hash", c.reasons);
         assert_int_equal(srvocsp_handle_last_failure(h, why, sizeof(why)) != SRVOCSP_OK, 1);
         assert_non_null(strstr(why, "shared store response ignored"));
         /* Still serving what it had. */
