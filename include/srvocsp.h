@@ -284,7 +284,8 @@ typedef struct srvocsp_engine_stats {
     uint64_t clock_jumps;           /* wall-clock steps noticed (schedules recomputed) */
 } srvocsp_engine_stats;
 /* srvocsp_engine_get_stats copies |e|'s counters into |out| (NULL: the
- * process-wide default engine).  Takes the engine lock briefly. */
+ * process-wide default engine; all zero when none has been made, and
+ * none is made by this call).  Takes the engine lock briefly. */
 SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
 
 /* srvocsp_cleanup stops the default engine and frees everything the library

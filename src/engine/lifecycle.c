@@ -293,10 +293,19 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
 void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    if (e == NULL)
-        e = srvocsp__default_engine();
-    if (e == NULL)
+    if (e == NULL) {
+        /* The default engine as it is: not made by asking (a call after
+         * srvocsp_cleanup would start one nobody frees), and not freed by
+         * a cleanup while it is read (g_mu before e->mu, as at fork). */
+        pthread_mutex_lock(&g_mu);
+        if (g_default != NULL) {
+            pthread_mutex_lock(&g_default->mu);
+            *out = g_default->stats;
+            pthread_mutex_unlock(&g_default->mu);
+        }
+        pthread_mutex_unlock(&g_mu);
         return;
+    }
     pthread_mutex_lock(&e->mu);
     *out = e->stats;
     pthread_mutex_unlock(&e->mu);

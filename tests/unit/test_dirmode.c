@@ -393,8 +393,20 @@ static int setup(void **s)
 
 static int teardown(void **s)
 {
+    srvocsp_engine_stats st;
+    unsigned long allocs;
+
     tp_pki_free(&pki);
     srvocsp_cleanup();
+    /* Reading the default engine's counters after cleanup makes none: no
+     * allocation at all (an engine made here would be one nobody frees). */
+    memset(&st, 0xff, sizeof(st));
+    allocs = srvocsp__alloc_count();
+    srvocsp_engine_get_stats(NULL, &st);
+    if (srvocsp__alloc_count() != allocs || st.requests_started != 0 || st.handles_open != 0) {
+        fprintf(stderr, "get_stats(NULL) after srvocsp_cleanup made an engine\n");
+        return -1;
+    }
     return 0;
 }
 
