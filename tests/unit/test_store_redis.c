@@ -562,6 +562,21 @@ static srvocsp__lease wait_back(srvocsp__store *st)
     return l;
 }
 
+/* Redis's count of connections it accepted (INFO stats), each tr_redis_cmd
+ * adding one. */
+static long long connections_received(tr_redis *rd)
+{
+    static char info[16384];
+    const char *argv[2] = {"INFO", "stats"};
+    size_t lens[2] = {4, 5};
+    const char *p;
+
+    if (tr_redis_cmd(rd, info, sizeof(info), 2, argv, lens) < 0 ||
+        (p = strstr(info, "total_connections_received:")) == NULL)
+        return -1;
+    return strtoll(p + strlen("total_connections_received:"), NULL, 10);
+}
+
 static void test_faults(void **s)
 {
     tr_redis rd;
@@ -570,6 +585,8 @@ static void test_faults(void **s)
     char why[600];
     uint64_t epoch;
     int i, errors = 0;
+    long long conns;
+    double t0, first_ms;
 
     need_redis();
     assert_true(tr_redis_start(&rd, &o));
@@ -578,18 +595,30 @@ static void test_faults(void **s)
     assert_true(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
     epoch = st->ops->epoch(st);
 
-    /* Hung: the first call times out, then every call fails at once for
-     * the backoff, so ten thousand of them finish (the test's own timeout
-     * would end it if each waited). */
+    /* Hung: the first call times out (a few hundred ms), then every call
+     * fails at once for the backoff: ten thousand of them do not each try
+     * Redis, as the connections it received meanwhile show. */
+    conns = connections_received(&rd);
+    assert_true(conns > 0);
     tr_redis_pause(&rd);
+    t0 = tr_now_ms();
     assert_int_equal(try_lease(st, why, sizeof(why)), SRVOCSP__LEASE_ERROR);
+    first_ms = tr_now_ms() - t0;
     assert_non_null(strstr(why, "not tried again"));
+    t0 = tr_now_ms();
     for (i = 0; i < 10000; i++)
         errors += try_lease(st, why, sizeof(why)) == SRVOCSP__LEASE_ERROR;
+    print_message("  Redis hung: the first call gave up after %.0f ms, the next 10,000 took "
+                  "%.0f ms in all\n", first_ms, tr_now_ms() - t0);
+    assert_true(first_ms < 3000); /* bounded by the command timeout, not by Redis */
     assert_int_equal(errors, 10000);
     assert_int_equal(st->ops->notify_drain(st, NULL, NULL), 0);
     tr_redis_resume(&rd);
     assert_int_not_equal(wait_back(st), SRVOCSP__LEASE_ERROR);
+    /* The hung calls' connection (if it reconnected), the one coming back
+     * and the probe's: not one per call. */
+    print_message("  connections Redis received meanwhile: %lld\n", connections_received(&rd) - conns);
+    assert_true(connections_received(&rd) - conns <= 5);
     assert_int_equal(loaded_tu(st), T - 100);
     assert_true(st->ops->epoch(st) != epoch);
 
