@@ -324,42 +324,43 @@ VOID WINAPI CertFreeCertificateChain(PCCERT_CHAIN_CONTEXT pChainContext)
 
 PCCERT_CHAIN_CONTEXT SrvOcspLoadChainFromPemFile(const char *path)
 {
-    FILE *f;
-    X509 *x;
+    STACK_OF(X509) *sk = NULL;
     PCCERT_CONTEXT certs[SRVOCSP__WIN_MAX_CHAIN];
     PCCERT_CHAIN_CONTEXT chain = NULL;
     CERT_TRUST_STATUS none = {0, 0};
     DWORD n = 0, i;
+    int got;
 
     if (path == NULL) {
         SetLastError(ERROR_INVALID_PARAMETER);
         return NULL;
     }
-    f = fopen(path, "r");
-    if (f == NULL) {
-        SetLastError(ERROR_FILE_NOT_FOUND);
+    /* The certificate files' reader: bounded in bytes and certificates. */
+    sk = sk_X509_new_null();
+    if (sk == NULL) {
+        SetLastError(ERROR_NOT_ENOUGH_MEMORY);
         return NULL;
     }
-    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-        srvocsp__win_cert *c;
+    got = srvocsp__win_read_cert_file(path, sk);
+    if (got <= 0) {
+        SetLastError(got == 0          ? CRYPT_E_ASN1_BADTAG
+                     : errno == EFBIG  ? ERROR_INVALID_PARAMETER /* over the size cap */
+                     : errno == EACCES ? ERROR_ACCESS_DENIED
+                                       : ERROR_FILE_NOT_FOUND);
+        goto out;
+    }
+    if (got > SRVOCSP__WIN_MAX_CHAIN) {
+        SetLastError(ERROR_INVALID_PARAMETER); /* longer than any chain we build */
+        goto out;
+    }
+    for (int k = 0; k < got; k++) {
+        srvocsp__win_cert *c = srvocsp__win_cert_wrap(sk_X509_value(sk, k), NULL);
 
-        if (n == SRVOCSP__WIN_MAX_CHAIN) {
-            X509_free(x);
-            SetLastError(ERROR_INVALID_PARAMETER); /* longer than any chain we build */
-            goto out;
-        }
-        c = srvocsp__win_cert_wrap(x, NULL);
-        X509_free(x);
         if (c == NULL) {
             SetLastError(ERROR_NOT_ENOUGH_MEMORY);
             goto out;
         }
         certs[n++] = &c->pub;
-    }
-    ERR_clear_error();
-    if (n == 0) {
-        SetLastError(CRYPT_E_ASN1_BADTAG);
-        goto out;
     }
     chain = srvocsp__win_chain_new(certs, n, NULL, none);
     if (chain == NULL)
@@ -367,6 +368,6 @@ PCCERT_CHAIN_CONTEXT SrvOcspLoadChainFromPemFile(const char *path)
 out:
     for (i = 0; i < n; i++)
         CertFreeCertificateContext(certs[i]);
-    fclose(f);
+    sk_X509_pop_free(sk, X509_free);
     return chain;
 }

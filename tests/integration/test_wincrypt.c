@@ -251,6 +251,22 @@ static void test_bad_arguments(void **s)
     CertFreeCertificateChain(chain);
     assert_null(SrvOcspLoadChainFromPemFile("/nonexistent/chain.pem"));
     assert_int_equal(GetLastError(), ERROR_FILE_NOT_FOUND);
+    {
+        /* Bounded: a file over the certificate files' 4 MiB cap is refused
+         * unread. */
+        char big[1200];
+        size_t n = (5u << 20);
+        char *junk = malloc(n);
+
+        assert_non_null(junk);
+        memset(junk, 'x', n);
+        snprintf(big, sizeof(big), "%s/huge.pem", dir);
+        assert_true(tp_write_file(big, junk, n));
+        free(junk);
+        assert_null(SrvOcspLoadChainFromPemFile(big));
+        assert_int_equal(GetLastError(), ERROR_INVALID_PARAMETER);
+        unlink(big);
+    }
 }
 
 static void test_unknown_and_revoked(void **s)
