@@ -510,38 +510,47 @@ static void adopt(watch *w, wcert *c)
     reconcile(w, c);
 }
 
+/* Appends the PEM certificates of |path| to |chain|: at most
+ * WATCH_MAX_FILE bytes and WATCH_MAX_CHAIN certificates are read (the
+ * watched directory may hold anything).  Returns how many. */
+static int read_pem_certs(const char *path, STACK_OF(X509) *chain)
+{
+    size_t len = 0;
+    unsigned char *b = cli_read_file(path, WATCH_MAX_FILE, &len);
+    BIO *bio = b ? BIO_new_mem_buf(b, (int)len) : NULL;
+    X509 *x;
+    int n = 0;
+
+    while (bio != NULL && n < WATCH_MAX_CHAIN && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+        if (!sk_X509_push(chain, x)) {
+            X509_free(x);
+            break;
+        }
+        n++;
+    }
+    ERR_clear_error();
+    BIO_free(bio);
+    free(b);
+    return n;
+}
+
 static void open_cert(watch *w, const char *path)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
     char issuer_path[4200];
     srvocsp_params p;
     wcert *c = NULL;
-    FILE *f;
     X509 *x;
     int i, slot;
     unsigned char md[32];
 
-    f = fopen(path, "r");
-    if (f == NULL)
-        goto out;
-    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
-        sk_X509_push(chain, x);
-    fclose(f);
-    ERR_clear_error();
-    if (sk_X509_num(chain) == 0)
-        goto out; /* a key or something else */
+    if (chain == NULL || read_pem_certs(path, chain) == 0)
+        goto out; /* unreadable, too large, a key or something else */
     x = sk_X509_value(chain, 0);
     if (X509_check_ca(x) != 0)
         goto out; /* a CA bundle, not a served certificate */
     snprintf(issuer_path, sizeof(issuer_path), "%s.issuer", path);
-    if ((f = fopen(issuer_path, "r")) != NULL) {
-        X509 *y;
-
-        while ((y = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
-            sk_X509_push(chain, y);
-        fclose(f);
-        ERR_clear_error();
-    }
+    read_pem_certs(issuer_path, chain); /* optional */
     leaf_digest(x, md);
     for (i = 0; i < w->n_certs; i++) {
         wcert *o = w->certs[i];

@@ -55,9 +55,10 @@ typedef struct wcert {
 
 /* Every certificate is looked at this often (ms) whatever else happens. */
 #define WATCH_RECHECK_MS 5000
-/* Cap on an existing <cert>.ocsp read at start (the library refuses
- * responses over 256 KiB anyway). */
+/* Cap on a file watch reads: an existing <cert>.ocsp at start (the library
+ * refuses responses over 256 KiB anyway), a certificate or .issuer file. */
 #define WATCH_MAX_FILE (1024 * 1024)
+#define WATCH_MAX_CHAIN 100 /* certificates read from one certificate file */
 
 typedef struct wcount {
     char code[32];
