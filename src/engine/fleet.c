@@ -86,7 +86,7 @@ bool srvocsp__fleet_open_store(const srvocsp_params *p, srvocsp__store **out)
     *out = NULL;
     if (p->store_url == NULL)
         return true;
-    *out = srvocsp__store_redis_new(p->store_url, p->store_prefix);
+    *out = srvocsp__store_open_shared(p->store_url, p->store_prefix);
     return *out != NULL;
 }
 

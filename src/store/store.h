@@ -111,6 +111,11 @@ SRVOCSP__HIDDEN size_t srvocsp__store_dir_sweep(const char *dir, int64_t now);
 /* srvocsp_cleanup: forget which directories were swept. */
 SRVOCSP__HIDDEN void srvocsp__store_dir_forget_sweeps(void);
 
+/* The fleet's shared store at |url| (store_shared.c picks the kind from
+ * the scheme; today every kind is Redis, below), keys under |prefix|.
+ * NULL with the last error set, as srvocsp__store_redis_new. */
+SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_open_shared(const char *url, const char *prefix);
+
 /* A store on Redis: |url| is redis://[user:password@]host:port[/db] or
  * unix:///path/to/redis.sock[?db=N]; every key starts with |prefix| (NULL:
  * "srvocsp:").  Stores of one process with the same URL and prefix share
