@@ -925,6 +925,30 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
     return n;
 }
 
+/* A stored response stands in for the transfer: complete() takes it as a
+ * pickup (verdict rules as for a fetch, no save back), and the transfer
+ * slot and the request count are given back.  Runs without the lock. */
+static void deliver_pickup(srvocsp_engine *e, srvocsp__completion *c, const unsigned char *der,
+                           size_t len, uint64_t version, bool from_fleet)
+{
+    srvocsp_http_result res;
+
+    memset(&res, 0, sizeof(res));
+    res.http_status = 200;
+    res.content_type = "application/ocsp-response";
+    res.body = der;
+    res.body_len = len;
+    c->from_store = true;
+    c->from_fleet = from_fleet;
+    c->store_version = version;
+    transport_done(c, &res);
+    pthread_mutex_lock(&e->mu);
+    e->in_flight--; /* complete() gives no slot back for a pickup */
+    e->stats.requests_started--;
+    e->stats.store_pickups++;
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* Before asking the network: has another process sharing the store saved
  * a newer response that is not itself due for refresh?  Then that one is
  * the answer.  Runs without the lock; reads only immutable entry fields. */
@@ -937,7 +961,6 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
     size_t len = 0;
     uint64_t version = en->store->ops->version(en->store, en->store_name);
     char why[SRVOCSP__REASON_LEN];
-    srvocsp_http_result res;
     srvocsp_error err;
     bool taken = false;
 
@@ -955,14 +978,7 @@ static bool take_from_store(srvocsp_engine *e, start_item *it)
             SRVOCSP_OK &&
         judge(en, it->held, snap, pol.now, &err, why, sizeof(why)) == V_PUBLISH &&
         srvocsp__sched_after_success(&en->sched, snap, pol.now, false) > pol.now) {
-        memset(&res, 0, sizeof(res));
-        res.http_status = 200;
-        res.content_type = "application/ocsp-response";
-        res.body = der;
-        res.body_len = len;
-        it->c->from_store = true;
-        it->c->store_version = version;
-        transport_done(it->c, &res);
+        deliver_pickup(e, it->c, der, len, version, false);
         taken = true;
     }
     srvocsp_response_free(snap);
@@ -1020,21 +1036,7 @@ static void sync_read_only(srvocsp_engine *e, start_item *it)
         }
     }
     if (snap != NULL) {
-        srvocsp_http_result res;
-
-        memset(&res, 0, sizeof(res));
-        res.http_status = 200;
-        res.content_type = "application/ocsp-response";
-        res.body = der;
-        res.body_len = len;
-        c->from_store = true;
-        c->store_version = version;
-        transport_done(c, &res);
-        pthread_mutex_lock(&e->mu);
-        e->in_flight--; /* no transfer: complete() gives no slot back for a pickup */
-        e->stats.requests_started--;
-        e->stats.store_pickups++;
-        pthread_mutex_unlock(&e->mu);
+        deliver_pickup(e, c, der, len, version, false);
         c = NULL;
     }
     srvocsp_response_free(snap);
@@ -1117,25 +1119,11 @@ static bool fleet_step(srvocsp_engine *e, srvocsp__completion *c)
     unsigned char *der = NULL;
     size_t len = 0;
     int64_t at = 0;
-    srvocsp_http_result res;
 
     switch (srvocsp__fleet_before_fetch(e, en, &der, &len, &at)) {
     case SRVOCSP__FLEET_ADOPT:
-        memset(&res, 0, sizeof(res));
-        res.http_status = 200;
-        res.content_type = "application/ocsp-response";
-        res.body = der;
-        res.body_len = len;
-        c->from_store = true;
-        c->from_fleet = true;
-        c->store_version = en->store_version;
-        transport_done(c, &res);
+        deliver_pickup(e, c, der, len, en->store_version, true);
         free(der);
-        pthread_mutex_lock(&e->mu);
-        e->in_flight--; /* no transfer after all */
-        e->stats.requests_started--;
-        e->stats.store_pickups++;
-        pthread_mutex_unlock(&e->mu);
         return true;
     case SRVOCSP__FLEET_WAIT:
         pthread_mutex_lock(&e->mu);
@@ -1210,14 +1198,8 @@ static void start_all(srvocsp_engine *e, start_item *items, size_t n)
             transport_done(items[i].c, &res);
             continue;
         }
-        if (items[i].check_store && take_from_store(e, &items[i])) {
-            pthread_mutex_lock(&e->mu);
-            e->in_flight--; /* no transfer after all */
-            e->stats.requests_started--;
-            e->stats.store_pickups++;
-            pthread_mutex_unlock(&e->mu);
+        if (items[i].check_store && take_from_store(e, &items[i]))
             continue;
-        }
         if (fleet_step(e, items[i].c))
             continue; /* adopted from the fleet, or another process fetches */
         err = e->transport.start(e->transport.ctx, &items[i].req, transport_done, items[i].c);

@@ -682,6 +682,18 @@ static void test_processes_share_one_fetch(void **s)
     free(dir);
 }
 
+/* |a|, due at |t|, takes the lease and asks its responder, which keeps the
+ * answer until a->hold is cleared. */
+static void refresh_and_hold(world *a, int64_t t)
+{
+    atomic_store(&a->hold, true);
+    manual_clock_set(&a->clock, t);
+    srvocsp_engine_kick(a->eng);
+    for (int i = 0; i < 5000 && fake_requests(&a->fake) < 2; i++)
+        usleep(1000);
+    assert_int_equal(fake_requests(&a->fake), 2);
+}
+
 /* Two engines (as two processes would) on one directory, both due for the
  * same refresh: while one is asking the responder, the other finds the
  * lease held and asks nothing; once the first has saved, the other picks
@@ -694,7 +706,6 @@ static void test_lease_one_fetch_at_a_time(void **s)
     srvocsp_engine_stats st;
     srvocsp_response *r;
     int64_t t = T + DAY / 2 + 600; /* past the refresh point of both */
-    int i;
 
     ha = open_dir(a, dir, 0);
     assert_non_null(ha);
@@ -703,12 +714,7 @@ static void test_lease_one_fetch_at_a_time(void **s)
     assert_non_null(hb);
     assert_int_equal(fake_requests(&b->fake), 0); /* served from the directory */
 
-    atomic_store(&a->hold, true);
-    manual_clock_set(&a->clock, t);
-    srvocsp_engine_kick(a->eng);
-    for (i = 0; i < 5000 && fake_requests(&a->fake) < 2; i++)
-        usleep(1000);
-    assert_int_equal(fake_requests(&a->fake), 2); /* a is fetching, and waits */
+    refresh_and_hold(a, t); /* a is fetching, and waits */
 
     manual_clock_set(&b->clock, t);
     srvocsp_engine_kick(b->eng);
@@ -748,7 +754,6 @@ static void test_lease_stuck_holder_not_waited_for(void **s)
     srvocsp_handle *ha, *hb;
     srvocsp_response *r;
     int64_t t = T + DAY / 2 + 600, waited = 0;
-    int i;
 
     ha = open_dir(a, dir, 0);
     hb = open_dir(b, dir, 0);
@@ -756,12 +761,7 @@ static void test_lease_stuck_holder_not_waited_for(void **s)
     assert_non_null(hb);
     assert_int_equal(fake_requests(&b->fake), 0);
 
-    atomic_store(&a->hold, true); /* a takes the lease and never comes back */
-    manual_clock_set(&a->clock, t);
-    srvocsp_engine_kick(a->eng);
-    for (i = 0; i < 5000 && fake_requests(&a->fake) < 2; i++)
-        usleep(1000);
-    assert_int_equal(fake_requests(&a->fake), 2);
+    refresh_and_hold(a, t); /* a takes the lease and never comes back */
 
     while (fake_requests(&b->fake) == 0 && waited <= 60) {
         manual_clock_set(&b->clock, t + waited);
