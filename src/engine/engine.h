@@ -3,8 +3,10 @@
 #define SRVOCSP_ENGINE_H
 
 #include "core/cell.h"
+#include "core/verdict.h"
 #include "engine/dirsync.h"
 #include "internal.h"
+#include "net/transport.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -89,6 +91,7 @@ struct srvocsp_handle {
 };
 
 typedef struct srvocsp__completion srvocsp__completion;
+typedef struct srvocsp__event srvocsp__event;
 
 struct srvocsp_engine {
     pthread_mutex_t mu;
@@ -135,68 +138,19 @@ struct srvocsp_engine {
     srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
 };
 
-/* heap.c */
-SRVOCSP__HIDDEN bool srvocsp__heap_push(srvocsp_engine *e, srvocsp__entry *en);
-SRVOCSP__HIDDEN void srvocsp__heap_remove(srvocsp_engine *e, srvocsp__entry *en);
-SRVOCSP__HIDDEN srvocsp__entry *srvocsp__heap_top(srvocsp_engine *e);
-/* Sets |en|'s next_at and places it in the heap (adds or moves). */
-SRVOCSP__HIDDEN bool srvocsp__heap_set(srvocsp_engine *e, srvocsp__entry *en, int64_t at);
 
-/* engine.c, all under e->mu unless said */
-SRVOCSP__HIDDEN srvocsp_engine *srvocsp__default_engine(void);
-SRVOCSP__HIDDEN srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e);
-SRVOCSP__HIDDEN srvocsp__entry *srvocsp__entry_find(srvocsp_engine *e, const unsigned char *key,
-                                                   size_t len);
-SRVOCSP__HIDDEN bool srvocsp__entry_insert(srvocsp_engine *e, srvocsp__entry *en);
-SRVOCSP__HIDDEN void srvocsp__entry_unref_locked(srvocsp__entry *en);
-SRVOCSP__HIDDEN void srvocsp__entry_retire_locked(srvocsp__entry *en);
-/* When |en| should next be fetched at |now|, from its held response's own
- * times and its failure state alone (used on open and after the wall
- * clock jumped). */
-SRVOCSP__HIDDEN int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now);
-/* A new entry takes |snap| loaded from its store (consumes the reference):
- * published unless the verdict rules refuse it (then a note says why). */
-SRVOCSP__HIDDEN void srvocsp__entry_adopt_stored_locked(srvocsp__entry *en,
-                                                       srvocsp_response *snap);
-/* srvocsp_handle_offer_der's work: queued for the engine thread, whose
- * verdict the caller waits for (not from an update callback). */
-SRVOCSP__HIDDEN srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der,
-                                                  size_t len);
-SRVOCSP__HIDDEN void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err,
-                                                   const char *note);
-SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
-/* |at| moved earlier by a random share of up to half the jitter of the
- * wait from |now| (the rule after a success: processes sharing a store
- * spread out, the first due fetches). */
-SRVOCSP__HIDDEN int64_t srvocsp__jitter_earlier_locked(srvocsp_engine *e, int64_t at, int64_t now);
-/* In a forked child: forget the parent's threads and transfers. */
-SRVOCSP__HIDDEN void srvocsp__engine_after_fork_locked(srvocsp_engine *e);
-/* Restarts the engine in a forked child (takes the lock). */
-SRVOCSP__HIDDEN void srvocsp__engine_restart(srvocsp_engine *e);
-static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
+/* ---------------------------------------------------------------------
+ * The engine's files, each calling only those listed before it
+ * (src/engine/README.md):
+ *   heap.c, dirsync.c, fleet_table.c, entries.c, events.c, outcome.c,
+ *   queue.c, fleet.c, complete.c, sources.c, loop.c, lifecycle.c,
+ *   handle.c, chain.c
+ * ------------------------------------------------------------------- */
+
+static inline int64_t srvocsp__engine_now(srvocsp_engine *e)
 {
-    if (__builtin_expect(atomic_load_explicit(&e->restart_pending, memory_order_relaxed), 0))
-        srvocsp__engine_restart(e);
+    return e->clock.now(e->clock.ctx);
 }
-
-/* net/curl_transport.c: libcurl's multi interface, driven by the engine's
- * one thread (no thread of its own). */
-SRVOCSP__HIDDEN void *srvocsp__curl_new(const srvocsp_engine_config *cfg);
-/* Ends every transfer still queued or running with E_SHUTDOWN (through
- * their done callbacks, on the calling thread) and frees the transport.
- * Only once the engine thread has stopped. */
-SRVOCSP__HIDDEN void srvocsp__curl_free(void *t);
-/* Queues a transfer; any thread; never blocks on the network. */
-SRVOCSP__HIDDEN srvocsp_error srvocsp__curl_start(void *t, const srvocsp_http_request *req,
-                                                 srvocsp_http_done_fn done, void *arg);
-/* The engine thread's wait: moves transfers along, delivers the finished
- * ones (done callbacks on this thread), and when none finished waits up to
- * |timeout_ms| for network activity or srvocsp__curl_wakeup. */
-SRVOCSP__HIDDEN void srvocsp__curl_drive(void *t, int timeout_ms);
-/* The same, and the wait also ends when one of |fds| becomes readable. */
-SRVOCSP__HIDDEN void srvocsp__curl_drive_fds(void *t, int timeout_ms, const int *fds, unsigned n);
-/* Ends a wait of srvocsp__curl_drive early (or the next one); any thread. */
-SRVOCSP__HIDDEN void srvocsp__curl_wakeup(void *t);
 
 /* Wakes the engine thread, wherever it waits (caller holds e->mu). */
 static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
@@ -204,6 +158,206 @@ static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
     pthread_cond_signal(&e->wake);
     if (e->curl != NULL)
         srvocsp__curl_wakeup(e->curl);
+}
+
+/* heap.c: entries by next attempt.  The heap has room for every entry
+ * (srvocsp__heap_reserve when one is added), so placing one never fails
+ * and no entry is ever left unscheduled. */
+SRVOCSP__HIDDEN bool srvocsp__heap_reserve(srvocsp_engine *e, size_t n);
+SRVOCSP__HIDDEN void srvocsp__heap_remove(srvocsp_engine *e, srvocsp__entry *en);
+SRVOCSP__HIDDEN srvocsp__entry *srvocsp__heap_top(srvocsp_engine *e);
+/* Sets |en|'s next_at and places it in the heap (adds or moves). */
+SRVOCSP__HIDDEN void srvocsp__heap_set(srvocsp_engine *e, srvocsp__entry *en, int64_t at);
+
+/* entries.c: the entry table, the hosts' ready queues, entry and handle
+ * lifetimes, jitter.  All under e->mu. */
+SRVOCSP__HIDDEN srvocsp__entry *srvocsp__entry_find(srvocsp_engine *e, const unsigned char *key,
+                                                   size_t len);
+/* Adds |en| to the table and makes room for it in the heap; false when
+ * out of memory (nothing changed). */
+SRVOCSP__HIDDEN bool srvocsp__entry_insert(srvocsp_engine *e, srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__entry_unref_locked(srvocsp__entry *en);
+/* Takes a certificate out of service (its last handle closed); a
+ * retrieval in flight finishes and is discarded. */
+SRVOCSP__HIDDEN void srvocsp__entry_retire_locked(srvocsp__entry *en);
+/* Frees |en| whatever its count (engine teardown). */
+SRVOCSP__HIDDEN void srvocsp__entry_free(srvocsp__entry *en);
+/* Queues |en| at the host of its current URL, to start when a slot is
+ * free. */
+SRVOCSP__HIDDEN void srvocsp__ready_push(srvocsp_engine *e, srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__ready_remove(srvocsp_engine *e, srvocsp__entry *en);
+/* The entry's transfer slot (its host's and the engine's) goes back. */
+SRVOCSP__HIDDEN void srvocsp__slot_release_locked(srvocsp_engine *e, srvocsp__entry *en);
+/* Drops one reference to |h|; the last one unlinks it from its entry
+ * (retiring the entry with its last handle) and frees it, calling
+ * update_arg_free without the lock.  Takes e->mu itself. */
+SRVOCSP__HIDDEN void srvocsp__handle_release(srvocsp_handle *h);
+/* A uniform number in [-1, 1) from the engine's generator (jitter only). */
+SRVOCSP__HIDDEN double srvocsp__rand_unit_locked(srvocsp_engine *e);
+/* |at| moved earlier by a random share of up to half the jitter of the
+ * wait from |now| (the rule after a success: processes sharing a store
+ * spread out, the first due fetches). */
+SRVOCSP__HIDDEN int64_t srvocsp__jitter_earlier_locked(srvocsp_engine *e, int64_t at, int64_t now);
+/* When |en| should next be fetched at |now|, from its held response's own
+ * times and its failure state alone (on open, after the wall clock
+ * jumped, after a look at a store that brought nothing). */
+SRVOCSP__HIDDEN int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now);
+
+/* events.c: callbacks, run by the engine thread once the lock is down.
+ * Events never call the public API. */
+SRVOCSP__HIDDEN void srvocsp__events_queue(srvocsp__entry *en, srvocsp_event_type type,
+                                          srvocsp_response *resp, srvocsp_error err,
+                                          const char *reason, const char *url, int store_errno,
+                                          srvocsp__event **list);
+/* Runs |list| in the order the events happened, then frees it.  Without
+ * the lock. */
+SRVOCSP__HIDDEN void srvocsp__events_run(srvocsp__event *list);
+/* Records why a stored or shared response was not used, for the engine
+ * thread to report through the callbacks (openers and store readers call
+ * no callback). */
+SRVOCSP__HIDDEN void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err,
+                                                   const char *note);
+/* The engine thread: turns the pending notes into FAILED events. */
+SRVOCSP__HIDDEN void srvocsp__events_from_notes_locked(srvocsp_engine *e, srvocsp__event **list);
+/* Teardown: forgets the pending notes. */
+SRVOCSP__HIDDEN void srvocsp__notes_drop_locked(srvocsp_engine *e);
+
+/* outcome.c: where a response comes from decides what happens to it
+ * besides the verdict (a small table, srvocsp__sources). */
+typedef enum srvocsp__source {
+    SRVOCSP__SRC_NETWORK = 0,    /* the responder's answer */
+    SRVOCSP__SRC_DIRECTORY = 1,  /* another process's save, found before asking */
+    SRVOCSP__SRC_READ_ONLY = 2,  /* a read-only directory's file, looked at on schedule */
+    SRVOCSP__SRC_FLEET = 3,      /* the shared store, read before asking */
+    SRVOCSP__SRC_ANNOUNCE = 4,   /* the shared store's announcement */
+    SRVOCSP__SRC_OFFER = 5,      /* srvocsp_handle_offer_der */
+    SRVOCSP__SRC_OPEN = 6,       /* the directory's response, loaded at open */
+    SRVOCSP__SRC_N
+} srvocsp__source;
+
+typedef struct srvocsp__source_policy {
+    const char *label;           /* names the source in events (NULL: the URL) */
+    bool save;                   /* written to the persistence directory */
+    bool share;                  /* saved to the fleet's store (which announces it) */
+    bool attempt;                /* ends a scheduled attempt (counts attempts_done) */
+    bool next_url;               /* refused: the next URL of the attempt, then back off */
+    bool events;                 /* reported through the callbacks (else a note) */
+    bool pickup;                 /* counts as a store pickup when taken */
+} srvocsp__source_policy;
+
+SRVOCSP__HIDDEN extern const srvocsp__source_policy srvocsp__sources[SRVOCSP__SRC_N];
+
+/* Judges the verified |snap| from |src| against what |en| holds and acts
+ * on the verdict: publishes (and saves) it, notes it as unchanged, or
+ * reports the refusal as the source's policy says; schedules |en| (except
+ * for SRC_OPEN, whose opener plans it).  Returns the verdict, with |*err|
+ * and |why| set on REFUSE.  Called and returns with e->mu held; drops it
+ * while writing the directory.  |events| may be NULL for SRC_OPEN. */
+SRVOCSP__HIDDEN srvocsp__verdict srvocsp__outcome_take_locked(srvocsp_engine *e,
+                                                             srvocsp__entry *en,
+                                                             srvocsp__source src,
+                                                             srvocsp_response *snap,
+                                                             const char *url,
+                                                             srvocsp__event **events,
+                                                             srvocsp_error *err, char *why,
+                                                             size_t whylen);
+/* One URL of a network attempt gave no usable answer: the next URL at
+ * once, or the attempt has failed (backoff, FAILED event). */
+SRVOCSP__HIDDEN void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvocsp__entry *en,
+                                                       srvocsp_error err, const char *why,
+                                                       const char *url, srvocsp__event **events);
+/* A look that brought nothing to judge: the entry is planned again, with
+ * a FAILED event when |why| is not NULL (read-only directory). */
+SRVOCSP__HIDDEN void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en,
+                                                    srvocsp__source src, int64_t at,
+                                                    srvocsp_error err, const char *why,
+                                                    srvocsp__event **events);
+
+/* queue.c: finished work handed to the engine thread. */
+struct offer_wait;
+struct srvocsp__completion {
+    srvocsp__completion *next;
+    srvocsp__entry *en;          /* holds a reference */
+    srvocsp__source src;
+    const char *url;             /* entry-owned or static */
+    bool slot;                   /* holds a transfer slot (picked by the loop) */
+    /* The bytes as they arrived (network, offer): verified by complete. */
+    srvocsp_error error;
+    long http_status;
+    char *content_type;
+    char *content_encoding;
+    unsigned char *body;
+    size_t body_len;
+    /* A store's response, verified where it was read. */
+    srvocsp_response *snap;
+    uint64_t store_version;      /* with has_version: the stored version it was */
+    bool has_version;
+    /* Nothing to judge: look again at |wait_at|, and with |fail| report
+     * |detail| as a FAILED event. */
+    bool wait;
+    int64_t wait_at;
+    bool fail;
+    srvocsp_error fail_err;
+    char detail[SRVOCSP__REASON_LEN];
+    struct offer_wait *offer;    /* the offering thread's, while it waits */
+    bool leased;                 /* holds the directory's lease (|lease|) */
+    int lease;
+};
+
+/* A zeroed completion for |en| (takes a reference to it) from |src|;
+ * NULL when out of memory.  Under e->mu. */
+SRVOCSP__HIDDEN srvocsp__completion *srvocsp__completion_new_locked(srvocsp__entry *en,
+                                                                   srvocsp__source src);
+/* Gives the directory lease back and frees |c| (not the entry's reference). */
+SRVOCSP__HIDDEN void srvocsp__completion_free(srvocsp__completion *c);
+/* Hands |c| to the engine thread (under e->mu). */
+SRVOCSP__HIDDEN void srvocsp__done_push_locked(srvocsp_engine *e, srvocsp__completion *c);
+/* The transport's done callback (srvocsp_http_done_fn): copies the
+ * answer into the completion and queues it.  Any thread, no lock held. */
+SRVOCSP__HIDDEN void srvocsp__transport_done(void *arg, const srvocsp_http_result *res);
+/* Queues |c| (without the lock) with |snap| verified where it was read
+ * (consumed), or with nothing found (|snap| NULL: look again at |at|). */
+SRVOCSP__HIDDEN void srvocsp__deliver(srvocsp_engine *e, srvocsp__completion *c,
+                                     srvocsp_response *snap, int64_t at);
+
+/* complete.c: the engine thread's handling of one completion, and the
+ * offer's entry point. */
+SRVOCSP__HIDDEN void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c,
+                                             srvocsp__event **events);
+/* srvocsp_handle_offer_der's work: queued for the engine thread, whose
+ * verdict the caller waits for (from an update callback: queued, OK). */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der,
+                                                  size_t len);
+
+/* sources.c: before a transfer, the stores may hold the answer. */
+typedef struct srvocsp__start_item {
+    srvocsp__completion *c;
+    srvocsp_http_request req;
+    bool check_store;            /* look for another process's newer save first */
+    uint64_t known_version;
+    srvocsp_response *held;      /* the response held when picked (a reference), or NULL */
+} srvocsp__start_item;
+/* Starts the picked items: each becomes a store pickup, a wait for
+ * another process, or a transfer.  Without the lock, engine thread. */
+SRVOCSP__HIDDEN void srvocsp__sources_start(srvocsp_engine *e, srvocsp__start_item *items,
+                                           size_t n);
+
+/* loop.c: the engine thread. */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e);
+/* Whether the caller runs on |e|'s engine thread (an update callback). */
+SRVOCSP__HIDDEN bool srvocsp__on_engine_thread_locked(srvocsp_engine *e);
+SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
+/* In a forked child: forget the parent's threads and transfers. */
+SRVOCSP__HIDDEN void srvocsp__engine_after_fork_locked(srvocsp_engine *e);
+
+/* lifecycle.c */
+SRVOCSP__HIDDEN srvocsp_engine *srvocsp__default_engine(void);
+/* Restarts the engine in a forked child (takes the lock). */
+SRVOCSP__HIDDEN void srvocsp__engine_restart(srvocsp_engine *e);
+static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
+{
+    if (__builtin_expect(atomic_load_explicit(&e->restart_pending, memory_order_relaxed), 0))
+        srvocsp__engine_restart(e);
 }
 
 #endif

@@ -1,26 +1,27 @@
 /*
  * The fleet: one fetch per certificate for all the processes sharing a
- * coordinating store (Redis for machines; a directory's lock files for the
- * processes of one machine).
+ * coordinating store (Redis, for machines).
  *
  * Before a scheduled fetch the engine asks srvocsp__fleet_before_fetch:
- *  - the shared store holds a verified response newer than ours that is
- *    not itself due: adopt it (no request);
+ *  - the shared store holds a verified response the verdict takes over
+ *    ours and that is not itself due: adopt it (no request);
  *  - else take the certificate's lease: held (or the store cannot say):
  *    fetch; held by another: wait for its result, unless what we serve is
  *    about to fall below MinValidity, in which case we fetch regardless
  *    (a stuck holder must never cause an outage).
- * After a fetch the response is saved with the store's compare on
- * thisUpdate (never over a newer one), which announces it, and the lease
- * is given back.  Announcements are read from the engine's loop
- * (srvocsp__fleet_service_locked, the subscription's socket polled in the
- * engine's wait), so an announced response is adopted within a second.
+ * After a fetch the response is saved (srvocsp__fleet_save: the verdict
+ * decides on this side, the store only compares and sets), which
+ * announces it, and the lease is given back.  Announcements are read from
+ * the engine's loop (srvocsp__fleet_service_locked, the subscription's
+ * socket polled in the engine's wait), so an announced response is
+ * adopted within a second.
  *
- * Nothing read from the store is trusted: it is verified here before it
- * is offered and again by the engine, like a network answer, and then it
- * must be newer than what we hold.  A value that fails is reported (the
- * entry's last failure and a FAILED callback) and discarded from the store
- * if it is still those bytes, so the next good save replaces it.
+ * Nothing read from the store is trusted: it is verified here, where its
+ * bytes enter, and judged by the verdict like a network answer.  A value
+ * that fails verification is reported (the entry's last failure and a
+ * FAILED callback) and discarded from the store if it is still those
+ * bytes, so the next good save replaces it; one the verdict refuses is
+ * reported, and ours is saved over it when the verdict says ours wins.
  *
  * When the store says it may have lost data (a reconnect: restarted empty,
  * failed over), every response held is saved again.
@@ -30,43 +31,16 @@
  */
 #include "engine/fleet.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define FLEET_STORES 8
 #define LEASE_MARGIN_MS 2000    /* beyond the fetch's own time bound */
 #define LEASE_MAX_MS 120000
 #define FORCE_MARGIN_MIN_S 60   /* fetch regardless this close to MinValidity */
 #define COLD_RECHECK_S 2        /* nothing served: look again this often */
-
-typedef struct fleet_store {
-    srvocsp__store *st;         /* the fleet's reference */
-    uint64_t epoch;
-    int fd;
-} fleet_store;
-
-struct srvocsp__fleet {
-    srvocsp__entry **buckets;   /* by store name, chained through fleet_next */
-    size_t n_buckets, n;
-    fleet_store stores[FLEET_STORES];
-    unsigned n_stores;
-    bool servicing;             /* the engine thread is in service (lock dropped) */
-};
-
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
-
-static int64_t now_s(srvocsp_engine *e)
-{
-    return e->clock.now(e->clock.ctx);
-}
+#define SAVE_TRIES 3            /* compare-and-set rounds before giving way */
 
 /* The store that coordinates |en| across machines (a directory's own
  * lease, for the processes of one machine, is the engine's). */
@@ -78,196 +52,164 @@ static srvocsp__store *coordinator(const srvocsp__entry *en)
 }
 
 /* ---------------------------------------------------------------------
- * Attaching entries
+ * Saving: the verdict decides here, the store compares and sets
  * ------------------------------------------------------------------- */
 
-bool srvocsp__fleet_open_store(const srvocsp_params *p, srvocsp__store **out)
+static bool sha1_hex(const unsigned char *der, size_t len, char out[41])
 {
-    *out = NULL;
-    if (p->store_url == NULL)
-        return true;
-    *out = srvocsp__store_open_shared(p->store_url, p->store_prefix);
-    return *out != NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    if (!EVP_Digest(der, len, md, &n, EVP_sha1(), NULL) || n != 20)
+        return false;
+    for (i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return true;
 }
 
-static bool grow(struct srvocsp__fleet *f)
+srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
+                                  const srvocsp_response *ours, X509 *leaf, X509 *issuer,
+                                  const srvocsp__policy *pol, const srvocsp__sched *sched,
+                                  size_t cap, bool *stored, char *why, size_t whylen)
 {
-    size_t n = f->n_buckets ? f->n_buckets * 2 : 64, i;
-    srvocsp__entry **b = srvocsp__calloc(n, sizeof(*b));
+    srvocsp_error err = SRVOCSP_OK;
+    int tries;
 
-    if (b == NULL)
-        return false;
-    for (i = 0; i < f->n_buckets; i++) {
-        srvocsp__entry *en = f->buckets[i], *next;
+    *stored = false;
+    if (st->ops->save_if == NULL)
+        return SRVOCSP_OK;
+    for (tries = 0; tries < SAVE_TRIES; tries++) {
+        unsigned char *der = NULL;
+        size_t len = 0;
+        uint64_t version = 0;
+        char expect[41], vwhy[SRVOCSP__REASON_LEN];
+        srvocsp_response *held = NULL;
+        srvocsp_error verr;
+        bool set = false, skip = false;
 
-        for (; en != NULL; en = next) {
-            size_t k = name_hash(en->store_name) % n;
-
-            next = en->fleet_next;
-            en->fleet_next = b[k];
-            b[k] = en;
+        expect[0] = '\0';
+        if (st->ops->load(st, name, cap, &der, &len, &version, why, whylen) != SRVOCSP_OK) {
+            /* Unreadable (a wrong type, oversized) or unreachable: what no
+             * reader can use goes, then the save says which it was. */
+            if (st->ops->discard != NULL)
+                st->ops->discard(st, name, NULL, cap);
+        } else if (der != NULL) {
+            if (len == ours->len && memcmp(der, ours->view.pb, len) == 0) {
+                skip = true; /* already there */
+            } else if (!sha1_hex(der, len, expect)) {
+                skip = true;
+                err = SRVOCSP_E_INTERNAL;
+                srvocsp__fmt(why, whylen, "cannot hash the stored response");
+            } else if (srvocsp__verify(der, len, leaf, issuer, pol, &held, vwhy,
+                                       sizeof(vwhy)) != SRVOCSP_OK) {
+                held = NULL; /* a stored value that does not verify counts as nothing */
+            }
         }
+        /* The verdict, against what is stored (or nothing): what it keeps
+         * stays, and what could never be served is not shared. */
+        if (!skip &&
+            srvocsp__verdict_judge(sched, held, ours, pol->now, &verr, vwhy, sizeof(vwhy)) !=
+                SRVOCSP__V_REPLACE)
+            skip = true;
+        srvocsp_response_free(held);
+        free(der);
+        if (skip)
+            return err;
+        err = st->ops->save_if(st, name, ours->view.pb, ours->len, ours->this_update,
+                               ours->expires, ours->status == SRVOCSP_STATUS_REVOKED,
+                               expect[0] ? expect : NULL, &set, why, whylen);
+        if (err != SRVOCSP_OK || set) {
+            *stored = set;
+            return err;
+        }
+        /* Another process saved in between: read and judge again. */
     }
-    free(f->buckets);
-    f->buckets = b;
-    f->n_buckets = n;
-    return true;
+    return SRVOCSP_OK;
 }
 
-static void fleet_free(struct srvocsp__fleet *f)
+static void share(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response *snap)
 {
-    unsigned i;
+    srvocsp__policy pol = en->pol;
+    char why[SRVOCSP__REASON_LEN];
+    bool stored;
 
-    for (i = 0; i < f->n_stores; i++)
-        f->stores[i].st->ops->free(f->stores[i].st);
-    free(f->buckets);
-    free(f);
-}
-
-bool srvocsp__fleet_attach_locked(srvocsp__entry *en, srvocsp__store **st)
-{
-    srvocsp_engine *e = en->eng;
-    struct srvocsp__fleet *f = e->fleet;
-    unsigned i;
-    size_t k;
-
-    if (*st == NULL)
-        return true;
-    if (en->store_name[0] == '\0' && !srvocsp__store_name(en->leaf, en->issuer, en->store_name))
-        return false;
-    if (f == NULL) {
-        f = srvocsp__calloc(1, sizeof(*f));
-        if (f == NULL)
-            return false;
-        e->fleet = f;
-    }
-    if (f->n + 1 > f->n_buckets && !grow(f))
-        return false;
-    /* One reference per distinct store, the fleet's: entries borrow it. */
-    for (i = 0; i < f->n_stores; i++)
-        if (f->stores[i].st == *st)
-            break;
-    if (i == f->n_stores) {
-        if (f->n_stores == FLEET_STORES)
-            return false;
-        f->stores[i].st = *st;
-        f->stores[i].epoch = (*st)->ops->epoch ? (*st)->ops->epoch(*st) : 0;
-        f->stores[i].fd = -1;
-        f->n_stores++;
-    } else {
-        (*st)->ops->free(*st);
-    }
-    *st = NULL;
-    en->fleet = f->stores[i].st;
-    k = name_hash(en->store_name) % f->n_buckets;
-    en->fleet_next = f->buckets[k];
-    f->buckets[k] = en;
-    f->n++;
-    return true;
-}
-
-void srvocsp__fleet_detach_locked(srvocsp__entry *en)
-{
-    srvocsp_engine *e = en->eng;
-    struct srvocsp__fleet *f = e->fleet;
-    srvocsp__entry **pp;
-
-    if (en->fleet == NULL || f == NULL)
+    if (en->fleet == NULL || snap == NULL)
         return;
-    pp = &f->buckets[name_hash(en->store_name) % f->n_buckets];
-    for (; *pp != NULL; pp = &(*pp)->fleet_next)
-        if (*pp == en) {
-            *pp = en->fleet_next;
-            f->n--;
-            break;
-        }
-    en->fleet = NULL;
-    if (f->n == 0 && !f->servicing) {
-        e->fleet = NULL;
-        fleet_free(f);
-    }
-}
-
-static srvocsp__entry *find_locked(struct srvocsp__fleet *f, srvocsp__store *st, const char *name)
-{
-    srvocsp__entry *en;
-
-    if (f->n_buckets == 0)
-        return NULL;
-    for (en = f->buckets[name_hash(name) % f->n_buckets]; en != NULL; en = en->fleet_next)
-        if (en->fleet == st && !en->dead && strcmp(en->store_name, name) == 0)
-            return en;
-    return NULL;
+    pol.now = srvocsp__engine_now(e);
+    (void)srvocsp__fleet_save(en->fleet, en->store_name, snap, en->leaf, en->issuer, &pol,
+                              &en->sched, en->max_response_size, &stored, why, sizeof(why));
 }
 
 /* ---------------------------------------------------------------------
  * Reading the shared copy
  * ------------------------------------------------------------------- */
 
-typedef enum { SHARED_NONE, SHARED_NEWER, SHARED_REJECTED, SHARED_UNREADABLE } shared_kind;
+typedef enum {
+    SHARED_NONE,       /* nothing, or what we hold */
+    SHARED_TAKE,       /* the verdict takes it: |snap| */
+    SHARED_REFUSED,    /* verified, but the verdict keeps ours */
+    SHARED_REJECTED,   /* does not verify: |der| to discard */
+    SHARED_UNREADABLE  /* the store could not hand it over */
+} shared_kind;
 
 typedef struct shared {
     shared_kind kind;
-    unsigned char *der;          /* SHARED_NEWER: the caller's */
+    srvocsp_response *snap;      /* SHARED_TAKE: the caller's */
+    bool due;                    /* SHARED_TAKE: itself due for refresh */
+    unsigned char *der;          /* SHARED_REJECTED: the bytes, to discard */
     size_t len;
-    bool due;                    /* SHARED_NEWER: itself due for refresh */
-    bool older;                  /* not newer than ours: ours is worth saving */
-    srvocsp_error err;           /* SHARED_REJECTED / SHARED_UNREADABLE */
+    srvocsp_error err;
     char why[SRVOCSP__REASON_LEN];
 } shared;
 
-/* Judges |der| (untrusted, from the store) for |en| against what it serves
- * (|held_tu|, 0 for nothing).  Runs without the lock on the engine thread:
- * only the entry's immutable fields are read. */
-static void judge(srvocsp_engine *e, srvocsp__entry *en, int64_t held_tu, bool held_revoked,
-                  const unsigned char *der, size_t len, shared *out)
+static void shared_clear(shared *sh)
+{
+    srvocsp_response_free(sh->snap);
+    free(sh->der);
+    memset(sh, 0, sizeof(*sh));
+}
+
+/* Verifies and judges |der| (untrusted, from the store) for |en| against
+ * |held|.  Without the lock: only the entry's immutable fields are read. */
+static void judge_shared(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response *held,
+                         const unsigned char *der, size_t len, shared *out)
 {
     srvocsp__policy pol = en->pol;
     srvocsp_response *snap = NULL;
     char why[SRVOCSP__REASON_LEN];
-    srvocsp_error err;
+    srvocsp_error err = SRVOCSP_OK;
 
-    pol.now = now_s(e);
+    pol.now = srvocsp__engine_now(e);
     err = srvocsp__verify(der, len, en->leaf, en->issuer, &pol, &snap, why, sizeof(why));
     if (err != SRVOCSP_OK) {
         out->kind = SHARED_REJECTED;
+        if ((out->der = srvocsp__malloc(len)) != NULL) {
+            memcpy(out->der, der, len);
+            out->len = len;
+        }
+    } else {
+        switch (srvocsp__verdict_judge(&en->sched, held, snap, pol.now, &err, why, sizeof(why))) {
+        case SRVOCSP__V_REPLACE:
+            out->kind = SHARED_TAKE;
+            out->due = srvocsp__sched_after_success(&en->sched, snap, pol.now, false) <= pol.now;
+            out->snap = snap;
+            snap = NULL;
+            break;
+        case SRVOCSP__V_UNCHANGED: out->kind = SHARED_NONE; break;
+        case SRVOCSP__V_REFUSE: out->kind = SHARED_REFUSED; break;
+        }
+    }
+    srvocsp_response_free(snap);
+    if (out->kind == SHARED_REJECTED || out->kind == SHARED_REFUSED) {
         out->err = err;
         srvocsp__fmt(out->why, sizeof(out->why), "shared store response ignored (%s): %s",
                      srvocsp_error_name(err), why);
-    } else if (snap->this_update > held_tu ||
-               (snap->this_update == held_tu && held_tu != 0 &&
-                snap->status == SRVOCSP_STATUS_REVOKED && !held_revoked)) {
-        /* Newer; or as new and revoked where ours is not: revoked wins a
-         * tie, as in the engine and in the save script. */
-        out->kind = SHARED_NEWER;
-        out->due = srvocsp__sched_after_success(&en->sched, snap, pol.now, false) <= pol.now;
-    } else if (snap->this_update < held_tu) {
-        char a[32], b[32];
-
-        srvocsp__fmt_time(snap->this_update, a, sizeof(a));
-        srvocsp__fmt_time(held_tu, b, sizeof(b));
-        out->kind = SHARED_REJECTED;
-        out->err = SRVOCSP_E_ROLLBACK;
-        out->older = true;
-        srvocsp__fmt(out->why, sizeof(out->why),
-                     "shared store response ignored (E_ROLLBACK): thisUpdate %s is older than the "
-                     "held response's %s",
-                     a, b);
-    }
-    srvocsp_response_free(snap);
-    /* The bytes go with a candidate, and with a rejection (to discard). */
-    if ((out->kind == SHARED_NEWER || (out->kind == SHARED_REJECTED && !out->older)) &&
-        (out->der = srvocsp__malloc(len)) != NULL) {
-        memcpy(out->der, der, len);
-        out->len = len;
-    } else if (out->kind == SHARED_NEWER) {
-        out->kind = SHARED_NONE; /* out of memory: the schedule will look again */
     }
 }
 
 /* Reads and judges the copy of |en| in |st|. */
-static void read_shared(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *st, int64_t held_tu,
-                        bool held_revoked, shared *out)
+static void read_shared(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *st,
+                        const srvocsp_response *held, shared *out)
 {
     unsigned char *der = NULL;
     size_t len = 0;
@@ -285,34 +227,28 @@ static void read_shared(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *s
         return;
     }
     if (der != NULL)
-        judge(e, en, held_tu, held_revoked, der, len, out);
+        judge_shared(e, en, held, der, len, out);
     free(der);
 }
 
-/* Reports a rejected shared value (lock not held) and removes it from the
- * store if it is still those bytes. */
-static void report(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *st, shared *sh)
+/* Acts on a shared value that was not taken (lock not held): reported;
+ * one that does not verify is removed if it is still those bytes; over
+ * one the verdict refused, ours is saved when the verdict says so. */
+static void settle(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *st,
+                   const srvocsp_response *held, shared *sh)
 {
+    if (sh->kind != SHARED_REJECTED && sh->kind != SHARED_UNREADABLE &&
+        sh->kind != SHARED_REFUSED)
+        return;
     pthread_mutex_lock(&e->mu);
     if (!en->dead)
         srvocsp__entry_add_note_locked(en, sh->err, sh->why);
     pthread_mutex_unlock(&e->mu);
-    if (!sh->older && st->ops->discard != NULL)
+    if (sh->kind == SHARED_REFUSED)
+        share(e, en, held); /* ours is newer: the fleet's copy was left behind */
+    else if (st->ops->discard != NULL)
         st->ops->discard(st, en->store_name, sh->der,
                          sh->der != NULL ? sh->len : en->max_response_size);
-}
-
-static void share(srvocsp__entry *en, const srvocsp_response *snap)
-{
-    char why[SRVOCSP__REASON_LEN];
-    bool stored;
-
-    if (en->fleet == NULL || en->fleet->ops->save_newer == NULL || snap == NULL)
-        return;
-    (void)en->fleet->ops->save_newer(en->fleet, en->store_name, snap->view.pb, snap->len,
-                                     snap->this_update, snap->expires,
-                                     snap->status == SRVOCSP_STATUS_REVOKED, &stored, why,
-                                     sizeof(why));
 }
 
 /* ---------------------------------------------------------------------
@@ -328,35 +264,24 @@ static uint32_t lease_ttl_ms(const srvocsp__entry *en)
 }
 
 srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entry *en,
-                                               unsigned char **der, size_t *len, int64_t *at)
+                                               const srvocsp_response *held,
+                                               srvocsp_response **snap, int64_t *at)
 {
     srvocsp__store *st = coordinator(en);
-    srvocsp_response *cur;
-    int64_t held_tu = 0, held_expires = 0, now, left_ms = -1, force_margin, deadline;
-    bool held_revoked = false;
+    int64_t held_expires = held ? held->expires : 0, now, left_ms = -1, force_margin, deadline;
     char why[SRVOCSP__REASON_LEN];
     uint32_t ttl;
     shared sh;
     srvocsp__lease lease;
 
-    *der = NULL;
-    *len = 0;
+    *snap = NULL;
     if (st == NULL)
         return SRVOCSP__FLEET_FETCH;
-    /* The engine thread is the only one that replaces the cell's
-     * snapshot, and this is the engine thread. */
-    cur = srvocsp__cell_peek(&en->cell);
-    if (cur != NULL) {
-        held_tu = cur->this_update;
-        held_expires = cur->expires;
-        held_revoked = cur->status == SRVOCSP_STATUS_REVOKED;
-    }
     memset(&sh, 0, sizeof(sh));
     if (st == en->fleet) {
-        read_shared(e, en, st, held_tu, held_revoked, &sh);
-        if (sh.kind == SHARED_NEWER && !sh.due) {
-            *der = sh.der;
-            *len = sh.len;
+        read_shared(e, en, st, held, &sh);
+        if (sh.kind == SHARED_TAKE && !sh.due) {
+            *snap = sh.snap;
             return SRVOCSP__FLEET_ADOPT;
         }
     }
@@ -367,26 +292,21 @@ srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entr
     ttl = lease_ttl_ms(en);
     lease = st->ops->lease_acquire(st, en->store_name, ttl, en->fleet_token, &left_ms, why,
                                    sizeof(why));
-    if (lease != SRVOCSP__LEASE_ERROR) {
-        /* The store answers: what it held was really bad, not unreachable. */
-        if (sh.kind == SHARED_REJECTED || sh.kind == SHARED_UNREADABLE)
-            report(e, en, st, &sh);
-        if (sh.older)
-            share(en, cur); /* ours is newer: the fleet's copy was left behind */
-    }
-    free(sh.der);
+    /* When the store answers, what it held was really bad, not unreachable. */
+    if (lease != SRVOCSP__LEASE_ERROR)
+        settle(e, en, st, held, &sh);
+    shared_clear(&sh);
     if (lease == SRVOCSP__LEASE_HELD) {
         /* The previous holder may have saved and released between our
          * look and our lease: look once more, so it is one fetch, not two. */
-        read_shared(e, en, st, held_tu, held_revoked, &sh);
-        if (sh.kind == SHARED_NEWER && !sh.due) {
+        read_shared(e, en, st, held, &sh);
+        if (sh.kind == SHARED_TAKE && !sh.due) {
             st->ops->lease_release(st, en->store_name, en->fleet_token);
             en->fleet_token[0] = '\0';
-            *der = sh.der;
-            *len = sh.len;
+            *snap = sh.snap;
             return SRVOCSP__FLEET_ADOPT;
         }
-        free(sh.der);
+        shared_clear(&sh);
         en->fleet_lease = st;
         return SRVOCSP__FLEET_FETCH;
     }
@@ -396,17 +316,17 @@ srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entr
 
     /* Another process is fetching.  Wait for its result, but never past
      * the point where ours would stop being served. */
-    now = now_s(e);
+    now = srvocsp__engine_now(e);
     force_margin = (int64_t)ttl / 1000 * 2;
     if (force_margin < FORCE_MARGIN_MIN_S)
         force_margin = FORCE_MARGIN_MIN_S;
     deadline = held_expires - force_margin -
-               (cur != NULL ? srvocsp__margin(cur, en->sched.min_validity_s, en->sched.adaptive)
-                            : (int64_t)en->sched.min_validity_s);
-    if (cur != NULL && now >= deadline)
+               (held != NULL ? srvocsp__margin(held, en->sched.min_validity_s, en->sched.adaptive)
+                             : (int64_t)en->sched.min_validity_s);
+    if (held != NULL && now >= deadline)
         return SRVOCSP__FLEET_FETCH;
     *at = now + (left_ms > 0 ? (left_ms + 999) / 1000 : 1);
-    if (cur == NULL || !srvocsp__sched_servable(&en->sched, cur, now)) {
+    if (held == NULL || !srvocsp__sched_servable(&en->sched, held, now)) {
         if (*at > now + COLD_RECHECK_S)
             *at = now + COLD_RECHECK_S;
     } else if (*at > deadline) {
@@ -417,7 +337,7 @@ srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entr
 
 void srvocsp__fleet_after_fetch(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response *snap)
 {
-    share(en, snap);
+    share(e, en, snap);
     if (en->fleet_lease != NULL && en->fleet_token[0] != '\0')
         en->fleet_lease->ops->lease_release(en->fleet_lease, en->store_name, en->fleet_token);
     en->fleet_lease = NULL;
@@ -428,30 +348,49 @@ void srvocsp__fleet_after_fetch(srvocsp_engine *e, srvocsp__entry *en, const srv
  * Announcements and resaving, from the engine's loop
  * ------------------------------------------------------------------- */
 
+/* Hands a verified response the verdict took to the engine thread as an
+ * announcement (consumes |snap|); an entry waiting for a transfer slot
+ * leaves the queue.  Under e->mu. */
+static void adopt_locked(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap)
+{
+    srvocsp__completion *c;
+
+    if (en->dead || en->in_flight || (c = srvocsp__completion_new_locked(
+                                          en, SRVOCSP__SRC_ANNOUNCE)) == NULL) {
+        srvocsp_response_free(snap);
+        return;
+    }
+    c->url = "shared store";
+    c->snap = snap;
+    en->in_flight = true;
+    srvocsp__ready_remove(e, en); /* no transfer needed now */
+    srvocsp__heap_remove(e, en);
+    srvocsp__done_push_locked(e, c);
+}
+
 /* One announcement for |en|: judge the bytes it carried (or read them),
- * adopt or report.  Lock held on entry and exit. */
+ * adopt or settle.  Lock held on entry and exit. */
 static void adopt_one(srvocsp_engine *e, srvocsp__entry *en, const unsigned char *der, size_t len)
 {
+    /* The engine thread alone replaces the cell's snapshot, and this is
+     * the engine thread: |cur| stays while the lock is down. */
     srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
-    int64_t held_tu = cur ? cur->this_update : 0;
-    bool held_revoked = cur != NULL && cur->status == SRVOCSP_STATUS_REVOKED;
     shared sh;
 
     en->refs++;
     pthread_mutex_unlock(&e->mu);
     memset(&sh, 0, sizeof(sh));
     if (der != NULL && len > 0 && len <= en->max_response_size)
-        judge(e, en, held_tu, held_revoked, der, len, &sh);
+        judge_shared(e, en, cur, der, len, &sh);
     else
-        read_shared(e, en, en->fleet, held_tu, held_revoked, &sh);
-    if (sh.kind == SHARED_REJECTED || sh.kind == SHARED_UNREADABLE)
-        report(e, en, en->fleet, &sh);
-    if (sh.older)
-        share(en, cur); /* ours is newer: the fleet's copy was left behind */
+        read_shared(e, en, en->fleet, cur, &sh);
+    settle(e, en, en->fleet, cur, &sh);
     pthread_mutex_lock(&e->mu);
-    if (sh.kind == SHARED_NEWER && !en->dead)
-        (void)srvocsp__engine_adopt_locked(en, sh.der, sh.len);
-    free(sh.der);
+    if (sh.kind == SHARED_TAKE) {
+        adopt_locked(e, en, sh.snap);
+        sh.snap = NULL;
+    }
+    shared_clear(&sh);
     srvocsp__entry_unref_locked(en);
 }
 
@@ -468,7 +407,7 @@ static void on_announce(void *arg, const char *name, const unsigned char *der, s
     srvocsp__entry *en;
 
     pthread_mutex_lock(&d->e->mu);
-    en = find_locked(d->f, d->st, name);
+    en = srvocsp__fleet_find_locked(d->f, d->st, name);
     /* An entry in flight is fetching or looking at the store already: its
      * own result settles it.  One waiting for a transfer slot is spared
      * the transfer. */
@@ -497,7 +436,7 @@ static void resave_all(srvocsp_engine *e, struct srvocsp__fleet *f, srvocsp__sto
             }
     pthread_mutex_unlock(&e->mu);
     for (i = 0; i < n; i++)
-        share(list[i], srvocsp__cell_peek(&list[i]->cell));
+        share(e, list[i], srvocsp__cell_peek(&list[i]->cell));
     pthread_mutex_lock(&e->mu);
     for (i = 0; i < n; i++)
         srvocsp__entry_unref_locked(list[i]);
@@ -507,8 +446,8 @@ static void resave_all(srvocsp_engine *e, struct srvocsp__fleet *f, srvocsp__sto
 void srvocsp__fleet_service_locked(srvocsp_engine *e)
 {
     struct srvocsp__fleet *f = e->fleet;
-    fleet_store stores[FLEET_STORES];
-    bool lost[FLEET_STORES];
+    srvocsp__fleet_store stores[SRVOCSP__FLEET_STORES];
+    bool lost[SRVOCSP__FLEET_STORES];
     unsigned n_stores, i;
 
     if (f == NULL || f->n_stores == 0 || f->servicing)
@@ -543,7 +482,7 @@ void srvocsp__fleet_service_locked(srvocsp_engine *e)
     f->servicing = false;
     if (f->n == 0) {
         e->fleet = NULL;
-        fleet_free(f);
+        srvocsp__fleet_free(f);
     }
 }
 

@@ -19,21 +19,47 @@ SRVOCSP__HIDDEN bool srvocsp__fleet_attach_locked(srvocsp__entry *en, srvocsp__s
 /* Under e->mu, when the entry is freed. */
 SRVOCSP__HIDDEN void srvocsp__fleet_detach_locked(srvocsp__entry *en);
 
+/* fleet_table.c: which entries each shared store serves. */
+#define SRVOCSP__FLEET_STORES 8
+
+typedef struct srvocsp__fleet_store {
+    srvocsp__store *st;         /* the fleet's reference */
+    uint64_t epoch;
+    int fd;
+} srvocsp__fleet_store;
+
+struct srvocsp__fleet {
+    srvocsp__entry **buckets;   /* by store name, chained through fleet_next */
+    size_t n_buckets, n;
+    srvocsp__fleet_store stores[SRVOCSP__FLEET_STORES];
+    unsigned n_stores;
+    bool servicing;             /* the engine thread is in service (lock dropped) */
+};
+
+/* Under e->mu: the live entry of |f| kept under |name| in |st|, or NULL. */
+SRVOCSP__HIDDEN srvocsp__entry *srvocsp__fleet_find_locked(struct srvocsp__fleet *f,
+                                                          srvocsp__store *st, const char *name);
+/* Frees |f| and its stores' references. */
+SRVOCSP__HIDDEN void srvocsp__fleet_free(struct srvocsp__fleet *f);
+
+/* fleet.c: the logic. */
 typedef enum srvocsp__fleet_step {
     SRVOCSP__FLEET_FETCH = 0,    /* ask the responder (lease held, or no fleet) */
-    SRVOCSP__FLEET_ADOPT = 1,    /* the fleet has a newer verified response: |*der| */
+    SRVOCSP__FLEET_ADOPT = 1,    /* the fleet has a verified response the verdict takes: |*snap| */
     SRVOCSP__FLEET_WAIT = 2      /* another process is fetching: look again at |*at| */
 } srvocsp__fleet_step;
 
 /* The engine thread, without the lock, before a scheduled fetch of |en|
- * from the responder.  For ADOPT, |*der| (malloc'd, the caller frees) is
- * to be delivered as a response from the store. */
+ * (holding |held|, may be NULL).  For ADOPT, |*snap| (verified, judged
+ * against |held|; the caller owns it) is the answer. */
 SRVOCSP__HIDDEN srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e,
                                                                srvocsp__entry *en,
-                                                               unsigned char **der, size_t *len,
+                                                               const srvocsp_response *held,
+                                                               srvocsp_response **snap,
                                                                int64_t *at);
 /* The engine thread, without the lock, after a response from the network
- * was published: shares it and gives the lease back. */
+ * was judged (|snap| when it was published, else NULL): shares it and
+ * gives the lease back. */
 SRVOCSP__HIDDEN void srvocsp__fleet_after_fetch(srvocsp_engine *e, srvocsp__entry *en,
                                                const srvocsp_response *snap);
 /* The engine thread, with the lock held (released inside while talking to
@@ -43,11 +69,17 @@ SRVOCSP__HIDDEN void srvocsp__fleet_service_locked(srvocsp_engine *e);
 /* Under e->mu: the descriptors to wait on beside the transfers. */
 SRVOCSP__HIDDEN unsigned srvocsp__fleet_fds_locked(srvocsp_engine *e, int *fds, unsigned max);
 
-/* engine.c: hands a verified candidate from the fleet to the engine, as a
- * completion from the store (verified again and compared there); an entry
- * waiting for a transfer slot leaves the queue.  Under e->mu; false when
- * the entry is in flight or dead. */
-SRVOCSP__HIDDEN bool srvocsp__engine_adopt_locked(srvocsp__entry *en, const unsigned char *der,
-                                                 size_t len);
+/* Saves |ours| (a verified response for |leaf| by |issuer|) to the shared
+ * store |st| under |name| unless what |st| holds there is what the
+ * verdict (with |sched| at pol->now) would keep instead: the store never
+ * decides, it only compares and sets the bytes the verdict was computed
+ * on, and a value that changed meanwhile is read and judged again.  A
+ * stored value that does not verify is replaced.  |*stored| says whether
+ * |ours| was written (and announced).  E_STORE when the store failed. */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
+                                                 const srvocsp_response *ours, X509 *leaf,
+                                                 X509 *issuer, const srvocsp__policy *pol,
+                                                 const srvocsp__sched *sched, size_t cap,
+                                                 bool *stored, char *why, size_t whylen);
 
 #endif

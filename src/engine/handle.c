@@ -139,23 +139,24 @@ static void loaded_clear(loaded *ld)
     memset(ld, 0, sizeof(*ld));
 }
 
-/* A new entry takes over the store and, if it verified and may be served,
- * the stored response: served at once, refreshed from its own times. */
-static bool adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
+/* A new entry takes over the store and the stored response, which goes
+ * to the verdict like any other source's (served at once unless refused,
+ * then a note says why); the entry is then planned from what it holds. */
+static void adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
 {
-    int64_t now = e->clock.now(e->clock.ctx);
+    char why[SRVOCSP__REASON_LEN];
+    srvocsp_error err = SRVOCSP_OK;
 
     en->store = ld->store;
     ld->store = NULL;
     memcpy(en->store_name, ld->name, sizeof(en->store_name));
     en->store_version = ld->version;
-    if (ld->snap != NULL) {
-        srvocsp__entry_adopt_stored_locked(en, ld->snap);
-        ld->snap = NULL;
-    } else if (ld->err != SRVOCSP_OK) {
+    if (ld->snap != NULL)
+        (void)srvocsp__outcome_take_locked(e, en, SRVOCSP__SRC_OPEN, ld->snap, NULL, NULL, &err,
+                                           why, sizeof(why));
+    else if (ld->err != SRVOCSP_OK)
         srvocsp__entry_add_note_locked(en, ld->err, ld->why);
-    }
-    return srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, now));
+    srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, srvocsp__engine_now(e)));
 }
 
 /* Frees an entry that no handle ever used. */
@@ -177,6 +178,10 @@ static void wait_first(srvocsp_engine *e, srvocsp__entry *en, srvocsp_handle *h,
 
     if (cur != NULL && srvocsp__servable(cur, h->clock.now(h->clock.ctx), h->min_validity_s,
                                          h->adaptive))
+        return;
+    /* From an update callback the engine thread is the caller: it cannot
+     * wait for itself, so the open is asynchronous (srvocsp.h). */
+    if (srvocsp__on_engine_thread_locked(e))
         return;
     target = en->attempts_done + 1;
     if (!en->in_flight && !en->queued) {
@@ -262,8 +267,13 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
             pthread_mutex_unlock(&e->mu);
             goto nomem;
         }
-        if (!srvocsp__entry_insert(e, en) || !adopt_stored(e, en, &ld) ||
-            !srvocsp__fleet_attach_locked(en, &fleet)) {
+        if (!srvocsp__entry_insert(e, en)) {
+            srvocsp__entry_free(en);
+            pthread_mutex_unlock(&e->mu);
+            goto nomem;
+        }
+        adopt_stored(e, en, &ld);
+        if (!srvocsp__fleet_attach_locked(en, &fleet)) {
             discard_entry(en);
             pthread_mutex_unlock(&e->mu);
             goto nomem;
@@ -338,29 +348,10 @@ srvocsp_handle *srvocsp_handle_up_ref(srvocsp_handle *h)
 
 void srvocsp_close(srvocsp_handle *h)
 {
-    srvocsp__entry *en;
-    srvocsp_engine *e;
-
-    if (h == NULL || atomic_fetch_sub(&h->refs, 1) != 1)
+    if (h == NULL)
         return;
-    en = h->entry;
-    e = en->eng;
-    srvocsp__engine_check_fork(e);
-    pthread_mutex_lock(&e->mu);
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        en->handles = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
-    e->stats.handles_open--;
-    if (en->handles == NULL)
-        srvocsp__entry_retire_locked(en);
-    srvocsp__entry_unref_locked(en);
-    pthread_mutex_unlock(&e->mu);
-    if (h->cb_arg_free != NULL)
-        h->cb_arg_free(h->cb_arg);
-    free(h);
+    srvocsp__engine_check_fork(h->eng);
+    srvocsp__handle_release(h);
 }
 
 srvocsp_response *srvocsp_get1_response(srvocsp_handle *h)

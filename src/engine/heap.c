@@ -46,20 +46,29 @@ static void sift_down(srvocsp_engine *e, size_t i)
     place(e, i, en);
 }
 
-bool srvocsp__heap_push(srvocsp_engine *e, srvocsp__entry *en)
+bool srvocsp__heap_reserve(srvocsp_engine *e, size_t n)
 {
-    if (e->heap_len == e->heap_cap) {
-        size_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
-        srvocsp__entry **h = srvocsp__realloc(e->heap, cap * sizeof(*h));
+    size_t cap = e->heap_cap ? e->heap_cap : 64;
+    srvocsp__entry **h;
 
-        if (h == NULL)
-            return false;
-        e->heap = h;
-        e->heap_cap = cap;
-    }
+    if (n <= e->heap_cap)
+        return true;
+    while (cap < n)
+        cap *= 2;
+    h = srvocsp__realloc(e->heap, cap * sizeof(*h));
+    if (h == NULL)
+        return false;
+    e->heap = h;
+    e->heap_cap = cap;
+    return true;
+}
+
+/* Room was made when the entry was inserted (srvocsp__heap_reserve): an
+ * entry is in the heap at most once, so this never needs to allocate. */
+static void push(srvocsp_engine *e, srvocsp__entry *en)
+{
     place(e, e->heap_len++, en);
     sift_up(e, en->heap_idx);
-    return true;
 }
 
 void srvocsp__heap_remove(srvocsp_engine *e, srvocsp__entry *en)
@@ -81,9 +90,11 @@ srvocsp__entry *srvocsp__heap_top(srvocsp_engine *e)
     return e->heap_len ? e->heap[0] : NULL;
 }
 
-bool srvocsp__heap_set(srvocsp_engine *e, srvocsp__entry *en, int64_t at)
+void srvocsp__heap_set(srvocsp_engine *e, srvocsp__entry *en, int64_t at)
 {
+    if (en->dead)
+        return; /* out of service: never scheduled again */
     srvocsp__heap_remove(e, en);
     en->next_at = at;
-    return srvocsp__heap_push(e, en);
+    push(e, en);
 }

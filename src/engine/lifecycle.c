@@ -222,6 +222,15 @@ void srvocsp_engine_free(srvocsp_engine *e)
     if (e == NULL)
         return;
     srvocsp__engine_check_fork(e);
+    pthread_mutex_lock(&e->mu);
+    if (srvocsp__on_engine_thread_locked(e)) {
+        /* The thread would join itself: refused, the engine goes on. */
+        pthread_mutex_unlock(&e->mu);
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_engine_free called from an update "
+                           "callback of the same engine: the engine was not freed");
+        return;
+    }
+    pthread_mutex_unlock(&e->mu);
     pthread_mutex_lock(&g_reg_mu);
     for (srvocsp_engine **pp = &g_engines; *pp != NULL; pp = &(*pp)->reg_next)
         if (*pp == e) {
@@ -277,6 +286,12 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
     srvocsp__engine_check_fork(e);
     srvocsp__deadline_ms(&ts, timeout_ms);
     pthread_mutex_lock(&e->mu);
+    if (srvocsp__on_engine_thread_locked(e)) {
+        pthread_mutex_unlock(&e->mu);
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_engine_settle called from an update "
+                           "callback: the engine thread cannot wait for itself");
+        return SRVOCSP_E_INVALID_ARG;
+    }
     e->kicked = true;
     e->idle = false;
     srvocsp__engine_wake_locked(e);
@@ -329,6 +344,19 @@ void srvocsp_cleanup(void)
 
     pthread_mutex_lock(&g_mu);
     e = g_default;
+    if (e != NULL) {
+        bool own;
+
+        pthread_mutex_lock(&e->mu);
+        own = srvocsp__on_engine_thread_locked(e);
+        pthread_mutex_unlock(&e->mu);
+        if (own) {
+            pthread_mutex_unlock(&g_mu);
+            srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_cleanup called from an update "
+                               "callback: nothing was freed");
+            return;
+        }
+    }
     g_default = NULL;
     pthread_mutex_unlock(&g_mu);
     srvocsp_engine_free(e);

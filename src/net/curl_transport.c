@@ -10,7 +10,7 @@
  * transfers over through |pending| and end the wait with
  * curl_multi_wakeup, which libcurl makes safe from any thread.
  */
-#include "engine/engine.h"
+#include "net/transport.h"
 
 #include <curl/curl.h>
 #include <stdio.h>

@@ -39,7 +39,8 @@ typedef struct srvocsp__store_ops {
     /* Cheap check: the current version under |name|, 0 if none. */
     uint64_t (*version)(srvocsp__store *s, const char *name);
     /* Replaces the response under |name| atomically; on failure sets
-     * |*err_no| and a reason. */
+     * |*err_no| and a reason.  NULL for a store shared across machines,
+     * which is written only through save_if below. */
     srvocsp_error (*save)(srvocsp__store *s, const char *name, const unsigned char *der,
                           size_t len, int *err_no, char *why, size_t whylen);
     /* Calls |fn| for every stored name; returns how many. */
@@ -70,14 +71,19 @@ typedef struct srvocsp__store_ops {
     /* Gives the lease back if |token| still holds it (compare-and-delete:
      * a lease that expired and was taken by another is left alone). */
     void (*lease_release)(srvocsp__store *s, const char *name, const char *token);
-    /* Saves |der| only if nothing newer is stored: a strictly older stored
-     * thisUpdate is replaced, an equal one only by a revoked response over
-     * one that is not.  |expires| (Unix s) ends the stored entry's life.
-     * |*stored| says whether it was written (false: a newer or equal one is
-     * there).  Other processes are told through the notification below. */
-    srvocsp_error (*save_newer)(srvocsp__store *s, const char *name, const unsigned char *der,
-                                size_t len, int64_t this_update, int64_t expires, bool revoked,
-                                bool *stored, char *why, size_t whylen);
+    /* Saves |der| if the response stored under |name| is still the one the
+     * caller judged: |expect| is the hex SHA-1 of its bytes, or NULL for
+     * nothing stored (a value of another type counts as nothing).  The
+     * store decides nothing else: whether |der| should replace what is
+     * there is the verdict's (core/verdict.c), computed by the caller on
+     * what it loaded (engine/fleet.c, srvocsp__fleet_save).  |this_update|
+     * and |revoked| are kept beside the bytes for readers; |expires| (Unix
+     * s) ends the stored entry's life (an expired response is not saved).
+     * |*stored| false: the value moved since the caller loaded it.  Other
+     * processes are told through the notification below. */
+    srvocsp_error (*save_if)(srvocsp__store *s, const char *name, const unsigned char *der,
+                             size_t len, int64_t this_update, int64_t expires, bool revoked,
+                             const char *expect, bool *stored, char *why, size_t whylen);
     /* The descriptor to poll for change notifications (-1 when there is
      * none right now; may change after a reconnect). */
     int (*notify_fd)(srvocsp__store *s);

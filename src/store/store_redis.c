@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
-#include <openssl/ocsp.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <pthread.h>
@@ -51,22 +50,21 @@
 #define PREFIX_MAX 128
 #define LIST_MAX 1000000 /* SCAN stops after this many names */
 
-/* Never replace a newer stored response; an equal thisUpdate only by a
- * revoked one over one that is not (revoked wins a tie).  A value of the
- * wrong type, or with no usable thisUpdate, is garbage and replaced.
+/* Compare and set: the value is replaced only if its bytes are still
+ * those the caller judged (ARGV[7], their SHA-1 in hex; '' for nothing or
+ * a value of another type, which is garbage).  The rule that decides
+ * whether a response may replace another is not here: it is the C side's
+ * one verdict, so the fleet can never decide otherwise than a process.
  * KEYS[1] value; ARGV: der, thisUpdate, status, expiry (Unix ms), channel,
- * message. */
+ * message, expected SHA-1. */
 static const char SAVE_LUA[] =
     "local ty = redis.call('TYPE', KEYS[1]).ok\n"
-    "if ty ~= 'none' and ty ~= 'hash' then redis.call('DEL', KEYS[1]) end\n"
-    "local nt = tonumber(ARGV[2])\n"
-    "local ot = tonumber(redis.call('HGET', KEYS[1], 't'))\n"
-    "if ot then\n"
-    "  if ot > nt then return 0 end\n"
-    "  if ot == nt and not (ARGV[3] == 'r' and redis.call('HGET', KEYS[1], 's') ~= 'r') then\n"
-    "    return 0\n"
-    "  end\n"
+    "local cur = ''\n"
+    "if ty == 'hash' then\n"
+    "  local d = redis.call('HGET', KEYS[1], 'd')\n"
+    "  if d then cur = redis.sha1hex(d) end\n"
     "end\n"
+    "if cur ~= ARGV[7] then return 0 end\n"
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('HSET', KEYS[1], 'd', ARGV[1], 't', ARGV[2], 's', ARGV[3])\n"
     "redis.call('PEXPIREAT', KEYS[1], ARGV[4])\n"
@@ -482,21 +480,25 @@ static uint64_t r_version(srvocsp__store *s, const char *name)
     return v;
 }
 
-static srvocsp_error r_save_newer(srvocsp__store *s, const char *name, const unsigned char *der,
-                                  size_t len, int64_t this_update, int64_t expires, bool revoked,
-                                  bool *stored, char *why, size_t whylen)
+static srvocsp_error r_save_if(srvocsp__store *s, const char *name, const unsigned char *der,
+                               size_t len, int64_t this_update, int64_t expires, bool revoked,
+                               const char *expect, bool *stored, char *why, size_t whylen)
 {
     rconn *c = (rconn *)s;
     char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], tu[24], exp_ms[24],
         channel[PREFIX_MAX + 16], msg[SRVOCSP__STORE_NAME_LEN + SRVOCSP__LEASE_TOKEN_LEN + 4];
-    const char *args[7];
-    size_t lens[7];
+    const char *args[8];
+    size_t lens[8];
     redisReply *r;
     srvocsp_error err = SRVOCSP_E_STORE;
 
     *stored = false;
     if (len == 0 || len > SRVOCSP__MAX_RESPONSE_CAP) {
         srvocsp__fmt(why, whylen, "response of %zu bytes not stored", len);
+        return SRVOCSP_E_INVALID_ARG;
+    }
+    if (expect != NULL && strlen(expect) != 40) {
+        srvocsp__fmt(why, whylen, "expected value is not a SHA-1 in hex");
         return SRVOCSP_E_INVALID_ARG;
     }
     if (expires <= (int64_t)time(NULL))
@@ -513,10 +515,11 @@ static srvocsp_error r_save_newer(srvocsp__store *s, const char *name, const uns
     args[4] = exp_ms;
     args[5] = channel;
     args[6] = msg;
-    for (int i = 0; i < 7; i++)
+    args[7] = expect != NULL ? expect : "";
+    for (int i = 0; i < 8; i++)
         lens[i] = i == 1 ? len : strlen(args[i]);
     pthread_mutex_lock(&c->mu);
-    r = script_locked(c, SCRIPT_SAVE, 7, args, lens, why, whylen);
+    r = script_locked(c, SCRIPT_SAVE, 8, args, lens, why, whylen);
     pthread_mutex_unlock(&c->mu);
     if (r != NULL) {
         if (r->type == REDIS_REPLY_INTEGER) {
@@ -527,42 +530,6 @@ static srvocsp_error r_save_newer(srvocsp__store *s, const char *name, const uns
         }
         freeReplyObject(r);
     }
-    return err;
-}
-
-/* The plain save of the interface: the times come from the response
- * itself (parsed, not verified: whoever calls save has verified it). */
-static srvocsp_error r_save(srvocsp__store *s, const char *name, const unsigned char *der,
-                            size_t len, int *err_no, char *why, size_t whylen)
-{
-    const unsigned char *p = der;
-    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
-    OCSP_BASICRESP *basic = resp ? OCSP_response_get1_basic(resp) : NULL;
-    OCSP_SINGLERESP *single = basic ? OCSP_resp_get0(basic, 0) : NULL;
-    ASN1_GENERALIZEDTIME *tu = NULL, *nu = NULL;
-    int status = single ? OCSP_single_get0_status(single, NULL, NULL, &tu, &nu) : -1;
-    int64_t this_update = 0, next_update = 0;
-    bool ok = false, stored;
-    srvocsp_error err;
-
-    if (tu)
-        this_update = srvocsp__asn1_time_to_unix(tu, &ok);
-    if (ok && nu)
-        next_update = srvocsp__asn1_time_to_unix(nu, &ok);
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(resp);
-    *err_no = 0;
-    if (!ok || status < 0) {
-        srvocsp__fmt(why, whylen, "not an OCSP response with a thisUpdate");
-        *err_no = EINVAL;
-        return SRVOCSP_E_INVALID_ARG;
-    }
-    if (next_update == 0)
-        next_update = this_update + 3600;
-    err = r_save_newer(s, name, der, len, this_update, next_update,
-                       status == V_OCSP_CERTSTATUS_REVOKED, &stored, why, whylen);
-    if (err != SRVOCSP_OK)
-        *err_no = EIO;
     return err;
 }
 
@@ -874,12 +841,11 @@ static void r_free(srvocsp__store *s)
 static const srvocsp__store_ops redis_ops = {
     .load = r_load,
     .version = r_version,
-    .save = r_save,
     .list = r_list,
     .free = r_free,
     .lease_acquire = r_lease_acquire,
     .lease_release = r_lease_release,
-    .save_newer = r_save_newer,
+    .save_if = r_save_if,
     .notify_fd = r_notify_fd,
     .notify_drain = r_notify_drain,
     .discard = r_discard,

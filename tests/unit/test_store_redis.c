@@ -20,8 +20,10 @@
 #include "peers.h"
 #include "redisd.h"
 #include "store/redis_url.h"
+#include "engine/fleet.h"
 #include "store/store.h"
 #include "testpki.h"
+#include "verdict_cases.h"
 
 static tp_pki pki;
 static int64_t T;
@@ -156,19 +158,39 @@ static void test_url_errors(void **s)
  * Save, load, compare, expiry, list, notifications
  * ------------------------------------------------------------------- */
 
-static bool save(srvocsp__store *st, int64_t tu, int64_t validity, int status)
+/* The fleet's save of a response (verified first, as the engine holds
+ * only verified ones): the store compares and sets, the verdict decides. */
+static srvocsp_error save_quiet(srvocsp__store *st, int64_t tu, int64_t validity, int status,
+                                bool *stored)
 {
     size_t len;
     unsigned char *der = resp_at(tu, validity, status, &len);
+    srvocsp__policy pol = {.now = (int64_t)time(NULL), .skew_s = 300, .max_age_s = 3600,
+                           .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME};
+    srvocsp__sched sch = {.min_validity_s = 600, .max_before_s = 14400, .min_before_s = 120,
+                          .min_after_s = 60, .skew_s = 300};
+    srvocsp_response *r = NULL;
+    srvocsp_error err;
     char why[300];
+
+    *stored = false;
+    if (der == NULL)
+        return SRVOCSP_E_NOMEM;
+    err = srvocsp__verify(der, len, pki.good.cert, pki.ca.cert, &pol, &r, why, sizeof(why));
+    free(der);
+    if (err != SRVOCSP_OK)
+        return err;
+    err = srvocsp__fleet_save(st, NAME, r, pki.good.cert, pki.ca.cert, &pol, &sch, 1 << 20,
+                              stored, why, sizeof(why));
+    srvocsp_response_free(r);
+    return err;
+}
+
+static bool save(srvocsp__store *st, int64_t tu, int64_t validity, int status)
+{
     bool stored = false;
 
-    assert_non_null(der);
-    assert_int_equal(st->ops->save_newer(st, NAME, der, len, tu, tu + validity,
-                                         status == V_OCSP_CERTSTATUS_REVOKED, &stored, why,
-                                         sizeof(why)),
-                     SRVOCSP_OK);
-    free(der);
+    assert_int_equal(save_quiet(st, tu, validity, status, &stored), SRVOCSP_OK);
     return stored;
 }
 
@@ -276,8 +298,8 @@ static void exercise(tr_redis *rd, const char *url)
         size_t len;
         unsigned char *der = resp_at(T - 7200, 3600, V_OCSP_CERTSTATUS_GOOD, &len);
 
-        assert_int_equal(st->ops->save_newer(st, "00", der, len, T - 7200, T - 3600, false,
-                                             &stored, why, sizeof(why)),
+        assert_int_equal(st->ops->save_if(st, "00", der, len, T - 7200, T - 3600, false, NULL,
+                                          &stored, why, sizeof(why)),
                          SRVOCSP_OK);
         assert_false(stored);
         free(der);
@@ -314,7 +336,7 @@ static void test_unix_password_and_acl_user(void **s)
     st = srvocsp__store_redis_new(url, "t2:");
     assert_non_null(st);
     assert_int_equal(loaded_tu(st), 0);
-    assert_true(save(st, T - 5, 600, V_OCSP_CERTSTATUS_GOOD));
+    assert_true(save(st, T - 5, 3600, V_OCSP_CERTSTATUS_GOOD));
     st->ops->free(st);
 
     /* Refused AUTH is an error at open that says so, without the password. */
@@ -469,6 +491,108 @@ static void test_stuck_lease_holder_costs_no_staple(void **s)
 }
 
 /* ---------------------------------------------------------------------
+ * The store never decides: the verdict's table through a real Redis
+ * ------------------------------------------------------------------- */
+
+static unsigned char *case_resp(int status, int64_t tu, int64_t prod, int64_t exp, size_t *len)
+{
+    tp_resp_opts o;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, tu);
+    o.status = status;
+    o.this_update = tu;
+    o.produced_at = prod;
+    o.next_update = exp;
+    if (status == V_OCSP_CERTSTATUS_REVOKED) {
+        o.revoked_at = tu - 10;
+        o.reason = 1;
+    }
+    return tp_response(&o, len);
+}
+
+static void test_verdict_table_through_redis(void **s)
+{
+    tr_redis rd;
+    tr_redis_opts o = {.tcp = true};
+    srvocsp__store *st;
+    const srvocsp__sched sch = {.min_validity_s = 600, .max_before_s = 14400,
+                                .min_before_s = 120, .min_after_s = 60, .skew_s = 300};
+    size_t i, driven = 0;
+
+    need_redis();
+    assert_true(tr_redis_start(&rd, &o));
+    st = srvocsp__store_redis_new(rd.url, "vc:");
+    assert_non_null(st);
+    for (i = 0; i < VERDICT_N_CASES; i++) {
+        const verdict_case *vc = &VERDICT_CASES[i];
+        int64_t n = (int64_t)time(NULL);
+        srvocsp__policy pol = {.now = n, .skew_s = 300, .max_age_s = 3600,
+                               .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME};
+        unsigned char *dh = NULL, *dc = NULL, *got = NULL;
+        size_t lh = 0, lc = 0, lg = 0;
+        srvocsp_response *h = NULL, *c = NULL;
+        srvocsp__verdict v;
+        srvocsp_error err = SRVOCSP_OK;
+        char name[16], why[SRVOCSP__REASON_LEN];
+        uint64_t version;
+        bool stored = false;
+
+        if (!vc->redis)
+            continue;
+        driven++;
+        snprintf(name, sizeof(name), "%02zx", i);
+        if (vc->held) {
+            dh = case_resp(vc->h_status, n + vc->h_tu, n + vc->h_prod, n + vc->h_exp, &lh);
+            assert_non_null(dh);
+            assert_int_equal(srvocsp__verify(dh, lh, pki.good.cert, pki.ca.cert, &pol, &h, why,
+                                             sizeof(why)),
+                             SRVOCSP_OK);
+            /* Put there as another process would have (no judging). */
+            assert_int_equal(st->ops->save_if(st, name, dh, lh, h->this_update, h->expires,
+                                              h->status == SRVOCSP_STATUS_REVOKED, NULL, &stored,
+                                              why, sizeof(why)),
+                             SRVOCSP_OK);
+            assert_true(stored);
+        }
+        dc = case_resp(vc->c_status, n + vc->c_tu, n + vc->c_prod, n + vc->c_exp, &lc);
+        assert_non_null(dc);
+        assert_int_equal(
+            srvocsp__verify(dc, lc, pki.good.cert, pki.ca.cert, &pol, &c, why, sizeof(why)),
+            SRVOCSP_OK);
+        v = srvocsp__verdict_judge(&sch, h, c, n, &err, why, sizeof(why));
+        if ((int)v != vc->verdict)
+            fail_msg("%s: the verdict on signed responses says %d, the table %d", vc->name,
+                     (int)v, vc->verdict);
+        assert_int_equal(srvocsp__fleet_save(st, name, c, pki.good.cert, pki.ca.cert, &pol, &sch,
+                                             1 << 20, &stored, why, sizeof(why)),
+                         SRVOCSP_OK);
+        if (stored != (v == SRVOCSP__V_REPLACE))
+            fail_msg("%s: the verdict says %d, the store %s it", vc->name, (int)v,
+                     stored ? "took" : "refused");
+        /* What the fleet now reads is what the verdict chose. */
+        assert_int_equal(st->ops->load(st, name, 1 << 20, &got, &lg, &version, why, sizeof(why)),
+                         SRVOCSP_OK);
+        if (v == SRVOCSP__V_REPLACE) {
+            assert_int_equal(lg, lc);
+            assert_memory_equal(got, dc, lc);
+        } else if (vc->held) {
+            assert_int_equal(lg, lh);
+            assert_memory_equal(got, dh, lh);
+        } else {
+            assert_null(got);
+        }
+        free(got);
+        free(dh);
+        free(dc);
+        srvocsp_response_free(h);
+        srvocsp_response_free(c);
+    }
+    assert_true(driven >= 18);
+    st->ops->free(st);
+    tr_redis_stop(&rd);
+}
+
+/* ---------------------------------------------------------------------
  * Poisoned values
  * ------------------------------------------------------------------- */
 
@@ -501,9 +625,10 @@ static void test_poisoned_values(void **s)
     assert_true(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
     assert_int_equal(loaded_tu(st), T - 100);
 
-    /* Garbage bytes claiming a thisUpdate far in the future would hold
-     * every honest save off; the reader that rejects them discards them
-     * (only those bytes), and the next save goes in. */
+    /* Garbage bytes claiming a thisUpdate far in the future: a reader
+     * that rejects them discards them (only those bytes), and a save does
+     * not trust them either: what does not verify is replaced at once
+     * (the store never compares thisUpdates; the verdict does). */
     {
         const char *argv[8] = {"HSET", key, "d", "garbage", "t", "99999999999", "s", "g"};
         size_t l[8];
@@ -512,16 +637,18 @@ static void test_poisoned_values(void **s)
         for (i = 0; i < 8; i++)
             l[i] = strlen(argv[i]);
         assert_true(tr_redis_cmd(&rd, NULL, 0, 8, argv, l) >= 0);
+        st->ops->discard(st, NAME, (const unsigned char *)"garbagf", 7); /* other bytes: kept */
+        assert_int_equal(st->ops->load(st, NAME, 1 << 20, &der, &len, &version, why,
+                                       sizeof(why)),
+                         SRVOCSP_OK);
+        assert_int_equal(len, 7);
+        assert_memory_equal(der, "garbage", 7);
+        st->ops->discard(st, NAME, der, len); /* those bytes: gone */
+        free(der);
+        der = NULL;
+        assert_int_equal(loaded_tu(st), 0);
+        assert_true(tr_redis_cmd(&rd, NULL, 0, 8, argv, l) >= 0);
     }
-    assert_false(save(st, T - 20, 3600, V_OCSP_CERTSTATUS_GOOD));
-    assert_int_equal(st->ops->load(st, NAME, 1 << 20, &der, &len, &version, why, sizeof(why)),
-                     SRVOCSP_OK);
-    assert_int_equal(len, 7);
-    assert_memory_equal(der, "garbage", 7);
-    st->ops->discard(st, NAME, (const unsigned char *)"garbagf", 7); /* other bytes: kept */
-    assert_false(save(st, T - 20, 3600, V_OCSP_CERTSTATUS_GOOD));
-    st->ops->discard(st, NAME, der, len);
-    free(der);
     assert_true(save(st, T - 20, 3600, V_OCSP_CERTSTATUS_GOOD));
     assert_int_equal(loaded_tu(st), T - 20);
 
@@ -641,11 +768,8 @@ static void test_faults(void **s)
 
         if (pid == 0) {
             bool stored = false;
-            size_t len;
-            unsigned char *der = resp_at(T - 1, 3600, V_OCSP_CERTSTATUS_GOOD, &len);
 
-            _exit(st->ops->save_newer(st, NAME, der, len, T - 1, T + 3599, false, &stored, why,
-                                      sizeof(why)) == SRVOCSP_OK &&
+            _exit(save_quiet(st, T - 1, 3600, V_OCSP_CERTSTATUS_GOOD, &stored) == SRVOCSP_OK &&
                           stored
                       ? 0
                       : 1);
@@ -713,6 +837,7 @@ int main(void)
         cmocka_unit_test(test_redis_lease),
         cmocka_unit_test(test_stuck_lease_holder_costs_no_staple),
         cmocka_unit_test(test_poisoned_values),
+        cmocka_unit_test(test_verdict_table_through_redis),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_oversized_announcement),
     };
