@@ -207,6 +207,10 @@ static void check_fork_locked(rconn *c)
     c->pid = getpid();
     c->down_until_ms = 0;
     c->failures = 0;
+    /* The parent's writer id would make this process skip the parent's
+     * and its siblings' announcements as its own (forked workers). */
+    if (!random_hex(c->writer)) /* keep its length: the pid makes it ours */
+        snprintf(c->writer + SRVOCSP__LEASE_TOKEN_LEN - 8, 9, "%08x", (unsigned)getpid());
 }
 
 /* Records a failure: both connections go, nothing is tried for a while. */

@@ -1,0 +1,326 @@
+/*
+ * Two processes share a real redis-server and agree on what to serve:
+ * after one of them learns from its responder of a lagging replica's
+ * revocation (an older thisUpdate, a newer producedAt), of a revocation
+ * in a tie, or of a newer good response that cannot be served, the other
+ * serves the same thing within one announcement.  Before the one verdict
+ * the store's own rule refused the lagging replica's revocation and the
+ * fleet kept serving good.
+ *
+ * The second process never reaches a responder (every request it makes
+ * gets HTTP 500): what it serves can only come from the fleet.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake.h"
+#include "peers.h"
+#include "redisd.h"
+#include "srvocsp.h"
+#include "testpki.h"
+
+static tp_pki pki;
+static tr_redis rd;
+
+/* What the first process's responder answers: swapped by the test. */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char *g_der;
+static size_t g_len;
+
+static void answer(void *arg, const char *url, fake_reply *out)
+{
+    (void)arg;
+    (void)url;
+    pthread_mutex_lock(&g_mu);
+    out->status = 200;
+    out->content_type = "application/ocsp-response";
+    out->body = malloc(g_len);
+    memcpy(out->body, g_der, g_len);
+    out->len = g_len;
+    pthread_mutex_unlock(&g_mu);
+}
+
+static void refuse(void *arg, const char *url, fake_reply *out)
+{
+    (void)arg;
+    (void)url;
+    out->status = 500;
+}
+
+static unsigned char *resp(int status, int64_t tu, int64_t prod, int64_t nu, size_t *len)
+{
+    tp_resp_opts o;
+
+    tp_resp_opts_init(&o, &pki.good, &pki.ca, tu);
+    o.status = status;
+    o.this_update = tu;
+    o.produced_at = prod;
+    o.next_update = nu;
+    if (status == V_OCSP_CERTSTATUS_REVOKED) {
+        o.revoked_at = tu - 10;
+        o.reason = 1;
+    }
+    return tp_response(&o, len);
+}
+
+static void set_answer(unsigned char *der, size_t len)
+{
+    pthread_mutex_lock(&g_mu);
+    free(g_der);
+    g_der = der;
+    g_len = len;
+    pthread_mutex_unlock(&g_mu);
+}
+
+static srvocsp_handle *open_on(srvocsp_engine **e, fake_transport *t, manual_clock *mc,
+                               fake_handler h, const char *prefix, unsigned flags)
+{
+    srvocsp_engine_config cfg;
+    srvocsp_params p;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    srvocsp_handle *hd;
+
+    fake_init(t, mc, h, NULL);
+    srvocsp_engine_config_init(&cfg);
+    cfg.transport = &t->transport; /* the system clock: both processes share it */
+    *e = srvocsp_engine_new(&cfg);
+    srvocsp_params_init(&p);
+    p.engine = *e;
+    p.flags = flags;
+    p.url_timeout_ms = 3000;
+    p.store_url = rd.url;
+    p.store_prefix = prefix;
+    sk_X509_push(chain, pki.ca.cert);
+    hd = srvocsp_open(pki.good.cert, chain, &p);
+    sk_X509_free(chain);
+    return hd;
+}
+
+/* "<status> <thisUpdate>" of what |h| serves, or "none". */
+static void describe(srvocsp_handle *h, char *buf, size_t len)
+{
+    srvocsp_response *r = srvocsp_get1_response(h);
+
+    if (r == NULL) {
+        snprintf(buf, len, "none");
+        return;
+    }
+    snprintf(buf, len, "%d %lld", (int)srvocsp_response_status(r),
+             (long long)srvocsp_response_this_update(r));
+    srvocsp_response_free(r);
+}
+
+/* The second process: serves from the fleet only; answers each byte on
+ * |cmd| with a line describing what it serves. */
+static void second(int cmd, int ans, const char *prefix)
+{
+    srvocsp_engine *e = NULL;
+    fake_transport t;
+    manual_clock mc;
+    srvocsp_handle *h;
+    char c, line[64];
+
+    manual_clock_init(&mc, (int64_t)time(NULL));
+    h = open_on(&e, &t, &mc, refuse, prefix, SRVOCSP_OPEN_ASYNC);
+    if (h == NULL)
+        _exit(3);
+    while (read(cmd, &c, 1) == 1) {
+        describe(h, line, sizeof(line));
+        strcat(line, "\n");
+        if (write(ans, line, strlen(line)) < 0)
+            break;
+    }
+    srvocsp_close(h);
+    srvocsp_engine_free(e);
+    fake_destroy(&t);
+    _exit(0);
+}
+
+typedef struct peer {
+    pid_t pid;
+    int cmd, ans;
+} peer;
+
+static void ask(peer *p, char *buf, size_t len)
+{
+    size_t n = 0;
+    char c;
+
+    assert_int_equal(write(p->cmd, "?", 1), 1);
+    while (n + 1 < len && read(p->ans, &c, 1) == 1 && c != '\n')
+        buf[n++] = c;
+    buf[n] = '\0';
+}
+
+/* Waits (up to |ms|) until the second process serves |want|. */
+static bool peer_serves(peer *p, const char *want, int ms, char *last, size_t len)
+{
+    double end = tr_now_ms() + ms;
+
+    do {
+        ask(p, last, len);
+        if (strcmp(last, want) == 0)
+            return true;
+        tr_sleep_ms(50);
+    } while (tr_now_ms() < end);
+    return false;
+}
+
+static void run_case(const char *prefix, unsigned char *news, size_t news_len, int want_status,
+                     int64_t want_tu, bool announced)
+{
+    int64_t n = (int64_t)time(NULL);
+    srvocsp_engine *e = NULL;
+    fake_transport t;
+    manual_clock mc;
+    srvocsp_handle *h;
+    size_t len;
+    unsigned char *held = resp(V_OCSP_CERTSTATUS_GOOD, n - 100, n - 100, n + 3600, &len);
+    int to[2], from[2];
+    peer p;
+    char want[64], got[64], mine[64];
+
+    assert_non_null(held);
+    set_answer(held, len);
+    manual_clock_init(&mc, n);
+    /* The first process fetches and shares the held response. */
+    h = open_on(&e, &t, &mc, answer, prefix, 0);
+    assert_non_null(h);
+    snprintf(want, sizeof(want), "%d %lld", SRVOCSP_STATUS_GOOD, (long long)(n - 100));
+    describe(h, mine, sizeof(mine));
+    assert_string_equal(mine, want);
+
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    p.pid = fork();
+    assert_true(p.pid >= 0);
+    if (p.pid == 0) {
+        close(to[1]);
+        close(from[0]);
+        second(to[0], from[1], prefix);
+    }
+    close(to[0]);
+    close(from[1]);
+    p.cmd = to[1];
+    p.ans = from[0];
+    /* The second process starts from the fleet's copy. */
+    if (!peer_serves(&p, want, 10000, got, sizeof(got)))
+        fail_msg("%s: the second process serves '%s', not the shared '%s'", prefix, got, want);
+
+    /* The first process's responder now says something new. */
+    set_answer(news, news_len);
+    srvocsp_handle_refresh_now(h);
+    assert_int_equal(srvocsp_engine_settle(e, 10000), SRVOCSP_OK);
+    snprintf(want, sizeof(want), "%d %lld", want_status, (long long)want_tu);
+    describe(h, mine, sizeof(mine));
+    if (strcmp(mine, want) != 0)
+        fail_msg("%s: the first process serves '%s', expected '%s'", prefix, mine, want);
+    if (announced) {
+        /* One announcement: the second process follows within seconds. */
+        if (!peer_serves(&p, want, 5000, got, sizeof(got)))
+            fail_msg("%s: the first process serves '%s', the second '%s'", prefix, mine, got);
+    } else {
+        /* Nothing to announce: the second process keeps serving the same. */
+        tr_sleep_ms(1500);
+        ask(&p, got, sizeof(got));
+        if (strcmp(got, want) != 0)
+            fail_msg("%s: the first process serves '%s', the second '%s'", prefix, mine, got);
+    }
+    close(p.cmd);
+    close(p.ans);
+    {
+        int status = 0;
+
+        assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    srvocsp_close(h);
+    srvocsp_engine_free(e);
+    fake_destroy(&t);
+}
+
+static void need_redis(void)
+{
+    if (!tr_redis_available())
+        skip();
+}
+
+static void test_lagging_replica_revocation(void **s)
+{
+    int64_t n = (int64_t)time(NULL);
+    size_t len;
+    /* One second older than the held good, produced since. */
+    unsigned char *der = resp(V_OCSP_CERTSTATUS_REVOKED, n - 101, n - 5, n + 3600, &len);
+
+    (void)s;
+    need_redis();
+    run_case("lag:", der, len, SRVOCSP_STATUS_REVOKED, n - 101, true);
+}
+
+static void test_revocation_tie(void **s)
+{
+    int64_t n = (int64_t)time(NULL);
+    size_t len;
+    unsigned char *der = resp(V_OCSP_CERTSTATUS_REVOKED, n - 100, n - 50, n + 3600, &len);
+
+    (void)s;
+    need_redis();
+    run_case("tie:", der, len, SRVOCSP_STATUS_REVOKED, n - 100, true);
+}
+
+static void test_newer_but_unservable(void **s)
+{
+    int64_t n = (int64_t)time(NULL);
+    size_t len;
+    /* Newer, good, but 300 s of validity: below MinValidity, never served. */
+    unsigned char *der = resp(V_OCSP_CERTSTATUS_GOOD, n - 50, n - 50, n + 300, &len);
+
+    (void)s;
+    need_redis();
+    run_case("short:", der, len, SRVOCSP_STATUS_GOOD, n - 100, false);
+}
+
+static int setup(void **s)
+{
+    tr_redis_opts o = {.tcp = true};
+
+    (void)s;
+    if (!tp_pki_make(&pki, "http://127.0.0.1:1/", "http://127.0.0.1:1/", (int64_t)time(NULL)))
+        return -1;
+    if (tr_redis_available() && !tr_redis_start(&rd, &o))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **s)
+{
+    (void)s;
+    if (tr_redis_available())
+        tr_redis_stop(&rd);
+    set_answer(NULL, 0);
+    tp_pki_free(&pki);
+    srvocsp_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lagging_replica_revocation),
+        cmocka_unit_test(test_revocation_tie),
+        cmocka_unit_test(test_newer_but_unservable),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
