@@ -137,6 +137,10 @@ SRVOCSP_EXPORT void srvocsp_response_free(srvocsp_response *r);
 /* srvocsp_response_der returns the DER bytes (borrowed, valid while the
  * caller holds a reference) and stores their length in |*len|. */
 SRVOCSP_EXPORT const unsigned char *srvocsp_response_der(const srvocsp_response *r, size_t *len);
+/* The getters below read fields fixed when the snapshot was made: no
+ * lock, no allocation, any thread, valid while the caller holds a
+ * reference; |r| must not be NULL.  srvocsp_response_status returns good,
+ * revoked or unknown. */
 SRVOCSP_EXPORT srvocsp_cert_status srvocsp_response_status(const srvocsp_response *r);
 /* Times are Unix seconds.  next_update is 0 when the response has none. */
 SRVOCSP_EXPORT int64_t srvocsp_response_this_update(const srvocsp_response *r);
@@ -253,31 +257,40 @@ typedef struct srvocsp_engine_config {
     uint64_t seed;                   /* jitter PRNG seed, 0 = from the clock */
 } srvocsp_engine_config;
 
+/* srvocsp_engine_config_init fills |c| (caller-owned) with the defaults
+ * above and sets struct_size.  Cannot fail. */
 SRVOCSP_EXPORT void srvocsp_engine_config_init(srvocsp_engine_config *c);
 /* srvocsp_engine_new creates an engine; its threads start on first need.
- * Returns NULL on failure.  The config is copied; the clock and transport
- * it points to must outlive the engine. */
+ * |c| may be NULL (the defaults).  Returns NULL with E_INVALID_ARG
+ * (struct_size too small, a concurrency limit of 0, jitter_percent above
+ * 100) or E_NOMEM.  The config is copied; the clock and transport it
+ * points to must outlive the engine.  Thread-safe. */
 SRVOCSP_EXPORT srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *c);
 /* srvocsp_engine_free stops the engine's threads and frees it together with
  * any handles still open on it (a handle pointer is invalid afterwards).
- * Snapshots already handed out stay valid.  Must not be called from an
- * update callback.  NULL is a no-op. */
+ * Snapshots already handed out stay valid.  From an update callback of the
+ * same engine it does nothing and sets the last error to E_INVALID_ARG
+ * (the engine thread cannot join itself).  NULL is a no-op. */
 SRVOCSP_EXPORT void srvocsp_engine_free(srvocsp_engine *e);
 /* srvocsp_engine_kick makes the engine look at its schedule again now; call
  * it after moving an injected clock forward. */
 SRVOCSP_EXPORT void srvocsp_engine_kick(srvocsp_engine *e);
 /* srvocsp_engine_settle waits (real time, at most |timeout_ms|) until the
  * engine has no retrieval in flight and nothing due at the clock's current
- * time.  Returns SRVOCSP_OK or E_TIMEOUT.  For tests. */
+ * time.  Returns SRVOCSP_OK, E_TIMEOUT, or E_INVALID_ARG at once when |e|
+ * is NULL or when called from one of |e|'s update callbacks (the engine
+ * thread cannot wait for itself).  For tests. */
 SRVOCSP_EXPORT srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms);
 
-/* Counters of an engine since it was created (monotonic). */
+/* An engine's figures.  All are counters that only grow since the engine
+ * was created, except handles_open and entries, which say how many there
+ * are now. */
 typedef struct srvocsp_engine_stats {
-    uint64_t requests_started;      /* HTTP exchanges started */
+    uint64_t requests_started;      /* HTTP exchanges handed to the transport */
     uint64_t responses_accepted;    /* verified and published */
     uint64_t failures;              /* retrievals that ended without a new response */
-    uint64_t handles_open;
-    uint64_t entries;               /* distinct certificates */
+    uint64_t handles_open;          /* now */
+    uint64_t entries;               /* distinct certificates, now */
     uint64_t store_pickups;         /* newer responses taken from the store instead of a fetch */
     uint64_t store_failures;        /* accepted responses that could not be persisted */
     uint64_t unchanged;             /* answers that repeated the held response (a CDN cache) */
@@ -331,7 +344,13 @@ typedef struct srvocsp_event {
 
 /* Called on the engine's thread after each retrieval outcome.  |ev| and
  * what it points to are borrowed for the call.  The callback may call any
- * srvocsp function, including closing |h|, but not srvocsp_engine_free. */
+ * srvocsp function, including closing |h|, with three exceptions that
+ * cannot wait for the engine thread they run on: srvocsp_open without
+ * SRVOCSP_OPEN_ASYNC behaves as with it (returns at once, retrieval in the
+ * background); srvocsp_handle_offer_der queues the offer and returns OK
+ * (its verdict follows the callback); srvocsp_engine_settle,
+ * srvocsp_engine_free and srvocsp_cleanup on the callback's own engine
+ * fail at once with E_INVALID_ARG and change nothing. */
 typedef void (*srvocsp_update_cb)(srvocsp_handle *h, const srvocsp_event *ev, void *arg);
 
 typedef struct srvocsp_params {
@@ -417,8 +436,13 @@ SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
  * them closes; what get hands out is judged by each handle's own
  * min_validity_s, clock_skew_s and adaptive_min_validity.
  *
- * Returns NULL with E_INVALID_ARG (no leaf, no chain), E_NO_ISSUER,
- * E_NO_OCSP_URL (no OCSP URL in the AIA and none configured), E_NOMEM. */
+ * Returns NULL with E_INVALID_ARG (no leaf, no chain, a bad parameter,
+ * named in the error text), E_NO_ISSUER, E_NO_OCSP_URL (no OCSP URL in the
+ * AIA and none configured), E_STORE (store_url names a store that refused
+ * us: AUTH, SELECT), E_SHUTDOWN (the engine is being freed), E_INTERNAL
+ * (the engine thread could not start) or E_NOMEM.  The handle is the
+ * caller's (srvocsp_close); it lives until its last reference is dropped
+ * or its engine is freed.  Thread-safe. */
 SRVOCSP_EXPORT srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain,
                                             const srvocsp_params *params);
 /* srvocsp_open_pem is srvocsp_open with the leaf and chain read from PEM
@@ -449,7 +473,9 @@ SRVOCSP_EXPORT void srvocsp_close(srvocsp_handle *h);
  * at once) or E_STATUS_UNKNOWN. */
 SRVOCSP_EXPORT srvocsp_response *srvocsp_get1_response(srvocsp_handle *h);
 
-/* srvocsp_handle_get0_leaf / _issuer borrow the handle's certificates. */
+/* srvocsp_handle_get0_leaf / _issuer return the handle's certificates,
+ * borrowed: valid while the caller holds a reference to |h|; do not free.
+ * NULL when |h| is NULL.  No lock; any thread. */
 SRVOCSP_EXPORT X509 *srvocsp_handle_get0_leaf(const srvocsp_handle *h);
 SRVOCSP_EXPORT X509 *srvocsp_handle_get0_issuer(const srvocsp_handle *h);
 

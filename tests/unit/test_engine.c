@@ -118,7 +118,7 @@ static void on_event(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
     pthread_mutex_unlock(&w->mu);
 }
 
-static world *world_new(unsigned jitter)
+static world *world_new_seeded(unsigned jitter, uint64_t seed)
 {
     world *w = calloc(1, sizeof(*w));
 
@@ -128,9 +128,14 @@ static world *world_new(unsigned jitter)
     pthread_cond_init(&w->cv, NULL);
     w->validity = DAY;
     w->leaf = &pki.good;
-    w->eng = fake_engine_new(&w->clock, &w->fake, (int)jitter, 42);
+    w->eng = fake_engine_new(&w->clock, &w->fake, (int)jitter, seed);
     assert_non_null(w->eng);
     return w;
+}
+
+static world *world_new(unsigned jitter)
+{
+    return world_new_seeded(jitter, 42);
 }
 
 static void world_free(world *w)
@@ -279,16 +284,26 @@ static void test_success_jitter_only_earlier(void **s)
 {
     /* With jitter, a refresh comes up to 10 % of the wait earlier (so that
      * processes sharing a store spread out), never later than halfway. */
+    int64_t first = 0;
+    int earlier = 0, distinct = 0;
+
     for (int i = 0; i < 20; i++) {
-        world *w = world_new(20);
+        world *w = world_new_seeded(20, 1000 + (uint64_t)i); /* 20 processes, 20 seeds */
         srvocsp_handle *h = open_on(w, &pki.good, 0);
         int64_t at = srvocsp_handle_next_attempt(h);
 
         assert_true(at <= T + DAY / 2);
         assert_true(at >= T + DAY / 2 - DAY / 20);
+        earlier += at < T + DAY / 2;
+        if (i == 0)
+            first = at;
+        distinct += at != first;
         srvocsp_close(h);
         world_free(w);
     }
+    /* The jitter is really there: most are earlier, and they differ. */
+    assert_true(earlier >= 15);
+    assert_true(distinct >= 10);
 }
 
 static void test_outage_backoff_and_min_validity(void **s)
@@ -432,15 +447,20 @@ static void test_backoff_jitter_bounds(void **s)
     srvocsp_handle *h = open_on(w, &pki.good, 0);
     int64_t now = T + DAY / 2, next, base;
 
+    int off_base = 0;
+
     set_mode(w, M_DOWN);
     step_to(w, now);
     for (unsigned i = 1; i <= 6; i++) {
         next = srvocsp_handle_next_attempt(h);
         base = 60LL << (i - 1);
         assert_true(next - now >= base - base / 5 && next - now <= base + base / 5);
+        off_base += next - now != base;
         now = next;
         step_to(w, now);
     }
+    /* Jittered, not the bare doubling (which all processes would share). */
+    assert_true(off_base >= 4);
     srvocsp_close(h);
     world_free(w);
 }
