@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fake.h"
+#include "peers.h"
 #include "srvocsp.h"
 #include "testpki.h"
 
@@ -643,6 +644,73 @@ static void test_bad_arguments(void **s)
     world_free(w);
 }
 
+/* Calls from an update callback either work or fail at once: a
+ * synchronous open returns without waiting for the engine thread it runs
+ * on, settle and free are refused with E_INVALID_ARG and change nothing. */
+typedef struct from_cb {
+    world *w;
+    int calls;
+    double open_ms;
+    srvocsp_handle *opened;
+    srvocsp_error settle_err, free_err;
+} from_cb;
+
+static void calling_cb(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
+{
+    from_cb *f = arg;
+    srvocsp_params p;
+    double t0;
+
+    (void)h;
+    if (ev->type != SRVOCSP_EVENT_UPDATED || f->calls++ > 0)
+        return;
+    f->settle_err = srvocsp_engine_settle(f->w->eng, 5000);
+    srvocsp_engine_free(f->w->eng); /* refused: the engine must live on */
+    f->free_err = srvocsp_last_error();
+    srvocsp_params_init(&p);
+    p.engine = f->w->eng;
+    p.url_timeout_ms = 5000; /* a real wait here would take this long */
+    t0 = tr_now_ms();
+    f->opened = fake_open(pki.good_rsa.cert, pki.ca.cert, &p);
+    f->open_ms = tr_now_ms() - t0;
+}
+
+static void test_calls_from_a_callback(void **s)
+{
+    world *w = world_new(0);
+    from_cb f = {.w = w};
+    srvocsp_params p;
+    srvocsp_handle *h;
+
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    p.update_cb = calling_cb;
+    p.update_arg = &f;
+    p.url_timeout_ms = 2000;
+    h = fake_open(pki.good.cert, pki.ca.cert, &p);
+    assert_non_null(h);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 10000), SRVOCSP_OK);
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(f.settle_err, SRVOCSP_E_INVALID_ARG);
+    assert_int_equal(f.free_err, SRVOCSP_E_INVALID_ARG);
+    assert_non_null(f.opened);
+    assert_true(f.open_ms < 1000);
+    /* The engine lives on and serves; the handle opened from the callback
+     * had its retrieval in the background (this responder signs only for
+     * the first certificate: asked, refused as another's). */
+    assert_int_equal(srvocsp_engine_settle(w->eng, 10000), SRVOCSP_OK);
+    assert_int_equal(srvocsp_handle_last_failure(f.opened, NULL, 0), SRVOCSP_E_NO_MATCH);
+    {
+        srvocsp_response *r = srvocsp_get1_response(h);
+
+        assert_non_null(r);
+        srvocsp_response_free(r);
+    }
+    srvocsp_close(f.opened);
+    srvocsp_close(h);
+    world_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -652,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_success_jitter_only_earlier),
         cmocka_unit_test(test_outage_backoff_and_min_validity),
         cmocka_unit_test(test_backoff_jitter_bounds),
+        cmocka_unit_test(test_calls_from_a_callback),
         cmocka_unit_test(test_long_outages),
         cmocka_unit_test(test_rollback_refused),
         cmocka_unit_test(test_bad_answers_keep_previous),
