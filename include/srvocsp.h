@@ -453,9 +453,13 @@ SRVOCSP_EXPORT srvocsp_handle *srvocsp_open_pem(const char *cert_path, const cha
                                                 const srvocsp_params *params);
 /* srvocsp_handle_up_ref adds a reference; returns |h|. */
 SRVOCSP_EXPORT srvocsp_handle *srvocsp_handle_up_ref(srvocsp_handle *h);
-/* srvocsp_close drops a reference; at zero the handle's background refresh
- * stops (if no other handle shares the certificate).  Snapshots handed out
- * stay valid.  NULL is a no-op. */
+/* srvocsp_close drops a reference; at zero the handle leaves its
+ * certificate at once and the background refresh stops (if no other handle
+ * shares the certificate): an open for the same certificate right after
+ * starts afresh, with its own settings.  A callback already queued for the
+ * handle may still run once after the close returns (|h| stays usable in
+ * it); update_arg_free runs after the last one.  Snapshots handed out stay
+ * valid.  NULL is a no-op.  Thread-safe. */
 SRVOCSP_EXPORT void srvocsp_close(srvocsp_handle *h);
 
 /* srvocsp_get1_response returns a new reference to the current response if

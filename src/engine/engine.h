@@ -77,7 +77,9 @@ struct srvocsp__entry {
 };
 
 struct srvocsp_handle {
-    atomic_uint refs;
+    atomic_uint refs;            /* the caller's: at zero the handle leaves its entry */
+    atomic_uint holds;           /* 1 while refs > 0, plus one per queued callback:
+                                  * at zero the handle is freed */
     srvocsp__entry *entry;
     srvocsp_engine *eng;         /* entry->eng, one load closer for get */
     uint32_t min_validity_s;
@@ -188,10 +190,15 @@ SRVOCSP__HIDDEN void srvocsp__ready_push(srvocsp_engine *e, srvocsp__entry *en);
 SRVOCSP__HIDDEN void srvocsp__ready_remove(srvocsp_engine *e, srvocsp__entry *en);
 /* The entry's transfer slot (its host's and the engine's) goes back. */
 SRVOCSP__HIDDEN void srvocsp__slot_release_locked(srvocsp_engine *e, srvocsp__entry *en);
-/* Drops one reference to |h|; the last one unlinks it from its entry
- * (retiring the entry with its last handle) and frees it, calling
- * update_arg_free without the lock.  Takes e->mu itself. */
+/* Drops one of the caller's references to |h|; the last one takes the
+ * handle out of its entry at once (retiring the entry with its last
+ * handle, so a new open gets a fresh one) and drops the caller's hold.
+ * Takes e->mu itself. */
 SRVOCSP__HIDDEN void srvocsp__handle_release(srvocsp_handle *h);
+/* Drops one hold on |h| (a queued callback's, or the caller's side): the
+ * last frees it, with update_arg_free called without the lock after the
+ * last callback returned.  Takes e->mu itself. */
+SRVOCSP__HIDDEN void srvocsp__handle_unhold(srvocsp_handle *h);
 /* A uniform number in [-1, 1) from the engine's generator (jitter only). */
 SRVOCSP__HIDDEN double srvocsp__rand_unit_locked(srvocsp_engine *e);
 /* |at| moved earlier by a random share of up to half the jitter of the

@@ -252,6 +252,10 @@ void srvocsp__handle_release(srvocsp_handle *h)
         return;
     en = h->entry;
     e = en->eng;
+    /* Out of the entry now, though a callback queued for it may still
+     * run: an open right after this close must not join an entry that
+     * only a pending callback keeps alive (it would get the old handle's
+     * settings, directory mode included). */
     pthread_mutex_lock(&e->mu);
     if (h->prev)
         h->prev->next = h->next;
@@ -259,10 +263,23 @@ void srvocsp__handle_release(srvocsp_handle *h)
         en->handles = h->next;
     if (h->next)
         h->next->prev = h->prev;
+    h->prev = h->next = NULL;
     e->stats.handles_open--;
     if (en->handles == NULL)
         srvocsp__entry_retire_locked(en);
-    srvocsp__entry_unref_locked(en);
+    pthread_mutex_unlock(&e->mu);
+    srvocsp__handle_unhold(h);
+}
+
+void srvocsp__handle_unhold(srvocsp_handle *h)
+{
+    srvocsp__entry *en = h->entry;
+    srvocsp_engine *e = en->eng;
+
+    if (atomic_fetch_sub(&h->holds, 1) != 1)
+        return;
+    pthread_mutex_lock(&e->mu);
+    srvocsp__entry_unref_locked(en); /* the handle's: kept while a callback could use it */
     pthread_mutex_unlock(&e->mu);
     if (h->cb_arg_free != NULL)
         h->cb_arg_free(h->cb_arg);

@@ -1,9 +1,9 @@
 /*
  * Update callbacks.  The engine thread collects events while it holds the
  * lock and runs them once it has let go of it, in the order they happened.
- * Running an event borrows the handle through its own reference and drops
- * it with srvocsp__handle_release, never through the public API (which
- * would restart a forked engine from inside its own thread).
+ * A queued event holds its handle (srvocsp__handle_unhold drops it),
+ * never through the public API (which would restart a forked engine from
+ * inside its own thread).
  */
 #include "engine/engine.h"
 
@@ -33,7 +33,7 @@ void srvocsp__events_queue(srvocsp__entry *en, srvocsp_event_type type, srvocsp_
         pe = srvocsp__calloc(1, sizeof(*pe));
         if (pe == NULL)
             continue; /* a lost notification, never a lost response */
-        atomic_fetch_add(&h->refs, 1);
+        atomic_fetch_add(&h->holds, 1);
         pe->h = h;
         pe->ev.type = type;
         pe->ev.response = srvocsp_response_up_ref(resp);
@@ -69,7 +69,7 @@ void srvocsp__events_run(srvocsp__event *list)
         list = pe->next;
         pe->h->cb(pe->h, &pe->ev, pe->h->cb_arg);
         srvocsp_response_free(pe->ev.response);
-        srvocsp__handle_release(pe->h);
+        srvocsp__handle_unhold(pe->h);
         free(pe);
     }
 }

@@ -246,6 +246,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     if (h == NULL)
         goto nomem;
     atomic_init(&h->refs, 1);
+    atomic_init(&h->holds, 1);
     h->min_validity_s = params->min_validity_s;
     h->skew_s = params->clock_skew_s;
     h->adaptive = params->adaptive_min_validity != 0;

@@ -711,6 +711,68 @@ static void test_calls_from_a_callback(void **s)
     world_free(w);
 }
 
+/* A closed handle leaves its certificate at once, even while a callback
+ * queued for it still runs: an open right after the close starts a fresh
+ * entry with its own settings instead of joining the old one (a READ
+ * handle of the Windows layer once joined a WRITE one's entry this way
+ * and never looked at its directory). */
+typedef struct slow_cb {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int updated;
+} slow_cb;
+
+static void slow_on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
+{
+    slow_cb *c = arg;
+
+    (void)h;
+    if (ev->type != SRVOCSP_EVENT_UPDATED)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->updated++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    tr_sleep_ms(300); /* the opener closes and reopens meanwhile */
+}
+
+static void test_close_leaves_at_once(void **s)
+{
+    world *w = world_new(0);
+    slow_cb c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    srvocsp_params p;
+    srvocsp_handle *a, *b;
+    char last[2048];
+
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    p.update_cb = slow_on_update;
+    p.update_arg = &c;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    a = fake_open(pki.good.cert, pki.ca.cert, &p);
+    assert_non_null(a);
+    pthread_mutex_lock(&c.mu);
+    while (c.updated == 0)
+        pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    srvocsp_close(a); /* the callback is still sleeping */
+    srvocsp_params_init(&p);
+    p.engine = w->eng;
+    p.responder_url = "http://127.0.0.1:9/second";
+    p.url_timeout_ms = 2000;
+    b = fake_open(pki.good.cert, pki.ca.cert, &p);
+    assert_non_null(b);
+    pthread_mutex_lock(&w->fake.mu);
+    snprintf(last, sizeof(last), "%s", w->fake.last_url);
+    pthread_mutex_unlock(&w->fake.mu);
+    /* Its own entry: it asked its own responder. */
+    assert_non_null(strstr(last, "127.0.0.1:9/second"));
+    assert_int_equal(fake_requests(&w->fake), 2);
+    srvocsp_close(b);
+    assert_int_equal(srvocsp_engine_settle(w->eng, 10000), SRVOCSP_OK);
+    world_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -721,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_outage_backoff_and_min_validity),
         cmocka_unit_test(test_backoff_jitter_bounds),
         cmocka_unit_test(test_calls_from_a_callback),
+        cmocka_unit_test(test_close_leaves_at_once),
         cmocka_unit_test(test_long_outages),
         cmocka_unit_test(test_rollback_refused),
         cmocka_unit_test(test_bad_answers_keep_previous),
