@@ -162,6 +162,13 @@ static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
         srvocsp__curl_wakeup(e->curl);
 }
 
+/* Whether the caller runs on |e|'s engine thread (an update callback);
+ * under e->mu. */
+static inline bool srvocsp__on_engine_thread_locked(srvocsp_engine *e)
+{
+    return e->running && pthread_equal(pthread_self(), e->thread);
+}
+
 /* heap.c: entries by next attempt.  The heap has room for every entry
  * (srvocsp__heap_reserve when one is added), so placing one never fails
  * and no entry is ever left unscheduled. */
@@ -351,20 +358,8 @@ SRVOCSP__HIDDEN void srvocsp__sources_start(srvocsp_engine *e, srvocsp__start_it
 
 /* loop.c: the engine thread. */
 SRVOCSP__HIDDEN srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e);
-/* Whether the caller runs on |e|'s engine thread (an update callback). */
-SRVOCSP__HIDDEN bool srvocsp__on_engine_thread_locked(srvocsp_engine *e);
 SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
 /* In a forked child: forget the parent's threads and transfers. */
 SRVOCSP__HIDDEN void srvocsp__engine_after_fork_locked(srvocsp_engine *e);
-
-/* lifecycle.c */
-SRVOCSP__HIDDEN srvocsp_engine *srvocsp__default_engine(void);
-/* Restarts the engine in a forked child (takes the lock). */
-SRVOCSP__HIDDEN void srvocsp__engine_restart(srvocsp_engine *e);
-static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
-{
-    if (__builtin_expect(atomic_load_explicit(&e->restart_pending, memory_order_relaxed), 0))
-        srvocsp__engine_restart(e);
-}
 
 #endif

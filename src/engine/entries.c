@@ -4,7 +4,7 @@
  * to start, and the lifetimes of entries and handles.  All under e->mu.
  */
 #include "engine/engine.h"
-#include "engine/fleet.h"
+#include "engine/fleet_table.h"
 
 #include <stdio.h>
 #include <stdlib.h>

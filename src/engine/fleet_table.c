@@ -3,7 +3,7 @@
  * name, so that an announcement finds its entry.  Only data structure;
  * the fleet's logic (engine/fleet.c) stands on it.  Under e->mu.
  */
-#include "engine/fleet.h"
+#include "engine/fleet_table.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /* The handle API: open, share, get, close. */
 #include "engine/engine.h"
-#include "engine/fleet.h"
+#include "engine/lifecycle.h"
+#include "engine/fleet_table.h"
 #include "core/proxy.h"
 
 #include <openssl/err.h>

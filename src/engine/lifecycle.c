@@ -1,5 +1,6 @@
 /* Creating, observing and stopping engines; the process-wide default. */
 #include "engine/engine.h"
+#include "engine/lifecycle.h"
 #include "core/proxy.h"
 
 #include <stdlib.h>

@@ -24,11 +24,6 @@
  * stepped (NTP, suspend/resume, a restored VM). */
 #define CLOCK_JUMP_MS 5000
 
-bool srvocsp__on_engine_thread_locked(srvocsp_engine *e)
-{
-    return e->running && pthread_equal(pthread_self(), e->thread);
-}
-
 /* Moves due entries to the ready queue and picks those that may start
  * now within the concurrency limits, each with a transfer slot. */
 static size_t pick_starts(srvocsp_engine *e, int64_t now, srvocsp__start_item *items, size_t max)

@@ -1,0 +1,22 @@
+/*
+ * Engines' lives (lifecycle.c): the process-wide default engine, and the
+ * restart of an engine in a forked child.  For the public API's files
+ * (handle.c) only: the engine's own files never call up into lifecycle.c.
+ */
+#ifndef SRVOCSP_LIFECYCLE_H
+#define SRVOCSP_LIFECYCLE_H
+
+#include "engine/engine.h"
+
+SRVOCSP__HIDDEN srvocsp_engine *srvocsp__default_engine(void);
+/* Restarts the engine in a forked child (takes the lock). */
+SRVOCSP__HIDDEN void srvocsp__engine_restart(srvocsp_engine *e);
+/* After fork() the child's engine restarts on its first call: one relaxed
+ * load, not taken otherwise. */
+static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
+{
+    if (__builtin_expect(atomic_load_explicit(&e->restart_pending, memory_order_relaxed), 0))
+        srvocsp__engine_restart(e);
+}
+
+#endif
