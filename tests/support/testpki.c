@@ -40,7 +40,9 @@ int tp_cert_make(tp_cert *out, const tp_cert_opts *o)
         key = o->same_key_as->key;
         EVP_PKEY_up_ref(key);
     } else {
-        key = o->key_type == TP_KEY_RSA ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+        key = o->key_type == TP_KEY_RSA     ? EVP_RSA_gen(2048)
+              : o->key_type == TP_KEY_EC384 ? EVP_EC_gen("P-384")
+                                            : EVP_EC_gen("P-256");
     }
     if (x == NULL || name == NULL || key == NULL)
         goto out;

@@ -14,7 +14,7 @@ typedef struct tp_cert {
     EVP_PKEY *key;
 } tp_cert;
 
-typedef enum { TP_KEY_EC = 0, TP_KEY_RSA = 1 } tp_key_type;
+typedef enum { TP_KEY_EC = 0, TP_KEY_RSA = 1, TP_KEY_EC384 = 2 } tp_key_type;
 
 typedef struct tp_cert_opts {
     const char *cn;
