@@ -911,6 +911,9 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, start_item *items, siz
             srvocsp_response_up_ref(items[n].held);
         if (en->req.get_urls[en->url_idx] != NULL) {
             items[n].req.url = en->req.get_urls[en->url_idx];
+            items[n].req.post_url = url; /* the POST form too, for the fallback */
+            items[n].req.der = en->req.der;
+            items[n].req.der_len = en->req.der_len;
         } else {
             items[n].req.url = url;
             items[n].req.body = en->req.der;

@@ -197,6 +197,8 @@ SRVOCSP__HIDDEN void srvocsp__curl_drive(void *t, int timeout_ms);
 SRVOCSP__HIDDEN void srvocsp__curl_drive_fds(void *t, int timeout_ms, const int *fds, unsigned n);
 /* Ends a wait of srvocsp__curl_drive early (or the next one); any thread. */
 SRVOCSP__HIDDEN void srvocsp__curl_wakeup(void *t);
+/* Adds the transport's counters (method fallbacks) to |out|; any thread. */
+SRVOCSP__HIDDEN void srvocsp__curl_stats(void *t, srvocsp_engine_stats *out);
 
 /* Wakes the engine thread, wherever it waits (caller holds e->mu). */
 static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
