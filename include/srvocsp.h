@@ -303,15 +303,15 @@ SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_s
 /* A responder that is asked with the other HTTP method than RFC 5019's
  * choice, because it refused or mishandled that one (docs/responders.md).
  * What is learnt is shared by every engine of the process and forgotten a
- * day after it was last confirmed, so a responder that was fixed gets GET
- * (which caches better) again. */
+ * day after it was learnt, so a responder that was fixed gets GET (which
+ * caches better) again. */
 typedef struct srvocsp_method_fallback {
     char responder[256];         /* scheme://host:port/path of its base URL */
     char method[8];              /* "POST" or "GET": what it is asked with now */
     char why[160];               /* what the other method did ("GET answered HTTP 400") */
     uint64_t id;                 /* the same while it is remembered: report once per id */
     uint64_t requests;           /* requests sent with |method| in place of the other */
-    int64_t forget_in_s;         /* seconds until it is forgotten, unless confirmed again */
+    int64_t forget_in_s;         /* seconds until it is forgotten (then the first choice is tried) */
 } srvocsp_method_fallback;
 /* srvocsp_method_fallbacks copies up to |max| remembered responders into
  * |out| (oldest first) and returns how many are remembered (which may be

@@ -214,10 +214,13 @@ static void learn(xfer *x, CURLcode rc, long status)
     if (x->key[0] == '\0')
         return;
     if (answered(x, rc, status)) {
-        if (x->post != x->asked_post)
+        /* Learnt from a fallback or a trial only: a method used from memory
+         * that works does not extend the memory, so a day later the first
+         * choice is tried again (a fixed responder gets GET back). */
+        if (x->post != x->asked_post && (x->switched || x->trial))
             srvocsp__memo_learn(x->key, x->post ? SRVOCSP__USE_POST : SRVOCSP__USE_GET,
                                 x->first_why[0] ? x->first_why : NULL, now);
-        else if (x->switched)
+        else if (x->post == x->asked_post && x->switched)
             srvocsp__memo_forget(x->key); /* what was remembered no longer holds */
         return;
     }
@@ -327,7 +330,7 @@ static int fall_back(curl_transport *t, xfer *x, CURLcode rc)
     char why[160];
 
     if (x->switched || x->key[0] == '\0' || rc != CURLE_OK)
-        return false;
+        return 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (!x->post && x->post_url != NULL && get_refused(x, status, why, sizeof(why))) {
         atomic_fetch_add(&t->get_to_post, 1);

@@ -6,10 +6,11 @@
  * A responder is named by the scheme, host, port and path of its base URL.
  * An entry is either confirmed (the other method gave an OCSP response) or
  * on trial (GET got no answer at all: the next request tries POST once, and
- * only a POST that works makes it confirmed).  Confirmed entries are
- * forgotten SRVOCSP__MEMO_KEEP_MS after they were last confirmed, so a
- * responder that was fixed gets GET again; with every slot taken, the entry
- * nearest to being forgotten makes room.
+ * only a POST that works makes it confirmed).  Entries are forgotten
+ * SRVOCSP__MEMO_KEEP_MS after they were learnt (the transport learns only
+ * from a fallback or a trial, not from a remembered method that works), so
+ * a responder that was fixed gets GET again; with every slot taken, the
+ * entry nearest to being forgotten makes room.
  *
  * Times are passed in (milliseconds of a clock that never jumps) so tests
  * can step them.

@@ -102,12 +102,12 @@ wait_staple() {
 }
 start_server good --cert "$P/good.pem" --key "$P/good.key" || exit 1
 GOOD=$PORT
-wait_staple "$GOOD" || bad "the example server never stapled from cfssl"
+wait_staple "$GOOD" || bad "the example server never stapled from cfssl" "$(cat "$DIR/good.log" "$DIR/serve.log")"
 out=$(s_client "$GOOD")
 expect "s_client: the staple says good" "Cert Status: good" "$out"
 expect "s_client: the chain verifies" "Verify return code: 0 \(ok\)" "$out"
 start_server revoked --cert "$P/revoked.pem" --key "$P/revoked.key" || exit 1
-wait_staple "$PORT" || bad "the example server never stapled the revoked response"
+wait_staple "$PORT" || bad "the example server never stapled the revoked response" "$(cat "$DIR/revoked.log" "$DIR/serve.log")"
 out=$(s_client "$PORT")
 expect "s_client: the staple says revoked (keyCompromise)" "Revocation Reason: keyCompromise" "$out"
 finish

@@ -44,13 +44,13 @@ static void test_learn_list_forget(void **s)
     assert_string_equal(f[0].why, "GET answered HTTP 400");
     assert_int_equal(f[0].requests, 2); /* the one that learnt it, and one picked */
     assert_int_equal(f[0].forget_in_s, DAY_MS / 1000 - 1);
-    /* Confirmed again later: kept a day from then, same report. */
+    /* Learnt again later (another fallback): kept a day from then, same report. */
     srvocsp__memo_learn("http://a:80/", SRVOCSP__USE_POST, NULL, t + DAY_MS / 2);
     assert_int_equal(srvocsp__memo_list(f + 1, 1, t + DAY_MS / 2), 1);
     assert_int_equal(f[1].id, f[0].id);
     assert_string_equal(f[1].why, "GET answered HTTP 400");
     assert_int_equal(srvocsp__memo_pick("http://a:80/", t + DAY_MS + 1, NULL), SRVOCSP__USE_POST);
-    /* A day after the last confirmation: GET again. */
+    /* A day after it was last learnt: GET again. */
     assert_int_equal(srvocsp__memo_pick("http://a:80/", t + DAY_MS / 2 + DAY_MS, NULL),
                      SRVOCSP__AS_ASKED);
     assert_int_equal(srvocsp__memo_list(f, 4, t + DAY_MS / 2 + DAY_MS), 0);
