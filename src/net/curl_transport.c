@@ -210,6 +210,7 @@ static void learn(xfer *x, CURLcode rc, long status)
 {
     int64_t now = srvocsp__system_monotonic_ms(NULL);
     curl_off_t connected = 0;
+    long sent = 0;
 
     if (x->key[0] == '\0')
         return;
@@ -230,8 +231,11 @@ static void learn(xfer *x, CURLcode rc, long status)
         srvocsp__memo_forget(x->key);
         return;
     }
+    /* The request went out on an accepted connection and nothing came back
+     * (a responder that is down does not accept, or answers something). */
     curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connected);
-    if (!x->post && rc == CURLE_OPERATION_TIMEDOUT && status == 0 && connected > 0) {
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+    if (!x->post && rc == CURLE_OPERATION_TIMEDOUT && status == 0 && (sent > 0 || connected > 0)) {
         char why[160];
 
         srvocsp__fmt(why, sizeof(why), "GET got no answer in %ld ms on an accepted connection",
