@@ -235,7 +235,8 @@ static void learn(xfer *x, CURLcode rc, long status)
      * (a responder that is down does not accept, or answers something). */
     curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connected);
     curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
-    if (!x->post && rc == CURLE_OPERATION_TIMEDOUT && status == 0 && (sent > 0 || connected > 0)) {
+    if (!x->post && rc == CURLE_OPERATION_TIMEDOUT && status == 0 &&
+        (sent > 0 || connected > 0)) {
         char why[160];
 
         srvocsp__fmt(why, sizeof(why), "GET got no answer in %ld ms on an accepted connection",

@@ -225,8 +225,8 @@ static bool cfssl_sign(const char *leaf, const char *extra, const char *out)
 
     snprintf(cmd, sizeof(cmd),
              "cfssl ocspsign -ca %s/cf-ca.pem -responder %s/cf-ca.pem -responder-key %s/cf-ca.key "
-             "-cert %s %s 2>>%s/cfssl-sign.log | sed -n 's/.*\"ocspResponse\":\"\\([^\"]*\\)\".*/\\1/p' "
-             ">>%s",
+             "-cert %s %s 2>>%s/cfssl-sign.log "
+             "| sed -n 's/.*\"ocspResponse\":\"\\([^\"]*\\)\".*/\\1/p' >>%s",
              dir, dir, dir, leaf, extra, dir, out);
     return system(cmd) == 0;
 }
@@ -239,8 +239,9 @@ static void test_cfssl_ocspserve(void **s)
     srvocsp_response *rg = NULL, *rr = NULL, *again = NULL;
     srvocsp_engine_stats st;
     char url[64], path[1100], good[1100], revoked[1100], unknown[1100], file[1100], log[1100];
-    char why[512], port_s[16], *argv[] = {"cfssl", "ocspserve", "-address", "127.0.0.1", "-port",
-                                          port_s, "-responses", file, NULL};
+    char why[512], port_s[16];
+    char *argv[] = {"cfssl", "ocspserve", "-address", "127.0.0.1", "-port", port_s,
+                    "-responses", file, NULL};
     size_t la, lb;
     int port = tr_free_port();
     pid_t pid;
