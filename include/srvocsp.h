@@ -294,6 +294,8 @@ typedef struct srvocsp_engine_stats {
      * it (at once, or remembered from before: srvocsp_method_fallbacks). */
     uint64_t fallbacks_get_to_post; /* POST in place of GET */
     uint64_t fallbacks_post_to_get; /* GET in place of POST */
+    uint64_t get_unanswered;        /* GETs that got no answer on an accepted connection:
+                                     * the next request to that responder is a POST */
 } srvocsp_engine_stats;
 /* srvocsp_engine_get_stats copies |e|'s counters into |out| (NULL: the
  * process-wide default engine; all zero when none has been made, and

@@ -47,6 +47,7 @@ typedef struct xfer {
     char content_encoding[64];   /* of the final answer; "" if none */
 
     /* The request in both forms, for stepping between methods. */
+    struct curl_transport *t;
     char *get_url;               /* NULL: no GET form (too long, a query) */
     char *post_url;              /* NULL: no POST form known */
     unsigned char *der;
@@ -70,6 +71,7 @@ typedef struct curl_transport {
     xfer *pending;       /* handed over, not yet added to |multi| */
     xfer *active;        /* added to |multi|; the engine thread's */
     atomic_uint_fast64_t get_to_post, post_to_get; /* requests sent with the other method */
+    atomic_uint_fast64_t get_unanswered;           /* GETs that hung on an accepted connection */
 } curl_transport;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -242,6 +244,7 @@ static void learn(xfer *x, CURLcode rc, long status)
         srvocsp__fmt(why, sizeof(why), "GET got no answer in %ld ms on an accepted connection",
                      x->timeout_ms);
         srvocsp__memo_suspect_get(x->key, why, now);
+        atomic_fetch_add(&x->t->get_unanswered, 1);
     }
 }
 
@@ -533,6 +536,7 @@ static xfer *xfer_new(curl_transport *t, const srvocsp_http_request *req,
 
     if (x == NULL)
         return NULL;
+    x->t = t;
     x->done = done;
     x->done_arg = arg;
     x->max = req->max_response_size ? req->max_response_size : SRVOCSP__DEFAULT_MAX_RESPONSE;
@@ -587,6 +591,7 @@ void srvocsp__curl_stats(void *arg, srvocsp_engine_stats *out)
         return;
     out->fallbacks_get_to_post = atomic_load(&t->get_to_post);
     out->fallbacks_post_to_get = atomic_load(&t->post_to_get);
+    out->get_unanswered = atomic_load(&t->get_unanswered);
 }
 
 srvocsp_error srvocsp__curl_start(void *arg, const srvocsp_http_request *req,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,6 +177,7 @@ static void test_get_hangs_then_post_refused(void **s)
     assert_int_equal(srvocsp_handle_last_failure(h, why, sizeof(why)), SRVOCSP_E_TIMEOUT);
     assert_true(tr_now_ms() - t0 < 10000);
     assert_false(remembered(key, NULL)); /* on trial only: not listed */
+    assert_int_equal(stats_of(eng).get_unanswered, 1);
 
     /* The next attempt asks with POST, and it works: remembered. */
     assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
@@ -429,11 +431,32 @@ static void test_npm_ocsp_server(void **s)
     assert_non_null(r);
     assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_GOOD);
     assert_int_equal(stats_of(eng).fallbacks_get_to_post, 1);
+    assert_int_equal(stats_of(eng).get_unanswered, 1);
     assert_true(remembered(key, &f));
     assert_string_equal(f.method, "POST");
     printf("npm ocsp server: first attempt timed out after %.0f ms (GET never answered); "
            "the next one, as POST, served good %.0f ms after it was asked for\n",
            first, tr_now_ms() - t0);
+
+    /* srvocsp fetch makes the second attempt itself. */
+    {
+        char cmd[2600], out[4096];
+        size_t n;
+        FILE *pf;
+        int rc;
+
+        snprintf(cmd, sizeof(cmd), "'%s' fetch --cert '%s' --timeout 2000 2>&1", SRVOCSP_CLI,
+                 chain);
+        pf = popen(cmd, "r");
+        assert_non_null(pf);
+        n = fread(out, 1, sizeof(out) - 1, pf);
+        out[n] = '\0';
+        rc = pclose(pf);
+        printf("srvocsp fetch against it: %s", out);
+        assert_int_equal(WEXITSTATUS(rc), 0);
+        assert_non_null(strstr(out, "never answered the GET; asking again with POST"));
+        assert_non_null(strstr(out, "good thisUpdate="));
+    }
 
     srvocsp_response_free(r);
     srvocsp_close(h);
