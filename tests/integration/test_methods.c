@@ -314,8 +314,13 @@ static void test_cfssl_ocspserve(void **s)
     assert_int_equal(st.failures, 1);
     again = srvocsp_get1_response(hg);
     assert_non_null(again);
-    assert_memory_equal(srvocsp_response_der(again, &la), srvocsp_response_der(rg, &lb), lb);
-    assert_int_equal(la, lb);
+    {
+        const unsigned char *a = srvocsp_response_der(again, &la);
+        const unsigned char *b = srvocsp_response_der(rg, &lb);
+
+        assert_int_equal(la, lb);
+        assert_memory_equal(a, b, lb); /* the very bytes pre-signed by cfssl */
+    }
     printf("cfssl ocspserve: good, revoked (keyCompromise), unauthorized; %llu requests as POST, "
            "%llu unchanged\n",
            (unsigned long long)st.fallbacks_get_to_post, (unsigned long long)st.unchanged);
