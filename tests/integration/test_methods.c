@@ -37,6 +37,32 @@
 #endif
 
 static char *dir;
+/* Peers started by the current test: a failed assertion leaves the test
+ * function early, so the teardown stops them. */
+static pid_t peers[2];
+
+static pid_t spawn_peer(const char *log, const char *ready, int wait_ms, const char *env,
+                        char *const argv[])
+{
+    pid_t pid = tr_spawn(log, ready, wait_ms, env, argv);
+
+    for (size_t i = 0; i < sizeof(peers) / sizeof(peers[0]); i++)
+        if (peers[i] == 0) {
+            peers[i] = pid;
+            break;
+        }
+    return pid;
+}
+
+static int stop_peers(void **s)
+{
+    (void)s;
+    for (size_t i = 0; i < sizeof(peers) / sizeof(peers[0]); i++) {
+        tr_pid_stop(peers[i]);
+        peers[i] = 0;
+    }
+    return 0;
+}
 
 static srvocsp_handle *open_with(srvocsp_engine *eng, const char *pem, const char *url,
                                  uint32_t timeout_ms)
@@ -277,7 +303,7 @@ static void test_cfssl_ocspserve(void **s)
 
     snprintf(port_s, sizeof(port_s), "%d", port);
     snprintf(log, sizeof(log), "%s/cfssl-serve.log", dir);
-    pid = tr_spawn(log, "Now listening", 10000, NULL, argv);
+    pid = spawn_peer(log, "Now listening", 10000, NULL, argv);
     if (pid == 0)
         fail_msg("cfssl ocspserve did not start (log %s)", log);
 
@@ -332,7 +358,7 @@ static void test_cfssl_ocspserve(void **s)
     srvocsp_close(hr);
     srvocsp_close(hu);
     srvocsp_engine_free(eng);
-    tr_pid_stop(pid);
+    stop_peers(NULL);
     tp_pki_free(&pki);
 }
 
@@ -416,7 +442,7 @@ static void test_npm_ocsp_server(void **s)
     snprintf(env, sizeof(env), "NODE_PATH=%s", mods);
     snprintf(port_s, sizeof(port_s), "%d", port);
     snprintf(log, sizeof(log), "%s/npm-ocsp.log", dir);
-    pid = tr_spawn(log, "listening on", 15000, env, argv);
+    pid = spawn_peer(log, "listening on", 15000, env, argv);
     if (pid == 0)
         fail_msg("the npm ocsp server did not start (log %s)", log);
 
@@ -466,7 +492,7 @@ static void test_npm_ocsp_server(void **s)
     srvocsp_response_free(r);
     srvocsp_close(h);
     srvocsp_engine_free(eng);
-    tr_pid_stop(pid);
+    stop_peers(NULL);
     tp_cert_free(&leaf);
     tp_cert_free(&ca);
 }
@@ -492,8 +518,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_front_refuses_get),
         cmocka_unit_test(test_get_hangs_then_post_refused),
-        cmocka_unit_test(test_cfssl_ocspserve),
-        cmocka_unit_test(test_npm_ocsp_server),
+        cmocka_unit_test_teardown(test_cfssl_ocspserve, stop_peers),
+        cmocka_unit_test_teardown(test_npm_ocsp_server, stop_peers),
     };
 
     setvbuf(stdout, NULL, _IOLBF, 0);
