@@ -211,6 +211,13 @@ typedef struct srvocsp_http_request {
     uint32_t timeout_ms;
     size_t max_response_size;
     const char *proxy;              /* NULL: environment (http_proxy, no_proxy) */
+    /* For a GET, the same request in its POST form (the responder's base
+     * URL and the DER OCSPRequest), so a transport can step around a
+     * responder that mishandles GET; NULL and 0 when not known.  A
+     * transport may ignore them. */
+    const char *post_url;
+    const unsigned char *der;
+    size_t der_len;
 } srvocsp_http_request;
 
 typedef struct srvocsp_http_result {
@@ -295,11 +302,37 @@ typedef struct srvocsp_engine_stats {
     uint64_t store_failures;        /* accepted responses that could not be persisted */
     uint64_t unchanged;             /* answers that repeated the held response (a CDN cache) */
     uint64_t clock_jumps;           /* wall-clock steps noticed (schedules recomputed) */
+    /* Requests the built-in transport sent with the other HTTP method than
+     * the one first chosen, because the responder refused or mishandled
+     * it (at once, or remembered from before: srvocsp_method_fallbacks). */
+    uint64_t fallbacks_get_to_post; /* POST in place of GET */
+    uint64_t fallbacks_post_to_get; /* GET in place of POST */
+    uint64_t get_unanswered;        /* GETs that got no answer on an accepted connection:
+                                     * the next request to that responder is a POST */
 } srvocsp_engine_stats;
 /* srvocsp_engine_get_stats copies |e|'s counters into |out| (NULL: the
  * process-wide default engine; all zero when none has been made, and
  * none is made by this call).  Takes the engine lock briefly. */
 SRVOCSP_EXPORT void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out);
+
+/* A responder that is asked with the other HTTP method than RFC 5019's
+ * choice, because it refused or mishandled that one (docs/responders.md).
+ * What is learnt is shared by every engine of the process and forgotten a
+ * day after it was learnt, so a responder that was fixed gets GET (which
+ * caches better) again. */
+typedef struct srvocsp_method_fallback {
+    char responder[256];         /* scheme://host:port/path of its base URL */
+    char method[8];              /* "POST" or "GET": what it is asked with now */
+    char why[160];               /* what the other method did ("GET answered HTTP 400") */
+    uint64_t id;                 /* the same while it is remembered: report once per id */
+    uint64_t requests;           /* requests sent with |method| in place of the other */
+    int64_t forget_in_s;         /* seconds until it is forgotten (then the first choice is tried) */
+} srvocsp_method_fallback;
+/* srvocsp_method_fallbacks copies up to |max| remembered responders into
+ * |out| (oldest first) and returns how many are remembered (which may be
+ * more than |max|).  |out| may be NULL when |max| is 0.  Thread-safe;
+ * takes a process-wide lock briefly; never does I/O. */
+SRVOCSP_EXPORT size_t srvocsp_method_fallbacks(srvocsp_method_fallback *out, size_t max);
 
 /* srvocsp_cleanup stops the default engine and frees everything the library
  * holds, even while handles are still open (they become invalid), and the

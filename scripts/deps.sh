@@ -14,6 +14,12 @@ if [ "${1:-}" = "--test" ]; then
     PKGS+=(faketime)
     # the fleet's shared store (test_store_redis, test_fleet, bench_fleet)
     PKGS+=(redis-server)
+    # responders as deployed (test_methods, test_real_responders): cfssl
+    # ocspserve, and Node for the npm ocsp package's server (installed by
+    # the test into the build directory); a Node that brings its own npm
+    # needs no second one
+    PKGS+=(golang-cfssl nodejs)
+    command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

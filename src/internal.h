@@ -136,6 +136,11 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__verify(const unsigned char *der, size_t l
                                              X509 *issuer, const srvocsp__policy *pol,
                                              srvocsp_response **out, char *why, size_t whylen);
 
+/* ---- core/ocsp_status.c ---- */
+/* A sentence for a non-successful OCSPResponseStatus ("responder answered
+ * unauthorized (6): ..."), into |buf|. */
+SRVOCSP__HIDDEN void srvocsp__ocsp_status_text(int status, char *buf, size_t len);
+
 /* ---- core/http_answer.c ---- */
 /* Checks a responder's HTTP answer (transport outcome, status 200,
  * Content-Type application/ocsp-response) and verifies its body. */

@@ -77,10 +77,15 @@ static int judge(const unsigned char *der, size_t len, X509 *leaf, X509 *issuer,
 
     srvocsp_verify_opts_init(&vo);
     r = srvocsp_verify_der(der, len, leaf, issuer, &vo);
-    if (r == NULL)
+    if (r == NULL) {
+        srvocsp_error e = srvocsp_last_error();
+
         return report(CHECK_CRITICAL,
-                      srvocsp_last_error() == SRVOCSP_E_EXPIRED ? "expired" : "unverifiable",
+                      e == SRVOCSP_E_EXPIRED           ? "expired"
+                      : e == SRVOCSP_E_RESPONSE_STATUS ? "no status (an OCSP error answer)"
+                                                       : "unverifiable",
                       srvocsp_last_error_text(), INT64_MIN, warn, crit);
+    }
     left = srvocsp_response_expires(r) - now;
     human(left, left_s, sizeof(left_s));
     cli_fmt_time(srvocsp_response_expires(r), nu, sizeof(nu));

@@ -88,6 +88,21 @@ int cmd_fetch(int argc, char **argv)
     }
     srvocsp_engine_settle(eng, 1000); /* let the callback report the URL */
     r = srvocsp_get1_response(h);
+    if (r == NULL && srvocsp_handle_last_failure(h, NULL, 0) == SRVOCSP_E_TIMEOUT) {
+        srvocsp_engine_stats stats;
+
+        /* A responder that takes the request and never answers a GET is
+         * asked with POST next: one more attempt makes that now. */
+        srvocsp_engine_get_stats(eng, &stats);
+        if (stats.get_unanswered > 0) {
+            fprintf(stderr, "srvocsp: %s: the responder never answered the GET; asking again "
+                            "with POST\n", cert);
+            st.reason[0] = '\0';
+            srvocsp_handle_refresh_now(h);
+            srvocsp_engine_settle(eng, (p.url_timeout_ms ? p.url_timeout_ms : 15000) + 2000);
+            r = srvocsp_get1_response(h);
+        }
+    }
     if (r == NULL) {
         srvocsp_error why = srvocsp_last_error();
         char reason[1024];

@@ -719,6 +719,18 @@ static void serve_metrics(watch *w)
     for (i = 0; i < w->n_withdrawals; i++)
         fprintf(m, "srvocsp_withdrawals_total{reason=\"%s\"} %lu\n", w->withdrawals[i].code,
                 w->withdrawals[i].n);
+    {
+        srvocsp_engine_stats st;
+
+        srvocsp_engine_get_stats(NULL, &st);
+        fprintf(m, "# HELP srvocsp_method_fallbacks_total Requests sent with the other HTTP method "
+                   "because the responder refused or mishandled the first.\n"
+                   "# TYPE srvocsp_method_fallbacks_total counter\n"
+                   "srvocsp_method_fallbacks_total{from=\"GET\",to=\"POST\"} %llu\n"
+                   "srvocsp_method_fallbacks_total{from=\"POST\",to=\"GET\"} %llu\n",
+                (unsigned long long)st.fallbacks_get_to_post,
+                (unsigned long long)st.fallbacks_post_to_get);
+    }
     fprintf(m, "# HELP srvocsp_served Whether the library serves a response for the certificate.\n"
                "# TYPE srvocsp_served gauge\n");
     for (i = 0; i < w->n_certs; i++) {
@@ -973,12 +985,32 @@ static int poll_timeout(const watch *w)
     return next <= now ? 0 : (int)(next - now);
 }
 
+/* A responder that needed the other HTTP method is logged once (while the
+ * library remembers it), so an operator can tell its CA. */
+static void log_fallbacks(watch *w)
+{
+    srvocsp_method_fallback f[64];
+    size_t i, n = srvocsp_method_fallbacks(f, 64);
+
+    for (i = 0; i < n && i < 64; i++) {
+        char why[640];
+
+        if (f[i].id <= w->fallbacks_logged)
+            continue;
+        w->fallbacks_logged = f[i].id;
+        snprintf(why, sizeof(why), "%.255s is asked with %.7s from now on: %.159s", f[i].responder,
+                 f[i].method, f[i].why);
+        log_event(w, "responder-fallback", NULL, why, 0);
+    }
+}
+
 static void drain_events(watch *w)
 {
     wire_event we;
 
     while (read(w->event_pipe[0], &we, sizeof(we)) == (ssize_t)sizeof(we))
         handle_event(w, &we);
+    log_fallbacks(w);
 }
 
 /* --once / --wait: every certificate fetched (and verified, and written)

@@ -86,6 +86,7 @@ typedef struct watch {
     unsigned long responses[3];  /* by status */
     wcount failures[MAX_REASONS], withdrawals[MAX_REASONS];
     int n_failures, n_withdrawals;
+    uint64_t fallbacks_logged;   /* srvocsp_method_fallback ids logged so far */
 } watch;
 
 /* ---- watch_out.c: what watch does to the servers ---- */

@@ -308,7 +308,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     }
     st = OCSP_response_status(resp);
     if (st != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        srvocsp__fmt(why, whylen, "responder answered %s (%d)", OCSP_response_status_str(st), st);
+        srvocsp__ocsp_status_text(st, why, whylen);
         err = SRVOCSP_E_RESPONSE_STATUS;
         goto out;
     }

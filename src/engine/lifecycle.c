@@ -317,6 +317,7 @@ void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out)
         if (g_default != NULL) {
             pthread_mutex_lock(&g_default->mu);
             *out = g_default->stats;
+            srvocsp__curl_stats(g_default->curl, out);
             pthread_mutex_unlock(&g_default->mu);
         }
         pthread_mutex_unlock(&g_mu);
@@ -324,6 +325,7 @@ void srvocsp_engine_get_stats(srvocsp_engine *e, srvocsp_engine_stats *out)
     }
     pthread_mutex_lock(&e->mu);
     *out = e->stats;
+    srvocsp__curl_stats(e->curl, out);
     pthread_mutex_unlock(&e->mu);
 }
 

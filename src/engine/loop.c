@@ -68,6 +68,9 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, srvocsp__start_item *i
             it->held = srvocsp_response_up_ref(srvocsp__cell_peek(&en->cell));
             if (en->req.get_urls[en->url_idx] != NULL) {
                 it->req.url = en->req.get_urls[en->url_idx];
+                it->req.post_url = url; /* the POST form too, for the fallback */
+                it->req.der = en->req.der;
+                it->req.der_len = en->req.der_len;
             } else {
                 it->req.url = url;
                 it->req.body = en->req.der;

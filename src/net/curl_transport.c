@@ -9,10 +9,26 @@
  * srvocsp__curl_free once that thread has stopped): other threads hand
  * transfers over through |pending| and end the wait with
  * curl_multi_wakeup, which libcurl makes safe from any thread.
+ *
+ * Responders as deployed do not all take both methods: some decode a GET's
+ * path twice (or turn "+" into a space) and refuse it, some never answer a
+ * GET at all, CDN fronts refuse POST.  A transfer therefore carries the
+ * request in both forms and steps around such a responder:
+ *  - a GET answered 400, 404, 405, 414, or 200 with a body that is not an
+ *    OCSP response (or says malformedRequest) is sent again at once as
+ *    POST, in the same transfer;
+ *  - a POST answered 405 or 501 is sent again at once as GET;
+ *  - a GET that got no answer at all on an accepted connection makes the
+ *    next request to that responder a POST (on trial);
+ *  - what worked is remembered per responder (net/method_memo.c) and used
+ *    first, until it is forgotten a day later.
+ * Only the transfer's final answer reaches the engine.
  */
+#include "net/method_memo.h"
 #include "net/transport.h"
 
 #include <curl/curl.h>
+#include <openssl/ocsp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +45,23 @@ typedef struct xfer {
     bool too_large;
     char errbuf[CURL_ERROR_SIZE];
     char content_encoding[64];   /* of the final answer; "" if none */
+
+    /* The request in both forms, for stepping between methods. */
+    struct curl_transport *t;
+    char *get_url;               /* NULL: no GET form (too long, a query) */
+    char *post_url;              /* NULL: no POST form known */
+    unsigned char *der;
+    size_t der_len;
+    char *proxy;
+    long timeout_ms;
+    int64_t started_ms;
+    bool post;                   /* the method of the exchange under way */
+    bool asked_post;             /* RFC 5019's choice, made by the caller */
+    bool from_memo;              /* |post| differs from it by what was remembered */
+    bool trial;                  /* ... and that is only on trial */
+    bool switched;               /* already sent again with the other method */
+    char key[SRVOCSP__MEMO_KEY_LEN]; /* the responder; "" when no fallback is possible */
+    char first_why[160];         /* what the first method got */
 } xfer;
 
 typedef struct curl_transport {
@@ -37,6 +70,8 @@ typedef struct curl_transport {
     bool stop;
     xfer *pending;       /* handed over, not yet added to |multi| */
     xfer *active;        /* added to |multi|; the engine thread's */
+    atomic_uint_fast64_t get_to_post, post_to_get; /* requests sent with the other method */
+    atomic_uint_fast64_t get_unanswered;           /* GETs that hung on an accepted connection */
 } curl_transport;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -113,14 +148,114 @@ static void xfer_free(xfer *x)
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
     free(x->buf);
+    free(x->get_url);
+    free(x->post_url);
+    free(x->der);
+    free(x->proxy);
     free(x);
+}
+
+/* Whether |body| is an OCSP response; |*malformed| when it says
+ * malformedRequest (the responder could not read what it was sent). */
+static bool is_ocsp_response(const unsigned char *body, size_t len, bool *malformed)
+{
+    const unsigned char *p = body;
+    OCSP_RESPONSE *r;
+
+    *malformed = false;
+    if (body == NULL || len == 0 || len > SRVOCSP__MAX_RESPONSE_CAP)
+        return false;
+    r = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    if (r == NULL)
+        return false;
+    *malformed = OCSP_response_status(r) == OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
+    OCSP_RESPONSE_free(r);
+    return true;
+}
+
+/* Whether the answer to a GET says the responder cannot take this GET
+ * (rather than that it is down or does not know the certificate); |why|
+ * names what it did. */
+static bool get_refused(const xfer *x, long status, char *why, size_t len)
+{
+    bool malformed;
+
+    if (status == 400 || status == 404 || status == 405 || status == 414) {
+        srvocsp__fmt(why, len, "GET answered HTTP %ld", status);
+        return true;
+    }
+    if (status != 200)
+        return false;
+    if (!is_ocsp_response(x->buf, x->len, &malformed)) {
+        srvocsp__fmt(why, len, "GET answered HTTP 200 with a body that is not an OCSP response");
+        return true;
+    }
+    if (malformed) {
+        srvocsp__fmt(why, len, "GET answered malformedRequest (1)");
+        return true;
+    }
+    return false;
+}
+
+/* Whether an answer is one the engine can judge: an OCSP response that
+ * is not malformedRequest, over HTTP 200. */
+static bool answered(const xfer *x, CURLcode rc, long status)
+{
+    bool malformed;
+
+    return rc == CURLE_OK && status == 200 && is_ocsp_response(x->buf, x->len, &malformed) &&
+           !malformed;
+}
+
+/* Records what this transfer taught about its responder. */
+static void learn(xfer *x, CURLcode rc, long status)
+{
+    int64_t now = srvocsp__system_monotonic_ms(NULL);
+    curl_off_t connected = 0;
+    long sent = 0;
+
+    if (x->key[0] == '\0')
+        return;
+    if (answered(x, rc, status)) {
+        /* Learnt from a fallback or a trial only: a method used from memory
+         * that works does not extend the memory, so a day later the first
+         * choice is tried again (a fixed responder gets GET back). */
+        if (x->post != x->asked_post && (x->switched || x->trial))
+            srvocsp__memo_learn(x->key, x->post ? SRVOCSP__USE_POST : SRVOCSP__USE_GET,
+                                x->first_why[0] ? x->first_why : NULL, now);
+        else if (x->post == x->asked_post && x->switched)
+            srvocsp__memo_forget(x->key); /* what was remembered no longer holds */
+        return;
+    }
+    /* A POST tried only because a GET once hung, and it failed too: the
+     * responder is down, not picky about methods. */
+    if (x->from_memo && x->trial && !x->switched) {
+        srvocsp__memo_forget(x->key);
+        return;
+    }
+    /* The request went out on an accepted connection and nothing came back
+     * (a responder that is down does not accept, or answers something). */
+    curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connected);
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+    if (!x->post && rc == CURLE_OPERATION_TIMEDOUT && status == 0 &&
+        (sent > 0 || connected > 0)) {
+        char why[160];
+
+        srvocsp__fmt(why, sizeof(why), "GET got no answer in %ld ms on an accepted connection",
+                     x->timeout_ms);
+        srvocsp__memo_suspect_get(x->key, why, now);
+        atomic_fetch_add(&x->t->get_unanswered, 1);
+    }
 }
 
 static void finish(xfer *x, CURLcode rc)
 {
     srvocsp_http_result res;
     char *ct = NULL;
+    long status = 0;
 
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    learn(x, rc, status);
     memset(&res, 0, sizeof(res));
     if (rc == CURLE_OK) {
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &res.http_status);
@@ -191,6 +326,43 @@ static void add_pending(curl_transport *t)
     }
 }
 
+static bool easy_setup(xfer *x);
+
+/* After the first exchange of |x|: sends it again with the other method
+ * when the answer says the responder cannot take this one.  Returns 1 when
+ * |x| went out again (it stays active), 0 when it is done, -1 when it
+ * could not be sent again. */
+static int fall_back(curl_transport *t, xfer *x, CURLcode rc)
+{
+    long status = 0;
+    char why[160];
+
+    if (x->switched || x->key[0] == '\0' || rc != CURLE_OK)
+        return 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (!x->post && x->post_url != NULL && get_refused(x, status, why, sizeof(why))) {
+        atomic_fetch_add(&t->get_to_post, 1);
+    } else if (x->post && x->get_url != NULL && (status == 405 || status == 501)) {
+        srvocsp__fmt(why, sizeof(why), "POST answered HTTP %ld", status);
+        atomic_fetch_add(&t->post_to_get, 1);
+    } else {
+        return 0;
+    }
+    snprintf(x->first_why, sizeof(x->first_why), "%s", why);
+    x->switched = true;
+    x->post = !x->post;
+    x->len = 0;
+    x->too_large = false;
+    x->errbuf[0] = '\0';
+    x->content_encoding[0] = '\0';
+    if (!easy_setup(x) || curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+        srvocsp__fmt(x->errbuf, sizeof(x->errbuf), "%s; the %s could not be sent", why,
+                     x->post ? "POST" : "GET");
+        return -1;
+    }
+    return 1;
+}
+
 /* Moves transfers along and delivers the finished ones; returns how many. */
 static int step(curl_transport *t)
 {
@@ -201,14 +373,24 @@ static int step(curl_transport *t)
     add_pending(t);
     curl_multi_perform(t->multi, &running);
     while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
+        CURLcode rc;
+
         if (msg->msg != CURLMSG_DONE)
             continue;
+        rc = msg->data.result;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         curl_multi_remove_handle(t->multi, msg->easy_handle);
+        switch (fall_back(t, x, rc)) {
+        case 1: continue; /* same transfer, other method */
+        case -1: rc = CURLE_FAILED_INIT; break;
+        default: break;
+        }
         unlink_active(t, x);
-        finish(x, msg->data.result);
+        finish(x, rc);
         n++;
     }
+    /* A transfer sent again must be moved along before the next wait. */
+    curl_multi_perform(t->multi, &running);
     return n;
 }
 
@@ -290,24 +472,26 @@ void srvocsp__curl_free(void *arg)
     free(t);
 }
 
-static xfer *xfer_new(const srvocsp_http_request *req, srvocsp_http_done_fn done, void *arg)
+/* (Re)creates |x|'s easy handle for its current method, with what is left
+ * of the transfer's timeout (at least a second for a second exchange). */
+static bool easy_setup(xfer *x)
 {
-    xfer *x = srvocsp__calloc(1, sizeof(*x));
     CURL *c;
-    long tmo = req->timeout_ms ? (long)req->timeout_ms : 15000L;
+    long tmo = x->timeout_ms;
 
-    if (x == NULL)
-        return NULL;
+    curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    x->headers = NULL;
     x->easy = c = curl_easy_init();
-    if (c == NULL) {
-        free(x);
-        return NULL;
+    if (c == NULL)
+        return false;
+    if (x->switched) {
+        tmo -= (long)(srvocsp__system_monotonic_ms(NULL) - x->started_ms);
+        if (tmo < 1000)
+            tmo = 1000;
     }
-    x->done = done;
-    x->done_arg = arg;
-    x->max = req->max_response_size ? req->max_response_size : SRVOCSP__DEFAULT_MAX_RESPONSE;
     curl_easy_setopt(c, CURLOPT_PRIVATE, (char *)x);
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_URL, x->post ? x->post_url : x->get_url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, tmo);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, tmo);
@@ -320,28 +504,101 @@ static xfer *xfer_new(const srvocsp_http_request *req, srvocsp_http_done_fn done
     curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "srvocsp/0.1");
-    if (req->proxy != NULL)
-        curl_easy_setopt(c, CURLOPT_PROXY, req->proxy);
+    if (x->proxy != NULL)
+        curl_easy_setopt(c, CURLOPT_PROXY, x->proxy);
     x->headers = curl_slist_append(NULL, "Accept: application/ocsp-response");
-    if (req->body != NULL) {
-        x->headers = curl_slist_append(x->headers, "Content-Type: application/ocsp-request");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        /* COPYPOSTFIELDS: the request outlives the caller's buffer. */
-        curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, (const char *)req->body);
+    if (x->post) {
+        struct curl_slist *h =
+            curl_slist_append(x->headers, "Content-Type: application/ocsp-request");
+
+        if (h == NULL)
+            return false;
+        x->headers = h;
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->der_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)x->der); /* |x| owns the copy */
     }
-    if (x->headers == NULL) {
-        xfer_free(x);
-        return NULL;
-    }
+    if (x->headers == NULL)
+        return false;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
+    return true;
+}
+
+/* Copies |req| in both of its forms and picks the method: the caller's,
+ * unless the responder is remembered to need the other. */
+static xfer *xfer_new(curl_transport *t, const srvocsp_http_request *req,
+                      srvocsp_http_done_fn done, void *arg)
+{
+    xfer *x = srvocsp__calloc(1, sizeof(*x));
+    const unsigned char *der = req->body ? req->body : req->der;
+    size_t der_len = req->body ? req->body_len : req->der_len;
+    int64_t now = srvocsp__system_monotonic_ms(NULL);
+    srvocsp__method how;
+
+    if (x == NULL)
+        return NULL;
+    x->t = t;
+    x->done = done;
+    x->done_arg = arg;
+    x->max = req->max_response_size ? req->max_response_size : SRVOCSP__DEFAULT_MAX_RESPONSE;
+    x->timeout_ms = req->timeout_ms ? (long)req->timeout_ms : 15000L;
+    x->started_ms = now;
+    x->asked_post = x->post = req->body != NULL;
+    if (req->proxy != NULL && (x->proxy = srvocsp__strdup(req->proxy)) == NULL)
+        goto fail;
+    if (der != NULL && der_len > 0) {
+        if ((x->der = srvocsp__malloc(der_len)) == NULL)
+            goto fail;
+        memcpy(x->der, der, der_len);
+        x->der_len = der_len;
+    }
+    if (x->asked_post) {
+        if ((x->post_url = srvocsp__strdup(req->url)) == NULL)
+            goto fail;
+        x->get_url = srvocsp__get_url(req->url, x->der, x->der_len); /* NULL: POST only */
+    } else {
+        if ((x->get_url = srvocsp__strdup(req->url)) == NULL)
+            goto fail;
+        if (req->post_url != NULL && x->der != NULL &&
+            (x->post_url = srvocsp__strdup(req->post_url)) == NULL)
+            goto fail;
+    }
+    /* Only a request with both forms can step between them. */
+    if (x->get_url != NULL && x->post_url != NULL &&
+        srvocsp__responder_key(x->post_url, x->key, sizeof(x->key))) {
+        how = srvocsp__memo_pick(x->key, now, &x->trial);
+        if (how == SRVOCSP__USE_POST && !x->post) {
+            x->post = x->from_memo = true;
+            atomic_fetch_add(&t->get_to_post, 1);
+        } else if (how == SRVOCSP__USE_GET && x->post) {
+            x->post = false;
+            x->from_memo = true;
+            atomic_fetch_add(&t->post_to_get, 1);
+        }
+    }
+    if (!easy_setup(x))
+        goto fail;
     return x;
+fail:
+    xfer_free(x);
+    return NULL;
+}
+
+void srvocsp__curl_stats(void *arg, srvocsp_engine_stats *out)
+{
+    curl_transport *t = arg;
+
+    if (t == NULL)
+        return;
+    out->fallbacks_get_to_post = atomic_load(&t->get_to_post);
+    out->fallbacks_post_to_get = atomic_load(&t->post_to_get);
+    out->get_unanswered = atomic_load(&t->get_unanswered);
 }
 
 srvocsp_error srvocsp__curl_start(void *arg, const srvocsp_http_request *req,
                                   srvocsp_http_done_fn done, void *done_arg)
 {
     curl_transport *t = arg;
-    xfer *x = xfer_new(req, done, done_arg);
+    xfer *x = xfer_new(t, req, done, done_arg);
 
     if (x == NULL)
         return SRVOCSP_E_NOMEM;

@@ -24,5 +24,7 @@ SRVOCSP__HIDDEN void srvocsp__curl_drive(void *t, int timeout_ms);
 SRVOCSP__HIDDEN void srvocsp__curl_drive_fds(void *t, int timeout_ms, const int *fds, unsigned n);
 /* Ends a wait of srvocsp__curl_drive early (or the next one); any thread. */
 SRVOCSP__HIDDEN void srvocsp__curl_wakeup(void *t);
+/* Adds the transport's counters (method fallbacks) to |out|; any thread. */
+SRVOCSP__HIDDEN void srvocsp__curl_stats(void *t, srvocsp_engine_stats *out);
 
 #endif

@@ -274,6 +274,16 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
             if (strcmp(seg, names[i]) == 0)
                 s = (evil_scenario)i;
     atomic_fetch_add(&e->requests, 1);
+    /* Fronts that take one method only (CDNs, responders as deployed). */
+    if (s == EVIL_NO_POST || s == EVIL_NO_GET || s == EVIL_GET_HANGS) {
+        bool post = strcmp(method, "POST") == 0;
+
+        if (s == EVIL_NO_POST && post)
+            return reply(fd, 405, "Method Not Allowed", "text/plain", NULL, 0, "Allow: GET\r\n");
+        if (s == EVIL_NO_GET && !post)
+            return reply(fd, 400, "Bad Request", "text/plain", NULL, 0, NULL);
+        s = s == EVIL_GET_HANGS && !post ? EVIL_HANG : EVIL_GOOD;
+    }
 
     if (strcmp(method, "POST") == 0) {
         if (body_len > sizeof(der_req))

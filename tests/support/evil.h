@@ -10,7 +10,9 @@
  * CDN in front of a responder: the first answer for a certificate is
  * kept and handed back for every later request.  A query string is cut
  * off the path before it is read (GET data after it is lost, as with real
- * responders); POST bodies are read as they are.
+ * responders); POST bodies are read as they are.  "post-refused-405" and
+ * "get-refused-400" are fronts that take only the other method;
+ * "get-hangs" never answers a GET (a POST gets a good response).
  */
 #ifndef SRVOCSP_EVIL_H
 #define SRVOCSP_EVIL_H
@@ -63,7 +65,10 @@
     X(BER, "ber-outer")                                                                            \
     X(GZIP, "gzip-encoded")                                                                        \
     X(CACHED, "cdn-cached")                                                                        \
-    X(GOOD_SLOW, "good-after-300ms")
+    X(GOOD_SLOW, "good-after-300ms")                                                              \
+    X(NO_POST, "post-refused-405")                                                                 \
+    X(NO_GET, "get-refused-400")                                                                   \
+    X(GET_HANGS, "get-hangs")
 
 typedef enum evil_scenario {
 #define EVIL_ENUM(id, name) EVIL_##id,

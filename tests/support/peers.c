@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,23 +131,63 @@ int tr_responder_requests(const tr_responder *r)
     return count_in_file(r->log, "Received request");
 }
 
-void tr_responder_stop(tr_responder *r)
+void tr_pid_stop(pid_t pid)
 {
     int status;
 
-    if (r->pid <= 0)
+    if (pid <= 0)
         return;
-    kill(r->pid, SIGTERM);
+    kill(pid, SIGTERM);
     for (int i = 0; i < 100; i++) {
-        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-            r->pid = 0;
+        if (waitpid(pid, &status, WNOHANG) == pid)
             return;
-        }
         usleep(20 * 1000);
     }
-    kill(r->pid, SIGKILL);
-    waitpid(r->pid, &status, 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+}
+
+void tr_responder_stop(tr_responder *r)
+{
+    tr_pid_stop(r->pid);
     r->pid = 0;
+}
+
+pid_t tr_spawn(const char *log, const char *ready, int wait_ms, const char *env,
+               char *const argv[])
+{
+    pid_t pid = fork();
+    int i;
+
+    if (pid < 0)
+        return 0;
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+        /* A test that dies (a crash, a debugger ending it) takes its peer
+         * with it. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        if (env != NULL)
+            putenv((char *)env);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    for (i = 0; i * 50 < wait_ms; i++) {
+        int status;
+
+        if (count_in_file(log, ready) > 0)
+            return pid;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return 0;
+        usleep(50 * 1000);
+    }
+    tr_pid_stop(pid);
+    return 0;
 }
 
 bool tr_listens_on_loopback_only(int port)

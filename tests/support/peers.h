@@ -33,6 +33,15 @@ bool tr_responder_start(tr_responder *r, int port, const char *dir, const char *
 int tr_responder_requests(const tr_responder *r);
 void tr_responder_stop(tr_responder *r);
 
+/* Starts argv[0] (found in PATH) with stdout and stderr going to |log| and
+ * |env| ("NAME=value", or NULL) set, then waits up to |wait_ms| for a line
+ * of the log containing |ready|.  Returns its pid, or 0 when it exited or
+ * never got ready (it is then stopped). */
+pid_t tr_spawn(const char *log, const char *ready, int wait_ms, const char *env,
+               char *const argv[]);
+/* SIGTERM, then SIGKILL after 2 s; reaps it.  0 is a no-op. */
+void tr_pid_stop(pid_t pid);
+
 /* Path of the openssl binary and of the loopback shim. */
 const char *tr_lobind_path(void);
 /* Whether every listening socket on PORT is bound to a loopback address. */

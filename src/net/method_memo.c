@@ -1,0 +1,204 @@
+/* The process-wide memory of which HTTP method each responder answers
+ * (net/method_memo.h has the rules). */
+#include "net/method_memo.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct memo_entry {
+    char key[SRVOCSP__MEMO_KEY_LEN];   /* "" when the slot is free */
+    srvocsp__method method;
+    bool trial;                        /* GET hung once; POST not yet proven */
+    int64_t until_ms;                  /* forgotten then */
+    uint64_t id;
+    uint64_t requests;
+    char why[160];
+} memo_entry;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static memo_entry g_slots[SRVOCSP__MEMO_SLOTS];
+static uint64_t g_next_id = 1;
+
+bool srvocsp__responder_key(const char *url, char *key, size_t len)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    bool ok = false;
+    int n;
+
+    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        goto out;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        goto out;
+    n = snprintf(key, len, "%s://%s:%s%s", scheme, host, port, path);
+    ok = n > 0 && (size_t)n < len;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+/* Under g_mu.  Expired entries are freed as they are met. */
+static memo_entry *find(const char *key, int64_t now_ms)
+{
+    size_t i;
+
+    for (i = 0; i < SRVOCSP__MEMO_SLOTS; i++) {
+        memo_entry *m = &g_slots[i];
+
+        if (m->key[0] == '\0')
+            continue;
+        if (m->until_ms <= now_ms) {
+            m->key[0] = '\0';
+            continue;
+        }
+        if (strcmp(m->key, key) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/* Under g_mu: a free slot for |key|, or the one nearest to being forgotten. */
+static memo_entry *take_slot(const char *key, int64_t now_ms)
+{
+    memo_entry *m = find(key, now_ms), *victim = NULL;
+    size_t i;
+
+    if (m != NULL)
+        return m;
+    for (i = 0; i < SRVOCSP__MEMO_SLOTS; i++) {
+        m = &g_slots[i];
+        if (m->key[0] == '\0') {
+            victim = m;
+            break;
+        }
+        if (victim == NULL || m->until_ms < victim->until_ms)
+            victim = m;
+    }
+    memset(victim, 0, sizeof(*victim));
+    snprintf(victim->key, sizeof(victim->key), "%s", key);
+    victim->id = g_next_id++;
+    return victim;
+}
+
+srvocsp__method srvocsp__memo_pick(const char *key, int64_t now_ms, bool *trial)
+{
+    srvocsp__method how = SRVOCSP__AS_ASKED;
+    memo_entry *m;
+
+    if (trial != NULL)
+        *trial = false;
+    pthread_mutex_lock(&g_mu);
+    if ((m = find(key, now_ms)) != NULL) {
+        how = m->method;
+        m->requests++;
+        if (trial != NULL)
+            *trial = m->trial;
+    }
+    pthread_mutex_unlock(&g_mu);
+    return how;
+}
+
+void srvocsp__memo_learn(const char *key, srvocsp__method method, const char *why,
+                         int64_t now_ms)
+{
+    memo_entry *m;
+
+    pthread_mutex_lock(&g_mu);
+    m = take_slot(key, now_ms);
+    if (m->method != method || m->trial) {
+        /* A new finding is a new report, even for a responder seen before. */
+        if (m->method != SRVOCSP__AS_ASKED && m->method != method)
+            m->id = g_next_id++;
+        m->method = method;
+        m->trial = false;
+    }
+    if (why != NULL && why[0] != '\0')
+        snprintf(m->why, sizeof(m->why), "%s", why);
+    if (m->requests == 0)
+        m->requests = 1;
+    m->until_ms = now_ms + SRVOCSP__MEMO_KEEP_MS;
+    pthread_mutex_unlock(&g_mu);
+}
+
+void srvocsp__memo_suspect_get(const char *key, const char *why, int64_t now_ms)
+{
+    memo_entry *m;
+
+    pthread_mutex_lock(&g_mu);
+    m = find(key, now_ms);
+    if (m == NULL) {
+        m = take_slot(key, now_ms);
+        m->method = SRVOCSP__USE_POST;
+        m->trial = true;
+        snprintf(m->why, sizeof(m->why), "%s", why ? why : "");
+        m->until_ms = now_ms + SRVOCSP__MEMO_KEEP_MS;
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+void srvocsp__memo_forget(const char *key)
+{
+    size_t i;
+
+    pthread_mutex_lock(&g_mu);
+    for (i = 0; i < SRVOCSP__MEMO_SLOTS; i++)
+        if (strcmp(g_slots[i].key, key) == 0)
+            g_slots[i].key[0] = '\0';
+    pthread_mutex_unlock(&g_mu);
+}
+
+size_t srvocsp__memo_list(srvocsp_method_fallback *out, size_t max, int64_t now_ms)
+{
+    const memo_entry *pick[SRVOCSP__MEMO_SLOTS];
+    size_t i, j, n = 0;
+
+    pthread_mutex_lock(&g_mu);
+    for (i = 0; i < SRVOCSP__MEMO_SLOTS; i++) {
+        const memo_entry *m = &g_slots[i];
+
+        if (m->key[0] == '\0' || m->trial || m->until_ms <= now_ms)
+            continue;
+        /* Oldest report first: insertion by id. */
+        for (j = n; j > 0 && pick[j - 1]->id > m->id; j--)
+            pick[j] = pick[j - 1];
+        pick[j] = m;
+        n++;
+    }
+    for (i = 0; i < n && i < max; i++) {
+        srvocsp_method_fallback *f = &out[i];
+
+        memset(f, 0, sizeof(*f));
+        snprintf(f->responder, sizeof(f->responder), "%s", pick[i]->key);
+        snprintf(f->method, sizeof(f->method), "%s",
+                 pick[i]->method == SRVOCSP__USE_POST ? "POST" : "GET");
+        snprintf(f->why, sizeof(f->why), "%s", pick[i]->why);
+        f->id = pick[i]->id;
+        f->requests = pick[i]->requests;
+        f->forget_in_s = (pick[i]->until_ms - now_ms) / 1000;
+    }
+    pthread_mutex_unlock(&g_mu);
+    return n;
+}
+
+void srvocsp__memo_reset(void)
+{
+    pthread_mutex_lock(&g_mu);
+    memset(g_slots, 0, sizeof(g_slots));
+    pthread_mutex_unlock(&g_mu);
+}
+
+size_t srvocsp_method_fallbacks(srvocsp_method_fallback *out, size_t max)
+{
+    if (out == NULL)
+        max = 0;
+    return srvocsp__memo_list(out, max, srvocsp__system_monotonic_ms(NULL));
+}
