@@ -165,17 +165,33 @@ static const char *set_responder(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-/* "600", "600s", "10mi", "1hr", "500ms" in |unit|s by default. */
+/* "600" (in |unit|s), "600s", "10mi", "1hr", "500ms": a whole number and
+ * one of Apache's time units, nothing else (ap_timeout_parameter_parse
+ * takes "soon" for 0). */
 static const char *parse_interval(cmd_parms *cmd, const char *arg, const char *unit,
                                   apr_int64_t lo_ms, apr_int64_t hi_ms, apr_int64_t *ms)
 {
-    apr_interval_time_t t;
+    static const struct {
+        const char *name;
+        apr_int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"mi", 60000}, {"hr", 3600000}};
+    apr_int64_t v = 0, mult = 0;
+    const char *p = arg;
 
-    if (ap_timeout_parameter_parse(arg, &t, unit) != APR_SUCCESS || t < 0)
-        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a time (a number, optionally with ms, "
-                                       "s, mi or hr)",
+    while (*p >= '0' && *p <= '9' && v <= hi_ms)
+        v = v * 10 + (*p++ - '0');
+    while (*p >= '0' && *p <= '9')
+        p++; /* too large: said below */
+    if (*p == '\0')
+        p = unit;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcasecmp(p, units[i].name) == 0)
+            mult = units[i].ms;
+    if (p == arg || mult == 0)
+        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a time (a whole number, optionally "
+                                       "followed by ms, s, mi or hr)",
                             cmd->cmd->name, arg);
-    *ms = t / 1000;
+    *ms = v > hi_ms ? hi_ms + 1 : v * mult;
     if (*ms < lo_ms || *ms > hi_ms)
         return apr_psprintf(cmd->pool, "%s: \"%s\" is out of range (%" APR_INT64_T_FMT " ms to "
                                        "%" APR_INT64_T_FMT " s)",

@@ -301,6 +301,360 @@ static void staple_common(const char *mpm)
     evil_stop(e);
 }
 
+/* One vhost serving good (and good-rsa with |rsa|) on |port|. */
+static void one_vhost_body(char *body, size_t cap, int port, const char *globals, bool rsa)
+{
+    snprintf(body, cap, "Listen 127.0.0.1:%d\nSrvOcsp on\n%s\n%s", port, globals,
+             vhost(port, "good.test", rsa ? "good good-rsa" : "good", NULL));
+}
+
+static void scenario_verify(void)
+{
+    static const struct {
+        evil_scenario s;
+        const char *log;
+    } bad[] = {
+        {EVIL_WRONG_KEY, "E_SIGNATURE"},
+        {EVIL_OTHER_CERT, "E_NO_MATCH"},
+        {EVIL_UNKNOWN, "does not know the certificate"},
+        {EVIL_TRYLATER, "E_RESPONSE_STATUS"},
+        {EVIL_PAST, "E_EXPIRED"},
+        {EVIL_DELEGATE_NOEKU, "E_SIGNER"},
+    };
+    evil *e = setup(3600);
+    SSL_CTX *any = nr_client_ctx(NULL, 0);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ar_apache a;
+        char name[32], globals[1400], body[8192];
+        int port = tr_free_port();
+        nr_hs h;
+
+        evil_set_slot(e, 0, bad[i].s);
+        snprintf(name, sizeof(name), "ap%zu", i);
+        new_apache(&a, name, "event");
+        snprintf(globals, sizeof(globals), "SrvOcspDirectory %s/cache%zu\nSrvOcspUrlTimeout 2", dir, i);
+        one_vhost_body(body, sizeof(body), port, globals, false);
+        if (!(ar_write_conf(&a, 1, body) && ar_start(&a, port, 1))) {
+            CHECK(false, "apache2 starts (%s)", evil_name(bad[i].s));
+            continue;
+        }
+        nr_handshake(any, port, NULL, &h);
+        CHECK(h.ok && !h.stapled, "%s: the handshake completes, nothing stapled", evil_name(bad[i].s));
+        CHECK(ar_wait_logged(&a, bad[i].log, 1, 3000), "%s: the error log says why (%s)",
+              evil_name(bad[i].s), bad[i].log);
+        CHECK(ar_stop(&a) == 0 && no_crash(&a), "%s: apache2 stops cleanly", evil_name(bad[i].s));
+    }
+    SSL_CTX_free(any);
+    evil_stop(e);
+}
+
+static void scenario_hang(void)
+{
+    evil *e = setup(3600);
+    ar_apache a, b;
+    char globals[1400], body[8192], cache[1300];
+    int port = tr_free_port(), slow = 0, stapled = 0, ok = 0;
+    SSL_CTX *any = nr_client_ctx(NULL, 0);
+    double t0, worst = 0;
+    nr_hs h;
+
+    /* No saved response, the responder takes the request and never answers. */
+    evil_set_slot(e, 0, EVIL_HANG);
+    new_apache(&a, "ap", "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory %s/cache-none\nSrvOcspUrlTimeout 1", dir);
+    one_vhost_body(body, sizeof(body), port, globals, false);
+    t0 = tr_now_ms();
+    CHECK(ar_write_conf(&a, 2, body) && ar_start(&a, port, 2), "apache2 starts while the responder hangs");
+    CHECK(tr_now_ms() - t0 < 10000, "... within a bound (%.0f ms; SrvOcspUrlTimeout 1 s)", tr_now_ms() - t0);
+    for (int i = 0; i < 20; i++) {
+        nr_handshake(any, port, NULL, &h);
+        ok += h.ok;
+        slow += h.ms >= 1000;
+        stapled += h.stapled;
+        if (h.ms > worst)
+            worst = h.ms;
+    }
+    CHECK(ok == 20 && slow == 0 && stapled == 0,
+          "20 handshakes while it hangs: all complete, none stapled, none took a second "
+          "(slowest %.1f ms)",
+          worst);
+    CHECK(ar_log_count(&a, "has no OCSP response yet") == 1, "start-up says there is no response yet");
+    ar_stop(&a);
+
+    /* A saved response due for refresh: stapled while its refresh hangs. */
+    evil_set_slot(e, 0, EVIL_GOOD);
+    snprintf(cache, sizeof(cache), "%s/cache", dir);
+    new_apache(&b, "bp", "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory %s\nSrvOcspUrlTimeout 1", cache);
+    one_vhost_body(body, sizeof(body), port, globals, false);
+    CHECK(ar_write_conf(&b, 2, body) && ar_start(&b, port, 2), "apache2 starts and saves a response");
+    ar_stop(&b);
+    CHECK(nr_age_cache(cache, &pki) == 1, "the saved response is made due for refresh");
+    evil_set_slot(e, 0, EVIL_HANG);
+    CHECK(ar_start(&b, port, 2), "apache2 starts again while the responder hangs");
+    slow = stapled = ok = 0;
+    worst = 0;
+    for (int i = 0; i < 40; i++) {
+        nr_handshake(any, port, NULL, &h);
+        ok += h.ok;
+        slow += h.ms >= 1000;
+        stapled += h.stapled && verified(&h, &pki.good);
+        if (h.ms > worst)
+            worst = h.ms;
+    }
+    CHECK(ok == 40 && stapled == 40 && slow == 0,
+          "40 handshakes during the hung refresh: all stapled from the directory (%d), none "
+          "took a second (slowest %.1f ms)",
+          stapled, worst);
+    CHECK(ar_stop(&b) == 0 && no_crash(&b), "apache2 stops cleanly");
+    SSL_CTX_free(any);
+    evil_stop(e);
+}
+
+static void scenario_restart(void)
+{
+    evil *e = setup(3600);
+    ar_apache a, m;
+    char globals[1400], body[8192];
+    int port = tr_free_port();
+    SSL_CTX *any = nr_client_ctx(NULL, 0);
+    long before;
+    nr_hs h;
+    double t0;
+
+    evil_set_slot(e, 0, EVIL_GOOD);
+    new_apache(&a, "ap", "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory %s/cache\nSrvOcspUrlTimeout 2", dir);
+    one_vhost_body(body, sizeof(body), port, globals, true);
+    CHECK(ar_write_conf(&a, 2, body) && ar_start(&a, port, 2), "apache2 starts with a directory");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.stapled && verified(&h, &pki.good), "stapled");
+    before = evil_requests(e);
+
+    CHECK(ar_graceful(&a, port, 2, 20000), "apache2 -k graceful: a new generation of children");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good),
+          "the first handshake after the graceful restart is stapled");
+    CHECK(evil_requests(e) == before,
+          "... without a request (the new configuration shares the running retrievals): %ld "
+          "before, %ld after",
+          before, evil_requests(e));
+    CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
+
+    evil_stop(e); /* the responder is gone: connections are refused */
+    CHECK(ar_start(&a, port, 2), "apache2 starts again with the responder down");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good),
+          "the first handshake after the stop and start is stapled (from the directory)");
+    CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
+
+    /* Without a saved response: the start is bounded, handshakes go on. */
+    new_apache(&m, "ap2", "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory none\nSrvOcspUrlTimeout 2");
+    one_vhost_body(body, sizeof(body), port, globals, false);
+    t0 = tr_now_ms();
+    CHECK(ar_write_conf(&m, 1, body) && ar_start(&m, port, 1),
+          "apache2 starts with no responder and no directory");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && !h.stapled, "handshakes complete without a staple (%.0f ms after start)",
+          tr_now_ms() - t0);
+    CHECK(ar_log_count(&m, "has no OCSP response yet") == 1,
+          "start-up says the certificate has no response yet");
+    ar_stop(&m);
+    SSL_CTX_free(any);
+}
+
+/* The parent and |children| children: requests for two certificates at a
+ * fresh start, and for a refresh round (every process loads a saved
+ * response that is due). */
+static void count_children(evil *e, int children)
+{
+    ar_apache a;
+    char name[32], globals[1400], body[8192], cache[1300];
+    int port = tr_free_port(), stapled = 0;
+    SSL_CTX *ecdsa = nr_client_ctx("ECDSA+SHA256", 0), *rsa = nr_client_ctx("RSA-PSS+SHA256:RSA+SHA256", 0);
+    long at_start, base = evil_requests(e);
+    nr_hs h;
+
+    snprintf(name, sizeof(name), "ap%d", children);
+    snprintf(cache, sizeof(cache), "%s/cache%d", dir, children);
+    new_apache(&a, name, "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory %s\nSrvOcspUrlTimeout 3", cache);
+    one_vhost_body(body, sizeof(body), port, globals, true);
+    CHECK(ar_write_conf(&a, children, body) && ar_start(&a, port, children),
+          "apache2 starts with %d children", children);
+    for (int i = 0; i < 4 * children; i++) {
+        nr_handshake(i % 2 ? ecdsa : rsa, port, NULL, &h);
+        stapled += h.ok && h.stapled;
+    }
+    tr_sleep_ms(2000); /* a child that would fetch on its own has done so */
+    at_start = evil_requests(e) - base;
+    CHECK(stapled == 4 * children && at_start == 2,
+          "%d children: %d of %d handshakes stapled; %ld requests for 2 certificates at start",
+          children, stapled, 4 * children, at_start);
+    ar_stop(&a);
+
+    CHECK(nr_age_cache(cache, &pki) == 2, "both saved responses made due for refresh");
+    base = evil_requests(e);
+    CHECK(ar_start(&a, port, children), "apache2 starts again, every process due at once");
+    stapled = 0;
+    for (int i = 0; i < 4 * children; i++) {
+        nr_handshake(i % 2 ? ecdsa : rsa, port, NULL, &h);
+        stapled += h.ok && h.stapled;
+    }
+    tr_sleep_ms(3000);
+    CHECK(stapled == 4 * children && evil_requests(e) - base == 2,
+          "%d children: one refresh round costs %ld requests for 2 certificates (%d stapled)",
+          children, evil_requests(e) - base, stapled);
+    CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
+    SSL_CTX_free(ecdsa);
+    SSL_CTX_free(rsa);
+}
+
+static void scenario_children(void)
+{
+    evil *e = setup(3600);
+
+    evil_set_slot(e, 0, EVIL_GOOD_SLOW); /* fetches overlap if two processes ask */
+    count_children(e, 4);
+    count_children(e, 16);
+    evil_stop(e);
+}
+
+static void scenario_config(void)
+{
+    static const struct {
+        const char *directive; /* in the main server */
+        const char *in_vhost;  /* or in the vhost */
+        const char *named;
+    } bad[] = {
+        {"SrvOcsp maybe", NULL, "SrvOcsp"},
+        {"SrvOcspMinValidity soon", NULL, "SrvOcspMinValidity"},
+        {"SrvOcspMinValidity 9999999", NULL, "SrvOcspMinValidity"},
+        {"SrvOcspUrlTimeout 0", NULL, "SrvOcspUrlTimeout"},
+        {"SrvOcspUrlTimeout 2hr", NULL, "SrvOcspUrlTimeout"},
+        {"SrvOcspResponderUrl https://ocsp.example/", NULL, "SrvOcspResponderUrl"},
+        {"SrvOcspStore memcached://127.0.0.1:11211", NULL, "SrvOcspStore"},
+        {NULL, "SrvOcspDirectory /tmp/elsewhere", "SrvOcspDirectory"},
+        {NULL, "SrvOcspStore redis://127.0.0.1:6379", "SrvOcspStore"},
+        {"SrvOcspDirectory", NULL, "SrvOcspDirectory"},
+    };
+    evil *e = setup(3600);
+    ar_apache a;
+    char body[8192], out[8192], globals[1400];
+    int port = tr_free_port(), rc;
+    struct stat st;
+
+    evil_set_slot(e, 0, EVIL_GOOD);
+    new_apache(&a, "ap", "event");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(body, sizeof(body), "Listen 127.0.0.1:%d\nSrvOcsp on\n%s\n%s", port,
+                 bad[i].directive ? bad[i].directive : "",
+                 vhost(port, "good.test", "good", bad[i].in_vhost));
+        ar_write_conf(&a, 1, body);
+        rc = ar_test_conf(&a, out, sizeof(out));
+        CHECK(rc != 0 && strstr(out, bad[i].named) != NULL,
+              "apache2 -t refuses \"%s\"%s (rc %d), naming %s: %.200s",
+              bad[i].directive ? bad[i].directive : bad[i].in_vhost,
+              bad[i].in_vhost ? " in a vhost" : "", rc, bad[i].named, out);
+    }
+    snprintf(globals, sizeof(globals),
+             "SrvOcspDirectory %s/cache-t\nSrvOcspMinValidity 10mi\nSrvOcspUrlTimeout 500ms\n"
+             "SrvOcspStore redis://127.0.0.1:1/0",
+             dir);
+    snprintf(body, sizeof(body), "Listen 127.0.0.1:%d\nSrvOcsp on\n%s\n%s", port, globals,
+             vhost(port, "good.test", "good", "SrvOcspResponderUrl http://127.0.0.1:1/\nSrvOcspMinValidity 300\nSrvOcspUrlTimeout 2"));
+    ar_write_conf(&a, 1, body);
+    rc = ar_test_conf(&a, out, sizeof(out));
+    CHECK(rc == 0 && strstr(out, "Syntax OK"), "every directive with a good value: Syntax OK (%s)", out);
+    snprintf(out, sizeof(out), "%s/cache-t", dir);
+    CHECK(evil_requests(e) == 0 && stat(out, &st) != 0,
+          "apache2 -t fetches nothing and creates no directory");
+    evil_stop(e);
+}
+
+/* Handshakes on two threads while the parent restarts gracefully. */
+static atomic_int g_stop, g_hs, g_hs_failed, g_hs_unstapled;
+static int g_port;
+
+static void *load_thread(void *arg)
+{
+    SSL_CTX *ctx = nr_client_ctx(NULL, 0);
+    nr_hs h;
+
+    (void)arg;
+    while (!atomic_load(&g_stop)) {
+        nr_handshake(ctx, g_port, NULL, &h);
+        atomic_fetch_add(&g_hs, 1);
+        if (!h.ok)
+            atomic_fetch_add(&g_hs_failed, 1);
+        else if (!h.stapled)
+            atomic_fetch_add(&g_hs_unstapled, 1);
+        tr_sleep_ms(5);
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void scenario_graceful(void)
+{
+    evil *e = setup(3600);
+    ar_apache a;
+    char globals[1400], body[8192];
+    SSL_CTX *any = nr_client_ctx(NULL, 0);
+    pthread_t t[2];
+    int first_stapled = 0, restarted = 0, fds0, fds1, thr0, thr1;
+    long before;
+    nr_hs h;
+
+    g_port = tr_free_port();
+    evil_set_slot(e, 0, EVIL_GOOD);
+    new_apache(&a, "ap", "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory %s/cache\nSrvOcspUrlTimeout 2", dir);
+    one_vhost_body(body, sizeof(body), g_port, globals, true);
+    CHECK(ar_write_conf(&a, 2, body) && ar_start(&a, g_port, 2), "apache2 starts");
+    /* One restart first: the parent's descriptors and threads settle. */
+    CHECK(ar_graceful(&a, g_port, 2, 20000), "a first graceful restart");
+    fds0 = nr_proc_fds(a.parent);
+    thr0 = nr_proc_threads(a.parent);
+    before = evil_requests(e);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, load_thread, NULL);
+    for (int i = 0; i < 20; i++) {
+        if (!ar_graceful(&a, g_port, 2, 20000))
+            break;
+        restarted++;
+        nr_handshake(any, g_port, NULL, &h);
+        first_stapled += h.ok && h.stapled && verified(&h, &pki.good);
+    }
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    fds1 = nr_proc_fds(a.parent);
+    thr1 = nr_proc_threads(a.parent);
+    CHECK(restarted == 20 && first_stapled == 20,
+          "20 graceful restarts: the first handshake after each is stapled (%d of %d)",
+          first_stapled, restarted);
+    CHECK(atomic_load(&g_hs) > 0 && atomic_load(&g_hs_failed) == 0 &&
+              atomic_load(&g_hs_unstapled) == 0,
+          "%d handshakes during the restarts: %d failed, %d unstapled", atomic_load(&g_hs),
+          atomic_load(&g_hs_failed), atomic_load(&g_hs_unstapled));
+    CHECK(evil_requests(e) == before, "no request to the responder across the restarts (%ld)",
+          evil_requests(e) - before);
+    CHECK(fds1 == fds0 && thr1 == thr0,
+          "the parent's descriptors (%d, then %d) and threads (%d, then %d) are steady", fds0,
+          fds1, thr0, thr1);
+    CHECK(ar_log_count(&a, "process holds 4 handles on 2 certificates") >= 20,
+          "at every restart the parent holds the handles of two configurations at most (old "
+          "and new, 2 certificates): %d restarts said so",
+          ar_log_count(&a, "process holds 4 handles on 2 certificates"));
+    CHECK(no_crash(&a), "no child crashed");
+    CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
+    SSL_CTX_free(any);
+    evil_stop(e);
+}
+
 static void scenario_staple(void)
 {
     staple_common("event");
@@ -319,6 +673,12 @@ int main(int argc, char **argv)
     } scenarios[] = {
         {"staple", scenario_staple},
         {"prefork", scenario_prefork},
+        {"verify", scenario_verify},
+        {"hang", scenario_hang},
+        {"restart", scenario_restart},
+        {"children", scenario_children},
+        {"config", scenario_config},
+        {"graceful", scenario_graceful},
     };
 
     signal(SIGPIPE, SIG_IGN);
