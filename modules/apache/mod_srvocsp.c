@@ -33,6 +33,7 @@
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "http_ssl.h"
 #include "unixd.h"
 
@@ -295,6 +296,9 @@ static int prime(server_rec *s, apr_pool_t *p, const char *id, apr_size_t id_len
     o.directory = directory_of(c);
     if (!g_dir_ready) {
         g_dir_ready = 1;
+        /* First fetches end before post_config: their reports go to this
+         * configuration's main server. */
+        mod_srvocsp_log_set_server(ap_server_conf);
         if (prepare_directory(s, o.directory) == NULL && o.directory != NULL)
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "srvocsp: continuing without SrvOcspDirectory");

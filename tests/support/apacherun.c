@@ -68,18 +68,20 @@ bool ar_write_conf(ar_apache *a, int children, const char *body)
         fprintf(f, "User %s\nGroup %s\n", a->user, a->user);
     else if (geteuid() == 0)
         fprintf(f, "User www-data\nGroup www-data\n");
-    /* Exactly |children| children, none started or stopped by load. */
+    /* Exactly |children| children, none started or stopped by load; after
+     * a graceful restart (where StartServers does not apply) the spare
+     * minimum brings the new generation back to |children|. */
     if (prefork)
         fprintf(f,
-                "StartServers %d\nMinSpareServers 1\nMaxSpareServers %d\nServerLimit %d\n"
+                "StartServers %d\nMinSpareServers %d\nMaxSpareServers %d\nServerLimit %d\n"
                 "MaxRequestWorkers %d\nMaxConnectionsPerChild 0\n",
-                children, children, children, children);
+                children, children, children, children, children);
     else
         fprintf(f,
                 "StartServers %d\nServerLimit %d\nThreadsPerChild 16\nThreadLimit 16\n"
-                "MaxRequestWorkers %d\nMinSpareThreads 1\nMaxSpareThreads %d\n"
+                "MaxRequestWorkers %d\nMinSpareThreads %d\nMaxSpareThreads %d\n"
                 "MaxConnectionsPerChild 0\n",
-                children, children, 16 * children, 16 * children);
+                children, children, 16 * children, 16 * children, 16 * children + 16);
     fprintf(f, "GracefulShutdownTimeout 5\n%s\n", body);
     return fclose(f) == 0;
 }
