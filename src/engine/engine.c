@@ -1446,11 +1446,12 @@ void srvocsp__engine_teardown_locked(srvocsp_engine *e)
     }
     while (e->done_head != NULL) {
         srvocsp__completion *c = e->done_head;
+        srvocsp__entry *en = c->en;
 
         e->done_head = c->next;
-        c->en->in_flight = false;
-        srvocsp__entry_unref_locked(c->en);
-        completion_free(c);
+        en->in_flight = false;
+        completion_free(c); /* gives back its lease through the entry: first */
+        srvocsp__entry_unref_locked(en);
     }
     e->done_tail = NULL;
     for (i = 0; i < e->n_buckets; i++) {
