@@ -285,6 +285,7 @@ static const char *prepare_directory(server_rec *s, const char *dir)
 
 static int prime(server_rec *s, apr_pool_t *p, const char *id, apr_size_t id_len, const char *pem)
 {
+    (void)p;
     srv_conf *c = conf_of(s);
     mod_srvocsp_opts o;
     int rv;
@@ -307,7 +308,7 @@ static int prime(server_rec *s, apr_pool_t *p, const char *id, apr_size_t id_len
     o.store_url = c->store;
     o.min_validity_s = c->min_validity_s >= 0 ? (uint32_t)c->min_validity_s : DEFAULT_MIN_VALIDITY_S;
     o.timeout_ms = c->timeout_ms > 0 ? (uint32_t)c->timeout_ms : DEFAULT_TIMEOUT_MS;
-    rv = mod_srvocsp_gen_add(&g_building, s, p, id, id_len, pem, &o);
+    rv = mod_srvocsp_gen_add(&g_building, &g_prev, s, id, id_len, pem, &o);
     if (rv != OK && rv != DECLINED) {
         g_failed = 1;
         return DECLINED;
@@ -346,9 +347,12 @@ static void stop_all(void)
 {
     atomic_store_explicit(&g_stopping, 1, memory_order_release);
     mod_srvocsp_log_set_server(NULL);
-    /* The engine frees the handles; the tables only forget them (a late
-     * handshake thread finds an empty table rather than a freed array). */
-    g_live.n = g_prev.n = g_building.n = 0;
+    /* The engine frees the handles; the tables only forget them.  No
+     * handshake runs by now: the MPMs join their workers before a child's
+     * pool goes, and get_resp declines once g_stopping is set. */
+    mod_srvocsp_gen_forget(&g_live);
+    mod_srvocsp_gen_forget(&g_prev);
+    mod_srvocsp_gen_forget(&g_building);
     mod_srvocsp_engine_stop();
 }
 
@@ -461,8 +465,10 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, after_ssl, NULL, APR_HOOK_LAST);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_ssl_ocsp_prime_hook(prime, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_ssl_ocsp_get_resp_hook(get_resp, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Asked before mod_md's (MDStapling): in a vhost with SrvOcsp on, this
+     * module staples; elsewhere it declines and mod_md may. */
+    ap_hook_ssl_ocsp_prime_hook(prime, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_ssl_ocsp_get_resp_hook(get_resp, NULL, NULL, APR_HOOK_FIRST);
 }
 
 AP_DECLARE_MODULE(srvocsp) = {

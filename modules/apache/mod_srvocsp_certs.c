@@ -125,8 +125,36 @@ out:
     return ok;
 }
 
-int mod_srvocsp_gen_add(mod_srvocsp_gen *gen, server_rec *s, apr_pool_t *ptemp, const char *id,
-                        apr_size_t id_len, const char *pem, const mod_srvocsp_opts *o)
+/* The settings a shared retrieval keeps (libsrvocsp: the first opener's),
+ * as one string to compare. */
+static char *fetch_opts_of(const mod_srvocsp_opts *o)
+{
+    char buf[4096];
+    int n = snprintf(buf, sizeof(buf), "%s\n%s\n%s\n%u", o->directory ? o->directory : "",
+                     o->responder ? o->responder : "", o->store_url ? o->store_url : "",
+                     (unsigned)o->timeout_ms);
+
+    return n < 0 || (size_t)n >= sizeof(buf) ? NULL : strdup(buf);
+}
+
+static void note_kept(const mod_srvocsp_gen *prev, const char *id, const char *opts,
+                      const char *name, server_rec *s)
+{
+    const mod_srvocsp_cert *old = prev ? find_any(prev, id) : NULL;
+
+    if (old == NULL || old->h == NULL || old->fetch_opts == NULL || opts == NULL ||
+        strcmp(old->fetch_opts, opts) == 0)
+        return;
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 "srvocsp: %s: a new SrvOcspDirectory, SrvOcspResponderUrl, SrvOcspStore or "
+                 "SrvOcspUrlTimeout applies after a stop and start (this restart keeps the "
+                 "running retrieval, and with it the staple)",
+                 name);
+}
+
+int mod_srvocsp_gen_add(mod_srvocsp_gen *gen, const mod_srvocsp_gen *prev, server_rec *s,
+                        const char *id, apr_size_t id_len, const char *pem,
+                        const mod_srvocsp_opts *o)
 {
     X509 *leaf = NULL;
     STACK_OF(X509) *chain = NULL;
@@ -137,7 +165,6 @@ int mod_srvocsp_gen_add(mod_srvocsp_gen *gen, server_rec *s, apr_pool_t *ptemp, 
     char name[256];
     int rv = HTTP_INTERNAL_SERVER_ERROR;
 
-    (void)ptemp;
     if (id == NULL || id_len != MOD_SRVOCSP_ID_LEN || pem == NULL)
         return DECLINED;
     c = find_any(gen, id);
@@ -205,7 +232,9 @@ int mod_srvocsp_gen_add(mod_srvocsp_gen *gen, server_rec *s, apr_pool_t *ptemp, 
     }
     c->h = h;
     c->timeout_ms = o->timeout_ms;
+    c->fetch_opts = fetch_opts_of(o);
     snprintf(c->name, sizeof(c->name), "%s", name);
+    note_kept(prev, id, c->fetch_opts, name, s);
     rv = OK;
 out:
     free(tag);
@@ -256,6 +285,8 @@ void mod_srvocsp_gen_close(mod_srvocsp_gen *gen)
 
 void mod_srvocsp_gen_forget(mod_srvocsp_gen *gen)
 {
+    for (size_t i = 0; i < gen->n; i++)
+        free(gen->v[i].fetch_opts);
     free(gen->v);
     gen->v = NULL;
     gen->n = gen->cap = 0;

@@ -31,6 +31,9 @@ typedef struct mod_srvocsp_cert {
     srvocsp_handle *h; /* a reference the generation owns */
     char name[256];
     uint32_t timeout_ms;
+    /* What the retrieval was opened with (directory, responder, store,
+     * timeout), malloc'd, to tell a restart that it keeps them. */
+    char *fetch_opts;
 } mod_srvocsp_cert;
 
 typedef struct mod_srvocsp_gen {
@@ -46,13 +49,16 @@ void mod_srvocsp_engine_stop(void);
 
 /* Takes the certificate |pem| (the leaf, then its issuer) under |id| into
  * |gen|: opens its handle (asynchronously: first fetches run side by side)
- * or, when |gen| already has it, shares it.  Returns OK when taken,
+ * or, when |gen| already has it, shares it.  When |prev| (the generation a
+ * restart replaces, may be NULL) held the certificate with other fetch
+ * settings, a notice says the running retrieval keeps them.  Returns OK when taken,
  * DECLINED when the certificate is not stapled by the module (no OCSP URL,
  * no issuer: logged at info, once per certificate and generation), or
  * HTTP_INTERNAL_SERVER_ERROR after logging an error at emerg (a bad
  * SrvOcspStore, no memory). */
-int mod_srvocsp_gen_add(mod_srvocsp_gen *gen, server_rec *s, apr_pool_t *ptemp, const char *id,
-                        apr_size_t id_len, const char *pem, const mod_srvocsp_opts *o);
+int mod_srvocsp_gen_add(mod_srvocsp_gen *gen, const mod_srvocsp_gen *prev, server_rec *s,
+                        const char *id, apr_size_t id_len, const char *pem,
+                        const mod_srvocsp_opts *o);
 
 /* Sorts |gen| for mod_srvocsp_gen_find. */
 void mod_srvocsp_gen_seal(mod_srvocsp_gen *gen);

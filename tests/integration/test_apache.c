@@ -440,6 +440,17 @@ static void scenario_restart(void)
           "... without a request (the new configuration shares the running retrievals): %ld "
           "before, %ld after",
           before, evil_requests(e));
+    /* A restart into other fetch settings keeps the running retrieval. */
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory %s/cache\nSrvOcspUrlTimeout 3", dir);
+    one_vhost_body(body, sizeof(body), port, globals, true);
+    CHECK(ar_write_conf(&a, 2, body) && ar_graceful(&a, port, 2, 20000),
+          "apache2 -k graceful into another SrvOcspUrlTimeout");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good) && evil_requests(e) == before &&
+              ar_log_count(&a, "applies after a stop and start (this restart keeps the running "
+                               "retrieval") == 2,
+          "stapled, no request, and a notice per certificate says the new value applies after "
+          "a stop and start");
     CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
 
     evil_stop(e); /* the responder is gone: connections are refused */
