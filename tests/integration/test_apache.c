@@ -20,6 +20,10 @@
  *   test_apache config    bad directives refused by apache2 -t, named
  *   test_apache graceful  20 graceful restarts under handshakes: no crash,
  *                         every first handshake stapled, nothing leaked
+ *   test_apache store     SrvOcspStore: a URL that cannot be used stops the
+ *                         start, named; with a real redis-server a second
+ *                         apache2 with the responder down and no directory
+ *                         staples its first handshake from the store
  */
 #define _GNU_SOURCE
 #include <openssl/ocsp.h>
@@ -39,6 +43,7 @@
 #include "evil.h"
 #include "nginxrun.h"
 #include "peers.h"
+#include "redisd.h"
 #include "srvocsp.h"
 #include "testpki.h"
 
@@ -47,6 +52,9 @@
 #endif
 #ifndef SRVOCSP_APACHE_SKIP_REASON
 #define SRVOCSP_APACHE_SKIP_REASON ""
+#endif
+#ifndef SRVOCSP_APACHE_CONF_SNIPPET
+#define SRVOCSP_APACHE_CONF_SNIPPET ""
 #endif
 #ifndef SRVOCSP_APACHE_PRELOAD
 #define SRVOCSP_APACHE_PRELOAD ""
@@ -582,6 +590,12 @@ static void scenario_config(void)
     snprintf(out, sizeof(out), "%s/cache-t", dir);
     CHECK(evil_requests(e) == 0 && stat(out, &st) != 0,
           "apache2 -t fetches nothing and creates no directory");
+    /* The srvocsp.conf installed beside srvocsp.load (a2enmod srvocsp). */
+    snprintf(body, sizeof(body), "Listen 127.0.0.1:%d\nInclude %s\n%s", port,
+             SRVOCSP_APACHE_CONF_SNIPPET, vhost(port, "good.test", "good", "SrvOcsp on"));
+    ar_write_conf(&a, 1, body);
+    rc = ar_test_conf(&a, out, sizeof(out));
+    CHECK(rc == 0 && strstr(out, "Syntax OK"), "the installed srvocsp.conf is accepted (%s)", out);
     evil_stop(e);
 }
 
@@ -666,6 +680,92 @@ static void scenario_graceful(void)
     evil_stop(e);
 }
 
+static long long redis_dbsize(tr_redis *r)
+{
+    const char *argv[] = {"DBSIZE"};
+
+    return tr_redis_cmd(r, NULL, 0, 1, argv, NULL);
+}
+
+static void scenario_store(void)
+{
+    evil *e;
+    ar_apache a, b, m;
+    tr_redis r;
+    tr_redis_opts ro = {.tcp = true};
+    char globals[1400], body[8192], url[1200];
+    int port = tr_free_port();
+    SSL_CTX *any;
+    nr_hs h;
+    double until;
+    long long keys = 0;
+
+    if (!tr_redis_available()) {
+        printf("SKIP: redis-server not installed (scripts/deps.sh --test installs it)\n");
+        exit(77);
+    }
+    e = setup(3600);
+    any = nr_client_ctx(NULL, 0);
+    evil_set_slot(e, 0, EVIL_GOOD);
+
+    /* A URL libsrvocsp cannot use: apache2 does not start and says why. */
+    new_apache(&b, "bad", "event");
+    one_vhost_body(body, sizeof(body), port,
+                   "SrvOcspDirectory none\nSrvOcspStore redis://127.0.0.1:notaport/0", false);
+    CHECK(ar_write_conf(&b, 1, body) && !ar_start(&b, port, 1),
+          "apache2 refuses to start with SrvOcspStore redis://127.0.0.1:notaport/0");
+    CHECK(ar_log_count(&b, "[srvocsp:emerg]") > 0 &&
+              ar_log_count(&b, "with SrvOcspStore \"redis://127.0.0.1:notaport/0\"") > 0,
+          "the error log names the directive and the URL");
+    ar_stop(&b);
+
+    if (!tr_redis_start(&r, &ro)) {
+        CHECK(false, "redis-server starts");
+        goto out;
+    }
+    /* One fetch, saved into Redis (database 0). */
+    new_apache(&a, "ap", "event");
+    snprintf(url, sizeof(url), "%s/0", r.url);
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory none\nSrvOcspUrlTimeout 2\nSrvOcspStore %s", url);
+    one_vhost_body(body, sizeof(body), port, globals, false);
+    CHECK(ar_write_conf(&a, 2, body) && ar_start(&a, port, 2), "apache2 starts with SrvOcspStore %s",
+          url);
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good), "the first handshake is stapled");
+    until = tr_now_ms() + 5000;
+    while (tr_now_ms() < until && (keys = redis_dbsize(&r)) < 1)
+        tr_sleep_ms(20);
+    CHECK(keys >= 1, "the response is saved in Redis (%lld keys)", keys);
+    CHECK(evil_requests(e) == 1,
+          "one request at start for the parent and its 2 children, without a directory (%ld)",
+          evil_requests(e));
+    ar_stop(&a);
+    evil_stop(e); /* the responder is gone */
+
+    /* Responder down, no directory: the staple comes from Redis. */
+    new_apache(&m, "ap2", "event");
+    CHECK(ar_write_conf(&m, 2, body) && ar_start(&m, port, 2),
+          "a second apache2 starts with the responder down and no directory");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good),
+          "its first handshake is stapled with the response from Redis");
+    ar_stop(&m);
+
+    /* Another database holds nothing: the staple above came from the
+     * store, not from anywhere else. */
+    new_apache(&m, "ap3", "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory none\nSrvOcspUrlTimeout 1\nSrvOcspStore %s/1",
+             r.url);
+    one_vhost_body(body, sizeof(body), port, globals, false);
+    CHECK(ar_write_conf(&m, 1, body) && ar_start(&m, port, 1), "apache2 starts with database 1");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && !h.stapled, "with another database nothing is stapled");
+    CHECK(ar_stop(&m) == 0 && no_crash(&m), "apache2 stops cleanly");
+    tr_redis_stop(&r);
+out:
+    SSL_CTX_free(any);
+}
+
 static void scenario_staple(void)
 {
     staple_common("event");
@@ -690,6 +790,7 @@ int main(int argc, char **argv)
         {"children", scenario_children},
         {"config", scenario_config},
         {"graceful", scenario_graceful},
+        {"store", scenario_store},
     };
 
     signal(SIGPIPE, SIG_IGN);
