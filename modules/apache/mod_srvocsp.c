@@ -47,6 +47,9 @@
 
 #include "mod_srvocsp_certs.h"
 #include "mod_srvocsp_log.h"
+#include "mod_srvocsp_status.h"
+
+#include "mod_status.h"
 
 #ifndef MOD_SRVOCSP_DEFAULT_DIR
 #define MOD_SRVOCSP_DEFAULT_DIR "/var/lib/apache2/srvocsp"
@@ -332,6 +335,7 @@ static int get_resp(server_rec *s, conn_rec *c, const char *id, apr_size_t id_le
         return DECLINED;
     /* No lock, no I/O, no allocation: mod_ssl copies the bytes. */
     r = srvocsp_get1_response(h);
+    mod_srvocsp_status_count(r != NULL);
     if (r == NULL) {
         cb(NULL, 0, userdata);
         return OK;
@@ -443,6 +447,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     int any = 0;
 
     mod_srvocsp_log_after_fork();
+    mod_srvocsp_status_reset();
     for (size_t i = 0; i < g_live.n; i++) {
         if (g_live.v[i].h == NULL)
             continue;
@@ -457,6 +462,13 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     apr_pool_cleanup_register(pchild, NULL, child_end, apr_pool_cleanup_null);
 }
 
+static int status_hook(request_rec *r, int flags)
+{
+    if (g_live.n == 0 || atomic_load_explicit(&g_stopping, memory_order_acquire))
+        return OK;
+    return mod_srvocsp_status_write(r, flags, &g_live);
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     static const char *const after_ssl[] = {"mod_ssl.c", NULL};
@@ -469,6 +481,8 @@ static void register_hooks(apr_pool_t *p)
      * module staples; elsewhere it declines and mod_md may. */
     ap_hook_ssl_ocsp_prime_hook(prime, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_ssl_ocsp_get_resp_hook(get_resp, NULL, NULL, APR_HOOK_FIRST);
+    /* A section in mod_status's server-status, when mod_status is loaded. */
+    APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(srvocsp) = {

@@ -209,6 +209,8 @@ static void staple_common(const char *mpm)
     snprintf(extra, sizeof(extra), "SrvOcspResponderUrl http://127.0.0.1:%d/k1/", evil_port(e));
     snprintf(body, sizeof(body),
              "Listen 127.0.0.1:%d\n"
+             "LoadModule status_module " AR_MODULES_DIR "/mod_status.so\n"
+             "<Location /server-status>\n  SetHandler server-status\n</Location>\n"
              "SrvOcsp on\nSrvOcspDirectory %s/cache\nSrvOcspUrlTimeout 3\n"
              "%s%s%s%s%s",
              port, dir, vhost(port, "good.test", "good good-rsa", NULL),
@@ -297,6 +299,15 @@ static void staple_common(const char *mpm)
               "gnutls-cli --ocsp receives the staple and accepts it (%zu bytes saved)", slen);
         free(sb);
     }
+    rc = run(out, sizeof(out), "curl -sk 'https://127.0.0.1:%d/server-status?auto' 2>&1", port);
+    CHECK(rc == 0 && strstr(out, "SrvOcspCertificates: 3\n") &&
+              strstr(out, "SrvOcspCertificatesStapled: 3\n") &&
+              strstr(out, "SrvOcspHandshakesAsked: "),
+          "server-status?auto counts 3 certificates, 3 stapled, and this child's handshakes");
+    rc = run(out, sizeof(out), "curl -sk 'https://127.0.0.1:%d/server-status' 2>&1", port);
+    CHECK(rc == 0 && strstr(out, "<h2>srvocsp</h2>") &&
+              strstr(out, "&quot;CN=revoked.test&quot;") && strstr(out, "REVOKED"),
+          "server-status has a section per certificate (revoked shown as REVOKED)");
     CHECK(ar_wait_logged(&a, "the responder says REVOKED", 1, 3000),
           "revoked is reported in the error log");
     CHECK(no_crash(&a), "no child crashed");
