@@ -77,7 +77,8 @@ typedef struct srv_conf {
  * outlive the configuration pools. */
 static mod_srvocsp_gen g_building, g_live, g_prev;
 static int g_failed;           /* a certificate could not be opened this pass */
-static int g_dir_ready;        /* the directory was prepared this pass */
+static int g_dir_state;        /* this pass's directory: 0 not looked at, 1 usable,
+                                * -1 cannot be used (the pass goes without) */
 static int g_exit_registered;  /* the process-exit cleanup is registered */
 static atomic_int g_stopping;  /* the engine is going: get_resp declines */
 
@@ -266,14 +267,16 @@ static const char *directory_of(const srv_conf *c)
 static const char *prepare_directory(server_rec *s, const char *dir)
 {
     struct stat st;
+    apr_status_t rv;
 
     if (dir == NULL)
         return NULL;
-    if (stat(dir, &st) != 0 && apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, s->process->pool) !=
-                                   APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
-                     "srvocsp: SrvOcspDirectory \"%s\" cannot be created; responses are not "
-                     "saved (each process fetches its own, and a restart starts unstapled)",
+    if (stat(dir, &st) != 0 &&
+        (rv = apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, s->process->pool)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "srvocsp: SrvOcspDirectory \"%s\" cannot be created; continuing without: "
+                     "responses are not saved (each process fetches its own, and a restart "
+                     "starts unstapled)",
                      dir);
         return NULL;
     }
@@ -288,25 +291,24 @@ static const char *prepare_directory(server_rec *s, const char *dir)
 
 static int prime(server_rec *s, apr_pool_t *p, const char *id, apr_size_t id_len, const char *pem)
 {
-    (void)p;
     srv_conf *c = conf_of(s);
     mod_srvocsp_opts o;
     int rv;
 
+    (void)p;
     if (c->enable != 1)
         return DECLINED;
     if (!live_pass())
         return OK; /* the first pass opens nothing */
     o.directory = directory_of(c);
-    if (!g_dir_ready) {
-        g_dir_ready = 1;
+    if (g_dir_state == 0) {
         /* First fetches end before post_config: their reports go to this
          * configuration's main server. */
         mod_srvocsp_log_set_server(ap_server_conf);
-        if (prepare_directory(s, o.directory) == NULL && o.directory != NULL)
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "srvocsp: continuing without SrvOcspDirectory");
+        g_dir_state = o.directory == NULL || prepare_directory(s, o.directory) != NULL ? 1 : -1;
     }
+    if (g_dir_state < 0)
+        o.directory = NULL; /* said once above */
     o.responder = c->responder;
     o.store_url = c->store;
     o.min_validity_s = c->min_validity_s >= 0 ? (uint32_t)c->min_validity_s : DEFAULT_MIN_VALIDITY_S;
@@ -391,7 +393,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     /* A pass that failed before post_config leaves its handles here. */
     mod_srvocsp_gen_close(&g_building);
     g_failed = 0;
-    g_dir_ready = 0;
+    g_dir_state = 0;
     return OK;
 }
 

@@ -366,6 +366,25 @@ static void scenario_verify(void)
               evil_name(bad[i].s), bad[i].log);
         CHECK(ar_stop(&a) == 0 && no_crash(&a), "%s: apache2 stops cleanly", evil_name(bad[i].s));
     }
+    {
+        /* A directory that cannot be made: said once, and stapling goes on
+         * without it. */
+        ar_apache a;
+        char body[8192];
+        int port = tr_free_port();
+        nr_hs h;
+
+        evil_set_slot(e, 0, EVIL_GOOD);
+        new_apache(&a, "nodir", "event");
+        one_vhost_body(body, sizeof(body), port, "SrvOcspDirectory /dev/null/srvocsp", true);
+        CHECK(ar_write_conf(&a, 1, body) && ar_start(&a, port, 1),
+              "apache2 starts with a SrvOcspDirectory that cannot be created");
+        nr_handshake(any, port, NULL, &h);
+        CHECK(h.ok && h.stapled && verified(&h, &pki.good) &&
+                  ar_log_count(&a, "\"/dev/null/srvocsp\" cannot be created; continuing without") == 1,
+              "... stapled all the same, and a warning says so once");
+        ar_stop(&a);
+    }
     SSL_CTX_free(any);
     evil_stop(e);
 }
