@@ -312,6 +312,14 @@ static void staple_common(const char *mpm)
           "server-status has a section per certificate (revoked shown as REVOKED)");
     CHECK(ar_wait_logged(&a, "the responder says REVOKED", 1, 3000),
           "revoked is reported in the error log");
+    {
+        long before = evil_requests(e);
+
+        CHECK(ar_graceful(&a, port, 4, 30000), "apache2 -k graceful (%s MPM)", mpm);
+        nr_handshake(ecdsa, port, "good.test", &h);
+        CHECK(h.ok && h.stapled && verified(&h, &pki.good) && evil_requests(e) == before,
+              "the first handshake after it is stapled, without a request");
+    }
     CHECK(no_crash(&a), "no child crashed");
     rc = ar_stop(&a);
     CHECK(rc == 0 && no_crash(&a), "apache2 stops cleanly (status %d)", rc);
