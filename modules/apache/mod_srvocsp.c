@@ -41,6 +41,8 @@
 
 #include <srvocsp.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -446,22 +448,34 @@ static apr_status_t child_end(void *data)
 
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
+    sigset_t stop, old;
     int any = 0;
 
     mod_srvocsp_log_after_fork();
     mod_srvocsp_status_reset();
-    for (size_t i = 0; i < g_live.n; i++) {
-        if (g_live.v[i].h == NULL)
-            continue;
-        /* The first library call in the child resumes the engine: here,
-         * not in the first handshake. */
-        srvocsp_response_free(srvocsp_get1_response(g_live.v[i].h));
-        any = 1;
-    }
+    for (size_t i = 0; i < g_live.n; i++)
+        any |= g_live.v[i].h != NULL;
     if (!any)
         return;
+    /* A child told to stop while it starts runs its pool's cleanups from
+     * the signal handler: hold the signals until the engine is resumed and
+     * its stop is registered, so the thread never outlives the child and
+     * is never stopped half resumed. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR1);
+    sigaddset(&stop, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
     mod_srvocsp_log_set_server(s);
     apr_pool_cleanup_register(pchild, NULL, child_end, apr_pool_cleanup_null);
+    /* The first library call in the child resumes the engine: here, not in
+     * the first handshake. */
+    for (size_t i = 0; i < g_live.n; i++)
+        if (g_live.v[i].h != NULL)
+            srvocsp_response_free(srvocsp_get1_response(g_live.v[i].h));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static int status_hook(request_rec *r, int flags)

@@ -21,6 +21,8 @@
  *   test_apache config    bad directives refused by apache2 -t, named
  *   test_apache graceful  20 graceful restarts under handshakes: no crash,
  *                         every first handshake stapled, nothing leaked
+ *   test_apache startstop 30 starts each stopped at once, children still
+ *                         starting: no crash, every first handshake stapled
  *   test_apache store     SrvOcspStore: a URL that cannot be used stops the
  *                         start, named; with a real redis-server a second
  *                         apache2 with the responder down and no directory
@@ -875,6 +877,42 @@ out:
     SSL_CTX_free(any);
 }
 
+/* Stops right after starts: children are told to exit while they may still
+ * be starting (their engine resuming) or just serving. */
+static void scenario_startstop(void)
+{
+    evil *e = setup(3600);
+    ar_apache a;
+    char globals[1400], body[8192];
+    int port = tr_free_port(), crashed = 0, stapled = 0, n = 30;
+    SSL_CTX *any = nr_client_ctx(NULL, 0);
+    nr_hs h;
+
+    evil_set_slot(e, 0, EVIL_GOOD);
+    new_apache(&a, "ap", "event");
+    snprintf(globals, sizeof(globals), "SrvOcspDirectory %s/cache\nSrvOcspUrlTimeout 2", dir);
+    one_vhost_body(body, sizeof(body), port, globals, true);
+    ar_write_conf(&a, 4, body);
+    for (int i = 0; i < n; i++) {
+        if (!ar_start(&a, port, 1)) {
+            crashed++;
+            continue;
+        }
+        nr_handshake(any, port, NULL, &h);
+        stapled += h.ok && h.stapled;
+        /* Half the time the other children are still starting. */
+        if (i % 2 == 0)
+            tr_sleep_ms(200);
+        if (ar_stop(&a) != 0)
+            crashed++;
+    }
+    CHECK(crashed == 0 && no_crash(&a) && stapled == n,
+          "%d starts each stopped at once: %d unclean, %d first handshakes stapled", n, crashed,
+          stapled);
+    SSL_CTX_free(any);
+    evil_stop(e);
+}
+
 static void scenario_staple(void)
 {
     staple_common("event");
@@ -900,6 +938,7 @@ int main(int argc, char **argv)
         {"config", scenario_config},
         {"graceful", scenario_graceful},
         {"store", scenario_store},
+        {"startstop", scenario_startstop},
     };
 
     signal(SIGPIPE, SIG_IGN);
