@@ -91,8 +91,10 @@ static void exec_apache(ar_apache *a, const char *k)
     if (a->preload && *a->preload)
         setenv("LD_PRELOAD", a->preload, 1);
     /* apache2 does not free everything at exit by design; the sanitizers
-     * still stop it on any memory error of the module. */
-    setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1", 1);
+     * still stop it on any memory error of the module.  Apache installs its
+     * own SIGSEGV handler (for core dumps), which would hide ASan's report
+     * of a crash: ASan keeps its own. */
+    setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1:allow_user_segv_handler=0", 1);
     if (k && strcmp(k, "-t") == 0)
         execl(AR_APACHE_BIN, "apache2", "-f", a->conf, "-d", a->dir, "-t", (char *)NULL);
     else if (k)
