@@ -28,12 +28,13 @@
  * parent's sockets (without a word on them) and connects afresh.
  */
 #include "store/store.h"
+#include "store/redis_sock.h"
 #include "store/redis_url.h"
+#include "store/sentinel.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
-#include <openssl/ocsp.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <pthread.h>
@@ -44,12 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONNECT_TIMEOUT_MS 300
-#define COMMAND_TIMEOUT_MS 300
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 8000
 #define PREFIX_MAX 128
-#define LIST_MAX 1000000 /* SCAN stops after this many names */
 
 /* Never replace a newer stored response; an equal thisUpdate only by a
  * revoked one over one that is not (revoked wins a tie).  A value of the
@@ -144,6 +142,11 @@ typedef struct rconn {
     pid_t pid;                   /* the process the sockets belong to */
     redisContext *cmd;
     redisContext *sub;
+    srvocsp__redis_heartbeat hb; /* the subscription's PING */
+    srvocsp__redis_addr master;  /* Sentinel: where the master was found */
+    bool have_master;            /* ... until the next failure */
+    unsigned sentinel_next;      /* the Sentinel asked first */
+    srvocsp__sentinel_watch watch; /* +switch-master, on the engine's loop */
     int64_t down_until_ms;       /* monotonic: no attempt before this */
     unsigned failures;           /* in a row, for the backoff */
     uint64_t epoch;              /* +1 on each connect after a loss */
@@ -153,15 +156,6 @@ typedef struct rconn {
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static rconn *g_conns;
-
-static struct timeval tv_ms(int ms)
-{
-    struct timeval tv;
-
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
-}
 
 static void sha1_hex(const void *data, size_t len, char out[41])
 {
@@ -198,6 +192,7 @@ static void drop_locked(rconn *c)
     if (c->sub)
         redisFree(c->sub);
     c->cmd = c->sub = NULL;
+    memset(&c->hb, 0, sizeof(c->hb));
 }
 
 /* A forked child must not speak on its parent's sockets. */
@@ -206,6 +201,7 @@ static void check_fork_locked(rconn *c)
     if (c->pid == getpid())
         return;
     drop_locked(c);
+    srvocsp__sentinel_watch_close(&c->watch);
     c->pid = getpid();
     c->down_until_ms = 0;
     c->failures = 0;
@@ -226,52 +222,49 @@ static void fail_locked(rconn *c, const char *what, const char *detail)
     snprintf(c->last_err, sizeof(c->last_err), "%s: %s: %s (not tried again for %lld ms)",
              c->display, what, detail, (long long)wait);
     drop_locked(c);
+    c->have_master = false; /* Sentinel: ask again which node is the master */
 }
 
 typedef enum { CONN_OK, CONN_DOWN, CONN_REFUSED } conn_result;
 
 /* Opens one authenticated connection.  CONN_REFUSED when Redis answered
- * but refused AUTH or SELECT (a configuration fault, not an outage). */
+ * but refused AUTH or SELECT (a configuration fault, not an outage).
+ * With Sentinel the master is looked up first when not known, and a node
+ * that is not (or no longer) the master is no connection. */
 static conn_result open_one(rconn *c, redisContext **out, char *why, size_t whylen)
 {
-    redisContext *ctx;
+    const srvocsp__redis_url *u = &c->url;
+    redisContext *ctx = NULL;
     redisReply *r = NULL;
     conn_result res = CONN_DOWN;
+    char err[300];
+    int rc;
 
     *out = NULL;
-    if (c->url.unix_socket)
-        ctx = redisConnectUnixWithTimeout(c->url.path, tv_ms(CONNECT_TIMEOUT_MS));
-    else
-        ctx = redisConnectWithTimeout(c->url.host, c->url.port, tv_ms(CONNECT_TIMEOUT_MS));
-    if (ctx == NULL) {
-        srvocsp__fmt(why, whylen, "cannot allocate a connection");
+    if (u->kind == SRVOCSP__REDIS_UNIX) {
+        ctx = srvocsp__redis_connect_unix(u->path, u->connect_timeout_ms, u->timeout_ms, why,
+                                          whylen);
+    } else if (u->kind == SRVOCSP__REDIS_TCP) {
+        ctx = srvocsp__redis_connect_tcp(u->host, u->port, u->connect_timeout_ms, u->timeout_ms,
+                                         why, whylen);
+    } else {
+        if (!c->have_master &&
+            !(c->have_master = srvocsp__sentinel_master(u, &c->sentinel_next, &c->master, err,
+                                                        sizeof(err)))) {
+            srvocsp__fmt(why, whylen, "no master from the Sentinels: %s", err);
+            return CONN_DOWN;
+        }
+        ctx = srvocsp__redis_connect_tcp(c->master.host, c->master.port, u->connect_timeout_ms,
+                                         u->timeout_ms, err, sizeof(err));
+        if (ctx == NULL)
+            srvocsp__fmt(why, whylen, "master %s:%d: %s", c->master.host, c->master.port, err);
+    }
+    if (ctx == NULL)
         return CONN_DOWN;
-    }
-    if (ctx->err) {
-        srvocsp__fmt(why, whylen, "connect: %s", ctx->errstr);
+    rc = srvocsp__redis_auth(ctx, u->user, u->password, why, whylen);
+    if (rc != 0) {
+        res = rc > 0 ? CONN_REFUSED : CONN_DOWN;
         goto out;
-    }
-    if (redisSetTimeout(ctx, tv_ms(COMMAND_TIMEOUT_MS)) != REDIS_OK) {
-        srvocsp__fmt(why, whylen, "cannot set the command timeout");
-        goto out;
-    }
-    if (c->url.password[0] != '\0') {
-        if (c->url.user[0] != '\0')
-            r = redisCommand(ctx, "AUTH %s %s", c->url.user, c->url.password);
-        else
-            r = redisCommand(ctx, "AUTH %s", c->url.password);
-        if (r == NULL) {
-            srvocsp__fmt(why, whylen, "AUTH: %s", ctx->errstr);
-            goto out;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            srvocsp__fmt(why, whylen, "AUTH refused%s%s: %.*s", c->url.user[0] ? " for user " : "",
-                         c->url.user, (int)r->len, r->str);
-            res = CONN_REFUSED;
-            goto out;
-        }
-        freeReplyObject(r);
-        r = NULL;
     }
     /* Says whether this is a Redis at all, and whether it wants a
      * password we were not given. */
@@ -290,14 +283,22 @@ static conn_result open_one(rconn *c, redisContext **out, char *why, size_t whyl
     }
     freeReplyObject(r);
     r = NULL;
-    if (c->url.db != 0) {
-        r = redisCommand(ctx, "SELECT %d", c->url.db);
+    if (u->kind == SRVOCSP__REDIS_SENTINEL) {
+        rc = srvocsp__sentinel_is_master(ctx, err, sizeof(err));
+        if (rc != 1) {
+            srvocsp__fmt(why, whylen, "master %s:%d: %s", c->master.host, c->master.port, err);
+            c->have_master = false;
+            goto out;
+        }
+    }
+    if (u->db != 0) {
+        r = redisCommand(ctx, "SELECT %d", u->db);
         if (r == NULL) {
             srvocsp__fmt(why, whylen, "SELECT: %s", ctx->errstr);
             goto out;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-            srvocsp__fmt(why, whylen, "SELECT %d refused: %.*s", c->url.db, (int)r->len, r->str);
+            srvocsp__fmt(why, whylen, "SELECT %d refused: %.*s", u->db, (int)r->len, r->str);
             res = CONN_REFUSED;
             goto out;
         }
@@ -456,32 +457,6 @@ static srvocsp_error r_load(srvocsp__store *s, const char *name, size_t cap, uns
     return err;
 }
 
-static uint64_t r_version(srvocsp__store *s, const char *name)
-{
-    rconn *c = (rconn *)s;
-    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], why[256];
-    const char *argv[3] = {"HGET", key, "t"};
-    size_t lv[3];
-    redisReply *r;
-    uint64_t v = 0;
-
-    key_of(c, name, 'r', key, sizeof(key));
-    lv[0] = 4;
-    lv[1] = strlen(key);
-    lv[2] = 1;
-    pthread_mutex_lock(&c->mu);
-    r = command_locked(c, 3, argv, lv, why, sizeof(why));
-    pthread_mutex_unlock(&c->mu);
-    if (r != NULL && r->type == REDIS_REPLY_STRING) {
-        v = strtoull(r->str, NULL, 10);
-        if (v == 0)
-            v = 1;
-    }
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
 static srvocsp_error r_save_newer(srvocsp__store *s, const char *name, const unsigned char *der,
                                   size_t len, int64_t this_update, int64_t expires, bool revoked,
                                   bool *stored, char *why, size_t whylen)
@@ -528,87 +503,6 @@ static srvocsp_error r_save_newer(srvocsp__store *s, const char *name, const uns
         freeReplyObject(r);
     }
     return err;
-}
-
-/* The plain save of the interface: the times come from the response
- * itself (parsed, not verified: whoever calls save has verified it). */
-static srvocsp_error r_save(srvocsp__store *s, const char *name, const unsigned char *der,
-                            size_t len, int *err_no, char *why, size_t whylen)
-{
-    const unsigned char *p = der;
-    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
-    OCSP_BASICRESP *basic = resp ? OCSP_response_get1_basic(resp) : NULL;
-    OCSP_SINGLERESP *single = basic ? OCSP_resp_get0(basic, 0) : NULL;
-    ASN1_GENERALIZEDTIME *tu = NULL, *nu = NULL;
-    int status = single ? OCSP_single_get0_status(single, NULL, NULL, &tu, &nu) : -1;
-    int64_t this_update = 0, next_update = 0;
-    bool ok = false, stored;
-    srvocsp_error err;
-
-    if (tu)
-        this_update = srvocsp__asn1_time_to_unix(tu, &ok);
-    if (ok && nu)
-        next_update = srvocsp__asn1_time_to_unix(nu, &ok);
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(resp);
-    *err_no = 0;
-    if (!ok || status < 0) {
-        srvocsp__fmt(why, whylen, "not an OCSP response with a thisUpdate");
-        *err_no = EINVAL;
-        return SRVOCSP_E_INVALID_ARG;
-    }
-    if (next_update == 0)
-        next_update = this_update + 3600;
-    err = r_save_newer(s, name, der, len, this_update, next_update,
-                       status == V_OCSP_CERTSTATUS_REVOKED, &stored, why, whylen);
-    if (err != SRVOCSP_OK)
-        *err_no = EIO;
-    return err;
-}
-
-static size_t r_list(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg)
-{
-    rconn *c = (rconn *)s;
-    char cursor[32] = "0", match[PREFIX_MAX + 16], why[256];
-    size_t n = 0, plen = strlen(c->prefix);
-
-    snprintf(match, sizeof(match), "%s{*}:r", c->prefix);
-    do {
-        const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-        size_t lv[6], i;
-        redisReply *r;
-
-        for (i = 0; i < 6; i++)
-            lv[i] = strlen(argv[i]);
-        pthread_mutex_lock(&c->mu);
-        r = command_locked(c, 6, argv, lv, why, sizeof(why));
-        pthread_mutex_unlock(&c->mu);
-        if (r == NULL)
-            break;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
-        for (i = 0; i < r->element[1]->elements; i++) {
-            redisReply *k = r->element[1]->element[i];
-            char name[SRVOCSP__STORE_NAME_LEN + 1];
-
-            /* <prefix>{<64 hex>}:r */
-            if (k->type != REDIS_REPLY_STRING || k->len != plen + SRVOCSP__STORE_NAME_LEN + 4)
-                continue;
-            memcpy(name, k->str + plen + 1, SRVOCSP__STORE_NAME_LEN);
-            name[SRVOCSP__STORE_NAME_LEN] = '\0';
-            if (strspn(name, "0123456789abcdef") != SRVOCSP__STORE_NAME_LEN)
-                continue;
-            if (fn)
-                fn(arg, name);
-            n++;
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0 && n < LIST_MAX);
-    return n;
 }
 
 static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint32_t ttl_ms,
@@ -756,6 +650,26 @@ static bool parse_message(const rconn *c, const redisReply *r, const char **der,
     return true;
 }
 
+/* With Sentinel: reads the watch (called from the engine's loop, at
+ * least once a second).  An announced failover points the store at the
+ * new master at once: the backoff is forgotten, and the data connections
+ * go (the old master may be alive but demoted, or frozen). */
+static void follow_sentinel_locked(rconn *c)
+{
+    srvocsp__redis_addr to;
+
+    check_fork_locked(c);
+    if (c->url.kind != SRVOCSP__REDIS_SENTINEL ||
+        !srvocsp__sentinel_watch_poll(&c->watch, &c->url, srvocsp__system_monotonic_ms(NULL), &to))
+        return;
+    drop_locked(c);
+    c->master = to;
+    c->have_master = true;
+    c->down_until_ms = 0;
+    c->failures = 0;
+    c->epoch++; /* the promoted replica may lack the last saves */
+}
+
 #define DRAIN_BATCH 64
 
 /* The most bytes of one incomplete announcement kept (name, writer, DER). */
@@ -768,8 +682,14 @@ static size_t r_notify_drain(srvocsp__store *s, srvocsp__notify_fn fn, void *arg
     size_t n, total = 0, i;
     bool more = true;
 
+    pthread_mutex_lock(&c->mu);
+    follow_sentinel_locked(c);
+    pthread_mutex_unlock(&c->mu);
     /* A batch at a time, reported without the lock held (|fn| may call
-     * back into the store). */
+     * back into the store).  hiredis buffers a bulk string of any length
+     * until it is whole: anyone who may PUBLISH could make every machine
+     * hold hundreds of MB, so one announcement is cut at the largest
+     * response we ever accept. */
     while (more) {
         n = 0;
         pthread_mutex_lock(&c->mu);
@@ -778,36 +698,22 @@ static size_t r_notify_drain(srvocsp__store *s, srvocsp__notify_fn fn, void *arg
             break;
         }
         while (n < DRAIN_BATCH) {
-            redisReply *r = NULL;
-            struct pollfd pfd;
+            char why[256];
+            int rc = srvocsp__redis_sub_next(c->sub, SUB_PENDING_MAX, &c->hb, &batch[n], why,
+                                             sizeof(why));
 
-            if (redisGetReplyFromReader(c->sub, (void **)&r) != REDIS_OK) {
-                fail_locked(c, "subscription", "protocol error");
-                more = false;
-                break;
-            }
-            if (r == NULL) {
-                pfd.fd = c->sub->fd;
-                pfd.events = POLLIN;
-                pfd.revents = 0;
-                if (poll(&pfd, 1, 0) <= 0 || redisBufferRead(c->sub) != REDIS_OK) {
-                    if (pfd.revents != 0) /* readable but the read failed: closed */
-                        fail_locked(c, "subscription", "connection lost");
-                    more = false;
-                    break;
-                }
-                /* hiredis buffers a bulk string of any length until it is
-                 * whole: anyone who may PUBLISH could make every machine
-                 * hold hundreds of MB.  One announcement is at most a
-                 * response of the largest size we ever accept. */
-                if (c->sub->reader->len - c->sub->reader->pos > SUB_PENDING_MAX) {
-                    fail_locked(c, "subscription", "an announcement exceeds the maximum size");
-                    more = false;
-                    break;
-                }
+            if (rc == 1) {
+                n++;
                 continue;
             }
-            batch[n++] = r;
+            if (rc < 0)
+                fail_locked(c, "subscription", why);
+            else if (!srvocsp__redis_sub_ping(c->sub, &c->hb, c->url.ping_interval_ms,
+                                              srvocsp__system_monotonic_ms(NULL), why,
+                                              sizeof(why)))
+                fail_locked(c, "subscription", why); /* half-open, or the server froze */
+            more = false;
+            break;
         }
         pthread_mutex_unlock(&c->mu);
         for (i = 0; i < n; i++) {
@@ -845,6 +751,7 @@ static uint64_t r_epoch(srvocsp__store *s)
 static void conn_free(rconn *c)
 {
     drop_locked(c);
+    srvocsp__sentinel_watch_close(&c->watch);
     pthread_mutex_destroy(&c->mu);
     OPENSSL_cleanse(&c->url, sizeof(c->url));
     free(c->url_text);
@@ -873,9 +780,6 @@ static void r_free(srvocsp__store *s)
 
 static const srvocsp__store_ops redis_ops = {
     .load = r_load,
-    .version = r_version,
-    .save = r_save,
-    .list = r_list,
     .free = r_free,
     .lease_acquire = r_lease_acquire,
     .lease_release = r_lease_release,
@@ -899,9 +803,20 @@ static void display_of(const srvocsp__redis_url *u, char *out, size_t len)
         snprintf(auth, sizeof(auth), "%.200s@", u->user);
     else
         auth[0] = '\0';
-    if (u->unix_socket)
+    if (u->kind == SRVOCSP__REDIS_UNIX) {
         snprintf(full, sizeof(full), "unix://%s%s?db=%d", auth, u->path, u->db);
-    else
+    } else if (u->kind == SRVOCSP__REDIS_SENTINEL) {
+        size_t n = (size_t)snprintf(full, sizeof(full), "redis-sentinel://%s", auth);
+        unsigned i;
+
+        for (i = 0; i < u->n_sentinels && n < 1700; i++) {
+            v6 = strchr(u->sentinels[i].host, ':') != NULL;
+            n += (size_t)snprintf(full + n, sizeof(full) - n, "%s%s%.200s%s:%d", i ? "," : "",
+                                  v6 ? "[" : "", u->sentinels[i].host, v6 ? "]" : "",
+                                  u->sentinels[i].port);
+        }
+        snprintf(full + n, sizeof(full) - n, "/%d#%.200s", u->db, u->master);
+    } else
         snprintf(full, sizeof(full), "redis://%s%s%.255s%s:%d/%d", auth, v6 ? "[" : "",
                  u->host, v6 ? "]" : "", u->port, u->db);
     /* Cut to the caller's buffer: this is a message, never used to connect. */
