@@ -191,7 +191,7 @@ out:
 static bool parse_query(const char *q, srvocsp__redis_url *u, char *why, size_t whylen)
 {
     static const char items[] = "db, user, password, connect_timeout, timeout, ping_interval"
-                                ", sentinel_user, sentinel_password";
+                                ", failover_wait, sentinel_user, sentinel_password";
 
     while (*q != '\0') {
         size_t n = strcspn(q, "&"), kl = strcspn(q, "=");
@@ -231,6 +231,10 @@ static bool parse_query(const char *q, srvocsp__redis_url *u, char *why, size_t 
         } else if (KEY("timeout")) {
             ok = parse_duration(val, vl, 1, &u->timeout_ms);
             what = "timeout is not a duration from 1 ms to 600 s (500, 500ms, 2s)";
+        } else if (KEY("failover_wait")) {
+            sentinel_only = true;
+            ok = parse_duration(val, vl, 0, &u->failover_wait_ms);
+            what = "failover_wait is not a duration from 0 to 600 s (500, 500ms, 2s)";
         } else if (KEY("ping_interval")) {
             ok = parse_duration(val, vl, 100, &u->ping_interval_ms);
             what = "ping_interval is not a duration from 100 ms to 600 s (500, 500ms, 2s)";
@@ -304,6 +308,7 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
     out->connect_timeout_ms = SRVOCSP__REDIS_CONNECT_TIMEOUT_MS;
     out->timeout_ms = SRVOCSP__REDIS_TIMEOUT_MS;
     out->ping_interval_ms = SRVOCSP__REDIS_PING_INTERVAL_MS;
+    out->failover_wait_ms = SRVOCSP__REDIS_FAILOVER_WAIT_MS;
     if (url == NULL || *url == '\0') {
         srvocsp__fmt(why, whylen, "empty store URL");
         return false;

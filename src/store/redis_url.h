@@ -3,8 +3,8 @@
  *   unix://[user:password@]/path/to/redis.sock[?db=N&user=U&password=P&options]
  *   redis-sentinel://[user:password@]host[:port][,host[:port]...][/db][?options]#MASTER
  * options: connect_timeout, timeout, ping_interval (milliseconds, or with
- * an "ms" or "s" suffix); for Sentinel also sentinel_user and
- * sentinel_password (the Sentinels' own credentials; the ones before the
+ * an "ms" or "s" suffix); for Sentinel also failover_wait, sentinel_user
+ * and sentinel_password (the Sentinels' own credentials; the ones before the
  * '@' are the data nodes'). */
 #ifndef SRVOCSP_REDIS_URL_H
 #define SRVOCSP_REDIS_URL_H
@@ -46,11 +46,15 @@ typedef struct srvocsp__redis_url {
     int connect_timeout_ms;
     int timeout_ms;
     int ping_interval_ms;
+    /* Sentinel: how long after losing the master the fleet waits for the
+     * next one before each machine fetches alone (0: at once). */
+    int failover_wait_ms;
 } srvocsp__redis_url;
 
 #define SRVOCSP__REDIS_CONNECT_TIMEOUT_MS 300
 #define SRVOCSP__REDIS_TIMEOUT_MS 300
 #define SRVOCSP__REDIS_PING_INTERVAL_MS 5000
+#define SRVOCSP__REDIS_FAILOVER_WAIT_MS 15000
 
 /* Parses |url| into |out|.  Returns false with |why| naming the fault
  * (unknown scheme, missing host, bad port, bad database number, unknown

@@ -148,6 +148,7 @@ typedef struct rconn {
     unsigned sentinel_next;      /* the Sentinel asked first */
     srvocsp__sentinel_watch watch; /* +switch-master, on the engine's loop */
     int64_t down_until_ms;       /* monotonic: no attempt before this */
+    int64_t lost_at_ms;          /* monotonic: a working connection was lost, 0 none */
     unsigned failures;           /* in a row, for the backoff */
     uint64_t epoch;              /* +1 on each connect after a loss */
     bool ever_connected;
@@ -217,6 +218,8 @@ static void fail_locked(rconn *c, const char *what, const char *detail)
         wait *= 2;
     if (wait > BACKOFF_MAX_MS)
         wait = BACKOFF_MAX_MS;
+    if (c->failures == 0 && c->ever_connected && c->lost_at_ms == 0)
+        c->lost_at_ms = srvocsp__system_monotonic_ms(NULL);
     c->failures++;
     c->down_until_ms = srvocsp__system_monotonic_ms(NULL) + wait;
     snprintf(c->last_err, sizeof(c->last_err), "%s: %s: %s (not tried again for %lld ms)",
@@ -340,6 +343,7 @@ static redisContext *cmd_locked(rconn *c, char *why, size_t whylen)
         c->epoch++;
     c->ever_connected = true;
     c->failures = 0;
+    c->lost_at_ms = 0;
     return c->cmd;
 }
 
@@ -356,6 +360,13 @@ static redisReply *command_locked(rconn *c, int argc, const char **argv, const s
     if (r == NULL) {
         fail_locked(c, argv[0], ctx->errstr[0] ? ctx->errstr : "no reply");
         srvocsp__fmt(why, whylen, "%s", c->last_err);
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0) {
+        /* A master demoted under us (it came back after a failover):
+         * its data is a replica's now; find the master again. */
+        fail_locked(c, argv[0], "the node is a replica now (READONLY)");
+        srvocsp__fmt(why, whylen, "%s", c->last_err);
+        freeReplyObject(r);
+        r = NULL;
     }
     return r;
 }
@@ -505,6 +516,23 @@ static srvocsp_error r_save_newer(srvocsp__store *s, const char *name, const uns
     return err;
 }
 
+/* Sentinel, after losing a master that worked: for failover_wait the
+ * lease is "busy, look again in a second" rather than "unreachable".  A
+ * failover takes the Sentinels a few seconds; saying unreachable would
+ * make every machine fetch every certificate that falls due meanwhile (P
+ * requests each), while waiting costs nothing: the engine keeps serving
+ * what it holds, and one that must fetch (near MinValidity) fetches
+ * whatever the lease says.  |*left_ms| when to look again. */
+static bool failing_over_locked(const rconn *c, int64_t *left_ms)
+{
+    int64_t now = srvocsp__system_monotonic_ms(NULL), end = c->lost_at_ms + c->url.failover_wait_ms;
+
+    if (c->url.kind != SRVOCSP__REDIS_SENTINEL || c->lost_at_ms == 0 || now >= end)
+        return false;
+    *left_ms = end - now < 1000 ? end - now : 1000;
+    return true;
+}
+
 static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint32_t ttl_ms,
                                       char token[SRVOCSP__LEASE_TOKEN_LEN + 1],
                                       int64_t *ttl_left_ms, char *why, size_t whylen)
@@ -527,6 +555,10 @@ static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint3
         lens[i] = strlen(args[i]);
     pthread_mutex_lock(&c->mu);
     r = script_locked(c, SCRIPT_LEASE, 3, args, lens, why, whylen);
+    if (r == NULL && failing_over_locked(c, ttl_left_ms)) {
+        res = SRVOCSP__LEASE_BUSY;
+        srvocsp__fmt(why, whylen, "%s: waiting for the Sentinels' next master", c->display);
+    }
     pthread_mutex_unlock(&c->mu);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
         if (r->integer == -2) {

@@ -194,9 +194,11 @@ static void test_url_forms(void **s)
     assert_string_equal(u.master, "mymaster");
     assert_string_equal(u.password, "");
 
+    assert_int_equal(u.failover_wait_ms, 15000);
     good_url("redis-sentinel://ocsp:s%3Acret@sentinel.example"
-             "?sentinel_password=other&sentinel_user=mon&timeout=1s#fleet%20a",
+             "?sentinel_password=other&sentinel_user=mon&timeout=1s&failover_wait=0#fleet%20a",
              &u);
+    assert_int_equal(u.failover_wait_ms, 0);
     assert_int_equal(u.n_sentinels, 1);
     assert_string_equal(u.sentinels[0].host, "sentinel.example");
     assert_string_equal(u.user, "ocsp");
@@ -247,6 +249,8 @@ static void test_url_errors(void **s)
     bad_url("redis://127.0.0.1?ping_interval=10ms", "ping_interval is not a duration");
     bad_url("redis://127.0.0.1?sentinel_password=hunter2", "redis-sentinel:// URLs only");
     bad_url("redis://127.0.0.1#mymaster", "master name is for redis-sentinel://");
+    bad_url("redis://127.0.0.1?failover_wait=5s", "redis-sentinel:// URLs only");
+    bad_url("redis-sentinel://h?failover_wait=5m#m", "failover_wait is not a duration");
     bad_url("unix://", "no socket path");
     bad_url("unix://host/tmp/x.sock", "absolute");
     bad_url("unix:///tmp/x.sock?dbx=1", "unknown query item");
