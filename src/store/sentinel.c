@@ -18,7 +18,8 @@
 /* The most bytes of one pending Sentinel message: +switch-master carries
  * a name and two addresses. */
 #define WATCH_PENDING_MAX 4096
-#define WATCH_RETRY_MS 1000
+#define WATCH_RETRY_MS 1000     /* doubling to WATCH_RETRY_MAX_MS while it fails */
+#define WATCH_RETRY_MAX_MS 8000
 
 static redisContext *sentinel_connect(const srvocsp__redis_url *u, unsigned i, char *why,
                                       size_t whylen)
@@ -118,12 +119,21 @@ void srvocsp__sentinel_watch_close(srvocsp__sentinel_watch *w)
     memset(&w->hb, 0, sizeof(w->hb));
 }
 
+/* The next Sentinel is tried after a backoff: Sentinels that swallow
+ * connections would otherwise cost the engine's loop a connect timeout
+ * every second. */
 static void watch_fail(srvocsp__sentinel_watch *w, int64_t now_ms, const char *what)
 {
+    int64_t wait = WATCH_RETRY_MS;
+    unsigned i;
+
+    for (i = 0; i < w->failures && wait < WATCH_RETRY_MAX_MS; i++)
+        wait *= 2;
     snprintf(w->last_err, sizeof(w->last_err), "%s", what);
     srvocsp__sentinel_watch_close(w);
     w->next++; /* the next Sentinel, in case this one is the fault */
-    w->retry_at_ms = now_ms + WATCH_RETRY_MS;
+    w->failures++;
+    w->retry_at_ms = now_ms + (wait < WATCH_RETRY_MAX_MS ? wait : WATCH_RETRY_MAX_MS);
 }
 
 /* "+switch-master" "<name> <old ip> <old port> <new ip> <new port>" for
@@ -179,6 +189,7 @@ bool srvocsp__sentinel_watch_poll(srvocsp__sentinel_watch *w, const srvocsp__red
         }
         freeReplyObject(r);
         w->hb.last_ms = now_ms;
+        w->failures = 0;
     }
     while ((rc = srvocsp__redis_sub_next(w->ctx, WATCH_PENDING_MAX, &w->hb, &r, why,
                                          sizeof(why))) == 1) {

@@ -25,6 +25,7 @@ typedef struct srvocsp__sentinel_watch {
     redisContext *ctx;
     unsigned next;                 /* the Sentinel to try next */
     int64_t retry_at_ms;           /* monotonic: no connect before */
+    unsigned failures;             /* in a row, for the backoff */
     srvocsp__redis_heartbeat hb;
     char last_err[256];
 } srvocsp__sentinel_watch;
