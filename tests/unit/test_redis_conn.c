@@ -1,7 +1,8 @@
 /* The Redis store's URL (every form, every refusal) and its connections:
  * a resolver that hangs costs the engine the connect timeout only, and a
  * frozen Redis (SIGSTOP: connections stay open, nothing is said) ends the
- * subscription within the PING bound, which then comes back. */
+ * subscription within the PING bound, which then comes back; Sentinel
+ * discovery asks the Sentinels in turn and says what went wrong. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -443,6 +444,59 @@ static void test_frozen_redis_noticed(void **s)
     tr_redis_stop(&rd);
 }
 
+/* ---------------------------------------------------------------------
+ * Sentinel discovery
+ * ------------------------------------------------------------------- */
+
+static void test_sentinel_discovery(void **s)
+{
+    tr_redis m, sen;
+    tr_redis_opts om = {.tcp = true}, os = {.tcp = true};
+    srvocsp__store *st;
+    char url[1200], tok[SRVOCSP__LEASE_TOKEN_LEN + 1], why[300];
+    int64_t left;
+    int dead = tr_free_port();
+
+    need_redis();
+    assert_true(tr_redis_start(&m, &om));
+    os.sentinel_of = m.port;
+    os.master_name = "edge";
+    assert_true(tr_redis_start(&sen, &os));
+
+    /* The Sentinels are asked in turn: the first one listed is down. */
+    snprintf(url, sizeof(url), "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d#edge", dead, sen.port);
+    st = srvocsp__store_redis_new(url, NULL);
+    assert_non_null(st);
+    assert_int_equal(st->ops->lease_acquire(st, NAME, 1000, tok, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_HELD);
+    assert_true(st->ops->notify_fd(st) >= 0);
+    st->ops->lease_release(st, NAME, tok);
+    st->ops->free(st);
+
+    /* A master the Sentinels do not know: the store opens (as with a
+     * Redis that is down), every call says why it cannot work. */
+    snprintf(url, sizeof(url), "redis-sentinel://127.0.0.1:%d#nope", sen.port);
+    st = srvocsp__store_redis_new(url, NULL);
+    assert_non_null(st);
+    assert_int_equal(st->ops->lease_acquire(st, NAME, 1000, tok, &left, why, sizeof(why)),
+                     SRVOCSP__LEASE_ERROR);
+    if (strstr(why, "does not know a master named \"nope\"") == NULL)
+        fail_msg("reason: %s", why);
+    st->ops->free(st);
+
+    /* The data node's password is the URL's; a wrong one is refused at
+     * open like any AUTH, naming the Sentinel URL without the password. */
+    snprintf(url, sizeof(url), "redis-sentinel://:hunter2@127.0.0.1:%d#edge", sen.port);
+    st = srvocsp__store_redis_new(url, NULL);
+    assert_null(st);
+    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_STORE);
+    if (strstr(srvocsp_last_error_text(), "AUTH refused") == NULL ||
+        strstr(srvocsp_last_error_text(), "hunter2") != NULL)
+        fail_msg("error: %s", srvocsp_last_error_text());
+    tr_redis_stop(&sen);
+    tr_redis_stop(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_url_errors),
         cmocka_unit_test(test_resolver_hangs),
         cmocka_unit_test(test_frozen_redis_noticed),
+        cmocka_unit_test(test_sentinel_discovery),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
