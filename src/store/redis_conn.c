@@ -88,15 +88,14 @@ static conn_result open_one(srvocsp__redis_link *l, redisContext **out, char *wh
 
     *out = NULL;
     if (u->kind == SRVOCSP__REDIS_UNIX) {
-        ctx = srvocsp__redis_connect_unix(u->path, u->connect_timeout_ms, u->timeout_ms, why,
-                                          whylen);
+        ctx =
+            srvocsp__redis_connect_unix(u->path, u->connect_timeout_ms, u->timeout_ms, why, whylen);
     } else if (u->kind == SRVOCSP__REDIS_TCP) {
         ctx = srvocsp__redis_connect_tcp(u->host, u->port, u->connect_timeout_ms, u->timeout_ms,
                                          why, whylen);
     } else {
-        if (!l->have_master &&
-            !(l->have_master = srvocsp__sentinel_master(u, &l->sentinel_next, &l->master, err,
-                                                        sizeof(err)))) {
+        if (!l->have_master && !(l->have_master = srvocsp__sentinel_master(
+                                     u, &l->sentinel_next, &l->master, err, sizeof(err)))) {
             srvocsp__fmt(why, whylen, "no master from the Sentinels: %s", err);
             return CONN_DOWN;
         }
@@ -191,7 +190,7 @@ static redisContext *cmd_locked(srvocsp__redis_link *l, char *why, size_t whylen
 }
 
 redisReply *srvocsp__link_command_locked(srvocsp__redis_link *l, int argc, const char **argv,
-                                        const size_t *lens, char *why, size_t whylen)
+                                         const size_t *lens, char *why, size_t whylen)
 {
     redisContext *ctx = cmd_locked(l, why, whylen);
     redisReply *r;
@@ -299,8 +298,8 @@ static void display_of(const srvocsp__redis_url *u, char *out, size_t len)
         }
         snprintf(full + n, sizeof(full) - n, "/%d#%.200s", u->db, u->master);
     } else
-        snprintf(full, sizeof(full), "redis://%s%s%.255s%s:%d/%d", auth, v6 ? "[" : "",
-                 u->host, v6 ? "]" : "", u->port, u->db);
+        snprintf(full, sizeof(full), "redis://%s%s%.255s%s:%d/%d", auth, v6 ? "[" : "", u->host,
+                 v6 ? "]" : "", u->port, u->db);
     /* Cut to the caller's buffer: this is a message, never used to connect. */
     k = strlen(full);
     if (len == 0)
@@ -310,7 +309,6 @@ static void display_of(const srvocsp__redis_url *u, char *out, size_t len)
     memcpy(out, full, k);
     out[k] = '\0';
 }
-
 
 bool srvocsp__link_init(srvocsp__redis_link *l, const char *url, char *why, size_t whylen)
 {

@@ -191,7 +191,8 @@ static void keepalive(int fd)
 {
     int on = 1, idle = SRVOCSP__KEEPALIVE_IDLE_S, intvl = SRVOCSP__KEEPALIVE_INTVL_S,
         cnt = SRVOCSP__KEEPALIVE_CNT;
-    unsigned user_ms = (SRVOCSP__KEEPALIVE_IDLE_S + SRVOCSP__KEEPALIVE_INTVL_S * SRVOCSP__KEEPALIVE_CNT) * 1000u;
+    unsigned user_ms =
+        (SRVOCSP__KEEPALIVE_IDLE_S + SRVOCSP__KEEPALIVE_INTVL_S * SRVOCSP__KEEPALIVE_CNT) * 1000u;
 
     /* Best effort: a socket without them still has the command timeout
      * and, for subscriptions, the PING. */

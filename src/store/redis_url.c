@@ -99,7 +99,8 @@ static void curl_fault(CURLUcode rc, char *why, size_t whylen)
     case CURLUE_BAD_LOGIN:
     case CURLUE_BAD_USER:
     case CURLUE_BAD_PASSWORD:
-        srvocsp__fmt(why, whylen, "user name or password badly written (escape @ : / as %%40 %%3A %%2F)");
+        srvocsp__fmt(why, whylen,
+                     "user name or password badly written (escape @ : / as %%40 %%3A %%2F)");
         break;
     default:
         srvocsp__fmt(why, whylen, "malformed URL (%s)", curl_url_strerror(rc));
@@ -202,7 +203,8 @@ static bool parse_query(const char *q, srvocsp__redis_url *u, char *why, size_t 
         const char *what = NULL;
 
         if (kl >= n) {
-            srvocsp__fmt(why, whylen, "query item \"%.*s\" has no value", (int)(n > 16 ? 16 : n), q);
+            srvocsp__fmt(why, whylen, "query item \"%.*s\" has no value", (int)(n > 16 ? 16 : n),
+                         q);
             return false;
         }
 #define KEY(s) (kl == sizeof(s) - 1 && memcmp(q, s, kl) == 0)
@@ -271,7 +273,7 @@ static bool split_sentinels(const char *after, srvocsp__redis_url *u, char *rest
         if (*p == '@')
             at = p;
     hosts = at ? at + 1 : after;
-    for (p = hosts; p <= end; ) {
+    for (p = hosts; p <= end;) {
         size_t n = strcspn(p, ",/?#");
 
         if (u->n_sentinels == SRVOCSP__SENTINELS_MAX) {
@@ -349,7 +351,8 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
     } else {
         size_t n = strcspn(url, ":");
 
-        srvocsp__fmt(why, whylen, "unknown scheme \"%.*s\" (redis://, redis-sentinel:// or unix://)",
+        srvocsp__fmt(why, whylen,
+                     "unknown scheme \"%.*s\" (redis://, redis-sentinel:// or unix://)",
                      (int)(n > 16 ? 16 : n), url);
         return false;
     }
@@ -362,7 +365,8 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
         curl_fault(rc, why, whylen);
         goto out;
     }
-    if (!get_part(h, CURLUPART_USER, true, out->user, sizeof(out->user), "user name", why, whylen) ||
+    if (!get_part(h, CURLUPART_USER, true, out->user, sizeof(out->user), "user name", why,
+                  whylen) ||
         !get_part(h, CURLUPART_PASSWORD, true, out->password, sizeof(out->password), "password",
                   why, whylen) ||
         !get_part(h, CURLUPART_QUERY, false, query, sizeof(query), "query", why, whylen) ||
@@ -402,13 +406,15 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
     }
     if (out->kind == SRVOCSP__REDIS_SENTINEL) {
         if (frag[0] == '\0') {
-            srvocsp__fmt(why, whylen,
-                         "no master name (redis-sentinel://host[:port][,host[:port]...][/db]#MASTER)");
+            srvocsp__fmt(
+                why, whylen,
+                "no master name (redis-sentinel://host[:port][,host[:port]...][/db]#MASTER)");
             goto out;
         }
         snprintf(out->master, sizeof(out->master), "%s", frag);
     } else if (frag[0] != '\0') {
-        srvocsp__fmt(why, whylen, "unexpected \"#\" in the URL (a master name is for redis-sentinel://)");
+        srvocsp__fmt(why, whylen,
+                     "unexpected \"#\" in the URL (a master name is for redis-sentinel://)");
         goto out;
     }
     if (!parse_query(query, out, why, whylen))

@@ -18,7 +18,7 @@
 /* The most bytes of one pending Sentinel message: +switch-master carries
  * a name and two addresses. */
 #define WATCH_PENDING_MAX 4096
-#define WATCH_RETRY_MS 1000     /* doubling to WATCH_RETRY_MAX_MS while it fails */
+#define WATCH_RETRY_MS 1000 /* doubling to WATCH_RETRY_MAX_MS while it fails */
 #define WATCH_RETRY_MAX_MS 8000
 
 static redisContext *sentinel_connect(const srvocsp__redis_url *u, unsigned i, char *why,
@@ -40,8 +40,8 @@ static redisContext *sentinel_connect(const srvocsp__redis_url *u, unsigned i, c
     return ctx;
 }
 
-bool srvocsp__sentinel_master(const srvocsp__redis_url *u, unsigned *next,
-                              srvocsp__redis_addr *out, char *why, size_t whylen)
+bool srvocsp__sentinel_master(const srvocsp__redis_url *u, unsigned *next, srvocsp__redis_addr *out,
+                              char *why, size_t whylen)
 {
     unsigned k;
 
@@ -59,15 +59,15 @@ bool srvocsp__sentinel_master(const srvocsp__redis_url *u, unsigned *next,
         if (r == NULL) {
             srvocsp__fmt(why, whylen, "Sentinel %s:%d: %s", s->host, s->port, ctx->errstr);
         } else if (r->type == REDIS_REPLY_NIL) {
-            srvocsp__fmt(why, whylen, "Sentinel %s:%d does not know a master named \"%s\"",
-                         s->host, s->port, u->master);
+            srvocsp__fmt(why, whylen, "Sentinel %s:%d does not know a master named \"%s\"", s->host,
+                         s->port, u->master);
         } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                    r->element[0]->type != REDIS_REPLY_STRING ||
                    r->element[1]->type != REDIS_REPLY_STRING ||
                    r->element[0]->len >= sizeof(out->host) || r->element[0]->len == 0 ||
                    (port = strtol(r->element[1]->str, &end, 10)) < 1 || port > 65535 || *end) {
-            srvocsp__fmt(why, whylen, "Sentinel %s:%d: unexpected answer for \"%s\"%s%.*s",
-                         s->host, s->port, u->master, r->type == REDIS_REPLY_ERROR ? ": " : "",
+            srvocsp__fmt(why, whylen, "Sentinel %s:%d: unexpected answer for \"%s\"%s%.*s", s->host,
+                         s->port, u->master, r->type == REDIS_REPLY_ERROR ? ": " : "",
                          r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
                          r->type == REDIS_REPLY_ERROR ? r->str : "");
         } else {
@@ -103,8 +103,7 @@ int srvocsp__sentinel_is_master(redisContext *ctx, char *why, size_t whylen)
     else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
              r->element[0]->type == REDIS_REPLY_STRING)
         srvocsp__fmt(why, whylen, "the node is a %.*s, not the master (a failover under way)",
-                     (int)(r->element[0]->len > 16 ? 16 : r->element[0]->len),
-                     r->element[0]->str);
+                     (int)(r->element[0]->len > 16 ? 16 : r->element[0]->len), r->element[0]->str);
     else
         srvocsp__fmt(why, whylen, "unexpected answer to ROLE");
     freeReplyObject(r);
