@@ -535,9 +535,11 @@ static int failover_run(resp_proc *rp, bool json)
                "|---|---|---|\n", P, N);
         printf("| requests per certificate, cold | %.4f | <= 1.05 |\n", cold_req);
         printf("| requests per certificate, round before the failover | %.4f | <= 1.05 |\n", a_req);
-        printf("| requests per certificate, round with the master SIGKILLed | %.4f | <= 2 |\n", b_req);
+        printf("| requests per certificate, round with the master SIGKILLed | %.4f | <= 2 |\n",
+               b_req);
         printf("| requests per certificate, round after the failover | %.4f | <= 1.05 |\n", c_req);
-        printf("| rounds before / with / after: every process serving after | %.2f / %.2f / %.2f s | |\n",
+        printf("| rounds before / with / after: every process serving after "
+               "| %.2f / %.2f / %.2f s | |\n",
                a_s, b_s, c_s);
         printf("| the Sentinels named the replica after the kill | %.2f s | |\n", promoted);
         printf("| announcements stopped (kill until every process subscribed again) | %.2f s | |\n",

@@ -224,15 +224,16 @@ static srvocsp_error r_load(srvocsp__store *s, const char *name, size_t cap, uns
     if (r->type == REDIS_REPLY_NIL) {
         err = SRVOCSP_OK; /* nothing stored */
     } else if (r->type == REDIS_REPLY_INTEGER) {
-        srvocsp__fmt(why, whylen, "%s: %s holds %lld bytes, over the cap of %zu", c->link.display, key,
-                     r->integer, cap);
+        srvocsp__fmt(why, whylen, "%s: %s holds %lld bytes, over the cap of %zu", c->link.display,
+                     key, r->integer, cap);
     } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         srvocsp__fmt(why, whylen, "%s: unexpected reply to a load", c->link.display);
     } else if (r->element[0]->type == REDIS_REPLY_NIL) {
         err = SRVOCSP_OK; /* a hash without a response: nothing usable stored */
     } else if (r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len == 0 ||
                r->element[0]->len > cap) {
-        srvocsp__fmt(why, whylen, "%s: %s holds an empty or oversized response", c->link.display, key);
+        srvocsp__fmt(why, whylen, "%s: %s holds an empty or oversized response", c->link.display,
+                     key);
     } else if ((*der = srvocsp__malloc(r->element[0]->len)) == NULL) {
         err = SRVOCSP_E_NOMEM;
         srvocsp__fmt(why, whylen, "out of memory");
@@ -457,9 +458,9 @@ static size_t r_notify_drain(srvocsp__store *s, srvocsp__notify_fn fn, void *arg
             }
             if (rc < 0)
                 srvocsp__link_fail_locked(&c->link, "subscription", why);
-            else if (!srvocsp__redis_sub_ping(c->link.sub, &c->link.hb, c->link.url.ping_interval_ms,
-                                              srvocsp__system_monotonic_ms(NULL), why,
-                                              sizeof(why)))
+            else if (!srvocsp__redis_sub_ping(c->link.sub, &c->link.hb,
+                                              c->link.url.ping_interval_ms,
+                                              srvocsp__system_monotonic_ms(NULL), why, sizeof(why)))
                 srvocsp__link_fail_locked(&c->link, "subscription", why); /* half-open, or frozen */
             more = false;
             break;
