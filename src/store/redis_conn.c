@@ -253,6 +253,9 @@ void srvocsp__link_follow_sentinel_locked(srvocsp__redis_link *l)
     if (l->url.kind != SRVOCSP__REDIS_SENTINEL ||
         !srvocsp__sentinel_watch_poll(&l->watch, &l->url, srvocsp__system_monotonic_ms(NULL), &to))
         return;
+    if (l->have_master && l->cmd != NULL && l->master.port == to.port &&
+        strcmp(l->master.host, to.host) == 0)
+        return; /* found there already, after the connection to the old one failed */
     drop_locked(l);
     l->master = to;
     l->have_master = true;
