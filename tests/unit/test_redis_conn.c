@@ -2,7 +2,9 @@
  * a resolver that hangs costs the engine the connect timeout only, and a
  * frozen Redis (SIGSTOP: connections stay open, nothing is said) ends the
  * subscription within the PING bound, which then comes back; Sentinel
- * discovery asks the Sentinels in turn and says what went wrong. */
+ * discovery asks the Sentinels in turn and says what went wrong; a frozen
+ * master under Sentinel is noticed, and announcements resume on the
+ * promoted replica. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -497,6 +499,87 @@ static void test_sentinel_discovery(void **s)
     tr_redis_stop(&m);
 }
 
+/* A frozen master under Sentinel: the store notices within the PING
+ * bound, the Sentinels promote the replica, and announcements resume on
+ * it without anyone touching the store. */
+static void test_frozen_master_sentinel(void **s)
+{
+    tr_redis m, rep, sen[3];
+    tr_redis_opts om = {.tcp = true}, orep = {.tcp = true}, os = {.tcp = true};
+    srvocsp__store *st, *writer;
+    char url[1200], url2[1300], why[300];
+    double t0, noticed, resumed;
+    int i, seen = 0;
+    int64_t k;
+
+    need_redis();
+    assert_true(tr_redis_start(&m, &om));
+    orep.replica_of = m.port;
+    assert_true(tr_redis_start(&rep, &orep));
+    os.sentinel_of = m.port;
+    os.master_name = "frozen";
+    for (i = 0; i < 3; i++)
+        assert_true(tr_redis_start(&sen[i], &os));
+    for (i = 0; i < 3; i++)
+        assert_true(tr_redis_sentinel_ready(&sen[i], "frozen", 1, 2, 30000));
+    snprintf(url, sizeof(url),
+             "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d?ping_interval=1s#frozen",
+             sen[0].port, sen[1].port, sen[2].port);
+    snprintf(url2, sizeof(url2), "%s", url);
+    memcpy(strstr(url2, "ping_interval=1s"), "ping_interval=2s", 16); /* its own link */
+    st = srvocsp__store_redis_new(url, NULL);
+    writer = srvocsp__store_redis_new(url2, NULL);
+    assert_non_null(st);
+    assert_non_null(writer);
+    assert_true(st->ops->notify_fd(st) >= 0);
+
+    tr_redis_pause(&m);
+    t0 = tr_now_ms();
+    while (st->ops->notify_fd(st) >= 0 && tr_now_ms() - t0 < 30000) {
+        st->ops->notify_drain(st, on_note, &seen);
+        tr_sleep_ms(100);
+    }
+    noticed = tr_now_ms() - t0;
+    assert_true(noticed <= 2 * 1000 + 1000 + 1000);
+
+    /* Until the replica is promoted and both links found it, saves fail
+     * or go unheard; then one is heard. */
+    for (k = 1; seen == 0 && tr_now_ms() - t0 < 60000; k++) {
+        size_t len;
+        tp_resp_opts ro;
+        unsigned char *der;
+        bool stored = false;
+
+        tp_resp_opts_init(&ro, &pki.good, &pki.ca, T + k);
+        ro.this_update = T + k;
+        der = tp_response(&ro, &len);
+        assert_non_null(der);
+        (void)writer->ops->save_newer(writer, NAME, der, len, T + k, T + k + 3600, false, &stored,
+                                      why, sizeof(why));
+        writer->ops->notify_drain(writer, NULL, NULL); /* as its engine: the watch */
+        free(der);
+        for (i = 0; i < 5 && seen == 0; i++) {
+            st->ops->notify_fd(st);
+            st->ops->notify_drain(st, on_note, &seen);
+            tr_sleep_ms(40);
+        }
+    }
+    resumed = tr_now_ms() - t0;
+    print_message("  master frozen: noticed after %.0f ms (bound 3000 ms), announcements heard "
+                  "again after %.1f s\n",
+                  noticed, resumed / 1000.0);
+    assert_true(seen >= 1);
+    assert_int_equal(tr_redis_sentinel_master_port(&sen[0], "frozen"), rep.port);
+
+    writer->ops->free(writer);
+    st->ops->free(st);
+    tr_redis_resume(&m);
+    for (i = 0; i < 3; i++)
+        tr_redis_stop(&sen[i]);
+    tr_redis_stop(&rep);
+    tr_redis_stop(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_resolver_hangs),
         cmocka_unit_test(test_frozen_redis_noticed),
         cmocka_unit_test(test_sentinel_discovery),
+        cmocka_unit_test(test_frozen_master_sentinel),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
