@@ -83,6 +83,45 @@ static bool parse_duration(const char *s, size_t n, long lo, int *out_ms)
     return true;
 }
 
+/* |n| bytes of the userinfo |s| into |out| with every '@' escaped, and
+ * the '@' that ends the userinfo after them (none when |n| is 0).  Redis
+ * URLs have long allowed an unescaped '@' in a password (the last one
+ * ends the userinfo), which curl_url does not.  false when it does not
+ * fit. */
+static bool put_userinfo(const char *s, size_t n, char *out, size_t outlen)
+{
+    size_t i, o = strlen(out);
+
+    for (i = 0; i < n; i++) {
+        const char *piece = s[i] == '@' ? "%40" : NULL;
+        size_t k = piece ? 3 : 1;
+
+        if (o + k + 2 > outlen)
+            return false;
+        if (piece)
+            memcpy(out + o, piece, 3);
+        else
+            out[o] = s[i];
+        o += k;
+    }
+    if (n > 0)
+        out[o++] = '@';
+    out[o] = '\0';
+    return true;
+}
+
+/* Where the userinfo of the authority at |auth| ends: its last '@' before
+ * the path, query or fragment, NULL when there is none. */
+static const char *userinfo_end(const char *auth)
+{
+    const char *end = auth + strcspn(auth, "/?#"), *at = NULL, *p;
+
+    for (p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    return at;
+}
+
 /* A curl_url failure in words a reader of the URL recognises. */
 static void curl_fault(CURLUcode rc, char *why, size_t whylen)
 {
@@ -266,13 +305,9 @@ static bool parse_query(const char *q, srvocsp__redis_url *u, char *why, size_t 
 static bool split_sentinels(const char *after, srvocsp__redis_url *u, char *rest, size_t restlen,
                             char *why, size_t whylen)
 {
-    size_t alen = strcspn(after, "/?#");
-    const char *at = NULL, *hosts, *p, *end = after + alen;
+    const char *at = userinfo_end(after), *hosts = at ? at + 1 : after, *p;
+    const char *end = after + strcspn(after, "/?#");
 
-    for (p = after; p < end; p++)
-        if (*p == '@')
-            at = p;
-    hosts = at ? at + 1 : after;
     for (p = hosts; p <= end;) {
         size_t n = strcspn(p, ",/?#");
 
@@ -293,7 +328,14 @@ static bool split_sentinels(const char *after, srvocsp__redis_url *u, char *rest
             break;
         p++;
     }
-    snprintf(rest, restlen, "redis-sentinel://%.*slocalhost%s", (int)(hosts - after), after, end);
+    snprintf(rest, restlen, "redis-sentinel://");
+    if (!put_userinfo(after, at ? (size_t)(at - after) : 0, rest, restlen) ||
+        strlen(rest) + 9 + strlen(end) >= restlen) {
+        srvocsp__fmt(why, whylen, "store URL too long");
+        return false;
+    }
+    strcat(rest, "localhost");
+    strcat(rest, end);
     return true;
 }
 
@@ -326,8 +368,16 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
         return false;
     }
     if (strncmp(url, "redis://", 8) == 0) {
+        const char *at = userinfo_end(url + 8), *rest = at ? at + 1 : url + 8;
+
         out->kind = SRVOCSP__REDIS_TCP;
-        snprintf(text, sizeof(text), "%s", url);
+        snprintf(text, sizeof(text), "redis://");
+        if (!put_userinfo(url + 8, at ? (size_t)(at - url - 8) : 0, text, sizeof(text)) ||
+            strlen(text) + strlen(rest) >= sizeof(text)) {
+            srvocsp__fmt(why, whylen, "store URL too long");
+            return false;
+        }
+        strcat(text, rest);
     } else if (strncmp(url, "unix://", 7) == 0) {
         /* unix://[userinfo@]/path: curl wants a host between them. */
         size_t auth = strcspn(url + 7, "/");
@@ -343,7 +393,14 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
                          "unix URL with a host part; the path must be absolute (unix:///path)");
             return false;
         }
-        snprintf(text, sizeof(text), "unix://%.*slocalhost%s", (int)auth, url + 7, url + 7 + auth);
+        snprintf(text, sizeof(text), "unix://");
+        if (!put_userinfo(url + 7, auth ? auth - 1 : 0, text, sizeof(text)) ||
+            strlen(text) + 9 + strlen(url + 7 + auth) >= sizeof(text)) {
+            srvocsp__fmt(why, whylen, "store URL too long");
+            return false;
+        }
+        strcat(text, "localhost");
+        strcat(text, url + 7 + auth);
     } else if (strncmp(url, "redis-sentinel://", 17) == 0) {
         out->kind = SRVOCSP__REDIS_SENTINEL;
         if (!split_sentinels(url + 17, out, text, sizeof(text), why, whylen))
@@ -385,9 +442,7 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
             char hp[SRVOCSP__REDIS_HOST_MAX + 16];
             srvocsp__redis_addr a;
 
-            after = url + 8;
-            if (after[strcspn(after, "/?#@")] == '@')
-                after += strcspn(after, "@") + 1;
+            after = userinfo_end(url + 8) ? userinfo_end(url + 8) + 1 : url + 8;
             snprintf(hp, sizeof(hp), "%.*s", (int)strcspn(after, "/?#"), after);
             if (!parse_host(hp, strlen(hp), 6379, &a, why, whylen))
                 goto out;

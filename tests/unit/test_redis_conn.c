@@ -150,6 +150,19 @@ static void test_url_forms(void **s)
     assert_int_equal(u.port, 7000);
     assert_int_equal(u.db, 3);
 
+    /* An unescaped '@' in a password: the last one ends the user part. */
+    good_url("redis://fleet:p@ss@cache.example:7000/3", &u);
+    assert_string_equal(u.password, "p@ss");
+    assert_string_equal(u.host, "cache.example");
+    assert_int_equal(u.port, 7000);
+    good_url("unix://app:p@ss@/tmp/r.sock", &u);
+    assert_string_equal(u.password, "p@ss");
+    assert_string_equal(u.path, "/tmp/r.sock");
+    good_url("redis-sentinel://ocsp:p@ss@10.0.0.1,10.0.0.2#m", &u);
+    assert_string_equal(u.password, "p@ss");
+    assert_int_equal(u.n_sentinels, 2);
+    assert_string_equal(u.sentinels[0].host, "10.0.0.1");
+
     good_url("redis://:pw@[::1]:6379/", &u);
     assert_string_equal(u.user, "");
     assert_string_equal(u.password, "pw");
