@@ -36,6 +36,9 @@ typedef struct srvocsp__store_ops {
      * |*version| identifies the stored bytes (changes on every save). */
     srvocsp_error (*load)(srvocsp__store *s, const char *name, size_t cap, unsigned char **der,
                           size_t *len, uint64_t *version, char *why, size_t whylen);
+    /* The next three are the local store's (the directory), which the
+     * engine reads and writes as its own; the fleet's store leaves them
+     * NULL (the engine uses save_if and the notifications below). */
     /* Cheap check: the current version under |name|, 0 if none. */
     uint64_t (*version)(srvocsp__store *s, const char *name);
     /* Replaces the response under |name| atomically; on failure sets
@@ -122,8 +125,10 @@ SRVOCSP__HIDDEN void srvocsp__store_dir_forget_sweeps(void);
  * NULL with the last error set, as srvocsp__store_redis_new. */
 SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_open_shared(const char *url, const char *prefix);
 
-/* A store on Redis: |url| is redis://[user:password@]host:port[/db] or
- * unix:///path/to/redis.sock[?db=N]; every key starts with |prefix| (NULL:
+/* A store on Redis: |url| is redis://[user:password@]host:port[/db],
+ * unix:///path/to/redis.sock[?db=N] or
+ * redis-sentinel://[user:password@]host[:port][,host[:port]...][/db]#MASTER
+ * (redis_url.h has the options); every key starts with |prefix| (NULL:
  * "srvocsp:").  Stores of one process with the same URL and prefix share
  * one connection (and one subscription); each call returns a new reference
  * that ->free drops.  NULL with the last error set (E_INVALID_ARG naming

@@ -1,6 +1,6 @@
 /* The fleet's shared store: which kind of store a URL names.  The engine
  * asks for "the store at this URL" and never names a backend; Redis
- * (redis:// and unix://) is the only kind today, and its constructor says
+ * (redis://, unix:// and redis-sentinel://) is the only kind today, and its constructor says
  * which scheme it does not know. */
 #include "store/store.h"
 
