@@ -8,12 +8,16 @@ PKGS=(gcc g++ make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-de
 PKGS+=(libgnutls28-dev gnutls-bin)
 # the nginx module: nginx's source for module builds and what its configure needs
 PKGS+=(nginx-dev libpcre3-dev zlib1g-dev)
+# srvocsp watch's metrics endpoint (GET /metrics, /healthz)
+PKGS+=(libmicrohttpd-dev)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
     # libfaketime: wall-clock jumps in a real process (test_clock_jump)
     PKGS+=(faketime)
     # the fleet's shared store (test_store_redis, test_fleet, bench_fleet)
     PKGS+=(redis-server)
+    # test_watch_metrics: clients that misbehave on purpose
+    PKGS+=(python3)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
