@@ -90,4 +90,47 @@ sleep 1
 stop_watch "$W"
 [ -z "$(ls "$DIR/tmp")" ] && ok "batch hook: its list files are removed" || bad "batch lists left" "$(ls "$DIR/tmp")"
 
+# --- HAProxy's runtime API: every response pushed, pipelined ---
+# HAProxy 2.6 takes a pushed response only for a certificate it loaded one
+# for at start: --once first, as the service units do.
+if command -v haproxy >/dev/null; then
+    fresh
+    "$CLI" watch --dir "$C" --once >"$DIR/once.log" 2>&1 && all_written \
+        || bad "--once before HAProxy: $(written) files" "$(tail -3 "$DIR/once.log")"
+    HPORT=$("$MKPKI" --free-port) SOCK=$DIR/haproxy.sock
+    haproxy_conf "$DIR/haproxy.cfg" "$HPORT" "$SOCK" "$C"   # a folder: every site-*.pem
+    haproxy -f "$DIR/haproxy.cfg" -db >"$DIR/haproxy.log" 2>&1 &
+    PIDS+=($!)
+    staple_of() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$HPORT" -servername "$1" -status 2>&1; }
+    wait_for 30 bash -c "echo | openssl s_client -connect 127.0.0.1:$HPORT -servername site-00500.test -status 2>&1 | grep -q 'Cert Status: good'" \
+        && ok "HAProxy loads $N certificates and their files" || bad "HAProxy start" "$(tail -5 "$DIR/haproxy.log")"
+    "$CLI" watch --dir "$C" --haproxy-socket "$SOCK" >"$DIR/watch4.log" 2>&1 &
+    W=$!; PIDS+=($W)
+    # At start each file is adopted, and the first retrieval (which the
+    # library makes at once) may bring a newer one, pushed: let that settle.
+    npush() { grep -c "haproxy-updated cert=.*OCSP Response updated" "$DIR/watch4.log"; }
+    settled() {
+        [ "$(grep -cE "(adopted|updated) cert=" "$DIR/watch4.log")" -ge $N ] &&
+        [ "$(npush)" = "$(grep -c " updated cert=" "$DIR/watch4.log")" ]
+    }
+    wait_for 60 settled || bad "watch adopts HAProxy's files" "$(tail -3 "$DIR/watch4.log")"
+    sleep 1
+    # The responder now says one of them is revoked; every response is new.
+    awk -F'\t' -v OFS='\t' '$4 == "1001F4" { $1 = "R"; $3 = "251231000000Z,keyCompromise" } { print }' \
+        "$M/index.txt" >"$M/index.tmp" && mv "$M/index.tmp" "$M/index.txt"
+    stop_pid "$RESPONDER_PID"; start_ocsp "$M" "$MRPORT" ca 60 ca index.txt || exit 1
+    sleep 1.1
+    before=$(npush)
+    t0=$(date +%s%N)
+    kill -USR1 "$W"
+    pushed() { [ "$(npush)" -ge $((before + N)) ]; }
+    wait_for 120 pushed && ok "HAProxy: $N new responses pushed and confirmed ($(( ($(date +%s%N) - t0) / 1000000 )) ms after SIGUSR1)" \
+        || bad "HAProxy: $(( $(npush) - before )) pushed" "$(grep haproxy-failed "$DIR/watch4.log" | head -3)"
+    [ "$(grep -c "haproxy-failed" "$DIR/watch4.log")" = 0 ] && ok "HAProxy: no push failed" \
+        || bad "HAProxy: failed pushes" "$(grep haproxy-failed "$DIR/watch4.log" | head -3)"
+    staple_of site-00500.test | grep -q "Cert Status: revoked" && ok "HAProxy staples the pushed (revoked) response, no restart" \
+        || bad "HAProxy staple" "$(staple_of site-00500.test | grep -i -A3 "ocsp response")"
+    stop_watch "$W"
+fi
+
 finish
