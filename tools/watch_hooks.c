@@ -144,7 +144,7 @@ void wh_changed(watch *w, const wcert *c, const char *event, const char *reason)
             s->in_batch = true;
             h->batch[h->n_batch++] = c->slot;
         }
-        if (h->n_batch == 1 && h->batch_first_ms == 0)
+        if (h->n_batch == 1)
             h->batch_first_ms = t;
         h->batch_last_ms = t;
     }
@@ -303,7 +303,8 @@ static void start_batch(watch *w, whooks *h)
         if (fd >= 0)
             close(fd);
         hook_failed(w, NULL, why);
-        h->batch_first_ms = now_ms(); /* try again after a full delay */
+        /* Tried again after a full delay, not at every pass. */
+        h->batch_first_ms = h->batch_last_ms = now_ms();
         return;
     }
     for (int i = 0; i < h->n_batch; i++) {

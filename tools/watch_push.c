@@ -27,7 +27,7 @@
 
 #define PUSH_BATCH 512
 #define PUSH_STALL_MS 10000
-#define ANSWER_MAX 200
+#define ANSWER_MAX 320
 
 typedef struct pitem {
     int slot;
