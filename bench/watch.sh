@@ -69,8 +69,8 @@ for N in "${SIZES[@]}"; do
         printf '| %s | %s | %s ms | %s | %s |\n' "$N" "$label" "$ms" "$runs" "$failed"
     }
     run none
-    run "per-file, 20 ms, 4 at once" --on-update "sleep 0.02; echo >>$DIR/hook.log"
-    run "batch, 1 s settle" --on-batch "cat >/dev/null; echo >>$DIR/batch.log"
+    run "per-file, 20 ms, 4 at once" --on-update "sleep 0.02; echo x >>$DIR/hook.log"
+    run "batch, 1 s settle" --on-batch "cat >/dev/null; echo x >>$DIR/batch.log"
 
     if command -v haproxy >/dev/null; then
         # HAProxy 2.6 takes a pushed response only for a certificate it

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "testpki.h"
 #include "watch.h"
 
 #define SLOTS 1000
@@ -206,6 +208,56 @@ static void test_decide(void **s)
     }
 }
 
+/* srvocsp_response_servable_until: the get path's margin, which watch
+ * uses instead of a copy (it had a literal 600). */
+static void test_servable_until(void **s)
+{
+    int64_t now = (int64_t)time(NULL);
+    static const struct {
+        int64_t this_off, next_off;
+        int status;
+        uint32_t min_validity;   /* 0: NULL params */
+        bool adaptive;
+        int64_t want_margin;     /* -1: 0 expected (never served) */
+    } t[] = {
+        {-60, 3600, V_OCSP_CERTSTATUS_GOOD, 0, false, 600},
+        {-60, 3600, V_OCSP_CERTSTATUS_GOOD, 900, false, 900},
+        {-60, 3600, V_OCSP_CERTSTATUS_REVOKED, 600, false, 600},
+        {-10, 290, V_OCSP_CERTSTATUS_GOOD, 600, false, 600},  /* 5 minutes: never servable */
+        {-10, 290, V_OCSP_CERTSTATUS_GOOD, 600, true, 75},    /* a quarter of the window */
+        {-60, 7 * 86400, V_OCSP_CERTSTATUS_GOOD, 600, true, 600},
+        {-60, 3600, V_OCSP_CERTSTATUS_UNKNOWN, 600, false, -1},
+    };
+    tp_pki pki;
+
+    (void)s;
+    assert_true(tp_pki_make(&pki, "http://127.0.0.1:9/", "http://127.0.0.1:9/", now));
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        tp_resp_opts o;
+        srvocsp_params p;
+        srvocsp_response *r;
+        unsigned char *der;
+        size_t len;
+
+        tp_resp_opts_init(&o, &pki.good, &pki.ca, now + t[i].this_off);
+        o.status = t[i].status;
+        o.next_update = now + t[i].next_off;
+        der = tp_response(&o, &len);
+        assert_non_null(der);
+        r = srvocsp_verify_der(der, len, pki.good.cert, pki.ca.cert, NULL);
+        assert_non_null(r);
+        srvocsp_params_init(&p);
+        p.min_validity_s = t[i].min_validity;
+        p.adaptive_min_validity = t[i].adaptive;
+        assert_int_equal(srvocsp_response_servable_until(r, t[i].min_validity ? &p : NULL),
+                         t[i].want_margin < 0 ? 0 : now + t[i].next_off - t[i].want_margin);
+        srvocsp_response_free(r);
+        free(der);
+    }
+    assert_int_equal(srvocsp_response_servable_until(NULL, NULL), 0);
+    tp_pki_free(&pki);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_generations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_store_failure_keeps_news, setup, teardown),
         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_servable_until),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
