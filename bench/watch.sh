@@ -98,8 +98,10 @@ EOF
         log=$DIR/watch-haproxy.log
         "$CLI" watch --dir "$C" --haproxy-socket "$SOCK" >"$log" 2>&1 &
         w=$!
-        until_lines "$log" "(adopted|updated) cert=" "$N" 600 >/dev/null
-        sleep 5 # the first retrievals the library makes at open, and their pushes
+        # Each file is adopted, then the library's first retrieval at open
+        # brings a newer response, pushed too: wait for all of those.
+        until_lines "$log" " updated cert=" "$N" 600 >/dev/null
+        until_lines "$log" "haproxy-(updated|failed) cert=" "$N" 600 >/dev/null
         before=$(count "$log" "haproxy-updated cert=")
         sleep 1.1 # a new thisUpdate
         kill -USR1 "$w"

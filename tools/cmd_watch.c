@@ -61,12 +61,18 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-#define TAKE_MAX 1024 /* events handled per take; the loop comes back for more */
+#define TAKE_MAX 64        /* events taken from the queue at a time */
+#define DRAIN_BUDGET_MS 200 /* then the rest of the pass (hooks, status, metrics) */
 
-/* The engine's events that waited, with the counts folded in. */
+/* The engine's events that waited, with the counts folded in.  Each event
+ * may cost a file write with its fsync: past DRAIN_BUDGET_MS the rest stays
+ * in the queue (where it keeps coalescing) until the next pass, so hooks
+ * are started, batches run and the status file and metrics follow while
+ * thousands of certificates are being written. */
 static void drain_events(watch *w)
 {
     static wq_event evs[TAKE_MAX];
+    int64_t until = mono_ms() + DRAIN_BUDGET_MS;
     wq_counts counts;
     int n;
 
@@ -82,7 +88,7 @@ static void drain_events(watch *w)
         w->metrics_dirty = true;
         for (int i = 0; i < n; i++)
             wstate_event(w, &evs[i]);
-    } while (n == TAKE_MAX);
+    } while (n == TAKE_MAX && mono_ms() < until);
 }
 
 static void on_push_result(void *arg, int slot, bool ok, const char *answer)
