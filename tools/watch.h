@@ -94,6 +94,7 @@ typedef struct watch {
     srvocsp_params params;       /* what every handle is opened with */
     wcert **certs;               /* slots; NULL: free */
     int n_certs, cap_certs;
+    int free_hint;               /* no free slot below it */
     int64_t next_recheck_ms;     /* earliest recheck_at of any certificate */
     struct wqueue *queue;
     struct whooks *hooks;

@@ -18,6 +18,83 @@
 
 #include "watch.h"
 
+/* Which slot holds a certificate file, during one scan: a rescan of 10,000
+ * files would otherwise compare every file with every certificate. */
+typedef struct pindex {
+    int *slot;                   /* -1: empty; open addressing */
+    size_t mask, used;
+    bool ok;                     /* false: out of memory, search the table */
+} pindex;
+
+static size_t path_hash(const char *s)
+{
+    size_t h = 1469598103934665603u;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211u;
+    return h;
+}
+
+static void pindex_put(pindex *x, const watch *w, int slot)
+{
+    size_t j = path_hash(w->certs[slot]->path) & x->mask;
+
+    while (x->slot[j] >= 0)
+        j = (j + 1) & x->mask;
+    x->slot[j] = slot;
+    x->used++;
+}
+
+/* Indexes every slot in use, with room for at least |more| additions. */
+static bool pindex_build(pindex *x, const watch *w, size_t more)
+{
+    size_t cap = 64;
+    int *t;
+
+    while (cap < ((size_t)w->n_certs + more) * 2 + 2)
+        cap *= 2;
+    if ((t = malloc(cap * sizeof(int))) == NULL)
+        return false;
+    free(x->slot);
+    x->slot = t;
+    x->mask = cap - 1;
+    x->used = 0;
+    for (size_t i = 0; i < cap; i++)
+        x->slot[i] = -1;
+    for (int i = 0; i < w->n_certs; i++)
+        if (w->certs[i] != NULL)
+            pindex_put(x, w, i);
+    return true;
+}
+
+/* Adds the certificate just opened in |slot|; false when the index could
+ * not grow (the caller then searches without it). */
+static bool pindex_add(pindex *x, const watch *w, int slot)
+{
+    if ((x->used + 1) * 2 > x->mask + 1 && !pindex_build(x, w, x->used + 64))
+        return false;
+    pindex_put(x, w, slot);
+    return true;
+}
+
+/* The slot watching |path|, or -1. */
+static int pindex_find(const pindex *x, const watch *w, const char *path)
+{
+    if (!x->ok) {
+        for (int i = 0; i < w->n_certs; i++)
+            if (w->certs[i] != NULL && strcmp(w->certs[i]->path, path) == 0)
+                return i;
+        return -1;
+    }
+    for (size_t j = path_hash(path) & x->mask; x->slot[j] >= 0; j = (j + 1) & x->mask) {
+        const wcert *c = w->certs[x->slot[j]];
+
+        if (c != NULL && strcmp(c->path, path) == 0)
+            return x->slot[j];
+    }
+    return -1;
+}
+
 void wscan_drop(watch *w, int slot, const char *event)
 {
     wcert *c = w->certs[slot];
@@ -34,6 +111,8 @@ void wscan_drop(watch *w, int slot, const char *event)
     free(c->ocsp_path);
     free(c->snippet_path);
     free(c);
+    if (slot < w->free_hint)
+        w->free_hint = slot;
     w->status_dirty = w->metrics_dirty = true;
 }
 
@@ -114,8 +193,10 @@ static int free_slot(watch *w)
 {
     int slot;
 
-    for (slot = 0; slot < w->n_certs && w->certs[slot] != NULL; slot++)
+    /* Every slot below the hint is taken. */
+    for (slot = w->free_hint; slot < w->n_certs && w->certs[slot] != NULL; slot++)
         ;
+    w->free_hint = slot;
     if (slot == w->cap_certs) {
         int cap = w->cap_certs ? w->cap_certs * 2 : 256;
         wcert **n;
@@ -133,7 +214,7 @@ static int free_slot(watch *w)
     return slot;
 }
 
-static void open_cert(watch *w, const char *path)
+static void open_cert(watch *w, pindex *known, const char *path)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
     char issuer_path[4200];
@@ -152,16 +233,14 @@ static void open_cert(watch *w, const char *path)
     snprintf(issuer_path, sizeof(issuer_path), "%s.issuer", path);
     read_pem_certs(issuer_path, chain); /* optional */
     X509_digest(x, EVP_sha256(), md, &mdlen);
-    for (i = 0; i < w->n_certs; i++) {
+    if ((i = pindex_find(known, w, path)) >= 0) {
         wcert *o = w->certs[i];
 
-        if (o && strcmp(o->path, path) == 0) {
-            o->seen = true;
-            if (memcmp(o->leaf_md, md, 32) == 0)
-                goto out; /* unchanged */
-            /* Renewed: close the old handle, open the new certificate. */
-            wscan_drop(w, i, "renewed");
-        }
+        o->seen = true;
+        if (memcmp(o->leaf_md, md, 32) == 0)
+            goto out; /* unchanged */
+        /* Renewed: close the old handle, open the new certificate. */
+        wscan_drop(w, i, "renewed");
     }
     if ((slot = free_slot(w)) < 0) {
         wlog(w, "skipped", NULL, "too many certificates", 0);
@@ -196,6 +275,8 @@ static void open_cert(watch *w, const char *path)
     w->certs[slot] = c;
     if (slot == w->n_certs)
         w->n_certs++;
+    if (known->ok)
+        known->ok = pindex_add(known, w, slot);
     w->status_dirty = w->metrics_dirty = true;
     wlog(w, "watching", c, NULL, srvocsp_handle_next_attempt(c->h));
     adopt(w, c);
@@ -215,10 +296,12 @@ out:
 void wscan(watch *w)
 {
     int d, i;
+    pindex known = {NULL, 0, 0, false};
 
     for (i = 0; i < w->n_certs; i++)
         if (w->certs[i])
             w->certs[i]->seen = false;
+    known.ok = pindex_build(&known, w, 0);
     for (d = 0; d < w->n_dirs; d++) {
         DIR *dh = opendir(w->dirs[d]);
         struct dirent *de;
@@ -235,7 +318,7 @@ void wscan(watch *w)
                 continue;
             snprintf(path, sizeof(path), "%s/%s", w->dirs[d], de->d_name);
             if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-                open_cert(w, path);
+                open_cert(w, &known, path);
         }
         closedir(dh);
     }
@@ -245,5 +328,6 @@ void wscan(watch *w)
         if (c && !c->seen)
             wscan_drop(w, i, "removed");
     }
+    free(known.slot);
     w->status_dirty = true;
 }
