@@ -89,6 +89,7 @@ static void drain_events(watch *w)
         for (int i = 0; i < n; i++)
             wstate_event(w, &evs[i]);
     } while (n == TAKE_MAX && mono_ms() < until);
+    w->backlog = n == TAKE_MAX;
 }
 
 static void on_push_result(void *arg, int slot, bool ok, const char *answer)

@@ -101,6 +101,7 @@ typedef struct watch {
     struct wpush *push;
     struct wmetrics *metrics_srv;
     bool status_dirty, metrics_dirty;
+    bool backlog;                /* the last pass left engine events waiting */
     /* metrics */
     unsigned long responses[3];  /* by status */
     unsigned long coalesced;     /* engine events folded into a later one */

@@ -404,7 +404,12 @@ long wh_run(watch *w)
         h->jobs[n++] = *j;
     }
     h->n_jobs = n;
-    while (h->count > 0 && h->n_jobs < w->hook_jobs)
+    /* Files first: while engine events wait, one command starts per pass
+     * (each start costs the loop a process creation), so thousands of
+     * hooks cannot hold up the files they are about; they still move. */
+    for (int started = 0; h->count > 0 && h->n_jobs < w->hook_jobs &&
+                          !(w->backlog && started > 0);
+         started++)
         start_one(w, h);
     if (h->brunning && tend(w, &h->bjob, t))
         h->brunning = false;
