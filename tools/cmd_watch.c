@@ -269,6 +269,9 @@ static void free_all(watch *w)
 {
     for (int i = 0; i < w->n_certs; i++)
         wscan_drop(w, i, NULL);
+    /* A closed handle's callback may still be running on the engine's
+     * thread: the engine stops before the queue it writes into goes. */
+    srvocsp_cleanup();
     wp_free(w->push);
     wm_stop(w->metrics_srv);
     wh_free(w->hooks);

@@ -174,7 +174,6 @@ void wh_forget(watch *w, int slot);
 long wh_run(watch *w);
 /* Stops: waits a moment for running hooks, then ends their process groups. */
 void wh_stop(watch *w);
-bool wh_idle(const watch *w);
 
 /* ---- watch_push.c: HAProxy's runtime API, beside the loop ---- */
 

@@ -433,13 +433,6 @@ long wh_run(watch *w)
     return next < 0 ? -1 : next < 1 ? 1 : (long)next;
 }
 
-bool wh_idle(const watch *w)
-{
-    const whooks *h = w->hooks;
-
-    return h == NULL || (h->n_jobs == 0 && h->count == 0 && !h->brunning && h->n_batch == 0);
-}
-
 void wh_stop(watch *w)
 {
     whooks *h = w->hooks;
