@@ -622,6 +622,18 @@ SRVOCSP_EXPORT X509 *srvocsp_chain_get0_cert(const srvocsp_chain *c, size_t i);
  * issuer not given) or |i| is out of range.  Never blocks, no lock. */
 SRVOCSP_EXPORT srvocsp_handle *srvocsp_chain_get0_handle(const srvocsp_chain *c, size_t i);
 
+/* srvocsp_response_servable_until returns the last Unix second at which
+ * |r| may still be handed out under |params| (their min_validity_s and
+ * adaptive_min_validity; NULL: the defaults): its expiry
+ * (srvocsp_response_expires) minus the margin the get path keeps, which
+ * is min_validity_s, or with the adaptive rule a quarter of the response's
+ * validity window when that is smaller.  It is the rule srvocsp_get1_response
+ * applies, so a caller can tell when a served response will stop being
+ * served.  0 for NULL or an unknown response (never served).  Pure: no
+ * lock, no I/O, thread-safe; |r| and |params| are borrowed for the call. */
+SRVOCSP_EXPORT int64_t srvocsp_response_servable_until(const srvocsp_response *r,
+                                                       const srvocsp_params *params);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,8 @@ PKGS+=(libgnutls28-dev gnutls-bin)
 PKGS+=(nginx-dev libpcre3-dev zlib1g-dev)
 # the Apache module: apxs and httpd's headers (http_ssl.h, the OCSP hooks)
 PKGS+=(apache2-dev)
+# srvocsp watch's metrics endpoint (GET /metrics, /healthz)
+PKGS+=(libmicrohttpd-dev)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
     # Debian's apache2 for test_apache and bench/apache.sh
@@ -24,6 +26,8 @@ if [ "${1:-}" = "--test" ]; then
     # needs no second one
     PKGS+=(golang-cfssl nodejs)
     command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+    # test_watch_metrics: clients that misbehave on purpose
+    PKGS+=(python3)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

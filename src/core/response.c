@@ -1,6 +1,7 @@
 /* Immutable, reference-counted response snapshots. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,4 +99,20 @@ int64_t srvocsp_response_revocation_time(const srvocsp_response *r)
 int srvocsp_response_revocation_reason(const srvocsp_response *r)
 {
     return r ? r->rev_reason : -1;
+}
+
+int64_t srvocsp_response_servable_until(const srvocsp_response *r, const srvocsp_params *params)
+{
+    uint32_t min_validity = 600;
+    bool adaptive = false;
+
+    if (r == NULL || r->status == SRVOCSP_STATUS_UNKNOWN)
+        return 0;
+    if (params != NULL) {
+        min_validity = params->min_validity_s;
+        /* A caller built against an older, shorter srvocsp_params. */
+        if (params->struct_size >= offsetof(srvocsp_params, adaptive_min_validity) + sizeof(int))
+            adaptive = params->adaptive_min_validity != 0;
+    }
+    return r->expires - srvocsp__margin(r, min_validity, adaptive);
 }

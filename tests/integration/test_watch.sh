@@ -166,7 +166,10 @@ sleep 1.1
 kill -USR1 "$WATCH_N" "$WATCH_H"
 wait_for 15 grep -q '"event":"failed".*not an authorized responder\|"event":"failed".*lacks extended key usage' "$DIR/watch-nginx.log" \
     && ok "watch reports the unauthorized signer" || bad "watch failure logged" "$(cat "$DIR/watch-nginx.log")"
-wait_for 15 grep -q "failed cert=.*reason=" "$DIR/watch-haproxy.log" || true
+# HAProxy's watcher must have asked and refused too: otherwise the checks
+# below would pass without any bad response ever reaching it.
+wait_for 15 grep -q 'failed cert=.*reason=.*\(not an authorized responder\|lacks extended key usage\)' "$DIR/watch-haproxy.log" \
+    && ok "HAProxy's watcher reports the unauthorized signer" || bad "HAProxy's watcher failure logged" "$(cat "$DIR/watch-haproxy.log")"
 cmp -s "$N/site.pem.ocsp" "$DIR/nginx-before.ocsp" && ok "bad response never reaches nginx's .ocsp file" || bad "nginx .ocsp changed"
 cmp -s "$H/site.pem.ocsp" "$DIR/haproxy-before.ocsp" && ok "bad response never reaches HAProxy's .ocsp file" || bad "haproxy .ocsp changed"
 [ "$(grep -c "haproxy-updated" "$DIR/watch-haproxy.log")" = "$pushes" ] && ok "bad response never pushed to HAProxy" || bad "haproxy pushed"
