@@ -136,6 +136,7 @@ struct srvocsp_engine {
      * next call. */
     bool fork_hold;
     bool parked;
+    bool manual;                 /* no thread: stepped by srvocsp__engine_step */
     atomic_bool restart_pending;
     srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
 };
@@ -361,5 +362,10 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e);
 SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
 /* In a forked child: forget the parent's threads and transfers. */
 SRVOCSP__HIDDEN void srvocsp__engine_after_fork_locked(srvocsp_engine *e);
+/* A manual engine (lifecycle.h): runs the loop's turns at the clock's
+ * current time until nothing is left to do now (completions handled, due
+ * entries started, callbacks run); returns the next due time (INT64_MAX:
+ * none).  On its owner's one thread. */
+SRVOCSP__HIDDEN int64_t srvocsp__engine_step(srvocsp_engine *e);
 
 #endif

@@ -103,6 +103,11 @@ srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
             } else if (srvocsp__verify(der, len, leaf, issuer, pol, &held, vwhy,
                                        sizeof(vwhy)) != SRVOCSP_OK) {
                 held = NULL; /* a stored value that does not verify counts as nothing */
+            } else if (SRVOCSP__PLANTED(SRVOCSP__PLANT_FLEET) &&
+                       held->this_update >= ours->this_update &&
+                       !(held->this_update == ours->this_update &&
+                         ours->status == SRVOCSP_STATUS_REVOKED)) {
+                skip = true; /* the store's old rule of its own: thisUpdate alone */
             }
         }
         /* The verdict, against what is stored (or nothing): what it keeps
