@@ -17,6 +17,16 @@
  *  - a revocation fetched by one process: time until every process serves it;
  *  - get+free in one process with Redis answering, then with Redis stopped
  *    (SIGSTOP) while the engine keeps trying it.
+ *
+ *   bench_fleet [P] [N] --failover [--json]
+ *
+ * The fleet on a master, a replica and three Sentinels (redis-sentinel://):
+ * cold start, a refresh round, a round with the master SIGKILLed in the
+ * middle (when the responder has answered half of it), and the round after:
+ * requests per certificate in each (goal <= 1.05 outside the failover
+ * round, <= 2 in it), when the Sentinels named the replica, and how long
+ * announcements stopped (from the kill until every process is subscribed
+ * on the promoted replica again).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +35,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <hiredis/hiredis.h>
 
 #include "evil.h"
 #include "peers.h"
@@ -54,6 +66,8 @@ static double mono(void)
  *   'c' -> replies the request count (long)
  *   '2' -> serves the second set (newer thisUpdate)
  *   'r' -> serves a revoked response for the first certificate
+ *   'n' -> serves a newer set (thisUpdate one second later than the last
+ *          'n' set, the first at t0 - 20), replies that thisUpdate (int64)
  * ------------------------------------------------------------------- */
 
 typedef struct resp_proc {
@@ -114,6 +128,19 @@ static void responder_start(resp_proc *rp, int64_t t0)
                     evil_add_presigned(ev, SERIAL0 + i, set2[i], len2[i]);
                 if (write(up[1], &c, 1) != 1)
                     break;
+            } else if (c == 'n') {
+                static int64_t gen_tu;
+
+                gen_tu = gen_tu ? gen_tu + 1 : t0 - 20;
+                for (i = 0; i < N; i++) {
+                    size_t len;
+                    unsigned char *der = sign(i, gen_tu, V_OCSP_CERTSTATUS_GOOD, &len);
+
+                    evil_add_presigned(ev, SERIAL0 + i, der, len);
+                    free(der);
+                }
+                if (write(up[1], &gen_tu, sizeof(gen_tu)) != sizeof(gen_tu))
+                    break;
             } else if (c == 'r') {
                 size_t len;
                 unsigned char *der = sign(0, t0 - 10, V_OCSP_CERTSTATUS_REVOKED, &len);
@@ -143,6 +170,16 @@ static long responder_requests(resp_proc *rp)
     if (write(rp->cmd, "c", 1) != 1 || read(rp->reply, &n, sizeof(n)) != sizeof(n))
         return -1;
     return n;
+}
+
+/* A newer set at the responder; its thisUpdate. */
+static int64_t responder_newer(resp_proc *rp)
+{
+    int64_t tu;
+
+    if (write(rp->cmd, "n", 1) != 1 || read(rp->reply, &tu, sizeof(tu)) != sizeof(tu))
+        exit(1);
+    return tu;
 }
 
 static void responder_do(resp_proc *rp, char c)
@@ -370,9 +407,150 @@ static double get_ns(worker *w, long long iters)
     return v[3];
 }
 
+/* Subscribers of |channel| on the node at 127.0.0.1:|port|, -1 when it
+ * does not answer. */
+static long subscribers(int port, const char *channel)
+{
+    struct timeval tv = {0, 300000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *r;
+    long n = -1;
+
+    if (c == NULL || c->err) {
+        if (c)
+            redisFree(c);
+        return -1;
+    }
+    redisSetTimeout(c, tv);
+    r = redisCommand(c, "PUBSUB NUMSUB %s", channel);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_INTEGER)
+        n = (long)r->element[1]->integer;
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* A refresh round to the newest set at the responder: its requests per
+ * certificate; |*secs| until every worker serves it.  With |m| not NULL,
+ * the master is SIGKILLed once the responder has answered half the round,
+ * and |*promoted_s| / |*resumed_s| say when (after the kill) the Sentinel
+ * |sen| named |rep| and every worker was subscribed on it again. */
+static double round_of(resp_proc *rp, worker *w, double *secs, tr_redis *m, tr_redis *rep,
+                       tr_redis *sen, double *promoted_s, double *resumed_s)
+{
+    int64_t tu = responder_newer(rp);
+    long r0 = responder_requests(rp);
+    double start = mono();
+
+    send_all(w, P, "refresh %lld\n", (long long)tu);
+    if (m != NULL) {
+        double kill_at;
+
+        while (responder_requests(rp) - r0 < N / 2 && mono() - start < 600)
+            usleep(2000);
+        kill_at = mono();
+        tr_redis_kill(m);
+        *promoted_s = *resumed_s = -1;
+        while (mono() - kill_at < 120 && *resumed_s < 0) {
+            if (*promoted_s < 0 && tr_redis_sentinel_master_port(sen, "bench") == rep->port)
+                *promoted_s = mono() - kill_at;
+            if (*promoted_s >= 0 && subscribers(rep->port, "srvocsp:updates") >= P)
+                *resumed_s = mono() - kill_at;
+            usleep(20000);
+        }
+    }
+    *secs = latest(w, P) - start;
+    return (double)(responder_requests(rp) - r0) / N;
+}
+
+static int failover_run(resp_proc *rp, bool json)
+{
+    tr_redis m, rep, sen[3];
+    tr_redis_opts om = {.tcp = true}, orep = {.tcp = true}, osen = {.tcp = true};
+    static char url[512];
+    worker *w;
+    double start, cold_s, a_s, b_s, c_s, promoted = -1, resumed = -1;
+    double cold_req, a_req, b_req, c_req;
+    long r0;
+    int i;
+
+    if (!tr_redis_start(&m, &om))
+        return 1;
+    orep.replica_of = m.port;
+    if (!tr_redis_start(&rep, &orep))
+        return 1;
+    osen.sentinel_of = m.port;
+    osen.master_name = "bench";
+    for (i = 0; i < 3; i++)
+        if (!tr_redis_start(&sen[i], &osen))
+            return 1;
+    for (i = 0; i < 3; i++)
+        if (!tr_redis_sentinel_ready(&sen[i], "bench", 1, 2, 60000)) {
+            fprintf(stderr, "bench_fleet: the Sentinels never saw each other and the replica\n");
+            return 1;
+        }
+    snprintf(url, sizeof(url), "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d#bench",
+             sen[0].port, sen[1].port, sen[2].port);
+    store_url = url; /* before the workers fork */
+    fprintf(stderr, "bench_fleet: %d processes x %d certificates, Sentinel failover\n", P, N);
+    w = calloc((size_t)P, sizeof(*w));
+    for (i = 0; i < P; i++)
+        worker_start(&w[i]);
+
+    r0 = responder_requests(rp);
+    start = mono();
+    send_all(w, P, "open %lld\n", 1);
+    cold_s = latest(w, P) - start;
+    cold_req = (double)(responder_requests(rp) - r0) / N;
+    fprintf(stderr, "  cold: %.4f req/cert, %.2f s\n", cold_req, cold_s);
+    a_req = round_of(rp, w, &a_s, NULL, NULL, NULL, NULL, NULL);
+    fprintf(stderr, "  round before: %.4f req/cert, %.2f s\n", a_req, a_s);
+    b_req = round_of(rp, w, &b_s, &m, &rep, &sen[0], &promoted, &resumed);
+    fprintf(stderr, "  failover round: %.4f req/cert, %.2f s; replica named after %.2f s, "
+                    "announcements back after %.2f s\n", b_req, b_s, promoted, resumed);
+    c_req = round_of(rp, w, &c_s, NULL, NULL, NULL, NULL, NULL);
+    fprintf(stderr, "  round after: %.4f req/cert, %.2f s\n", c_req, c_s);
+
+    send_all(w, P, "close\n", 0);
+    expect_all(w, P, "closed");
+    for (i = 0; i < P; i++)
+        worker_stop(&w[i]);
+    free(w);
+    for (i = 0; i < 3; i++)
+        tr_redis_stop(&sen[i]);
+    tr_redis_stop(&rep);
+    tr_redis_stop(&m);
+    if (json) {
+        printf("{\"bench\":\"fleet_failover\",\"processes\":%d,\"certificates\":%d,"
+               "\"req_per_cert_cold\":%.4f,\"cold_s\":%.3f,\"req_per_cert_round_before\":%.4f,"
+               "\"round_before_s\":%.3f,\"req_per_cert_failover_round\":%.4f,"
+               "\"failover_round_s\":%.3f,\"replica_named_after_s\":%.3f,"
+               "\"announcements_stopped_s\":%.3f,\"req_per_cert_round_after\":%.4f,"
+               "\"round_after_s\":%.3f}\n",
+               P, N, cold_req, cold_s, a_req, a_s, b_req, b_s, promoted, resumed, c_req, c_s);
+    } else {
+        printf("| measure (%d processes x %d certificates, Sentinel) | result | goal |\n"
+               "|---|---|---|\n", P, N);
+        printf("| requests per certificate, cold | %.4f | <= 1.05 |\n", cold_req);
+        printf("| requests per certificate, round before the failover | %.4f | <= 1.05 |\n", a_req);
+        printf("| requests per certificate, round with the master SIGKILLed | %.4f | <= 2 |\n",
+               b_req);
+        printf("| requests per certificate, round after the failover | %.4f | <= 1.05 |\n", c_req);
+        printf("| rounds before / with / after: every process serving after "
+               "| %.2f / %.2f / %.2f s | |\n",
+               a_s, b_s, c_s);
+        printf("| the Sentinels named the replica after the kill | %.2f s | |\n", promoted);
+        printf("| announcements stopped (kill until every process subscribed again) | %.2f s | |\n",
+               resumed);
+    }
+    return b_req <= 2 && a_req <= 1.05 && c_req <= 1.05 && resumed >= 0 ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
-    bool json = false;
+    bool json = false, failover = false;
     int64_t t0 = (int64_t)time(NULL);
     resp_proc rp;
     tr_redis rd;
@@ -385,6 +563,8 @@ int main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             json = true;
+        else if (strcmp(argv[i], "--failover") == 0)
+            failover = true;
         else if (pos++ == 0)
             P = atoi(argv[i]);
         else
@@ -418,6 +598,18 @@ int main(int argc, char **argv)
     chain = sk_X509_new_null();
     sk_X509_push(chain, pki.ca.cert);
     responder_start(&rp, t0);
+    if (failover) {
+        int rc = failover_run(&rp, json);
+
+        close(rp.cmd);
+        waitpid(rp.pid, NULL, 0);
+        for (i = 0; i < N; i++)
+            tp_cert_free(&leaves[i]);
+        free(leaves);
+        sk_X509_free(chain);
+        tp_pki_free(&pki);
+        return rc;
+    }
     if (!tr_redis_start(&rd, &ro)) {
         fprintf(stderr, "bench_fleet: cannot start redis-server\n");
         return 1;

@@ -4,7 +4,7 @@
  * status and times, and the stapling counters.
  *
  *   https_server --cert CHAIN.pem --key KEY.pem [--cert CHAIN2.pem --key KEY2.pem]
- *                [--dir DIR] [--store redis://host:port] [--port N]
+ *                [--dir DIR] [--store redis://host:port | redis-sentinel://h1,h2,h3#MASTER] [--port N]
  *
  * Each --cert file holds the certificate, then its issuer (and further CAs).
  * Two pairs (e.g. RSA and ECDSA) share one context; each client gets the

@@ -8,8 +8,12 @@ PKGS=(gcc g++ make cmake pkg-config libssl-dev libcurl4-openssl-dev libcmocka-de
 PKGS+=(libgnutls28-dev gnutls-bin)
 # the nginx module: nginx's source for module builds and what its configure needs
 PKGS+=(nginx-dev libpcre3-dev zlib1g-dev)
+# the Apache module: apxs and httpd's headers (http_ssl.h, the OCSP hooks)
+PKGS+=(apache2-dev)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
+    # Debian's apache2 for test_apache and bench/apache.sh
+    PKGS+=(apache2)
     # libfaketime: wall-clock jumps in a real process (test_clock_jump)
     PKGS+=(faketime)
     # the fleet's shared store (test_store_redis, test_fleet, bench_fleet)

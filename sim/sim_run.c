@@ -12,7 +12,8 @@
  *    served that could still be served, and never good over a revocation
  *    it served;
  *  - fleet agreement: once one process staples revoked, the others do
- *    within FLEET_BOUND (their clocks right, the store up meanwhile);
+ *    within FLEET_BOUND (their clocks right, the store up meanwhile),
+ *    watched at every step for revoked certificates;
  *  - revocation propagation: every process staples revoked within the
  *    derived bound after the CA published it (responder, store and clock
  *    healthy meanwhile);
@@ -23,6 +24,9 @@
 #include "sim_world.h"
 
 #include "engine/engine.h"
+#include "sim_keys.h"
+
+#include <openssl/pem.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +36,7 @@
 #define MIN_VALIDITY 600
 #define SKEW 300
 #define HORIZON (10 * DAY)
-#define FLEET_BOUND 600
+#define FLEET_BOUND 60
 #define GAP_BOUND (2 * 3600 + 2 * SAMPLE_S)
 #define LAG_S 3600
 
@@ -66,8 +70,20 @@ static int64_t log_span(sim_rng *r, int64_t lo, int64_t hi)
     return (int64_t)(x * __builtin_pow(y / x, sim_unit(r)));
 }
 
+/* The fixed key |i| as a tp_cert to hand to tp_cert_make's same_key_as. */
+static bool fixed_key(int i, tp_cert *out)
+{
+    BIO *b = BIO_new_mem_buf(SIM_KEYS[i], -1);
+
+    memset(out, 0, sizeof(*out));
+    out->key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    return out->key != NULL;
+}
+
 static bool make_world(sim_world *w, const sim_opts *o)
 {
+    tp_cert keys[5];
     static const int64_t windows[] = {7 * DAY, 4 * DAY, DAY, 12 * 3600, 2 * 3600};
     tp_cert root;
     tp_cert_opts co;
@@ -87,7 +103,11 @@ static bool make_world(sim_world *w, const sim_opts *o)
     w->n_certs = o->certs;
     w->n_procs = o->procs;
 
+    for (i = 0; i < 5; i++)
+        if (!fixed_key(i, &keys[i]))
+            return false;
     memset(&co, 0, sizeof(co));
+    co.same_key_as = &keys[0];
     co.cn = "Sim Root";
     co.serial = 1;
     co.ca = true;
@@ -103,6 +123,7 @@ static bool make_world(sim_world *w, const sim_opts *o)
         co.cn = cn;
         co.serial = 10 + k;
         co.issuer = &root;
+        co.same_key_as = &keys[1 + k % 3];
         if (!tp_cert_make(&ca->ca, &co))
             return false;
         ca->window = windows[sim_range(&w->rng, 0, 4)];
@@ -121,13 +142,13 @@ static bool make_world(sim_world *w, const sim_opts *o)
             ca->n_faults++;
         }
         /* Periods when a replica lags an hour behind. */
-        for (i = sim_range(&w->rng, 0, 1 + (int)(o->days / 20)); i > 0; i--) {
+        for (i = sim_range(&w->rng, 0, 1 + (int)(o->days / 5)); i > 0; i--) {
             sim_span *f = &ca->lagging[ca->n_lagging];
 
             if (ca->n_lagging == SIM_MAX_SPANS)
                 break;
             f->from = w->t0 + sim_range(&w->rng, 0, span);
-            f->until = f->from + log_span(&w->rng, 3600, 4 * DAY);
+            f->until = f->from + log_span(&w->rng, 3600, 10 * DAY);
             ca->n_lagging++;
         }
         if (w->verbose)
@@ -148,7 +169,7 @@ static bool make_world(sim_world *w, const sim_opts *o)
         co.issuer = &w->cas[c->ca].ca;
         co.not_before = w->t0 - 30 * DAY;
         co.not_after = w->end + 30 * DAY;
-        co.same_key_as = i > 0 ? &w->certs[0].cert : NULL;
+        co.same_key_as = &keys[4];
         if (!tp_cert_make(&c->cert, &co))
             return false;
         c->issued = w->t0 - DAY;
@@ -199,6 +220,8 @@ static bool make_world(sim_world *w, const sim_opts *o)
     }
     qsort(w->events, w->n_events, sizeof(*w->events), by_time);
     tp_cert_free(&root);
+    for (i = 0; i < 5; i++)
+        EVP_PKEY_free(keys[i].key);
     w->hub = sim_hub_new(&w->now);
     sim_hub_register(w->hub);
     return true;
@@ -258,7 +281,7 @@ static bool obtainable(sim_world *w, sim_cert *c, int64_t t)
            ca->window > MIN_VALIDITY + SAMPLE_S;
 }
 
-static void check_one(sim_world *w, sim_proc *p, int ci)
+static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
 {
     sim_cert *c = &w->certs[ci];
     sim_seen *s = &p->seen[ci];
@@ -267,15 +290,20 @@ static void check_one(sim_world *w, sim_proc *p, int ci)
     bool ok_clock = p->clock_off == 0, can = obtainable(w, c, w->now);
     srvocsp_response *r = srvocsp_get1_response(p->h[ci]);
 
-    w->fig.handshakes++;
-    w->fig.obtainable += can;
+    if (count) {
+        w->fig.handshakes++;
+        w->fig.obtainable += can;
+    }
+    s->serving = r != NULL;
     if (r != NULL) {
         size_t len;
         const unsigned char *der = srvocsp_response_der(r, &len);
         const sim_issued *rec = sim_issued_find(w, der, len);
 
-        w->fig.served++;
-        w->fig.served_obtainable += can;
+        if (count) {
+            w->fig.served++;
+            w->fig.served_obtainable += can;
+        }
         if (rec == NULL || rec->cert != ci) {
             sim_breach(w, "process %d stapled for certificate %d bytes no CA produced for it", p->id,
                        ci);
@@ -289,7 +317,9 @@ static void check_one(sim_world *w, sim_proc *p, int ci)
             sim_breach(w, "process %d stapled for certificate %d a response with %lld s left",
                        p->id, ci, (long long)(rec->next_update - hc));
         } else if (rec->status == SRVOCSP_STATUS_GOOD && s->tu != 0 && rec->this_update < s->tu &&
-                   s->nu - hc >= MIN_VALIDITY) {
+                   s->nu - hc >= MIN_VALIDITY && s->tu <= hc + SKEW) {
+            /* (Once the held one is from the future on the host's clock,
+             * the wall clock went back: an older one may take its place.) */
             sim_breach(w, "process %d rolled certificate %d back: thisUpdate %lld after %lld, "
                           "which could still be served", p->id, ci, (long long)rec->this_update,
                        (long long)s->tu);
@@ -326,6 +356,8 @@ static void check_one(sim_world *w, sim_proc *p, int ci)
         }
         s->gap_from = 0;
         srvocsp_response_free(r);
+    } else if (!count) {
+        /* between samples: gaps are measured at the samples only */
     } else if (!can || !ok_clock) {
         s->gap_from = 0;
     } else {
@@ -361,35 +393,41 @@ static void check_one(sim_world *w, sim_proc *p, int ci)
     }
 }
 
-/* Fleet agreement: once one process staples revoked, the others follow
- * within FLEET_BOUND through the store's announcement. */
+/* Fleet agreement: while one process staples revoked and another good,
+ * the fleet disagrees; it must not last longer than FLEET_BOUND (the
+ * store's announcement is adopted on the next engine step), unless the
+ * store was down or failed over meanwhile.  Only processes whose clock is
+ * right count. */
 static void check_fleet(sim_world *w, int ci)
 {
-    int64_t first = 0;
-    int i, who = -1;
+    sim_cert *c = &w->certs[ci];
+    int i, rev = -1, good = -1;
 
-    for (i = 0; i < w->n_procs; i++) {
-        sim_seen *s = &w->procs[i].seen[ci];
-
-        if (s->first_revoked != 0 && (first == 0 || s->first_revoked < first)) {
-            first = s->first_revoked;
-            who = i;
-        }
-    }
-    if (first == 0 || w->now - first <= FLEET_BOUND ||
-        overlaps(w->store_down, w->n_store_down, first - FLEET_BOUND, w->now))
-        return;
     for (i = 0; i < w->n_procs; i++) {
         sim_proc *p = &w->procs[i];
+        sim_seen *s = &p->seen[ci];
 
-        if (p->eng == NULL || p->h[ci] == NULL || p->clock_off != 0 || p->clock_ok_since > first)
+        if (p->eng == NULL || p->h[ci] == NULL || p->clock_off != 0 || !s->serving ||
+            (c->mixed_since != 0 && p->clock_ok_since > c->mixed_since))
             continue;
-        if (p->seen[ci].status == SRVOCSP_STATUS_GOOD && p->seen[ci].first_revoked == 0 &&
-            p->seen[ci].tu != 0)
-            sim_breach(w, "fleet disagreement on certificate %d: process %d staples revoked since "
-                          "%lld s, process %d still good", ci, who, (long long)(w->now - first),
-                       i);
+        if (s->status == SRVOCSP_STATUS_REVOKED)
+            rev = i;
+        else if (s->status == SRVOCSP_STATUS_GOOD)
+            good = i;
     }
+    if (rev < 0 || good < 0) {
+        c->mixed_since = 0;
+        return;
+    }
+    if (c->mixed_since == 0) {
+        c->mixed_since = w->now;
+        return;
+    }
+    if (w->now - c->mixed_since > FLEET_BOUND &&
+        !overlaps(w->store_down, w->n_store_down, c->mixed_since - FLEET_BOUND, w->now))
+        sim_breach(w, "fleet disagreement on certificate %d for %lld s: process %d staples "
+                      "revoked, process %d good", ci, (long long)(w->now - c->mixed_since), rev,
+                   good);
 }
 
 static void sample(sim_world *w)
@@ -399,7 +437,24 @@ static void sample(sim_world *w)
     for (i = 0; i < w->n_certs && !w->breached; i++) {
         for (p = 0; p < w->n_procs; p++)
             if (w->procs[p].eng != NULL && w->procs[p].h[i] != NULL)
-                check_one(w, &w->procs[p], i);
+                check_one(w, &w->procs[p], i, true);
+        check_fleet(w, i);
+    }
+}
+
+/* Between samples, the revoked certificates are watched at every step:
+ * the fleet must agree within FLEET_BOUND, which sampling every 15
+ * minutes could not see. */
+static void watch_revoked(sim_world *w)
+{
+    int i, p;
+
+    for (i = 0; i < w->n_certs && !w->breached; i++) {
+        if (w->certs[i].revoked_at == 0 || w->now < w->certs[i].revoked_at)
+            continue;
+        for (p = 0; p < w->n_procs; p++)
+            if (w->procs[p].eng != NULL && w->procs[p].h[i] != NULL)
+                check_one(w, &w->procs[p], i, false);
         check_fleet(w, i);
     }
 }
@@ -478,6 +533,7 @@ bool sim_run(const sim_opts *o, sim_figures *fig, FILE *report)
                     next = due - p->clock_off;
             }
         } while (sim_next_delivery(w) <= w->now);
+        watch_revoked(w);
         if (w->now >= next_sample) {
             sample(w);
             next_sample += SAMPLE_S;

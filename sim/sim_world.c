@@ -292,6 +292,16 @@ bool sim_deliver_due(sim_world *w)
         if (d.der != NULL && d.proc != NULL) {
             const sim_issued *rec = sim_issued_find(w, d.der, d.len);
 
+            if (rec != NULL && w->certs[rec->cert].revoked_at != 0 &&
+                w->now >= w->certs[rec->cert].revoked_at - 3600)
+                sim_trace(w, "process %d is told %s for certificate %d (thisUpdate %+lld, "
+                             "producedAt %+lld)", d.proc->id,
+                          rec->status == SRVOCSP_STATUS_REVOKED ? "revoked"
+                          : rec->status == SRVOCSP_STATUS_GOOD  ? "good"
+                                                                : "unknown",
+                          rec->cert, (long long)(rec->this_update - w->t0),
+                          (long long)(rec->produced_at - w->t0));
+
             /* What the process was told: the oracle holds it to it. */
             if (rec != NULL && rec->status == SRVOCSP_STATUS_REVOKED) {
                 sim_seen *s = &d.proc->seen[rec->cert];

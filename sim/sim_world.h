@@ -42,6 +42,7 @@ typedef struct sim_cert {
     int64_t cache_tu;
     srvocsp_cert_status cache_status;
     uint64_t requests;
+    int64_t mixed_since;         /* the fleet staples revoked and good since */
 } sim_cert;
 
 typedef struct sim_seen {
@@ -55,6 +56,7 @@ typedef struct sim_seen {
     int64_t recv_revoked_pa;     /* ... the latest producedAt of one */
     int64_t recv_at;             /* when it was first given one */
     int64_t pa;                  /* producedAt of what it serves */
+    bool serving;                /* it stapled at the last look */
 } sim_seen;
 
 typedef struct sim_proc {

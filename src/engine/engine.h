@@ -74,6 +74,12 @@ struct srvocsp__entry {
     srvocsp__store *fleet_lease; /* whose lease this entry's fetch holds */
     srvocsp__entry *fleet_next;  /* eng->fleet's table, by store name */
     char fleet_token[SRVOCSP__LEASE_TOKEN_LEN + 1];
+    /* An announcement that came while the entry was in flight: judged once
+     * its own result is in (engine thread).  |fleet_pending_len| 0 with
+     * the flag set: re-read the store. */
+    bool fleet_pending;
+    unsigned char *fleet_pending_der;
+    size_t fleet_pending_len;
 };
 
 struct srvocsp_handle {

@@ -36,6 +36,9 @@ typedef struct srvocsp__store_ops {
      * |*version| identifies the stored bytes (changes on every save). */
     srvocsp_error (*load)(srvocsp__store *s, const char *name, size_t cap, unsigned char **der,
                           size_t *len, uint64_t *version, char *why, size_t whylen);
+    /* The next three are the local store's (the directory), which the
+     * engine reads and writes as its own; the fleet's store leaves them
+     * NULL (the engine uses save_if and the notifications below). */
     /* Cheap check: the current version under |name|, 0 if none. */
     uint64_t (*version)(srvocsp__store *s, const char *name);
     /* Replaces the response under |name| atomically; on failure sets
@@ -128,8 +131,10 @@ typedef srvocsp__store *(*srvocsp__store_opener)(const char *url, const char *pr
 SRVOCSP__HIDDEN void srvocsp__store_register(const char *scheme, srvocsp__store_opener fn,
                                             void *arg);
 
-/* A store on Redis: |url| is redis://[user:password@]host:port[/db] or
- * unix:///path/to/redis.sock[?db=N]; every key starts with |prefix| (NULL:
+/* A store on Redis: |url| is redis://[user:password@]host:port[/db],
+ * unix:///path/to/redis.sock[?db=N] or
+ * redis-sentinel://[user:password@]host[:port][,host[:port]...][/db]#MASTER
+ * (redis_url.h has the options); every key starts with |prefix| (NULL:
  * "srvocsp:").  Stores of one process with the same URL and prefix share
  * one connection (and one subscription); each call returns a new reference
  * that ->free drops.  NULL with the last error set (E_INVALID_ARG naming

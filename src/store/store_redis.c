@@ -14,41 +14,29 @@
  * answer.  The scripts only keep honest writers from rolling back each
  * other (compare on thisUpdate) and from releasing each other's leases.
  *
- * I/O: blocking hiredis calls with a connect and a command timeout of a few
- * hundred milliseconds, made by whichever thread asks (the engine thread,
- * or an opener) under the connection's mutex.  After any failure the
- * connection is dropped and nothing is tried for a backoff period (1 s,
- * doubling to 8 s): while Redis hangs every call fails at once, so ten
- * thousand certificates cost one timeout per period, not one each.  The
- * subscription is a second connection whose socket the engine polls with
+ * The connections, their timeouts, backoff, liveness and Sentinel are
+ * redis_conn.c's; every call here is one bounded command on them, made by
+ * whichever thread asks (the engine thread, or an opener) under the
+ * link's mutex.  The subscription's socket is polled by the engine with
  * its own; notify_drain reads it without blocking.
  *
  * One connection pair per URL and prefix per process, shared by every
- * certificate (reference counted).  After fork() the child drops the
- * parent's sockets (without a word on them) and connects afresh.
+ * certificate (reference counted).
  */
 #include "store/store.h"
-#include "store/redis_url.h"
+#include "store/redis_conn.h"
 
-#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
+#include <time.h>
 
-#define CONNECT_TIMEOUT_MS 300
-#define COMMAND_TIMEOUT_MS 300
-#define BACKOFF_FIRST_MS 1000
-#define BACKOFF_MAX_MS 8000
 #define PREFIX_MAX 128
-#define LIST_MAX 1000000 /* SCAN stops after this many names */
 
 /* Compare and set: the value is replaced only if its bytes are still
  * those the caller judged (ARGV[7], their SHA-1 in hex; '' for nothing or
@@ -133,33 +121,14 @@ typedef struct rconn {
     unsigned refs;               /* under g_mu */
     char *url_text;
     char prefix[PREFIX_MAX + 1];
-    char display[300];           /* the URL without its password, for messages */
-    srvocsp__redis_url url;
     char sha[SCRIPT_N][41];
     char writer[SRVOCSP__LEASE_TOKEN_LEN + 1]; /* who published, to skip our own */
-
-    pthread_mutex_t mu;          /* everything below */
-    pid_t pid;                   /* the process the sockets belong to */
-    redisContext *cmd;
-    redisContext *sub;
-    int64_t down_until_ms;       /* monotonic: no attempt before this */
-    unsigned failures;           /* in a row, for the backoff */
-    uint64_t epoch;              /* +1 on each connect after a loss */
-    bool ever_connected;
-    char last_err[512];
+    pid_t writer_pid;            /* the process |writer| is for, under link.mu */
+    srvocsp__redis_link link;    /* the connections, under link.mu */
 } rconn;
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static rconn *g_conns;
-
-static struct timeval tv_ms(int ms)
-{
-    struct timeval tv;
-
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
-}
 
 static void sha1_hex(const void *data, size_t len, char out[41])
 {
@@ -185,182 +154,6 @@ static bool random_hex(char out[SRVOCSP__LEASE_TOKEN_LEN + 1])
     return true;
 }
 
-/* ---------------------------------------------------------------------
- * Connections (all under c->mu)
- * ------------------------------------------------------------------- */
-
-static void drop_locked(rconn *c)
-{
-    if (c->cmd)
-        redisFree(c->cmd);
-    if (c->sub)
-        redisFree(c->sub);
-    c->cmd = c->sub = NULL;
-}
-
-/* A forked child must not speak on its parent's sockets. */
-static void check_fork_locked(rconn *c)
-{
-    if (c->pid == getpid())
-        return;
-    drop_locked(c);
-    c->pid = getpid();
-    c->down_until_ms = 0;
-    c->failures = 0;
-    /* The parent's writer id would make this process skip the parent's
-     * and its siblings' announcements as its own (forked workers). */
-    if (!random_hex(c->writer)) /* keep its length: the pid makes it ours */
-        snprintf(c->writer + SRVOCSP__LEASE_TOKEN_LEN - 8, 9, "%08x", (unsigned)getpid());
-}
-
-/* Records a failure: both connections go, nothing is tried for a while. */
-static void fail_locked(rconn *c, const char *what, const char *detail)
-{
-    int64_t wait = BACKOFF_FIRST_MS;
-    unsigned i;
-
-    for (i = 0; i < c->failures && wait < BACKOFF_MAX_MS; i++)
-        wait *= 2;
-    if (wait > BACKOFF_MAX_MS)
-        wait = BACKOFF_MAX_MS;
-    c->failures++;
-    c->down_until_ms = srvocsp__system_monotonic_ms(NULL) + wait;
-    snprintf(c->last_err, sizeof(c->last_err), "%s: %s: %s (not tried again for %lld ms)",
-             c->display, what, detail, (long long)wait);
-    drop_locked(c);
-}
-
-typedef enum { CONN_OK, CONN_DOWN, CONN_REFUSED } conn_result;
-
-/* Opens one authenticated connection.  CONN_REFUSED when Redis answered
- * but refused AUTH or SELECT (a configuration fault, not an outage). */
-static conn_result open_one(rconn *c, redisContext **out, char *why, size_t whylen)
-{
-    redisContext *ctx;
-    redisReply *r = NULL;
-    conn_result res = CONN_DOWN;
-
-    *out = NULL;
-    if (c->url.unix_socket)
-        ctx = redisConnectUnixWithTimeout(c->url.path, tv_ms(CONNECT_TIMEOUT_MS));
-    else
-        ctx = redisConnectWithTimeout(c->url.host, c->url.port, tv_ms(CONNECT_TIMEOUT_MS));
-    if (ctx == NULL) {
-        srvocsp__fmt(why, whylen, "cannot allocate a connection");
-        return CONN_DOWN;
-    }
-    if (ctx->err) {
-        srvocsp__fmt(why, whylen, "connect: %s", ctx->errstr);
-        goto out;
-    }
-    if (redisSetTimeout(ctx, tv_ms(COMMAND_TIMEOUT_MS)) != REDIS_OK) {
-        srvocsp__fmt(why, whylen, "cannot set the command timeout");
-        goto out;
-    }
-    if (c->url.password[0] != '\0') {
-        if (c->url.user[0] != '\0')
-            r = redisCommand(ctx, "AUTH %s %s", c->url.user, c->url.password);
-        else
-            r = redisCommand(ctx, "AUTH %s", c->url.password);
-        if (r == NULL) {
-            srvocsp__fmt(why, whylen, "AUTH: %s", ctx->errstr);
-            goto out;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            srvocsp__fmt(why, whylen, "AUTH refused%s%s: %.*s", c->url.user[0] ? " for user " : "",
-                         c->url.user, (int)r->len, r->str);
-            res = CONN_REFUSED;
-            goto out;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    /* Says whether this is a Redis at all, and whether it wants a
-     * password we were not given. */
-    r = redisCommand(ctx, "PING");
-    if (r == NULL) {
-        srvocsp__fmt(why, whylen, "PING: %s", ctx->errstr);
-        goto out;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        srvocsp__fmt(why, whylen, "%s: %.*s",
-                     strncmp(r->str, "NOAUTH", 6) == 0 ? "Redis needs a password (none in the URL)"
-                                                       : "PING refused",
-                     (int)r->len, r->str);
-        res = CONN_REFUSED;
-        goto out;
-    }
-    freeReplyObject(r);
-    r = NULL;
-    if (c->url.db != 0) {
-        r = redisCommand(ctx, "SELECT %d", c->url.db);
-        if (r == NULL) {
-            srvocsp__fmt(why, whylen, "SELECT: %s", ctx->errstr);
-            goto out;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            srvocsp__fmt(why, whylen, "SELECT %d refused: %.*s", c->url.db, (int)r->len, r->str);
-            res = CONN_REFUSED;
-            goto out;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    *out = ctx;
-    ctx = NULL;
-    res = CONN_OK;
-out:
-    if (r)
-        freeReplyObject(r);
-    if (ctx)
-        redisFree(ctx);
-    return res;
-}
-
-/* The command connection, connecting if needed and allowed; NULL (with
- * |why|) while Redis is down or backing off. */
-static redisContext *cmd_locked(rconn *c, char *why, size_t whylen)
-{
-    char err[256];
-    conn_result r;
-
-    check_fork_locked(c);
-    if (c->cmd != NULL)
-        return c->cmd;
-    if (srvocsp__system_monotonic_ms(NULL) < c->down_until_ms) {
-        srvocsp__fmt(why, whylen, "%s", c->last_err);
-        return NULL;
-    }
-    r = open_one(c, &c->cmd, err, sizeof(err));
-    if (r != CONN_OK) {
-        fail_locked(c, "unavailable", err);
-        srvocsp__fmt(why, whylen, "%s", c->last_err);
-        return NULL;
-    }
-    if (c->failures > 0 || !c->ever_connected)
-        c->epoch++;
-    c->ever_connected = true;
-    c->failures = 0;
-    return c->cmd;
-}
-
-/* A reply that is NULL means the connection failed (timeout, reset). */
-static redisReply *command_locked(rconn *c, int argc, const char **argv, const size_t *lens,
-                                  char *why, size_t whylen)
-{
-    redisContext *ctx = cmd_locked(c, why, whylen);
-    redisReply *r;
-
-    if (ctx == NULL)
-        return NULL;
-    r = redisCommandArgv(ctx, argc, argv, lens);
-    if (r == NULL) {
-        fail_locked(c, argv[0], ctx->errstr[0] ? ctx->errstr : "no reply");
-        srvocsp__fmt(why, whylen, "%s", c->last_err);
-    }
-    return r;
-}
-
 /* EVALSHA, or EVAL once when the server does not have the script (a
  * restarted or failed-over Redis forgets them). */
 static redisReply *script_locked(rconn *c, int which, int nargs, const char **args,
@@ -381,17 +174,17 @@ static redisReply *script_locked(rconn *c, int which, int nargs, const char **ar
         argv[3 + i] = args[i];
         lv[3 + i] = lens[i];
     }
-    r = command_locked(c, 3 + i, argv, lv, why, whylen);
+    r = srvocsp__link_command_locked(&c->link, 3 + i, argv, lv, why, whylen);
     if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(r);
         argv[0] = "EVAL";
         lv[0] = 4;
         argv[1] = g_scripts[which];
         lv[1] = strlen(g_scripts[which]);
-        r = command_locked(c, 3 + i, argv, lv, why, whylen);
+        r = srvocsp__link_command_locked(&c->link, 3 + i, argv, lv, why, whylen);
     }
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        srvocsp__fmt(why, whylen, "%s: script refused: %.*s", c->display, (int)r->len, r->str);
+        srvocsp__fmt(why, whylen, "%s: script refused: %.*s", c->link.display, (int)r->len, r->str);
         freeReplyObject(r);
         return NULL;
     }
@@ -424,23 +217,24 @@ static srvocsp_error r_load(srvocsp__store *s, const char *name, size_t cap, uns
     snprintf(capstr, sizeof(capstr), "%zu", cap);
     lens[0] = strlen(key);
     lens[1] = strlen(capstr);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->link.mu);
     r = script_locked(c, SCRIPT_LOAD, 2, args, lens, why, whylen);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->link.mu);
     if (r == NULL)
         return SRVOCSP_E_STORE; /* |why| says it (down, or the value's type) */
     if (r->type == REDIS_REPLY_NIL) {
         err = SRVOCSP_OK; /* nothing stored */
     } else if (r->type == REDIS_REPLY_INTEGER) {
-        srvocsp__fmt(why, whylen, "%s: %s holds %lld bytes, over the cap of %zu", c->display, key,
-                     r->integer, cap);
+        srvocsp__fmt(why, whylen, "%s: %s holds %lld bytes, over the cap of %zu", c->link.display,
+                     key, r->integer, cap);
     } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        srvocsp__fmt(why, whylen, "%s: unexpected reply to a load", c->display);
+        srvocsp__fmt(why, whylen, "%s: unexpected reply to a load", c->link.display);
     } else if (r->element[0]->type == REDIS_REPLY_NIL) {
         err = SRVOCSP_OK; /* a hash without a response: nothing usable stored */
     } else if (r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len == 0 ||
                r->element[0]->len > cap) {
-        srvocsp__fmt(why, whylen, "%s: %s holds an empty or oversized response", c->display, key);
+        srvocsp__fmt(why, whylen, "%s: %s holds an empty or oversized response", c->link.display,
+                     key);
     } else if ((*der = srvocsp__malloc(r->element[0]->len)) == NULL) {
         err = SRVOCSP_E_NOMEM;
         srvocsp__fmt(why, whylen, "out of memory");
@@ -458,30 +252,16 @@ static srvocsp_error r_load(srvocsp__store *s, const char *name, size_t cap, uns
     return err;
 }
 
-static uint64_t r_version(srvocsp__store *s, const char *name)
+/* A forked child speaks as a writer of its own: with its parent's id it
+ * would skip its parent's and its siblings' announcements as its own
+ * (forked workers sharing a store).  Under c->link.mu. */
+static void own_writer_locked(rconn *c)
 {
-    rconn *c = (rconn *)s;
-    char key[PREFIX_MAX + SRVOCSP__STORE_NAME_LEN + 8], why[256];
-    const char *argv[3] = {"HGET", key, "t"};
-    size_t lv[3];
-    redisReply *r;
-    uint64_t v = 0;
-
-    key_of(c, name, 'r', key, sizeof(key));
-    lv[0] = 4;
-    lv[1] = strlen(key);
-    lv[2] = 1;
-    pthread_mutex_lock(&c->mu);
-    r = command_locked(c, 3, argv, lv, why, sizeof(why));
-    pthread_mutex_unlock(&c->mu);
-    if (r != NULL && r->type == REDIS_REPLY_STRING) {
-        v = strtoull(r->str, NULL, 10);
-        if (v == 0)
-            v = 1;
-    }
-    if (r)
-        freeReplyObject(r);
-    return v;
+    if (c->writer_pid == getpid())
+        return;
+    c->writer_pid = getpid();
+    if (!random_hex(c->writer)) /* keep its length: the pid makes it ours */
+        snprintf(c->writer + SRVOCSP__LEASE_TOKEN_LEN - 8, 9, "%08x", (unsigned)getpid());
 }
 
 static srvocsp_error r_save_if(srvocsp__store *s, const char *name, const unsigned char *der,
@@ -511,75 +291,33 @@ static srvocsp_error r_save_if(srvocsp__store *s, const char *name, const unsign
     snprintf(tu, sizeof(tu), "%lld", (long long)this_update);
     snprintf(exp_ms, sizeof(exp_ms), "%lld", (long long)expires * 1000);
     snprintf(channel, sizeof(channel), "%supdates", c->prefix);
-    snprintf(msg, sizeof(msg), "%s %s", name, c->writer);
     args[0] = key;
     args[1] = (const char *)der;
     args[2] = tu;
     args[3] = revoked ? "r" : "g";
     args[4] = exp_ms;
     args[5] = channel;
+    msg[0] = '\0'; /* written under the lock, as this process's writer */
     args[6] = msg;
     args[7] = expect != NULL ? expect : "";
     for (int i = 0; i < 8; i++)
         lens[i] = i == 1 ? len : strlen(args[i]);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->link.mu);
+    own_writer_locked(c);
+    snprintf(msg, sizeof(msg), "%s %s", name, c->writer);
+    lens[6] = strlen(msg);
     r = script_locked(c, SCRIPT_SAVE, 8, args, lens, why, whylen);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->link.mu);
     if (r != NULL) {
         if (r->type == REDIS_REPLY_INTEGER) {
             *stored = r->integer == 1;
             err = SRVOCSP_OK;
         } else {
-            srvocsp__fmt(why, whylen, "%s: unexpected reply to the save script", c->display);
+            srvocsp__fmt(why, whylen, "%s: unexpected reply to the save script", c->link.display);
         }
         freeReplyObject(r);
     }
     return err;
-}
-
-static size_t r_list(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg)
-{
-    rconn *c = (rconn *)s;
-    char cursor[32] = "0", match[PREFIX_MAX + 16], why[256];
-    size_t n = 0, plen = strlen(c->prefix);
-
-    snprintf(match, sizeof(match), "%s{*}:r", c->prefix);
-    do {
-        const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-        size_t lv[6], i;
-        redisReply *r;
-
-        for (i = 0; i < 6; i++)
-            lv[i] = strlen(argv[i]);
-        pthread_mutex_lock(&c->mu);
-        r = command_locked(c, 6, argv, lv, why, sizeof(why));
-        pthread_mutex_unlock(&c->mu);
-        if (r == NULL)
-            break;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            break;
-        }
-        snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
-        for (i = 0; i < r->element[1]->elements; i++) {
-            redisReply *k = r->element[1]->element[i];
-            char name[SRVOCSP__STORE_NAME_LEN + 1];
-
-            /* <prefix>{<64 hex>}:r */
-            if (k->type != REDIS_REPLY_STRING || k->len != plen + SRVOCSP__STORE_NAME_LEN + 4)
-                continue;
-            memcpy(name, k->str + plen + 1, SRVOCSP__STORE_NAME_LEN);
-            name[SRVOCSP__STORE_NAME_LEN] = '\0';
-            if (strspn(name, "0123456789abcdef") != SRVOCSP__STORE_NAME_LEN)
-                continue;
-            if (fn)
-                fn(arg, name);
-            n++;
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0 && n < LIST_MAX);
-    return n;
 }
 
 static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint32_t ttl_ms,
@@ -602,9 +340,13 @@ static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint3
     snprintf(ttl, sizeof(ttl), "%u", ttl_ms ? ttl_ms : 1);
     for (i = 0; i < 3; i++)
         lens[i] = strlen(args[i]);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->link.mu);
     r = script_locked(c, SCRIPT_LEASE, 3, args, lens, why, whylen);
-    pthread_mutex_unlock(&c->mu);
+    if (r == NULL && srvocsp__link_failing_over_locked(&c->link, ttl_left_ms)) {
+        res = SRVOCSP__LEASE_BUSY;
+        srvocsp__fmt(why, whylen, "%s: waiting for the Sentinels' next master", c->link.display);
+    }
+    pthread_mutex_unlock(&c->link.mu);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
         if (r->integer == -2) {
             res = SRVOCSP__LEASE_HELD;
@@ -613,7 +355,7 @@ static srvocsp__lease r_lease_acquire(srvocsp__store *s, const char *name, uint3
             *ttl_left_ms = r->integer >= 0 ? r->integer : 0;
         }
     } else if (r != NULL) {
-        srvocsp__fmt(why, whylen, "%s: unexpected reply to the lease script", c->display);
+        srvocsp__fmt(why, whylen, "%s: unexpected reply to the lease script", c->link.display);
     }
     if (r)
         freeReplyObject(r);
@@ -631,9 +373,9 @@ static void r_lease_release(srvocsp__store *s, const char *name, const char *tok
     key_of(c, name, 'l', key, sizeof(key));
     lens[0] = strlen(key);
     lens[1] = strlen(token);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->link.mu);
     r = script_locked(c, SCRIPT_RELEASE, 2, args, lens, why, sizeof(why));
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->link.mu);
     if (r)
         freeReplyObject(r);
 }
@@ -653,54 +395,24 @@ static void r_discard(srvocsp__store *s, const char *name, const unsigned char *
         snprintf(sha, sizeof(sha), "%zu", len); /* unreadable: |len| is the reader's cap */
     lens[0] = strlen(key);
     lens[1] = strlen(sha);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->link.mu);
     r = script_locked(c, der != NULL ? SCRIPT_DISCARD : SCRIPT_DISCARD_UNREADABLE, 2, args, lens,
                       why, sizeof(why));
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->link.mu);
     if (r)
         freeReplyObject(r);
-}
-
-/* Subscribes the second connection to the channel (under c->mu). */
-static bool subscribe_locked(rconn *c)
-{
-    char channel[PREFIX_MAX + 16], err[256];
-    redisReply *r = NULL;
-    conn_result cr;
-
-    check_fork_locked(c);
-    if (c->sub != NULL)
-        return true;
-    if (srvocsp__system_monotonic_ms(NULL) < c->down_until_ms)
-        return false;
-    cr = open_one(c, &c->sub, err, sizeof(err));
-    if (cr != CONN_OK) {
-        fail_locked(c, "subscription", err);
-        return false;
-    }
-    snprintf(channel, sizeof(channel), "%supdates", c->prefix);
-    r = redisCommand(c->sub, "SUBSCRIBE %s", channel);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        fail_locked(c, "SUBSCRIBE", r == NULL ? c->sub->errstr : "unexpected reply");
-        if (r)
-            freeReplyObject(r);
-        return false;
-    }
-    freeReplyObject(r);
-    /* Messages published while we were away are lost: a reconnect moves
-     * the epoch so the engine looks again at everything. */
-    c->epoch++;
-    return true;
 }
 
 static int r_notify_fd(srvocsp__store *s)
 {
     rconn *c = (rconn *)s;
+    char channel[PREFIX_MAX + 16];
     int fd;
 
-    pthread_mutex_lock(&c->mu);
-    fd = subscribe_locked(c) ? c->sub->fd : -1;
-    pthread_mutex_unlock(&c->mu);
+    snprintf(channel, sizeof(channel), "%supdates", c->prefix);
+    pthread_mutex_lock(&c->link.mu);
+    fd = srvocsp__link_subscribe_locked(&c->link, channel) ? c->link.sub->fd : -1;
+    pthread_mutex_unlock(&c->link.mu);
     return fd;
 }
 
@@ -736,51 +448,46 @@ static size_t r_notify_drain(srvocsp__store *s, srvocsp__notify_fn fn, void *arg
 {
     rconn *c = (rconn *)s;
     redisReply *batch[DRAIN_BATCH];
+    char channel[PREFIX_MAX + 16];
     size_t n, total = 0, i;
     bool more = true;
 
+    snprintf(channel, sizeof(channel), "%supdates", c->prefix);
+    pthread_mutex_lock(&c->link.mu);
+    own_writer_locked(c);
+    srvocsp__link_follow_sentinel_locked(&c->link);
+    pthread_mutex_unlock(&c->link.mu);
     /* A batch at a time, reported without the lock held (|fn| may call
-     * back into the store). */
+     * back into the store).  hiredis buffers a bulk string of any length
+     * until it is whole: anyone who may PUBLISH could make every machine
+     * hold hundreds of MB, so one announcement is cut at the largest
+     * response we ever accept. */
     while (more) {
         n = 0;
-        pthread_mutex_lock(&c->mu);
-        if (!subscribe_locked(c)) {
-            pthread_mutex_unlock(&c->mu);
+        pthread_mutex_lock(&c->link.mu);
+        if (!srvocsp__link_subscribe_locked(&c->link, channel)) {
+            pthread_mutex_unlock(&c->link.mu);
             break;
         }
         while (n < DRAIN_BATCH) {
-            redisReply *r = NULL;
-            struct pollfd pfd;
+            char why[256];
+            int rc = srvocsp__redis_sub_next(c->link.sub, SUB_PENDING_MAX, &c->link.hb, &batch[n],
+                                             why, sizeof(why));
 
-            if (redisGetReplyFromReader(c->sub, (void **)&r) != REDIS_OK) {
-                fail_locked(c, "subscription", "protocol error");
-                more = false;
-                break;
-            }
-            if (r == NULL) {
-                pfd.fd = c->sub->fd;
-                pfd.events = POLLIN;
-                pfd.revents = 0;
-                if (poll(&pfd, 1, 0) <= 0 || redisBufferRead(c->sub) != REDIS_OK) {
-                    if (pfd.revents != 0) /* readable but the read failed: closed */
-                        fail_locked(c, "subscription", "connection lost");
-                    more = false;
-                    break;
-                }
-                /* hiredis buffers a bulk string of any length until it is
-                 * whole: anyone who may PUBLISH could make every machine
-                 * hold hundreds of MB.  One announcement is at most a
-                 * response of the largest size we ever accept. */
-                if (c->sub->reader->len - c->sub->reader->pos > SUB_PENDING_MAX) {
-                    fail_locked(c, "subscription", "an announcement exceeds the maximum size");
-                    more = false;
-                    break;
-                }
+            if (rc == 1) {
+                n++;
                 continue;
             }
-            batch[n++] = r;
+            if (rc < 0)
+                srvocsp__link_fail_locked(&c->link, "subscription", why);
+            else if (!srvocsp__redis_sub_ping(c->link.sub, &c->link.hb,
+                                              c->link.url.ping_interval_ms,
+                                              srvocsp__system_monotonic_ms(NULL), why, sizeof(why)))
+                srvocsp__link_fail_locked(&c->link, "subscription", why); /* half-open, or frozen */
+            more = false;
+            break;
         }
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->link.mu);
         for (i = 0; i < n; i++) {
             const char *der;
             size_t len;
@@ -807,17 +514,15 @@ static uint64_t r_epoch(srvocsp__store *s)
     rconn *c = (rconn *)s;
     uint64_t e;
 
-    pthread_mutex_lock(&c->mu);
-    e = c->epoch;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&c->link.mu);
+    e = c->link.epoch;
+    pthread_mutex_unlock(&c->link.mu);
     return e;
 }
 
 static void conn_free(rconn *c)
 {
-    drop_locked(c);
-    pthread_mutex_destroy(&c->mu);
-    OPENSSL_cleanse(&c->url, sizeof(c->url));
+    srvocsp__link_destroy(&c->link);
     free(c->url_text);
     free(c);
 }
@@ -844,8 +549,6 @@ static void r_free(srvocsp__store *s)
 
 static const srvocsp__store_ops redis_ops = {
     .load = r_load,
-    .version = r_version,
-    .list = r_list,
     .free = r_free,
     .lease_acquire = r_lease_acquire,
     .lease_release = r_lease_release,
@@ -856,39 +559,10 @@ static const srvocsp__store_ops redis_ops = {
     .epoch = r_epoch,
 };
 
-/* The URL as shown in messages: the password replaced. */
-static void display_of(const srvocsp__redis_url *u, char *out, size_t len)
-{
-    char auth[300], full[2048];
-    bool v6 = strchr(u->host, ':') != NULL;
-    size_t k;
-
-    if (u->password[0])
-        snprintf(auth, sizeof(auth), "%.200s:***@", u->user);
-    else if (u->user[0])
-        snprintf(auth, sizeof(auth), "%.200s@", u->user);
-    else
-        auth[0] = '\0';
-    if (u->unix_socket)
-        snprintf(full, sizeof(full), "unix://%s%s?db=%d", auth, u->path, u->db);
-    else
-        snprintf(full, sizeof(full), "redis://%s%s%.255s%s:%d/%d", auth, v6 ? "[" : "",
-                 u->host, v6 ? "]" : "", u->port, u->db);
-    /* Cut to the caller's buffer: this is a message, never used to connect. */
-    k = strlen(full);
-    if (len == 0)
-        return;
-    if (k >= len)
-        k = len - 1;
-    memcpy(out, full, k);
-    out[k] = '\0';
-}
-
 srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
 {
     rconn *c = NULL, *it;
-    char why[300], err[256];
-    conn_result cr;
+    char why[300];
     int i;
 
     if (prefix == NULL)
@@ -904,7 +578,7 @@ srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
         srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
         return NULL;
     }
-    if (!srvocsp__redis_url_parse(url, &c->url, why, sizeof(why))) {
+    if (!srvocsp__link_init(&c->link, url, why, sizeof(why))) {
         srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "store URL: %s", why);
         free(c);
         return NULL;
@@ -916,7 +590,7 @@ srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
     if (it != NULL) {
         it->refs++;
         pthread_mutex_unlock(&g_mu);
-        OPENSSL_cleanse(&c->url, sizeof(c->url));
+        srvocsp__link_destroy(&c->link);
         free(c);
         return &it->base;
     }
@@ -924,12 +598,10 @@ srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
 
     c->base.ops = &redis_ops;
     c->refs = 1;
-    c->pid = getpid();
     snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
-    display_of(&c->url, c->display, sizeof(c->display));
     for (i = 0; i < SCRIPT_N; i++)
         sha1_hex(g_scripts[i], strlen(g_scripts[i]), c->sha[i]);
-    pthread_mutex_init(&c->mu, NULL);
+    c->writer_pid = getpid();
     if ((c->url_text = srvocsp__strdup(url)) == NULL || !random_hex(c->writer)) {
         conn_free(c);
         srvocsp__set_error(SRVOCSP_E_NOMEM, NULL);
@@ -937,17 +609,10 @@ srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
     }
     /* Connect now, so that a refused password shows at open.  Redis not
      * answering is no error: the engine serves from the responders. */
-    cr = open_one(c, &c->cmd, err, sizeof(err));
-    if (cr == CONN_REFUSED) {
-        srvocsp__set_error(SRVOCSP_E_STORE, "store %s: %s", c->display, err);
+    if (srvocsp__link_connect_first(&c->link, why, sizeof(why)) < 0) {
+        srvocsp__set_error(SRVOCSP_E_STORE, "store %s: %s", c->link.display, why);
         conn_free(c);
         return NULL;
-    }
-    if (cr == CONN_OK) {
-        c->ever_connected = true;
-        c->epoch = 1;
-    } else {
-        fail_locked(c, "unavailable", err);
     }
 
     pthread_mutex_lock(&g_mu);
@@ -968,5 +633,5 @@ srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
 
 const char *srvocsp__store_redis_display(srvocsp__store *s)
 {
-    return s != NULL && s->ops == &redis_ops ? ((rconn *)s)->display : NULL;
+    return s != NULL && s->ops == &redis_ops ? ((rconn *)s)->link.display : NULL;
 }

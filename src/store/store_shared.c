@@ -1,8 +1,8 @@
 /* The fleet's shared store: which kind of store a URL names.  The engine
  * asks for "the store at this URL" and never names a backend; Redis
- * (redis:// and unix://) is the kind the library ships, and its
- * constructor says which scheme it does not know.  A simulation may
- * register a store of its own for a scheme (sim/). */
+ * (redis://, unix:// and redis-sentinel://) is the kind the library
+ * ships, and its constructor says which scheme it does not know.  A
+ * simulation may register a store of its own for a scheme (sim/). */
 #include "store/store.h"
 
 #include <pthread.h>

@@ -812,6 +812,30 @@ static void scenario_store(void)
           "the error log names the directive, the URL and the unknown scheme");
     nr_stop(&b);
 
+    /* The Sentinel form: without its master name nginx does not start and
+     * says why; with one it starts, no Sentinel answering being no error,
+     * and staples from the responder. */
+    new_nginx(&b, "sentinel-bad");
+    snprintf(body, sizeof(body),
+             "srvocsp on; srvocsp_timeout 2s; srvocsp_store redis-sentinel://127.0.0.1:1;\n"
+             "server { listen 127.0.0.1:%d ssl; %s }\n",
+             port, cert_lines("good"));
+    CHECK(nr_write_conf(&b, 1, body) && !nr_start(&b, port, 1) &&
+              logged(&b, "no master name") > 0,
+          "nginx refuses srvocsp_store redis-sentinel:// without #MASTER, naming the fault");
+    nr_stop(&b);
+    new_nginx(&b, "sentinel");
+    snprintf(body, sizeof(body),
+             "srvocsp on; srvocsp_timeout 2s;\n"
+             "srvocsp_store redis-sentinel://127.0.0.1:%d,127.0.0.1:%d?connect_timeout=100ms#fleet;\n"
+             "server { listen 127.0.0.1:%d ssl; %s }\n",
+             tr_free_port(), tr_free_port(), port, cert_lines("good"));
+    CHECK(nr_write_conf(&b, 1, body) && nr_start(&b, port, 1),
+          "nginx starts with srvocsp_store redis-sentinel://... (no Sentinel answering)");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good), "and staples from the responder");
+    nr_stop(&b);
+
     if (!tr_redis_start(&r, &ro)) {
         CHECK(false, "redis-server starts");
         goto out_evil;

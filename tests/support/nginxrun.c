@@ -109,7 +109,7 @@ int nr_test_conf(nr_nginx *n, char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-static bool port_accepts(int port)
+bool nr_port_accepts(int port)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -125,7 +125,7 @@ static bool port_accepts(int port)
     return ok;
 }
 
-static pid_t ppid_of(pid_t pid, char *cmd, size_t cap)
+pid_t nr_ppid_of(pid_t pid, char *cmd, size_t cap)
 {
     char path[64], buf[512];
     FILE *f;
@@ -166,7 +166,7 @@ int nr_workers(const nr_nginx *n, pid_t *out, int cap, bool include_exiting)
         char cmd[256];
         pid_t pid = (pid_t)atoi(de->d_name);
 
-        if (pid <= 0 || ppid_of(pid, cmd, sizeof(cmd)) != n->master)
+        if (pid <= 0 || nr_ppid_of(pid, cmd, sizeof(cmd)) != n->master)
             continue;
         /* An exited worker the master has not reaped yet (a zombie: no
          * command line) still holds its channel in the master. */
@@ -229,7 +229,7 @@ bool nr_start(nr_nginx *n, int port, int workers)
             n->master = 0;
             return false;
         }
-        if (nr_workers(n, NULL, 0, false) >= workers && port_accepts(port))
+        if (nr_workers(n, NULL, 0, false) >= workers && nr_port_accepts(port))
             return true;
         tr_sleep_ms(10);
     }

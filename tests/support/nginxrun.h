@@ -50,6 +50,12 @@ void nr_log_dump(const nr_nginx *n, int last_lines);
 struct tp_pki;
 int nr_age_cache(const char *cache, const struct tp_pki *pki);
 
+/* Whether 127.0.0.1:|port| accepts a connection. */
+bool nr_port_accepts(int port);
+/* The parent of |pid| (-1 if gone), and its command line (NUL-separated
+ * arguments, "" for a zombie) in |cmd|. */
+pid_t nr_ppid_of(pid_t pid, char *cmd, size_t cap);
+
 /* Open file descriptors and threads of a process (for leak checks), and
  * its resident memory in KiB. */
 int nr_proc_fds(pid_t pid);

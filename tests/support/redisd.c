@@ -107,7 +107,10 @@ static bool spawn(tr_redis *r)
         f = freopen(log, "a", stdout);
         (void)f;
         dup2(1, 2);
-        execlp(REDIS_BIN, REDIS_BIN, r->conf, (char *)NULL);
+        if (r->opts.sentinel_of)
+            execlp(REDIS_BIN, REDIS_BIN, r->conf, "--sentinel", (char *)NULL);
+        else
+            execlp(REDIS_BIN, REDIS_BIN, r->conf, (char *)NULL);
         _exit(127);
     }
     r->pid = pid;
@@ -134,9 +137,23 @@ bool tr_redis_start(tr_redis *r, const tr_redis_opts *o)
     f = fopen(r->conf, "w");
     if (f == NULL)
         return false;
+    if (o->sentinel_of) {
+        /* Sentinel rewrites its file: it lives in the server's directory. */
+        fprintf(f, "bind 127.0.0.1\nport %d\nprotected-mode no\ndaemonize no\ndir %s\n"
+                   "logfile \"\"\nsentinel monitor %s 127.0.0.1 %d 2\n"
+                   "sentinel down-after-milliseconds %s 1000\n"
+                   "sentinel failover-timeout %s 5000\n",
+                r->port, r->dir, o->master_name, o->sentinel_of, o->master_name, o->master_name);
+        fclose(f);
+        snprintf(r->url, sizeof(r->url), "redis-sentinel://127.0.0.1:%d#%s", r->port,
+                 o->master_name);
+        return spawn(r);
+    }
     fprintf(f, "bind 127.0.0.1\nport %d\nprotected-mode no\nsave \"\"\nappendonly no\n"
                "daemonize no\ndir %s\nlogfile \"\"\n",
             o->tcp ? r->port : 0, r->dir);
+    if (o->replica_of)
+        fprintf(f, "replicaof 127.0.0.1 %d\n", o->replica_of);
     if (o->unix_socket)
         fprintf(f, "unixsocket %s\nunixsocketperm 700\n", r->sock);
     if (o->password)
@@ -234,4 +251,89 @@ long long tr_redis_cmd(tr_redis *r, char *out, size_t outlen, int argc, const ch
     }
     redisFree(c);
     return v;
+}
+
+/* The entries of a SENTINEL reply (a list of flat field/value arrays)
+ * whose "flags" field is exactly |flags|. */
+static int count_flagged(redisReply *rep, const char *flags)
+{
+    size_t i, k;
+    int n = 0;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY)
+        return -1;
+    for (i = 0; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+
+        for (k = 0; e->type == REDIS_REPLY_ARRAY && k + 1 < e->elements; k += 2)
+            if (e->element[k]->type == REDIS_REPLY_STRING &&
+                strcmp(e->element[k]->str, "flags") == 0 &&
+                e->element[k + 1]->type == REDIS_REPLY_STRING &&
+                strcmp(e->element[k + 1]->str, flags) == 0)
+                n++;
+    }
+    return n;
+}
+
+bool tr_redis_sentinel_ready(tr_redis *r, const char *name, int replicas, int sentinels, int ms)
+{
+    double end = tr_now_ms() + ms;
+
+    while (tr_now_ms() < end) {
+        redisContext *c = connect_admin(r);
+        int nr = -1, ns = -1;
+
+        if (c != NULL) {
+            redisReply *rep = redisCommand(c, "SENTINEL replicas %s", name);
+
+            nr = count_flagged(rep, "slave");
+            if (rep)
+                freeReplyObject(rep);
+            rep = redisCommand(c, "SENTINEL sentinels %s", name);
+            ns = count_flagged(rep, "sentinel");
+            if (rep)
+                freeReplyObject(rep);
+            redisFree(c);
+        }
+        if (nr >= replicas && ns >= sentinels)
+            return true;
+        tr_sleep_ms(100);
+    }
+    return false;
+}
+
+int tr_redis_sentinel_master_port(tr_redis *r, const char *name)
+{
+    redisContext *c = connect_admin(r);
+    redisReply *rep;
+    int port = -1;
+
+    if (c == NULL)
+        return -1;
+    rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", name);
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING)
+        port = atoi(rep->element[1]->str);
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+    return port;
+}
+
+const char *tr_redis_role(tr_redis *r)
+{
+    redisContext *c = connect_admin(r);
+    redisReply *rep;
+    const char *role = "";
+
+    if (c == NULL)
+        return role;
+    rep = redisCommand(c, "ROLE");
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+        rep->element[0]->type == REDIS_REPLY_STRING)
+        role = strcmp(rep->element[0]->str, "master") == 0 ? "master" : "slave";
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+    return role;
 }

@@ -17,6 +17,11 @@ typedef struct tr_redis_opts {
     const char *password;        /* requirepass for the default user, NULL none */
     const char *acl_user;        /* an extra ACL user with every right, NULL none */
     const char *acl_password;
+    int replica_of;              /* a replica of 127.0.0.1:<port>, 0 none */
+    int sentinel_of;             /* a Sentinel (redis-server --sentinel) watching the
+                                    master 127.0.0.1:<port> as |master_name|, quorum 2,
+                                    down after 1 s; 0: a data node */
+    const char *master_name;
 } tr_redis_opts;
 
 typedef struct tr_redis {
@@ -49,5 +54,14 @@ void tr_redis_resume(tr_redis *r);
  * string reply, or -1 on error; |out| (may be NULL) gets a string reply. */
 long long tr_redis_cmd(tr_redis *r, char *out, size_t outlen, int argc, const char **argv,
                        const size_t *lens);
+
+/* Sentinel |r|: waits up to |ms| until it knows |replicas| healthy
+ * replicas and |sentinels| other Sentinels of |name| (then a failover can
+ * happen).  false on timeout. */
+bool tr_redis_sentinel_ready(tr_redis *r, const char *name, int replicas, int sentinels, int ms);
+/* Sentinel |r|: the port of the master it names for |name|, -1 if none. */
+int tr_redis_sentinel_master_port(tr_redis *r, const char *name);
+/* Data node |r|: "master" or "slave" (ROLE), "" when it does not answer. */
+const char *tr_redis_role(tr_redis *r);
 
 #endif

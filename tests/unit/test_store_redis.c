@@ -1,6 +1,6 @@
 /* The Redis store against a real redis-server (TCP on 127.0.0.1 and a unix
- * socket, with a password and an ACL user), its URL, its scripts, its
- * faults. */
+ * socket, with a password and an ACL user), its scripts, its faults.  Its
+ * URL and connections: test_redis_conn.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +19,6 @@
 #include "fake.h"
 #include "peers.h"
 #include "redisd.h"
-#include "store/redis_url.h"
 #include "engine/fleet.h"
 #include "store/store.h"
 #include "testpki.h"
@@ -65,93 +64,6 @@ static unsigned char *resp_at(int64_t tu, int64_t validity, int status, size_t *
         o.reason = 1;
     }
     return tp_response(&o, len);
-}
-
-/* ---------------------------------------------------------------------
- * URLs
- * ------------------------------------------------------------------- */
-
-static void test_url_forms(void **s)
-{
-    srvocsp__redis_url u;
-    char why[300];
-
-    assert_true(srvocsp__redis_url_parse("redis://127.0.0.1:6380", &u, why, sizeof(why)));
-    assert_false(u.unix_socket);
-    assert_string_equal(u.host, "127.0.0.1");
-    assert_int_equal(u.port, 6380);
-    assert_int_equal(u.db, 0);
-    assert_string_equal(u.password, "");
-
-    assert_true(srvocsp__redis_url_parse("redis://fleet:s%40cret@cache.example:7000/3", &u, why,
-                                         sizeof(why)));
-    assert_string_equal(u.user, "fleet");
-    assert_string_equal(u.password, "s@cret");
-    assert_string_equal(u.host, "cache.example");
-    assert_int_equal(u.port, 7000);
-    assert_int_equal(u.db, 3);
-
-    assert_true(srvocsp__redis_url_parse("redis://:pw@[::1]:6379/", &u, why, sizeof(why)));
-    assert_string_equal(u.user, "");
-    assert_string_equal(u.password, "pw");
-    assert_string_equal(u.host, "::1");
-
-    assert_true(srvocsp__redis_url_parse("redis://localhost", &u, why, sizeof(why)));
-    assert_int_equal(u.port, 6379);
-
-    assert_true(srvocsp__redis_url_parse("unix:///run/redis/redis.sock?db=2", &u, why, sizeof(why)));
-    assert_true(u.unix_socket);
-    assert_string_equal(u.path, "/run/redis/redis.sock");
-    assert_int_equal(u.db, 2);
-
-    assert_true(srvocsp__redis_url_parse("unix://app:pw@/tmp/r.sock", &u, why, sizeof(why)));
-    assert_string_equal(u.user, "app");
-    assert_string_equal(u.password, "pw");
-    assert_string_equal(u.path, "/tmp/r.sock");
-
-    assert_true(srvocsp__redis_url_parse("unix:///tmp/r.sock?user=app&password=pw&db=1", &u, why,
-                                         sizeof(why)));
-    assert_string_equal(u.user, "app");
-    assert_string_equal(u.password, "pw");
-    assert_int_equal(u.db, 1);
-}
-
-static void bad_url(const char *url, const char *expect)
-{
-    srvocsp__redis_url u;
-    srvocsp__store *st;
-    char why[300];
-
-    assert_false(srvocsp__redis_url_parse(url, &u, why, sizeof(why)));
-    if (strstr(why, expect) == NULL)
-        fail_msg("%s: reason \"%s\" does not name \"%s\"", url, why, expect);
-    st = srvocsp__store_redis_new(url, NULL);
-    assert_null(st);
-    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
-    if (strstr(srvocsp_last_error_text(), expect) == NULL)
-        fail_msg("%s: error \"%s\" does not name \"%s\"", url, srvocsp_last_error_text(), expect);
-    assert_null(strstr(srvocsp_last_error_text(), "hunter2")); /* never the password */
-}
-
-static void test_url_errors(void **s)
-{
-    bad_url("http://127.0.0.1:6379", "unknown scheme \"http\"");
-    bad_url("memcached://x", "unknown scheme");
-    bad_url("rediss://127.0.0.1:6379", "TLS");
-    bad_url("redis://:6379", "no host");
-    bad_url("redis://127.0.0.1:0", "port");
-    bad_url("redis://127.0.0.1:99999", "port");
-    bad_url("redis://127.0.0.1:63x9", "port");
-    bad_url("redis://u:hunter2@127.0.0.1:6379/db7", "database");
-    bad_url("unix://", "no socket path");
-    bad_url("unix://host/tmp/x.sock", "absolute");
-    bad_url("unix:///tmp/x.sock?dbx=1", "unknown query item");
-    bad_url("unix:///tmp/x.sock?db=-1", "db is not a number");
-    bad_url("", "empty");
-    bad_url("redis://[::1", "IPv6");
-    assert_null(srvocsp__store_redis_new("redis://127.0.0.1:1", "bad{prefix}"));
-    assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
-    assert_non_null(strstr(srvocsp_last_error_text(), "prefix"));
 }
 
 /* ---------------------------------------------------------------------
@@ -289,8 +201,7 @@ static void exercise(tr_redis *rd, const char *url)
     st->ops->notify_drain(st, on_name, &seen);
     assert_int_equal(seen, 0);
 
-    assert_int_equal(st->ops->list(st, NULL, NULL), 1);
-    assert_true(st->ops->version(st, NAME) == (uint64_t)(T - 10));
+    assert_int_equal(loaded_tu(st), T - 10);
     /* An already expired response is not shared. */
     {
         bool stored = true;
@@ -830,8 +741,6 @@ static void test_oversized_announcement(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_forms),
-        cmocka_unit_test(test_url_errors),
         cmocka_unit_test(test_tcp_save_load_notify),
         cmocka_unit_test(test_unix_password_and_acl_user),
         cmocka_unit_test(test_redis_lease),

@@ -1,0 +1,308 @@
+#define _GNU_SOURCE
+#include "apacherun.h"
+#include "nginxrun.h"
+#include "peers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void ar_init(ar_apache *a, const char *dir, const char *module, const char *preload)
+{
+    char p[1200];
+
+    memset(a, 0, sizeof(*a));
+    snprintf(a->dir, sizeof(a->dir), "%s", dir);
+    snprintf(a->conf, sizeof(a->conf), "%s/apache2.conf", dir);
+    snprintf(a->errlog, sizeof(a->errlog), "%s/logs/error.log", dir);
+    a->module = module;
+    a->preload = preload ? preload : "";
+    a->mpm = "event";
+    for (const char *sub = "logs\0run\0htdocs\0"; *sub; sub += strlen(sub) + 1) {
+        snprintf(p, sizeof(p), "%s/%s", dir, sub);
+        mkdir(p, 0755);
+    }
+    snprintf(p, sizeof(p), "%s/htdocs/index.html", dir);
+    {
+        FILE *f = fopen(p, "w");
+
+        if (f) {
+            fputs("ok\n", f);
+            fclose(f);
+        }
+    }
+}
+
+bool ar_write_conf(ar_apache *a, int children, const char *body)
+{
+    FILE *f = fopen(a->conf, "w");
+    const char *d = a->dir;
+    bool prefork = a->mpm && strcmp(a->mpm, "prefork") == 0;
+
+    if (f == NULL)
+        return false;
+    fprintf(f,
+            "ServerRoot %s\n"
+            "ServerName 127.0.0.1\n"
+            "DefaultRuntimeDir %s/run\n"
+            "PidFile %s/run/apache2.pid\n"
+            "ErrorLog %s\n"
+            "LogLevel info\n"
+            "DocumentRoot %s/htdocs\n"
+            "LoadModule mpm_%s_module " AR_MODULES_DIR "/mod_mpm_%s.so\n"
+            "LoadModule ssl_module " AR_MODULES_DIR "/mod_ssl.so\n"
+            "LoadModule authn_core_module " AR_MODULES_DIR "/mod_authn_core.so\n"
+            "LoadModule authz_core_module " AR_MODULES_DIR "/mod_authz_core.so\n"
+            "<Directory />\n  Require all granted\n</Directory>\n",
+            d, d, d, a->errlog, d, prefork ? "prefork" : "event", prefork ? "prefork" : "event");
+    if (a->module)
+        fprintf(f, "LoadModule srvocsp_module %s\n", a->module);
+    if (a->user)
+        fprintf(f, "User %s\nGroup %s\n", a->user, a->user);
+    else if (geteuid() == 0)
+        fprintf(f, "User www-data\nGroup www-data\n");
+    /* Exactly |children| children, none started or stopped by load; after
+     * a graceful restart (where StartServers does not apply) the spare
+     * minimum brings the new generation back to |children|. */
+    if (prefork)
+        fprintf(f,
+                "StartServers %d\nMinSpareServers %d\nMaxSpareServers %d\nServerLimit %d\n"
+                "MaxRequestWorkers %d\nMaxConnectionsPerChild 0\n",
+                children, children, children, children, children);
+    else
+        fprintf(f,
+                "StartServers %d\nServerLimit %d\nThreadsPerChild 16\nThreadLimit 16\n"
+                "MaxRequestWorkers %d\nMinSpareThreads %d\nMaxSpareThreads %d\n"
+                "MaxConnectionsPerChild 0\n",
+                children, children, 16 * children, 16 * children, 16 * children + 16);
+    fprintf(f, "GracefulShutdownTimeout 5\n%s\n", body);
+    return fclose(f) == 0;
+}
+
+static void exec_apache(ar_apache *a, const char *k)
+{
+    if (a->preload && *a->preload)
+        setenv("LD_PRELOAD", a->preload, 1);
+    /* apache2 does not free everything at exit by design; the sanitizers
+     * still stop it on any memory error of the module.  Apache installs its
+     * own SIGSEGV handler (for core dumps), which would hide ASan's report
+     * of a crash: ASan keeps its own. */
+    setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1:allow_user_segv_handler=0", 1);
+    if (k && strcmp(k, "-t") == 0)
+        execl(AR_APACHE_BIN, "apache2", "-f", a->conf, "-d", a->dir, "-t", (char *)NULL);
+    else if (k)
+        execl(AR_APACHE_BIN, "apache2", "-f", a->conf, "-d", a->dir, "-k", k, (char *)NULL);
+    else
+        execl(AR_APACHE_BIN, "apache2", "-f", a->conf, "-d", a->dir, "-DFOREGROUND",
+              (char *)NULL);
+    _exit(127);
+}
+
+/* Runs apache2 with |k| ("-t", "graceful"): status, output in |out|. */
+static int run_apache(ar_apache *a, const char *k, char *out, size_t cap)
+{
+    int fds[2], status = 0;
+    size_t used = 0;
+    ssize_t r;
+    char sink[512];
+    pid_t pid;
+
+    if (pipe(fds) != 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        exec_apache(a, k);
+    }
+    close(fds[1]);
+    for (;;) {
+        if (out && cap > 0 && used + 1 < cap)
+            r = read(fds[0], out + used, cap - used - 1);
+        else
+            r = read(fds[0], sink, sizeof(sink));
+        if (r <= 0)
+            break;
+        if (out && cap > 0 && used + 1 < cap)
+            used += (size_t)r;
+    }
+    if (out && cap > 0)
+        out[used] = '\0';
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+int ar_test_conf(ar_apache *a, char *out, size_t cap)
+{
+    return run_apache(a, "-t", out, cap);
+}
+
+int ar_children(const ar_apache *a, pid_t *out, int cap)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int count = 0;
+
+    if (d == NULL)
+        return 0;
+    while (a->parent > 0 && (de = readdir(d)) != NULL) {
+        char cmd[256];
+        pid_t pid = (pid_t)atoi(de->d_name);
+
+        /* Exited but not yet reaped children (no command line) are gone. */
+        if (pid <= 0 || nr_ppid_of(pid, cmd, sizeof(cmd)) != a->parent || cmd[0] == '\0')
+            continue;
+        if (out && count < cap)
+            out[count] = pid;
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+void ar_log_dump(const ar_apache *a, int last_lines)
+{
+    char cmd[2600];
+
+    snprintf(cmd, sizeof(cmd), "tail -n %d '%s' '%s/logs/stderr.log' >&2", last_lines, a->errlog,
+             a->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no error log)\n");
+}
+
+int ar_log_count(const ar_apache *a, const char *needle)
+{
+    char p[1200], line[8192];
+    const char *files[2] = {a->errlog, p};
+    int count = 0;
+
+    snprintf(p, sizeof(p), "%s/logs/stderr.log", a->dir);
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f))
+            count += strstr(line, needle) != NULL;
+        fclose(f);
+    }
+    return count;
+}
+
+bool ar_wait_logged(const ar_apache *a, const char *needle, int count, int ms)
+{
+    double until = tr_now_ms() + ms;
+
+    for (;;) {
+        if (ar_log_count(a, needle) >= count)
+            return true;
+        if (tr_now_ms() >= until)
+            return false;
+        tr_sleep_ms(20);
+    }
+}
+
+#define RESUMING "resuming normal operations"
+
+bool ar_start(ar_apache *a, int port, int children)
+{
+    double until = tr_now_ms() + 30000;
+    int resumed = ar_log_count(a, RESUMING);
+    pid_t pid = fork();
+
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        char p[1200];
+        int fd;
+
+        snprintf(p, sizeof(p), "%s/logs/stderr.log", a->dir);
+        fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        setpgid(0, 0);
+        exec_apache(a, NULL);
+    }
+    a->parent = pid;
+    while (tr_now_ms() < until) {
+        int status;
+
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "apache2 exited at start (status %d)\n", status);
+            ar_log_dump(a, 30);
+            a->parent = 0;
+            return false;
+        }
+        if (ar_log_count(a, RESUMING) > resumed && ar_children(a, NULL, 0) >= children &&
+            nr_port_accepts(port))
+            return true;
+        tr_sleep_ms(20);
+    }
+    fprintf(stderr, "apache2 did not start within 30 s\n");
+    ar_log_dump(a, 30);
+    return false;
+}
+
+bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
+{
+    double until = tr_now_ms() + timeout_ms;
+    int resumed = ar_log_count(a, RESUMING);
+    pid_t old[512];
+    int n_old = ar_children(a, old, 512);
+    char out[4096];
+
+    if (run_apache(a, "graceful", out, sizeof(out)) != 0) {
+        fprintf(stderr, "apache2 -k graceful failed: %s\n", out);
+        return false;
+    }
+    while (tr_now_ms() < until) {
+        pid_t now[512];
+        int n = ar_children(a, now, 512), olds = 0, news;
+
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n_old; j++)
+                olds += now[i] == old[j];
+        news = n - olds;
+        if (ar_log_count(a, RESUMING) > resumed && news >= children && olds == 0 &&
+            nr_port_accepts(port))
+            return true;
+        tr_sleep_ms(20);
+    }
+    fprintf(stderr, "graceful restart did not complete within %d ms\n", timeout_ms);
+    ar_log_dump(a, 30);
+    return false;
+}
+
+int ar_stop(ar_apache *a)
+{
+    double until;
+    int status = 0;
+
+    if (a->parent <= 0)
+        return -1;
+    kill(a->parent, SIGTERM);
+    until = tr_now_ms() + 10000;
+    while (tr_now_ms() < until) {
+        if (waitpid(a->parent, &status, WNOHANG) == a->parent) {
+            a->parent = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        tr_sleep_ms(20);
+    }
+    kill(-a->parent, SIGKILL);
+    waitpid(a->parent, &status, 0);
+    a->parent = 0;
+    return -1;
+}
