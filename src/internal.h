@@ -17,6 +17,23 @@
 
 #define SRVOCSP__HIDDEN __attribute__((visibility("hidden")))
 
+/* Planted defects: the simulator (sim/) proves that its oracle catches
+ * each kind by taking one rule out of a build of the library made for
+ * that alone (SRVOCSP_PLANT_DEFECTS, never set for the library that is
+ * shipped, where SRVOCSP__PLANTED is constant false). */
+enum {
+    SRVOCSP__PLANT_ROLLBACK = 1,     /* core/verdict.c: an older response replaces a newer */
+    SRVOCSP__PLANT_REVOKED_TIE = 2,  /* core/verdict.c: revoked does not win a tie */
+    SRVOCSP__PLANT_CLOCK_REPLAN = 3, /* engine/loop.c: no replan after a clock jump */
+    SRVOCSP__PLANT_FLEET = 4         /* engine/fleet.c: the store keeps the higher thisUpdate */
+};
+#ifdef SRVOCSP_PLANT_DEFECTS
+extern int srvocsp__planted;
+#define SRVOCSP__PLANTED(d) (srvocsp__planted == (d))
+#else
+#define SRVOCSP__PLANTED(d) 0
+#endif
+
 /* Hard caps on what we accept from the network or the disk. */
 #define SRVOCSP__MAX_RESPONSE_CAP (16u * 1024u * 1024u) /* absolute ceiling */
 #define SRVOCSP__DEFAULT_MAX_RESPONSE (256u * 1024u)

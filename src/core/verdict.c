@@ -28,6 +28,10 @@
  */
 #include "core/verdict.h"
 
+#ifdef SRVOCSP_PLANT_DEFECTS
+int srvocsp__planted;
+#endif
+
 static bool held_servable(const srvocsp__sched *p, const srvocsp_response *r, int64_t now)
 {
     return srvocsp__sched_servable(p, r, now) && !srvocsp__from_future(r, now, p->skew_s);
@@ -44,6 +48,9 @@ srvocsp__verdict srvocsp__verdict_judge(const srvocsp__sched *p, const srvocsp_r
     /* 1 */
     if (held != NULL && cand->status == SRVOCSP_STATUS_REVOKED &&
         held->status != SRVOCSP_STATUS_REVOKED) {
+        if (SRVOCSP__PLANTED(SRVOCSP__PLANT_REVOKED_TIE) &&
+            cand->this_update == held->this_update)
+            return SRVOCSP__V_UNCHANGED;
         if (cand->this_update >= held->this_update || cand->produced_at > held->produced_at ||
             !held_ok)
             return SRVOCSP__V_REPLACE;
@@ -90,7 +97,7 @@ srvocsp__verdict srvocsp__verdict_judge(const srvocsp__sched *p, const srvocsp_r
             return SRVOCSP__V_REFUSE;
         }
         /* 4 */
-        if (held_ok || !cand_ok) {
+        if ((held_ok || !cand_ok) && !SRVOCSP__PLANTED(SRVOCSP__PLANT_ROLLBACK)) {
             srvocsp__fmt(why, whylen, "response thisUpdate %s is %s the held response's %s", a,
                          tie ? "not newer than" : "older than", b);
             *err = SRVOCSP_E_ROLLBACK;

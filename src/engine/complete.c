@@ -122,6 +122,9 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
         srvocsp__fleet_after_fetch(e, en, v == SRVOCSP__V_REPLACE ? snap : NULL);
         pthread_mutex_lock(&e->mu);
     }
+    /* An announcement that crossed this work is judged now. */
+    if (en->fleet_pending && !en->in_flight && !en->queued)
+        srvocsp__fleet_pending_locked(e, en);
 out:
     /* Whatever happened, a certificate in service stays scheduled. */
     if (!en->dead && !en->in_flight && !en->queued && en->heap_idx == SIZE_MAX)

@@ -74,6 +74,12 @@ struct srvocsp__entry {
     srvocsp__store *fleet_lease; /* whose lease this entry's fetch holds */
     srvocsp__entry *fleet_next;  /* eng->fleet's table, by store name */
     char fleet_token[SRVOCSP__LEASE_TOKEN_LEN + 1];
+    /* An announcement that came while the entry was in flight: judged once
+     * its own result is in (engine thread).  |fleet_pending_len| 0 with
+     * the flag set: re-read the store. */
+    bool fleet_pending;
+    unsigned char *fleet_pending_der;
+    size_t fleet_pending_len;
 };
 
 struct srvocsp_handle {
@@ -136,6 +142,7 @@ struct srvocsp_engine {
      * next call. */
     bool fork_hold;
     bool parked;
+    bool manual;                 /* no thread: stepped by srvocsp__engine_step */
     atomic_bool restart_pending;
     srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
 };
@@ -361,5 +368,10 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e);
 SRVOCSP__HIDDEN void srvocsp__engine_teardown_locked(srvocsp_engine *e);
 /* In a forked child: forget the parent's threads and transfers. */
 SRVOCSP__HIDDEN void srvocsp__engine_after_fork_locked(srvocsp_engine *e);
+/* A manual engine (lifecycle.h): runs the loop's turns at the clock's
+ * current time until nothing is left to do now (completions handled, due
+ * entries started, callbacks run); returns the next due time (INT64_MAX:
+ * none).  On its owner's one thread. */
+SRVOCSP__HIDDEN int64_t srvocsp__engine_step(srvocsp_engine *e);
 
 #endif

@@ -215,6 +215,7 @@ void srvocsp__entry_free(srvocsp__entry *en)
     X509_free(en->issuer);
     srvocsp__request_clear(&en->req);
     free(en->proxy);
+    free(en->fleet_pending_der);
     if (en->store)
         en->store->ops->free(en->store);
     free(en);

@@ -103,6 +103,11 @@ srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
             } else if (srvocsp__verify(der, len, leaf, issuer, pol, &held, vwhy,
                                        sizeof(vwhy)) != SRVOCSP_OK) {
                 held = NULL; /* a stored value that does not verify counts as nothing */
+            } else if (SRVOCSP__PLANTED(SRVOCSP__PLANT_FLEET) &&
+                       held->this_update >= ours->this_update &&
+                       !(held->this_update == ours->this_update &&
+                         ours->status == SRVOCSP_STATUS_REVOKED)) {
+                skip = true; /* the store's old rule of its own: thisUpdate alone */
             }
         }
         /* The verdict, against what is stored (or nothing): what it keeps
@@ -408,12 +413,38 @@ static void on_announce(void *arg, const char *name, const unsigned char *der, s
 
     pthread_mutex_lock(&d->e->mu);
     en = srvocsp__fleet_find_locked(d->f, d->st, name);
-    /* An entry in flight is fetching or looking at the store already: its
-     * own result settles it.  One waiting for a transfer slot is spared
-     * the transfer. */
-    if (en != NULL && !en->in_flight)
+    if (en != NULL && en->in_flight) {
+        /* Fetching or looking at the store: the announcement waits for
+         * that result (it may know more, as a lagging replica's
+         * revocation does), then it is judged (srvocsp__fleet_pending_locked). */
+        unsigned char *copy = NULL;
+
+        if (der != NULL && len > 0 && len <= en->max_response_size &&
+            (copy = srvocsp__malloc(len)) != NULL)
+            memcpy(copy, der, len);
+        free(en->fleet_pending_der);
+        en->fleet_pending_der = copy;
+        en->fleet_pending_len = copy != NULL ? len : 0;
+        en->fleet_pending = true;
+    } else if (en != NULL) {
+        /* One waiting for a transfer slot is spared the transfer. */
         adopt_one(d->e, en, der, len);
+    }
     pthread_mutex_unlock(&d->e->mu);
+}
+
+void srvocsp__fleet_pending_locked(srvocsp_engine *e, srvocsp__entry *en)
+{
+    unsigned char *der = en->fleet_pending_der;
+    size_t len = en->fleet_pending_len;
+
+    if (!en->fleet_pending || en->in_flight || en->dead || en->fleet == NULL)
+        return;
+    en->fleet_pending = false;
+    en->fleet_pending_der = NULL;
+    en->fleet_pending_len = 0;
+    adopt_one(e, en, der, len); /* NULL bytes: read the store */
+    free(der);
 }
 
 /* Saves again every response held for entries on |st| (lock held on entry

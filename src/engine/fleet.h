@@ -33,6 +33,10 @@ SRVOCSP__HIDDEN void srvocsp__fleet_after_fetch(srvocsp_engine *e, srvocsp__entr
  * the store): adopts what other processes announced, and saves again what
  * this one holds after the store lost it. */
 SRVOCSP__HIDDEN void srvocsp__fleet_service_locked(srvocsp_engine *e);
+/* The engine thread, with the lock held (released inside): an
+ * announcement that came while |en| was in flight is judged now that its
+ * own result is in, so one announcement is enough whatever it crossed. */
+SRVOCSP__HIDDEN void srvocsp__fleet_pending_locked(srvocsp_engine *e, srvocsp__entry *en);
 /* Under e->mu: the descriptors to wait on beside the transfers. */
 SRVOCSP__HIDDEN unsigned srvocsp__fleet_fds_locked(srvocsp_engine *e, int *fds, unsigned max);
 

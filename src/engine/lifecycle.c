@@ -216,6 +216,21 @@ nomem:
     return NULL;
 }
 
+srvocsp_engine *srvocsp__engine_new_manual(const srvocsp_engine_config *cfg)
+{
+    srvocsp_engine *e;
+
+    if (cfg == NULL || cfg->transport == NULL || cfg->clock == NULL) {
+        srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "a manual engine needs an injected clock and "
+                           "transport");
+        return NULL;
+    }
+    e = srvocsp_engine_new(cfg);
+    if (e != NULL)
+        e->manual = true;
+    return e;
+}
+
 void srvocsp_engine_free(srvocsp_engine *e)
 {
     bool join;

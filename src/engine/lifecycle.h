@@ -19,4 +19,10 @@ static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
         srvocsp__engine_restart(e);
 }
 
+/* An engine without a thread of its own, for deterministic simulation
+ * (sim/): its owner moves the injected clock and calls
+ * srvocsp__engine_step (loop.c), on one thread.  Opens on it must be
+ * ASYNC. */
+SRVOCSP__HIDDEN srvocsp_engine *srvocsp__engine_new_manual(const srvocsp_engine_config *cfg);
+
 #endif

@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -115,7 +116,8 @@ static void check_clock(srvocsp_engine *e, int64_t now)
         return; /* an injected wall clock alone: every step is time passing */
     off = now * 1000 - e->clock.monotonic_ms(e->clock.ctx);
     d = off - e->clock_offset_ms;
-    if (e->clock_offset_valid && (d > CLOCK_JUMP_MS || d < -CLOCK_JUMP_MS)) {
+    if (e->clock_offset_valid && (d > CLOCK_JUMP_MS || d < -CLOCK_JUMP_MS) &&
+        !SRVOCSP__PLANTED(SRVOCSP__PLANT_CLOCK_REPLAN)) {
         e->stats.clock_jumps++;
         replan_all(e, now);
     }
@@ -148,6 +150,41 @@ static void wait_locked(srvocsp_engine *e, srvocsp__entry *top, int64_t now)
     }
 }
 
+/* One turn of the loop at the clock's current time: notes, completions,
+ * announcements, the clock, and the due entries started.  True when it
+ * did something (then another turn may find more to do).  Called and
+ * returns with e->mu held; drops it to start transfers and run callbacks. */
+static bool turn_locked(srvocsp_engine *e, srvocsp__start_item *items)
+{
+    srvocsp__event *events = NULL;
+    bool did = e->done_head != NULL || e->notes != NULL;
+    int64_t now;
+    size_t n;
+
+    e->kicked = false;
+    srvocsp__events_from_notes_locked(e, &events);
+    while (e->done_head != NULL) {
+        srvocsp__completion *c = e->done_head;
+
+        e->done_head = c->next;
+        if (e->done_head == NULL)
+            e->done_tail = NULL;
+        srvocsp__complete_locked(e, c, &events);
+    }
+    srvocsp__fleet_service_locked(e); /* other processes' announcements */
+    now = srvocsp__engine_now(e);
+    check_clock(e, now);
+    n = pick_starts(e, now, items, START_BATCH);
+    if (n > 0 || events != NULL) {
+        pthread_mutex_unlock(&e->mu);
+        srvocsp__sources_start(e, items, n);
+        srvocsp__events_run(events);
+        pthread_mutex_lock(&e->mu);
+        did = true;
+    }
+    return did || e->done_head != NULL || e->kicked;
+}
+
 static void *engine_main(void *arg)
 {
     srvocsp_engine *e = arg;
@@ -155,10 +192,8 @@ static void *engine_main(void *arg)
 
     pthread_mutex_lock(&e->mu);
     while (!e->stop) {
-        srvocsp__event *events = NULL;
         srvocsp__entry *top;
         int64_t now;
-        size_t n;
 
         if (e->fork_hold) {
             /* Another thread is about to fork: wait here, holding nothing
@@ -169,30 +204,10 @@ static void *engine_main(void *arg)
                 pthread_cond_wait(&e->wake, &e->mu);
             e->parked = false;
         }
-        e->kicked = false;
-        srvocsp__events_from_notes_locked(e, &events);
-        while (e->done_head != NULL) {
-            srvocsp__completion *c = e->done_head;
+        if (turn_locked(e, items))
+            continue;
 
-            e->done_head = c->next;
-            if (e->done_head == NULL)
-                e->done_tail = NULL;
-            srvocsp__complete_locked(e, c, &events);
-        }
-        srvocsp__fleet_service_locked(e); /* other processes' announcements */
         now = srvocsp__engine_now(e);
-        check_clock(e, now);
-        n = pick_starts(e, now, items, START_BATCH);
-        if (n > 0 || events != NULL) {
-            pthread_mutex_unlock(&e->mu);
-            srvocsp__sources_start(e, items, n);
-            srvocsp__events_run(events);
-            pthread_mutex_lock(&e->mu);
-            continue;
-        }
-        if (e->done_head != NULL || e->kicked)
-            continue;
-
         if (e->n_entries == 0 && e->in_flight == 0 && e->n_ready == 0) {
             /* Nothing left to serve: the thread ends; the next open starts
              * a new one. */
@@ -212,6 +227,21 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
+int64_t srvocsp__engine_step(srvocsp_engine *e)
+{
+    srvocsp__start_item items[START_BATCH];
+    srvocsp__entry *top;
+    int64_t next;
+
+    pthread_mutex_lock(&e->mu);
+    while (turn_locked(e, items))
+        ;
+    top = srvocsp__heap_top(e);
+    next = top != NULL ? top->next_at : INT64_MAX;
+    pthread_mutex_unlock(&e->mu);
+    return next;
+}
+
 /* Starts the scheduler thread if it is not running.  A thread that ended
  * by itself (no entries left) is joined first; it no longer touches the
  * engine once |running| is false except for its final unlock, so joining
@@ -222,8 +252,8 @@ srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e)
 
     while (e->joining)
         pthread_cond_wait(&e->progress, &e->mu);
-    if (e->running)
-        return SRVOCSP_OK;
+    if (e->running || e->manual)
+        return SRVOCSP_OK; /* a manual engine is stepped by its owner */
     if (e->thread_valid) {
         pthread_t t = e->thread;
 

@@ -124,6 +124,12 @@ SRVOCSP__HIDDEN void srvocsp__store_dir_forget_sweeps(void);
  * the scheme; today every kind is Redis, below), keys under |prefix|.
  * NULL with the last error set, as srvocsp__store_redis_new. */
 SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_open_shared(const char *url, const char *prefix);
+/* Makes srvocsp__store_open_shared open URLs of |scheme| ("sim" for
+ * sim://...) with |fn| (a new reference, or NULL with the last error set)
+ * instead of Redis; NULL |fn| forgets it.  For simulations. */
+typedef srvocsp__store *(*srvocsp__store_opener)(const char *url, const char *prefix, void *arg);
+SRVOCSP__HIDDEN void srvocsp__store_register(const char *scheme, srvocsp__store_opener fn,
+                                            void *arg);
 
 /* A store on Redis: |url| is redis://[user:password@]host:port[/db],
  * unix:///path/to/redis.sock[?db=N] or
