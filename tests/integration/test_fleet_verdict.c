@@ -57,22 +57,6 @@ static void refuse(void *arg, const char *url, fake_reply *out)
     out->status = 500;
 }
 
-static unsigned char *resp(int status, int64_t tu, int64_t prod, int64_t nu, size_t *len)
-{
-    tp_resp_opts o;
-
-    tp_resp_opts_init(&o, &pki.good, &pki.ca, tu);
-    o.status = status;
-    o.this_update = tu;
-    o.produced_at = prod;
-    o.next_update = nu;
-    if (status == V_OCSP_CERTSTATUS_REVOKED) {
-        o.revoked_at = tu - 10;
-        o.reason = 1;
-    }
-    return tp_response(&o, len);
-}
-
 static void set_answer(unsigned char *der, size_t len)
 {
     pthread_mutex_lock(&g_mu);
@@ -185,7 +169,8 @@ static void run_case(const char *prefix, unsigned char *news, size_t news_len, i
     manual_clock mc;
     srvocsp_handle *h;
     size_t len;
-    unsigned char *held = resp(V_OCSP_CERTSTATUS_GOOD, n - 100, n - 100, n + 3600, &len);
+    unsigned char *held = tp_response_at(&pki.good, &pki.ca, 
+                         V_OCSP_CERTSTATUS_GOOD, n - 100, n - 100, n + 3600, &len);
     int to[2], from[2];
     peer p;
     char want[64], got[64], mine[64];
@@ -260,7 +245,8 @@ static void test_lagging_replica_revocation(void **s)
     int64_t n = (int64_t)time(NULL);
     size_t len;
     /* One second older than the held good, produced since. */
-    unsigned char *der = resp(V_OCSP_CERTSTATUS_REVOKED, n - 101, n - 5, n + 3600, &len);
+    unsigned char *der = tp_response_at(&pki.good, &pki.ca, 
+                         V_OCSP_CERTSTATUS_REVOKED, n - 101, n - 5, n + 3600, &len);
 
     (void)s;
     need_redis();
@@ -271,7 +257,8 @@ static void test_revocation_tie(void **s)
 {
     int64_t n = (int64_t)time(NULL);
     size_t len;
-    unsigned char *der = resp(V_OCSP_CERTSTATUS_REVOKED, n - 100, n - 50, n + 3600, &len);
+    unsigned char *der = tp_response_at(&pki.good, &pki.ca, 
+                         V_OCSP_CERTSTATUS_REVOKED, n - 100, n - 50, n + 3600, &len);
 
     (void)s;
     need_redis();
@@ -283,7 +270,8 @@ static void test_newer_but_unservable(void **s)
     int64_t n = (int64_t)time(NULL);
     size_t len;
     /* Newer, good, but 300 s of validity: below MinValidity, never served. */
-    unsigned char *der = resp(V_OCSP_CERTSTATUS_GOOD, n - 50, n - 50, n + 300, &len);
+    unsigned char *der = tp_response_at(&pki.good, &pki.ca, 
+                         V_OCSP_CERTSTATUS_GOOD, n - 50, n - 50, n + 300, &len);
 
     (void)s;
     need_redis();

@@ -534,3 +534,21 @@ int tp_pki_write_chain(const tp_pki *p, const char *dir)
     ok &= write_index(dir, "root-index.txt", root_index, 3);
     return ok;
 }
+
+unsigned char *tp_response_at(const tp_cert *leaf, const tp_cert *issuer, int status,
+                              int64_t this_update, int64_t produced_at, int64_t next_update,
+                              size_t *len)
+{
+    tp_resp_opts o;
+
+    tp_resp_opts_init(&o, leaf, issuer, this_update);
+    o.status = status;
+    o.this_update = this_update;
+    o.produced_at = produced_at;
+    o.next_update = next_update;
+    if (status == V_OCSP_CERTSTATUS_REVOKED) {
+        o.revoked_at = this_update - 10;
+        o.reason = 1;
+    }
+    return tp_response(&o, len);
+}

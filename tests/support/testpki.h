@@ -59,6 +59,12 @@ enum { TP_MANGLE_NONE, TP_MANGLE_SERIAL, TP_MANGLE_NAME_HASH, TP_MANGLE_KEY_HASH
 void tp_resp_opts_init(tp_resp_opts *o, const tp_cert *leaf, const tp_cert *issuer, int64_t now);
 /* Returns malloc'd DER, or NULL. */
 unsigned char *tp_response(const tp_resp_opts *o, size_t *len);
+/* A response for |leaf| by |issuer| with |status| (V_OCSP_CERTSTATUS_*)
+ * and these times (a revoked one revoked 10 s before thisUpdate, reason
+ * keyCompromise).  Malloc'd DER, or NULL. */
+unsigned char *tp_response_at(const tp_cert *leaf, const tp_cert *issuer, int status,
+                              int64_t this_update, int64_t produced_at, int64_t next_update,
+                              size_t *len);
 
 /* PEM helpers. */
 int tp_write_cert(const char *path, X509 *a, X509 *b);

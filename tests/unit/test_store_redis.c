@@ -405,22 +405,6 @@ static void test_stuck_lease_holder_costs_no_staple(void **s)
  * The store never decides: the verdict's table through a real Redis
  * ------------------------------------------------------------------- */
 
-static unsigned char *case_resp(int status, int64_t tu, int64_t prod, int64_t exp, size_t *len)
-{
-    tp_resp_opts o;
-
-    tp_resp_opts_init(&o, &pki.good, &pki.ca, tu);
-    o.status = status;
-    o.this_update = tu;
-    o.produced_at = prod;
-    o.next_update = exp;
-    if (status == V_OCSP_CERTSTATUS_REVOKED) {
-        o.revoked_at = tu - 10;
-        o.reason = 1;
-    }
-    return tp_response(&o, len);
-}
-
 static void test_verdict_table_through_redis(void **s)
 {
     tr_redis rd;
@@ -453,7 +437,8 @@ static void test_verdict_table_through_redis(void **s)
         driven++;
         snprintf(name, sizeof(name), "%02zx", i);
         if (vc->held) {
-            dh = case_resp(vc->h_status, n + vc->h_tu, n + vc->h_prod, n + vc->h_exp, &lh);
+            dh = tp_response_at(&pki.good, &pki.ca, 
+                                 vc->h_status, n + vc->h_tu, n + vc->h_prod, n + vc->h_exp, &lh);
             assert_non_null(dh);
             assert_int_equal(srvocsp__verify(dh, lh, pki.good.cert, pki.ca.cert, &pol, &h, why,
                                              sizeof(why)),
@@ -465,7 +450,8 @@ static void test_verdict_table_through_redis(void **s)
                              SRVOCSP_OK);
             assert_true(stored);
         }
-        dc = case_resp(vc->c_status, n + vc->c_tu, n + vc->c_prod, n + vc->c_exp, &lc);
+        dc = tp_response_at(&pki.good, &pki.ca, 
+                             vc->c_status, n + vc->c_tu, n + vc->c_prod, n + vc->c_exp, &lc);
         assert_non_null(dc);
         assert_int_equal(
             srvocsp__verify(dc, lc, pki.good.cert, pki.ca.cert, &pol, &c, why, sizeof(why)),
