@@ -169,7 +169,7 @@ static void run_case(const char *prefix, unsigned char *news, size_t news_len, i
     manual_clock mc;
     srvocsp_handle *h;
     size_t len;
-    unsigned char *held = tp_response_at(&pki.good, &pki.ca, 
+    unsigned char *held = tp_response_at(&pki.good, &pki.ca,
                          V_OCSP_CERTSTATUS_GOOD, n - 100, n - 100, n + 3600, &len);
     int to[2], from[2];
     peer p;
@@ -245,7 +245,7 @@ static void test_lagging_replica_revocation(void **s)
     int64_t n = (int64_t)time(NULL);
     size_t len;
     /* One second older than the held good, produced since. */
-    unsigned char *der = tp_response_at(&pki.good, &pki.ca, 
+    unsigned char *der = tp_response_at(&pki.good, &pki.ca,
                          V_OCSP_CERTSTATUS_REVOKED, n - 101, n - 5, n + 3600, &len);
 
     (void)s;
@@ -257,7 +257,7 @@ static void test_revocation_tie(void **s)
 {
     int64_t n = (int64_t)time(NULL);
     size_t len;
-    unsigned char *der = tp_response_at(&pki.good, &pki.ca, 
+    unsigned char *der = tp_response_at(&pki.good, &pki.ca,
                          V_OCSP_CERTSTATUS_REVOKED, n - 100, n - 50, n + 3600, &len);
 
     (void)s;
@@ -270,7 +270,7 @@ static void test_newer_but_unservable(void **s)
     int64_t n = (int64_t)time(NULL);
     size_t len;
     /* Newer, good, but 300 s of validity: below MinValidity, never served. */
-    unsigned char *der = tp_response_at(&pki.good, &pki.ca, 
+    unsigned char *der = tp_response_at(&pki.good, &pki.ca,
                          V_OCSP_CERTSTATUS_GOOD, n - 50, n - 50, n + 300, &len);
 
     (void)s;

@@ -437,7 +437,7 @@ static void test_verdict_table_through_redis(void **s)
         driven++;
         snprintf(name, sizeof(name), "%02zx", i);
         if (vc->held) {
-            dh = tp_response_at(&pki.good, &pki.ca, 
+            dh = tp_response_at(&pki.good, &pki.ca,
                                  vc->h_status, n + vc->h_tu, n + vc->h_prod, n + vc->h_exp, &lh);
             assert_non_null(dh);
             assert_int_equal(srvocsp__verify(dh, lh, pki.good.cert, pki.ca.cert, &pol, &h, why,
@@ -450,7 +450,7 @@ static void test_verdict_table_through_redis(void **s)
                              SRVOCSP_OK);
             assert_true(stored);
         }
-        dc = tp_response_at(&pki.good, &pki.ca, 
+        dc = tp_response_at(&pki.good, &pki.ca,
                              vc->c_status, n + vc->c_tu, n + vc->c_prod, n + vc->c_exp, &lc);
         assert_non_null(dc);
         assert_int_equal(
