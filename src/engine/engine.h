@@ -115,6 +115,7 @@ struct srvocsp_engine {
     bool thread_valid;           /* |thread| must still be joined */
     bool joining;
     bool stop;
+    bool exited;                 /* the process is exiting: no thread starts again */
     bool kicked;
     bool idle;                   /* nothing in flight, nothing due */
 

@@ -3,6 +3,8 @@
 #include "engine/lifecycle.h"
 #include "core/proxy.h"
 
+#include <openssl/crypto.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +15,7 @@ static srvocsp_engine *g_default;
 static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER; /* after g_mu */
 static srvocsp_engine *g_engines; /* every live engine, under g_reg_mu */
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t g_atexit_once = PTHREAD_ONCE_INIT;
 
 /* How long a fork waits for an engine thread to reach its parking place.
  * The thread gets there between two steps of its loop: after the transfer
@@ -134,6 +137,64 @@ static void register_atfork(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
+/* How long process exit waits for a running engine thread to leave its
+ * loop (it is between two steps: a transfer step, a verification, a store
+ * write or a callback).  A thread stuck longer is left running, as it
+ * would be without this. */
+#define EXIT_STOP_WAIT_MS 2000
+
+/* A program may return from main with handles open, or just after closing
+ * its last one, while the engine thread ends by itself.  OpenSSL frees
+ * its global and per-thread state at exit: a thread still inside OpenSSL
+ * then uses freed memory, and one that ends after that cleanup leaks its
+ * error state.  So every engine's thread is stopped and joined first;
+ * this runs before OpenSSL's own handler because it was registered after
+ * it (exit handlers run last registered first).  The engines themselves
+ * are left as they are: another exit handler may still close handles or
+ * free them, and no thread starts again. */
+static void stop_at_exit(void)
+{
+    srvocsp_engine *e;
+
+    pthread_mutex_lock(&g_reg_mu);
+    for (e = g_engines; e != NULL; e = e->reg_next) {
+        struct timespec ts;
+        pthread_t t;
+        bool join = false;
+
+        pthread_mutex_lock(&e->mu);
+        e->exited = true;
+        if (e->thread_valid && !e->joining && !srvocsp__on_engine_thread_locked(e)) {
+            if (e->running) {
+                e->stop = true;
+                pthread_cond_broadcast(&e->wake);
+                if (e->curl != NULL)
+                    srvocsp__curl_wakeup(e->curl);
+                srvocsp__deadline_ms(&ts, EXIT_STOP_WAIT_MS);
+                while (e->running)
+                    if (pthread_cond_timedwait(&e->progress, &e->mu, &ts) != 0)
+                        break;
+            }
+            if (!e->running) {
+                join = true;
+                t = e->thread;
+                e->thread_valid = false;
+            }
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (join)
+            pthread_join(t, NULL); /* its thread-local destructors have run */
+    }
+    pthread_mutex_unlock(&g_reg_mu);
+}
+
+static void register_atexit(void)
+{
+    /* OpenSSL registers its exit handler when it first initialises. */
+    OPENSSL_init_crypto(0, NULL);
+    atexit(stop_at_exit);
+}
+
 void srvocsp__engine_restart(srvocsp_engine *e)
 {
     pthread_mutex_lock(&e->mu);
@@ -205,6 +266,7 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
     pthread_cond_init(&e->progress, &ca);
     pthread_condattr_destroy(&ca);
     pthread_once(&g_atfork_once, register_atfork);
+    pthread_once(&g_atexit_once, register_atexit);
     pthread_mutex_lock(&g_reg_mu);
     e->reg_next = g_engines;
     g_engines = e;

@@ -252,8 +252,9 @@ srvocsp_error srvocsp__engine_start_locked(srvocsp_engine *e)
 
     while (e->joining)
         pthread_cond_wait(&e->progress, &e->mu);
-    if (e->running || e->manual)
-        return SRVOCSP_OK; /* a manual engine is stepped by its owner */
+    if (e->running || e->manual || e->exited)
+        return SRVOCSP_OK; /* a manual engine is stepped by its owner; at exit
+                            * nothing fetches (the handles serve what they hold) */
     if (e->thread_valid) {
         pthread_t t = e->thread;
 

@@ -128,10 +128,128 @@ bool have(const char *tool)
 }
 
 /* No child died of a signal and nothing crashed, by the error log. */
+/* Apache's event MPM has a race of its own at an ungraceful stop: the
+ * child's main thread closes the sockets in worker_sockets[]
+ * (close_worker_sockets) while a worker releases the connection behind
+ * one of them, and reads a freed socket in apr_os_sock_get.  Under ASan
+ * (where it shows, being slower) its report names no frame of ours.  Such
+ * a report, and the parent's note of that child's abort, are printed and
+ * not counted; every other crash is. */
+#define MAX_EXCUSED 16
+
+typedef struct crash_scan {
+    char pid[32];           /* the ASan report being read, "" if none */
+    bool in_apr_sock, in_mpm, ours;
+    char excused[MAX_EXCUSED][32];
+    int n_excused, crashes;
+} crash_scan;
+
+static bool excused_pid(const crash_scan *c, const char *pid)
+{
+    for (int i = 0; i < c->n_excused; i++)
+        if (strcmp(c->excused[i], pid) == 0)
+            return true;
+    return false;
+}
+
+/* The pid in "==PID==" at the start of |line|, into |out|. */
+static bool report_pid(const char *line, char *out, size_t cap)
+{
+    const char *end;
+
+    if (strncmp(line, "==", 2) != 0 || (end = strstr(line + 2, "==")) == NULL ||
+        (size_t)(end - line - 2) >= cap)
+        return false;
+    memcpy(out, line + 2, (size_t)(end - line - 2));
+    out[end - line - 2] = '\0';
+    return true;
+}
+
+/* Pass 0 reads the ASan reports, pass 1 everything else (a parent may
+ * log a child's abort before the child's report reaches the file). */
+static void scan_line(crash_scan *c, int pass, const char *file, const char *line)
+{
+    char pid[32];
+    const char *p;
+
+    if (c->pid[0] != '\0') { /* inside an ASan report */
+        if (pass == 1) {
+            if (report_pid(line, pid, sizeof(pid)) && strcmp(pid, c->pid) == 0 &&
+                strstr(line, "ABORTING") != NULL)
+                c->pid[0] = '\0';
+            return;
+        }
+        fprintf(stderr, "%s: %s", file, line);
+        c->in_apr_sock |= strstr(line, "in apr_os_sock_get") != NULL;
+        c->in_mpm |= strstr(line, "mod_mpm_event.so") != NULL;
+        c->ours |= strstr(line, "srvocsp") != NULL;
+        if (report_pid(line, pid, sizeof(pid)) && strcmp(pid, c->pid) == 0 &&
+            strstr(line, "ABORTING") != NULL) {
+            if (c->in_apr_sock && c->in_mpm && !c->ours && c->n_excused < MAX_EXCUSED) {
+                fprintf(stderr, "(the report above is Apache's own race at an ungraceful "
+                                "stop, in close_worker_sockets: not counted)\n");
+                snprintf(c->excused[c->n_excused++], sizeof(c->excused[0]), "%s", c->pid);
+            } else {
+                c->crashes++;
+            }
+            c->pid[0] = '\0';
+        }
+        return;
+    }
+    if (strstr(line, "ERROR: AddressSanitizer") != NULL && report_pid(line, pid, sizeof(pid))) {
+        if (pass == 0)
+            fprintf(stderr, "%s: %s", file, line);
+        snprintf(c->pid, sizeof(c->pid), "%s", pid);
+        c->in_apr_sock = c->in_mpm = c->ours = false;
+        return;
+    }
+    if (pass == 0)
+        return;
+    if (strncmp(line, "AddressSanitizer:DEADLYSIGNAL", 29) == 0)
+        return; /* the line before a report, which is read as a whole */
+    if ((p = strstr(line, "child pid ")) != NULL && strstr(line, "exit signal") != NULL) {
+        size_t n = strspn(p + 10, "0123456789");
+
+        if (n > 0 && n < sizeof(pid)) {
+            memcpy(pid, p + 10, n);
+            pid[n] = '\0';
+            if (excused_pid(c, pid))
+                return;
+        }
+    }
+    if (strstr(line, "exit signal") != NULL || strstr(line, "AddressSanitizer") != NULL ||
+        strstr(line, "LeakSanitizer") != NULL || strstr(line, "runtime error") != NULL ||
+        strstr(line, "Segmentation") != NULL) {
+        fprintf(stderr, "%s: %s", file, line);
+        c->crashes++;
+    }
+}
+
+/* A crash shows in the logs: its lines are printed so a failure can be
+ * read without the server's directory (which the test removes). */
 bool no_crash(const ar_apache *a)
 {
-    return ar_log_count(a, "exit signal") == 0 && ar_log_count(a, "AddressSanitizer") == 0 &&
-           ar_log_count(a, "runtime error") == 0 && ar_log_count(a, "Segmentation") == 0;
+    char p[1200], line[8192];
+    const char *files[2] = {a->errlog, p};
+    crash_scan c;
+
+    memset(&c, 0, sizeof(c));
+    snprintf(p, sizeof(p), "%s/logs/stderr.log", a->dir);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 2; i++) {
+            FILE *f = fopen(files[i], "r");
+
+            if (f == NULL)
+                continue;
+            while (fgets(line, sizeof(line), f))
+                scan_line(&c, pass, files[i], line);
+            fclose(f);
+            if (c.pid[0] != '\0') { /* a report cut short counts */
+                c.crashes += pass == 0;
+                c.pid[0] = '\0';
+            }
+        }
+    return c.crashes == 0;
 }
 
 /* One vhost serving good (and good-rsa with |rsa|) on |port|. */
