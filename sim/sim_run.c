@@ -25,6 +25,7 @@
 
 #include "engine/engine.h"
 #include "sim_keys.h"
+#include "sim_oracle.h"
 
 #include <openssl/pem.h>
 
@@ -281,6 +282,17 @@ static bool obtainable(sim_world *w, sim_cert *c, int64_t t)
            ca->window > MIN_VALIDITY + SAMPLE_S;
 }
 
+/* Whether what |p| served at its last look stayed servable on its clock
+ * at every moment since: only then is an older response a rollback (the
+ * engine may have replaced it in between, when it was not). */
+static bool held_servable_since(const sim_world *w, const sim_proc *p, const sim_seen *s)
+{
+    int64_t lo, hi;
+
+    sim_host_clock_range(w->events, w->n_events, p->id, s->looked_at, w->now, &lo, &hi);
+    return sim_servable_throughout(s->tu, s->nu, lo, hi, SKEW, MIN_VALIDITY, HORIZON);
+}
+
 static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
 {
     sim_cert *c = &w->certs[ci];
@@ -317,9 +329,10 @@ static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
             sim_breach(w, "process %d stapled for certificate %d a response with %lld s left",
                        p->id, ci, (long long)(rec->next_update - hc));
         } else if (rec->status == SRVOCSP_STATUS_GOOD && s->tu != 0 && rec->this_update < s->tu &&
-                   s->nu - hc >= MIN_VALIDITY && s->tu <= hc + SKEW) {
-            /* (Once the held one is from the future on the host's clock,
-             * the wall clock went back: an older one may take its place.) */
+                   held_servable_since(w, p, s)) {
+            /* (Once the held one was from the future on the host's clock
+             * at some moment since the last look, the wall clock went
+             * back: an older one may have taken its place then.) */
             sim_breach(w, "process %d rolled certificate %d back: thisUpdate %lld after %lld, "
                           "which could still be served", p->id, ci, (long long)rec->this_update,
                        (long long)s->tu);
@@ -341,6 +354,7 @@ static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
         if (rec != NULL && rec->cert == ci) {
             s->tu = rec->this_update;
             s->nu = rec->next_update;
+            s->looked_at = w->now;
             s->status = rec->status;
             if (rec->status == SRVOCSP_STATUS_REVOKED) {
                 if (s->revoked_tu < rec->this_update)

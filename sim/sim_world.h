@@ -56,6 +56,7 @@ typedef struct sim_seen {
     int64_t recv_revoked_pa;     /* ... the latest producedAt of one */
     int64_t recv_at;             /* when it was first given one */
     int64_t pa;                  /* producedAt of what it serves */
+    int64_t looked_at;           /* the last look (true time) */
     bool serving;                /* it stapled at the last look */
 } sim_seen;
 
