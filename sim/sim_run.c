@@ -514,6 +514,30 @@ static void apply(sim_world *w, const sim_event *ev)
     }
 }
 
+/* Where the requests went: each CA's field, and what its certificates
+ * cost their responder (--verbose). */
+static void print_per_ca(const sim_world *w, FILE *out)
+{
+    double days = (double)(w->now - w->t0) / DAY;
+
+    fprintf(out, "\n| CA | window | pre-signed (CDN) | clock | outages | lagging spans | "
+                 "requests per certificate per day |\n|---|---|---|---|---|---|---|\n");
+    for (int k = 0; k < w->n_cas; k++) {
+        uint64_t r = 0;
+        int n = 0;
+
+        for (int j = 0; j < w->n_certs; j++)
+            if (w->certs[j].ca == k) {
+                r += w->certs[j].requests;
+                n++;
+            }
+        fprintf(out, "| %d | %lld s | %s | %+lld s | %u | %u | %.2f |\n", k,
+                (long long)w->cas[k].window, w->cas[k].presigned ? "yes" : "no",
+                (long long)w->cas[k].clock_off, w->cas[k].n_faults, w->cas[k].n_lagging,
+                n > 0 && days > 0 ? (double)r / n / days : 0.0);
+    }
+}
+
 bool sim_run(const sim_opts *o, sim_figures *fig, FILE *report)
 {
     sim_world *w = calloc(1, sizeof(*w));
@@ -572,6 +596,8 @@ bool sim_run(const sim_opts *o, sim_figures *fig, FILE *report)
         fig->worst_gap = w->fig.worst_gap;
     for (unsigned k = 0; k < w->fig.n_prop && fig->n_prop < 4096; k++)
         fig->prop[fig->n_prop++] = w->fig.prop[k];
+    if (w->verbose)
+        print_per_ca(w, report);
     free_world(w);
     free(w);
     return ok;

@@ -55,6 +55,11 @@ struct srvocsp__entry {
     srvocsp__host *host;         /* while in flight */
     unsigned failures;
     unsigned unchanged;          /* answers in a row that repeated the held one */
+    /* A response was refused only because its thisUpdate is ahead of this
+     * host's clock (E_NOT_YET_VALID): the clock may be behind.  Look again
+     * soon, and at once after the clock is stepped (entries.c). */
+    bool future_seen;
+    unsigned future_looks;
     uint64_t attempts_done;
     srvocsp_error last_err;
     char last_reason[SRVOCSP__REASON_LEN];
@@ -224,6 +229,14 @@ SRVOCSP__HIDDEN int64_t srvocsp__jitter_earlier_locked(srvocsp_engine *e, int64_
  * times and its failure state alone (on open, after the wall clock
  * jumped, after a look at a store that brought nothing). */
 SRVOCSP__HIDDEN int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now);
+/* A response for |en| was refused only for a thisUpdate ahead of this
+ * host's clock: it is looked for again after the failure backoff (or at
+ * once when the clock is stepped), and never removed from a store for it:
+ * the clock may be what is wrong. */
+SRVOCSP__HIDDEN void srvocsp__entry_saw_future_locked(srvocsp_engine *e, srvocsp__entry *en,
+                                                      int64_t now);
+/* A response was taken or confirmed: the clock agrees again. */
+SRVOCSP__HIDDEN void srvocsp__entry_future_clear_locked(srvocsp__entry *en);
 
 /* events.c: callbacks, run by the engine thread once the lock is down.
  * Events never call the public API. */

@@ -100,8 +100,13 @@ srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
                 skip = true;
                 err = SRVOCSP_E_INTERNAL;
                 srvocsp__fmt(why, whylen, "cannot hash the stored response");
-            } else if (srvocsp__verify(der, len, leaf, issuer, pol, &held, vwhy,
-                                       sizeof(vwhy)) != SRVOCSP_OK) {
+            } else if ((verr = srvocsp__verify(der, len, leaf, issuer, pol, &held, vwhy,
+                                               sizeof(vwhy))) == SRVOCSP_E_NOT_YET_VALID) {
+                /* From the future on this host's clock: newer than
+                 * anything it could judge it against, so left as it is. */
+                skip = true;
+                held = NULL;
+            } else if (verr != SRVOCSP_OK) {
                 held = NULL; /* a stored value that does not verify counts as nothing */
             } else if (SRVOCSP__PLANTED(SRVOCSP__PLANT_FLEET) &&
                        held->this_update >= ours->this_update &&
@@ -236,6 +241,13 @@ static void read_shared(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *s
     free(der);
 }
 
+/* Refusals that depend on this host's clock alone: a stored value refused
+ * for them may be right for every other process of the fleet. */
+static bool time_bound(srvocsp_error err)
+{
+    return err == SRVOCSP_E_NOT_YET_VALID || err == SRVOCSP_E_EXPIRED;
+}
+
 /* Acts on a shared value that was not taken (lock not held): reported;
  * one that does not verify is removed if it is still those bytes; over
  * one the verdict refused, ours is saved when the verdict says so. */
@@ -246,11 +258,16 @@ static void settle(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *st,
         sh->kind != SHARED_REFUSED)
         return;
     pthread_mutex_lock(&e->mu);
-    if (!en->dead)
+    if (!en->dead) {
         srvocsp__entry_add_note_locked(en, sh->err, sh->why);
+        if (sh->err == SRVOCSP_E_NOT_YET_VALID)
+            srvocsp__entry_saw_future_locked(e, en, srvocsp__engine_now(e));
+    }
     pthread_mutex_unlock(&e->mu);
     if (sh->kind == SHARED_REFUSED)
         share(e, en, held); /* ours is newer: the fleet's copy was left behind */
+    else if (time_bound(sh->err))
+        ; /* right for a host whose clock is right: it stays for them */
     else if (st->ops->discard != NULL)
         st->ops->discard(st, en->store_name, sh->der,
                          sh->der != NULL ? sh->len : en->max_response_size);

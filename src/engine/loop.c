@@ -102,7 +102,8 @@ static void replan_all(srvocsp_engine *e, int64_t now)
             /* Failures counted against a wrong clock ("thisUpdate in the
              * future", "expired") say nothing about the responder. */
             en->failures = 0;
-            srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, now));
+            /* A response refused as from the future may be fine now. */
+            srvocsp__heap_set(e, en, en->future_seen ? now : srvocsp__entry_plan_locked(en, now));
         }
     }
 }

@@ -35,6 +35,8 @@ static void attempt_refused(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error
     en->failures++;
     en->unchanged = 0;
     e->stats.failures++;
+    if (err == SRVOCSP_E_NOT_YET_VALID)
+        en->future_seen = true; /* the backoff below looks again */
     snprintf(en->last_reason, sizeof(en->last_reason), "%s", why);
     srvocsp__heap_set(e, en,
                       srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
@@ -53,6 +55,8 @@ void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvocsp__entry *en, s
     snprintf(en->attempt_reasons + used, sizeof(en->attempt_reasons) - used, "%s%s: %s",
              used ? "; " : "", url, why);
     en->last_err = err;
+    if (err == SRVOCSP_E_NOT_YET_VALID)
+        en->future_seen = true;
     if (++en->url_tries < en->req.n_urls) {
         en->url_idx = (en->url_idx + 1) % en->req.n_urls;
         srvocsp__ready_push(e, en); /* same attempt, next URL, at once */
@@ -101,6 +105,7 @@ static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sn
                                           srvocsp__rand_unit_locked(e), e->cfg.jitter_percent);
     } else {
         en->failures = 0;
+        srvocsp__entry_future_clear_locked(en);
         en->last_err = SRVOCSP_OK;
         en->last_reason[0] = '\0';
         at = srvocsp__sched_after_success(&en->sched, snap, now, true);
@@ -239,6 +244,7 @@ srvocsp__verdict srvocsp__outcome_take_locked(srvocsp_engine *e, srvocsp__entry 
             e->stats.unchanged++;
             en->unchanged++;
             en->failures = 0;
+            srvocsp__entry_future_clear_locked(en);
             en->last_err = SRVOCSP_OK;
             en->last_reason[0] = '\0';
             srvocsp__heap_set(e, en, srvocsp__sched_after_unchanged(&en->sched, cur, now));

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,8 @@ static void set_answer(unsigned char *der, size_t len)
 }
 
 static srvocsp_handle *open_on(srvocsp_engine **e, fake_transport *t, manual_clock *mc,
-                               fake_handler h, const char *prefix, unsigned flags)
+                               fake_handler h, const char *prefix, unsigned flags,
+                               const srvocsp_clock *clock)
 {
     srvocsp_engine_config cfg;
     srvocsp_params p;
@@ -76,7 +78,8 @@ static srvocsp_handle *open_on(srvocsp_engine **e, fake_transport *t, manual_clo
 
     fake_init(t, mc, h, NULL);
     srvocsp_engine_config_init(&cfg);
-    cfg.transport = &t->transport; /* the system clock: both processes share it */
+    cfg.transport = &t->transport; /* the system clock (both processes share it) unless: */
+    cfg.clock = clock;
     *e = srvocsp_engine_new(&cfg);
     srvocsp_params_init(&p);
     p.engine = *e;
@@ -104,21 +107,45 @@ static void describe(srvocsp_handle *h, char *buf, size_t len)
     srvocsp_response_free(r);
 }
 
-/* The second process: serves from the fleet only; answers each byte on
- * |cmd| with a line describing what it serves. */
-static void second(int cmd, int ans, const char *prefix)
+/* A host's wall clock |g_behind| seconds behind, and its monotonic clock,
+ * so the engine sees the step when the clock is set right. */
+static _Atomic int64_t g_behind;
+
+static int64_t behind_now(void *ctx)
 {
+    (void)ctx;
+    return (int64_t)time(NULL) - atomic_load(&g_behind);
+}
+
+static int64_t behind_monotonic_ms(void *ctx)
+{
+    struct timespec ts;
+
+    (void)ctx;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The second process: serves from the fleet only; answers each byte on
+ * |cmd| with a line describing what it serves ('R' first sets its clock
+ * right).  Its clock is |behind| seconds behind, if not 0. */
+static void second(int cmd, int ans, const char *prefix, int64_t behind)
+{
+    srvocsp_clock clock = {behind_now, NULL, behind_monotonic_ms};
     srvocsp_engine *e = NULL;
     fake_transport t;
     manual_clock mc;
     srvocsp_handle *h;
     char c, line[64];
 
+    atomic_store(&g_behind, behind);
     manual_clock_init(&mc, (int64_t)time(NULL));
-    h = open_on(&e, &t, &mc, refuse, prefix, SRVOCSP_OPEN_ASYNC);
+    h = open_on(&e, &t, &mc, refuse, prefix, SRVOCSP_OPEN_ASYNC, behind ? &clock : NULL);
     if (h == NULL)
         _exit(3);
     while (read(cmd, &c, 1) == 1) {
+        if (c == 'R')
+            atomic_store(&g_behind, 0);
         describe(h, line, sizeof(line));
         strcat(line, "\n");
         if (write(ans, line, strlen(line)) < 0)
@@ -135,15 +162,20 @@ typedef struct peer {
     int cmd, ans;
 } peer;
 
-static void ask(peer *p, char *buf, size_t len)
+static void tell(peer *p, char what, char *buf, size_t len)
 {
     size_t n = 0;
     char c;
 
-    assert_int_equal(write(p->cmd, "?", 1), 1);
+    assert_int_equal(write(p->cmd, &what, 1), 1);
     while (n + 1 < len && read(p->ans, &c, 1) == 1 && c != '\n')
         buf[n++] = c;
     buf[n] = '\0';
+}
+
+static void ask(peer *p, char *buf, size_t len)
+{
+    tell(p, '?', buf, len);
 }
 
 /* Waits (up to |ms|) until the second process serves |want|. */
@@ -160,6 +192,35 @@ static bool peer_serves(peer *p, const char *want, int ms, char *last, size_t le
     return false;
 }
 
+static void start_second(peer *p, const char *prefix, int64_t behind)
+{
+    int to[2], from[2];
+
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
+        close(to[1]);
+        close(from[0]);
+        second(to[0], from[1], prefix, behind);
+    }
+    close(to[0]);
+    close(from[1]);
+    p->cmd = to[1];
+    p->ans = from[0];
+}
+
+static void stop_second(peer *p)
+{
+    int status = 0;
+
+    close(p->cmd);
+    close(p->ans);
+    assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void run_case(const char *prefix, unsigned char *news, size_t news_len, int want_status,
                      int64_t want_tu, bool announced)
 {
@@ -171,7 +232,6 @@ static void run_case(const char *prefix, unsigned char *news, size_t news_len, i
     size_t len;
     unsigned char *held = tp_response_at(&pki.good, &pki.ca,
                          V_OCSP_CERTSTATUS_GOOD, n - 100, n - 100, n + 3600, &len);
-    int to[2], from[2];
     peer p;
     char want[64], got[64], mine[64];
 
@@ -179,25 +239,13 @@ static void run_case(const char *prefix, unsigned char *news, size_t news_len, i
     set_answer(held, len);
     manual_clock_init(&mc, n);
     /* The first process fetches and shares the held response. */
-    h = open_on(&e, &t, &mc, answer, prefix, 0);
+    h = open_on(&e, &t, &mc, answer, prefix, 0, NULL);
     assert_non_null(h);
     snprintf(want, sizeof(want), "%d %lld", SRVOCSP_STATUS_GOOD, (long long)(n - 100));
     describe(h, mine, sizeof(mine));
     assert_string_equal(mine, want);
 
-    assert_int_equal(pipe(to), 0);
-    assert_int_equal(pipe(from), 0);
-    p.pid = fork();
-    assert_true(p.pid >= 0);
-    if (p.pid == 0) {
-        close(to[1]);
-        close(from[0]);
-        second(to[0], from[1], prefix);
-    }
-    close(to[0]);
-    close(from[1]);
-    p.cmd = to[1];
-    p.ans = from[0];
+    start_second(&p, prefix, 0);
     /* The second process starts from the fleet's copy. */
     if (!peer_serves(&p, want, 10000, got, sizeof(got)))
         fail_msg("%s: the second process serves '%s', not the shared '%s'", prefix, got, want);
@@ -221,14 +269,7 @@ static void run_case(const char *prefix, unsigned char *news, size_t news_len, i
         if (strcmp(got, want) != 0)
             fail_msg("%s: the first process serves '%s', the second '%s'", prefix, mine, got);
     }
-    close(p.cmd);
-    close(p.ans);
-    {
-        int status = 0;
-
-        assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
+    stop_second(&p);
     srvocsp_close(h);
     srvocsp_engine_free(e);
     fake_destroy(&t);
@@ -278,6 +319,85 @@ static void test_newer_but_unservable(void **s)
     run_case("short:", der, len, SRVOCSP_STATUS_GOOD, n - 100, false);
 }
 
+/* A process whose wall clock is 400 s behind is told of a revocation
+ * signed now: on its clock the response is from the future (past the
+ * 300 s skew) and is refused.  It must not remove it from the store (a
+ * process that starts now gets it from there), and once its clock is set
+ * right it serves it within seconds, not at its next refresh.  Before,
+ * it deleted the fleet's copy and kept stapling good (found by the
+ * simulator, seed 1 over 3 days). */
+static void test_clock_behind(void **s)
+{
+    const char *prefix = "behind:";
+    int64_t n = (int64_t)time(NULL);
+    srvocsp_engine *e = NULL, *e3 = NULL;
+    fake_transport t, t3;
+    manual_clock mc, mc3;
+    srvocsp_handle *h, *h3;
+    size_t len, rlen;
+    unsigned char *held = tp_response_at(&pki.good, &pki.ca, V_OCSP_CERTSTATUS_GOOD, n - 1000,
+                                         n - 1000, n + 3600, &len);
+    unsigned char *rev = tp_response_at(&pki.good, &pki.ca, V_OCSP_CERTSTATUS_REVOKED, n, n,
+                                        n + 3600, &rlen);
+    char good_line[64], rev_line[64], got[64];
+    peer p;
+
+    (void)s;
+    need_redis();
+    assert_non_null(held);
+    assert_non_null(rev);
+    snprintf(good_line, sizeof(good_line), "%d %lld", SRVOCSP_STATUS_GOOD, (long long)(n - 1000));
+    snprintf(rev_line, sizeof(rev_line), "%d %lld", SRVOCSP_STATUS_REVOKED, (long long)n);
+    set_answer(held, len);
+    manual_clock_init(&mc, n);
+    h = open_on(&e, &t, &mc, answer, prefix, 0, NULL);
+    assert_non_null(h);
+    start_second(&p, prefix, 400);
+    if (!peer_serves(&p, good_line, 10000, got, sizeof(got)))
+        fail_msg("the process with its clock behind serves '%s', not '%s'", got, good_line);
+
+    set_answer(rev, rlen);
+    srvocsp_handle_refresh_now(h);
+    assert_int_equal(srvocsp_engine_settle(e, 10000), SRVOCSP_OK);
+    describe(h, got, sizeof(got));
+    assert_string_equal(got, rev_line);
+    /* On its clock the revocation is 400 s ahead: refused, still good. */
+    tr_sleep_ms(1500);
+    ask(&p, got, sizeof(got));
+    if (strcmp(got, good_line) != 0)
+        fail_msg("the process with its clock behind serves '%s' (expected '%s' until its clock "
+                 "is right)", got, good_line);
+    /* ... and the fleet's copy is still there for everyone else. */
+    manual_clock_init(&mc3, n);
+    h3 = open_on(&e3, &t3, &mc3, refuse, prefix, SRVOCSP_OPEN_ASYNC, NULL);
+    assert_non_null(h3);
+    {
+        double end = tr_now_ms() + 5000;
+
+        do {
+            describe(h3, got, sizeof(got));
+            if (strcmp(got, rev_line) == 0)
+                break;
+            tr_sleep_ms(50);
+        } while (tr_now_ms() < end);
+        if (strcmp(got, rev_line) != 0)
+            fail_msg("a process starting from the fleet serves '%s': the store lost '%s'", got,
+                     rev_line);
+    }
+    /* The clock is set right: the revocation is taken within seconds. */
+    tell(&p, 'R', got, sizeof(got));
+    if (!peer_serves(&p, rev_line, 5000, got, sizeof(got)))
+        fail_msg("5 s after its clock was set right the process still serves '%s', not '%s'",
+                 got, rev_line);
+    stop_second(&p);
+    srvocsp_close(h3);
+    srvocsp_engine_free(e3);
+    fake_destroy(&t3);
+    srvocsp_close(h);
+    srvocsp_engine_free(e);
+    fake_destroy(&t);
+}
+
 static int setup(void **s)
 {
     tr_redis_opts o = {.tcp = true};
@@ -307,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_lagging_replica_revocation),
         cmocka_unit_test(test_revocation_tie),
         cmocka_unit_test(test_newer_but_unservable),
+        cmocka_unit_test(test_clock_behind),
     };
 
     signal(SIGPIPE, SIG_IGN);
