@@ -1,34 +1,24 @@
 /* See sim_oracle.h. */
 #include "sim_oracle.h"
 
-void sim_host_clock_range(const sim_event *ev, size_t n, int proc, int64_t from, int64_t to,
-                          int64_t *lo, int64_t *hi)
+bool sim_servable(int64_t tu, int64_t nu, int64_t hc, int64_t skew, int64_t min_validity,
+                  int64_t horizon)
 {
-    int64_t off = 0; /* every clock starts right */
-    size_t i;
+    int64_t until = nu < tu + horizon ? nu : tu + horizon;
 
-    for (i = 0; i < n && ev[i].at <= from; i++)
-        if (ev[i].type == EV_CLOCK_STEP && ev[i].a == proc)
-            off = ev[i].b;
-    *lo = *hi = from + off;
-    for (; i < n && ev[i].at <= to; i++) {
-        if (ev[i].type != EV_CLOCK_STEP || ev[i].a != proc)
-            continue;
-        /* The reading just before the step, then the new one. */
-        if (ev[i].at - 1 + off > *hi)
-            *hi = ev[i].at - 1 + off;
-        off = ev[i].b;
-        if (ev[i].at + off < *lo)
-            *lo = ev[i].at + off;
-    }
-    if (to + off > *hi)
-        *hi = to + off;
-    if (to + off < *lo)
-        *lo = to + off;
+    return tu <= hc + skew && until - hc >= min_validity;
 }
 
-bool sim_servable_throughout(int64_t tu, int64_t nu, int64_t lo, int64_t hi, int64_t skew,
-                             int64_t min_validity, int64_t horizon)
+bool sim_rollback(int64_t held_tu, int64_t held_nu, srvocsp_cert_status held_status, int64_t tu,
+                  srvocsp_cert_status status, int64_t hc, int64_t skew, int64_t min_validity,
+                  int64_t horizon)
 {
-    return tu <= lo + skew && nu - hi >= min_validity && hi <= tu + horizon;
+    if (held_tu == 0 || status != SRVOCSP_STATUS_GOOD)
+        return false;
+    switch (held_status) {
+    case SRVOCSP_STATUS_REVOKED: return tu <= held_tu;
+    case SRVOCSP_STATUS_GOOD:
+        return tu < held_tu && sim_servable(held_tu, held_nu, hc, skew, min_validity, horizon);
+    default: return false;
+    }
 }

@@ -25,7 +25,6 @@
 
 #include "engine/engine.h"
 #include "sim_keys.h"
-#include "sim_oracle.h"
 
 #include <openssl/pem.h>
 
@@ -34,9 +33,9 @@
 
 #define DAY 86400
 #define SAMPLE_S 900
-#define MIN_VALIDITY 600
-#define SKEW 300
-#define HORIZON (10 * DAY)
+#define MIN_VALIDITY SIM_MIN_VALIDITY
+#define SKEW SIM_SKEW
+#define HORIZON SIM_HORIZON
 #define FLEET_BOUND 60
 #define GAP_BOUND (2 * 3600 + 2 * SAMPLE_S)
 #define LAG_S 3600
@@ -190,6 +189,7 @@ static bool make_world(sim_world *w, const sim_opts *o)
         w->procs[i].id = i;
         w->procs[i].h = calloc((size_t)w->n_certs, sizeof(srvocsp_handle *));
         w->procs[i].seen = calloc((size_t)w->n_certs, sizeof(sim_seen));
+        w->procs[i].watch = calloc((size_t)w->n_certs, sizeof(sim_watch));
         w->procs[i].clock_ok_since = w->t0;
         /* Restarts, and wall clocks stepped wrong then set right. */
         for (n = sim_range(&w->rng, 0, 1 + (int)(o->days / 10)); n > 0; n--)
@@ -237,6 +237,7 @@ static void free_world(sim_world *w)
             sim_proc_stop(w, &w->procs[i]);
         free(w->procs[i].h);
         free(w->procs[i].seen);
+        free(w->procs[i].watch);
     }
     for (size_t d = 0; d < w->n_deliv; d++)
         free(w->deliv[d].der);
@@ -282,15 +283,20 @@ static bool obtainable(sim_world *w, sim_cert *c, int64_t t)
            ca->window > MIN_VALIDITY + SAMPLE_S;
 }
 
-/* Whether what |p| served at its last look stayed servable on its clock
- * at every moment since: only then is an older response a rollback (the
- * engine may have replaced it in between, when it was not). */
-static bool held_servable_since(const sim_world *w, const sim_proc *p, const sim_seen *s)
+/* On a host whose clock is wrong, what its CA signs now may not be
+ * servable on that clock (days ahead: already expired; behind: from the
+ * future), and nothing else can be had: |can| (true time) holds there
+ * only if the CA's current response is servable on the host's clock.  A
+ * response the process does serve was obtainable, whatever the clock
+ * (the oracle checks it is servable). */
+static bool obtainable_on_host(const sim_world *w, const sim_cert *c, const sim_proc *p, bool can)
 {
-    int64_t lo, hi;
+    const sim_ca *ca = &w->cas[c->ca];
+    int64_t hc = w->now + p->clock_off, tu = w->now + ca->clock_off;
 
-    sim_host_clock_range(w->events, w->n_events, p->id, s->looked_at, w->now, &lo, &hi);
-    return sim_servable_throughout(s->tu, s->nu, lo, hi, SKEW, MIN_VALIDITY, HORIZON);
+    if (!can || p->clock_off == 0)
+        return can;
+    return tu <= hc + SKEW && tu + ca->window - hc >= MIN_VALIDITY;
 }
 
 static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
@@ -303,8 +309,19 @@ static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
     srvocsp_response *r = srvocsp_get1_response(p->h[ci]);
 
     if (count) {
+        bool here = r != NULL || obtainable_on_host(w, c, p, can);
+
         w->fig.handshakes++;
-        w->fig.obtainable += can;
+        w->fig.obtainable += here;
+        if (here && r == NULL && w->verbose) {
+            char why[SRVOCSP__REASON_LEN];
+
+            srvocsp_handle_last_failure(p->h[ci], why, sizeof(why));
+            fprintf(stderr, "t=%+lld process %d has no staple for certificate %d (CA %d, clock "
+                            "%+lld s, started %+lld): %s\n", (long long)(w->now - w->t0), p->id,
+                    ci, c->ca, (long long)p->clock_off, (long long)(p->started - w->t0),
+                    why[0] ? why : "no failure");
+        }
     }
     s->serving = r != NULL;
     if (r != NULL) {
@@ -314,7 +331,7 @@ static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
 
         if (count) {
             w->fig.served++;
-            w->fig.served_obtainable += can;
+            w->fig.served_obtainable++; /* it was obtainable: here it is */
         }
         if (rec == NULL || rec->cert != ci) {
             sim_breach(w, "process %d stapled for certificate %d bytes no CA produced for it", p->id,
@@ -328,14 +345,6 @@ static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
         } else if (rec->next_update - hc < MIN_VALIDITY || hc > rec->this_update + HORIZON) {
             sim_breach(w, "process %d stapled for certificate %d a response with %lld s left",
                        p->id, ci, (long long)(rec->next_update - hc));
-        } else if (rec->status == SRVOCSP_STATUS_GOOD && s->tu != 0 && rec->this_update < s->tu &&
-                   held_servable_since(w, p, s)) {
-            /* (Once the held one was from the future on the host's clock
-             * at some moment since the last look, the wall clock went
-             * back: an older one may have taken its place then.) */
-            sim_breach(w, "process %d rolled certificate %d back: thisUpdate %lld after %lld, "
-                          "which could still be served", p->id, ci, (long long)rec->this_update,
-                       (long long)s->tu);
         } else if (rec->status == SRVOCSP_STATUS_GOOD && s->recv_at != 0 && ok_clock &&
                    p->clock_ok_since <= s->recv_at && w->now - s->recv_at > SAMPLE_S &&
                    (rec->this_update <= s->recv_revoked_tu ||
@@ -354,7 +363,6 @@ static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
         if (rec != NULL && rec->cert == ci) {
             s->tu = rec->this_update;
             s->nu = rec->next_update;
-            s->looked_at = w->now;
             s->status = rec->status;
             if (rec->status == SRVOCSP_STATUS_REVOKED) {
                 if (s->revoked_tu < rec->this_update)

@@ -5,6 +5,7 @@
  * oracle that checks the promise at every sampled handshake.
  */
 #include "sim_world.h"
+#include "sim_oracle.h"
 
 #include "engine/lifecycle.h"
 
@@ -14,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIN_VALIDITY 600
-#define SKEW 300
 #define URL_TIMEOUT_S 5
 
 /* ---------------------------------------------------------------------
@@ -349,6 +348,36 @@ static int64_t host_mono(void *ctx)
     return p->w->now * 1000; /* never jumps */
 }
 
+/* Every response the engine publishes, as it publishes it: the rollback
+ * rule is judged then, on the host's clock of that moment (a sample every
+ * 15 minutes would miss a response held between two samples). */
+static void on_update(srvocsp_handle *h, const srvocsp_event *ev, void *arg)
+{
+    sim_watch *wt = arg;
+    sim_proc *p = wt->p;
+    sim_world *w = p->w;
+    sim_seen *s = &p->seen[wt->ci];
+    const sim_issued *rec;
+    const unsigned char *der;
+    size_t len;
+
+    (void)h;
+    if (ev->response == NULL)
+        return;
+    der = srvocsp_response_der(ev->response, &len);
+    rec = sim_issued_find(w, der, len);
+    if (rec == NULL || rec->cert != wt->ci)
+        return; /* the samples report bytes no CA made for it */
+    if (sim_rollback(s->pub_tu, s->pub_nu, s->pub_status, rec->this_update, rec->status,
+                     w->now + p->clock_off, SIM_SKEW, SIM_MIN_VALIDITY, SIM_HORIZON))
+        sim_breach(w, "process %d rolled certificate %d back: it took thisUpdate %lld over "
+                      "%lld, which it could still serve (its clock %+lld s)", p->id, wt->ci,
+                   (long long)rec->this_update, (long long)s->pub_tu, (long long)p->clock_off);
+    s->pub_tu = rec->this_update;
+    s->pub_nu = rec->next_update;
+    s->pub_status = rec->status;
+}
+
 static void open_cert(sim_proc *p, int ci)
 {
     sim_world *w = p->w;
@@ -365,6 +394,10 @@ static void open_cert(sim_proc *p, int ci)
     prm.responder_url = url;
     if (w->fleet)
         prm.store_url = p->store_url;
+    p->watch[ci].p = p;
+    p->watch[ci].ci = ci;
+    prm.update_cb = on_update;
+    prm.update_arg = &p->watch[ci];
     p->h[ci] = srvocsp_open(w->certs[ci].cert.cert, chain, &prm);
     sk_X509_free(chain);
 }

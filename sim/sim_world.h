@@ -11,6 +11,10 @@
 #define SIM_MAX_CAS 4
 #define SIM_MAX_PROCS 8
 #define SIM_MAX_SPANS 64
+/* The strictest client's rule (the engine's defaults), for the oracle. */
+#define SIM_MIN_VALIDITY 600
+#define SIM_SKEW 300
+#define SIM_HORIZON (10 * 86400)
 
 enum { SIM_FAULT_REFUSE = 1, SIM_FAULT_HANG = 2, SIM_FAULT_TRYLATER = 3 };
 
@@ -56,9 +60,17 @@ typedef struct sim_seen {
     int64_t recv_revoked_pa;     /* ... the latest producedAt of one */
     int64_t recv_at;             /* when it was first given one */
     int64_t pa;                  /* producedAt of what it serves */
-    int64_t looked_at;           /* the last look (true time) */
     bool serving;                /* it stapled at the last look */
+    /* What the engine last published for it (its update callback). */
+    int64_t pub_tu, pub_nu;      /* 0: nothing yet */
+    srvocsp_cert_status pub_status;
 } sim_seen;
+
+/* The update callback's argument: which process, which certificate. */
+typedef struct sim_watch {
+    struct sim_proc *p;
+    int ci;
+} sim_watch;
 
 typedef struct sim_proc {
     struct sim_world *w;
@@ -73,6 +85,7 @@ typedef struct sim_proc {
     char store_url[32];
     srvocsp_handle **h;
     sim_seen *seen;
+    sim_watch *watch;
 } sim_proc;
 
 typedef struct sim_delivery {

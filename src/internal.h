@@ -204,6 +204,8 @@ typedef struct srvocsp__sched {
 /* Another process holds a certificate's lease: look for its save this soon. */
 #define SRVOCSP__LEASE_RETRY_S 1
 #define SRVOCSP__BACKOFF_MAX_S 3600
+/* ... while nothing held can be served (schedule.c). */
+#define SRVOCSP__BACKOFF_MAX_COLD_S 600
 
 /* The margin a response must keep before its expiry to be handed out:
  * MinValidity, or with the adaptive rule a quarter of the response's

@@ -14,8 +14,9 @@
  * minimum would be refreshed at +175 s although it can only be served for
  * 100 s.
  *
- * After a failure: 1 min doubling to 1 h, +/- jitter, but never later than
- * one last try a minute before the held response drops below MinValidity.
+ * After a failure: 1 min doubling to 1 h (to 10 min while nothing held can
+ * be served), +/- jitter, but never later than one last try a minute
+ * before the held response drops below MinValidity.
  *
  * After an unchanged answer (the held response handed back again, as a CDN
  * cache does): a fraction of the time the held response can still be
@@ -124,6 +125,11 @@ int64_t srvocsp__sched_after_failure(const srvocsp__sched *p, const srvocsp_resp
     int64_t b = srvocsp__backoff_s(failures);
     int64_t t;
 
+    /* With nothing that can be served, every minute without a staple
+     * counts: after an outage ends the first handshakes are stapled
+     * within minutes, not within the hour of a full backoff. */
+    if ((cur == NULL || !srvocsp__sched_servable(p, cur, now)) && b > SRVOCSP__BACKOFF_MAX_COLD_S)
+        b = SRVOCSP__BACKOFF_MAX_COLD_S;
     if (jitter < -1.0)
         jitter = -1.0;
     if (jitter > 1.0)

@@ -317,7 +317,7 @@ int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now)
         return srvocsp__dirsync_next(&en->dirsync, p, cur, now);
 
     if (cur == NULL || !srvocsp__sched_servable(p, cur, now))
-        return en->failures ? now + srvocsp__backoff_s(en->failures) : now;
+        return en->failures ? srvocsp__sched_after_failure(p, cur, now, en->failures, 0.0, 0) : now;
     if (srvocsp__from_future(cur, now, p->skew_s))
         return now; /* withheld by get: ask for one we can serve */
     if (en->failures)

@@ -165,7 +165,6 @@ typedef enum {
 typedef struct shared {
     shared_kind kind;
     srvocsp_response *snap;      /* SHARED_TAKE: the caller's */
-    bool due;                    /* SHARED_TAKE: itself due for refresh */
     unsigned char *der;          /* SHARED_REJECTED: the bytes, to discard */
     size_t len;
     srvocsp_error err;
@@ -201,7 +200,6 @@ static void judge_shared(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_re
         switch (srvocsp__verdict_judge(&en->sched, held, snap, pol.now, &err, why, sizeof(why))) {
         case SRVOCSP__V_REPLACE:
             out->kind = SHARED_TAKE;
-            out->due = srvocsp__sched_after_success(&en->sched, snap, pol.now, false) <= pol.now;
             out->snap = snap;
             snap = NULL;
             break;
@@ -302,7 +300,11 @@ srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entr
     memset(&sh, 0, sizeof(sh));
     if (st == en->fleet) {
         read_shared(e, en, st, held, &sh);
-        if (sh.kind == SHARED_TAKE && !sh.due) {
+        /* Taken even when it is itself due for refresh: it is served
+         * while this process asks the responder (after adopting, the plan
+         * of a response past its refresh point is a minute away), so a
+         * restart during an outage serves what the fleet has. */
+        if (sh.kind == SHARED_TAKE) {
             *snap = sh.snap;
             return SRVOCSP__FLEET_ADOPT;
         }
@@ -322,7 +324,7 @@ srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entr
         /* The previous holder may have saved and released between our
          * look and our lease: look once more, so it is one fetch, not two. */
         read_shared(e, en, st, held, &sh);
-        if (sh.kind == SHARED_TAKE && !sh.due) {
+        if (sh.kind == SHARED_TAKE) {
             st->ops->lease_release(st, en->store_name, en->fleet_token);
             en->fleet_token[0] = '\0';
             *snap = sh.snap;

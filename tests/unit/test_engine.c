@@ -364,10 +364,11 @@ static void test_outage_backoff_and_min_validity(void **s)
 static int64_t expected_retry(int64_t now, unsigned failures, int64_t next_update)
 {
     int64_t b = 60, t, deadline = next_update - 600, last = deadline - 60;
+    int64_t cap = now <= deadline ? 3600 : 600; /* 10 min once nothing can be served */
 
     for (unsigned i = 1; i < failures && b < 3600; i++)
         b *= 2;
-    t = now + (b < 3600 ? b : 3600);
+    t = now + (b < cap ? b : cap);
     if (deadline - now >= 0) {
         if (last <= now)
             last = now + (deadline - now) / 2;

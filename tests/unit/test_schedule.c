@@ -77,7 +77,20 @@ static void test_backoff_sequence(void **s)
     /* Jitter stays within +/- 20 %. */
     assert_int_equal(srvocsp__sched_after_failure(&P, NULL, T0, 1, 1.0, 20), T0 + 72);
     assert_int_equal(srvocsp__sched_after_failure(&P, NULL, T0, 1, -1.0, 20), T0 + 48);
-    assert_int_equal(srvocsp__sched_after_failure(&P, NULL, T0, 7, 0.0, 20), T0 + 3600);
+    /* Nothing held: the backoff stops at 10 min; with a servable response
+     * held it goes on to 1 h. */
+    assert_int_equal(srvocsp__sched_after_failure(&P, NULL, T0, 4, 0.0, 20), T0 + 480);
+    assert_int_equal(srvocsp__sched_after_failure(&P, NULL, T0, 5, 0.0, 20), T0 + 600);
+    assert_int_equal(srvocsp__sched_after_failure(&P, NULL, T0, 7, 0.0, 20), T0 + 600);
+    assert_int_equal(srvocsp__sched_after_failure(&P, NULL, T0, 7, 1.0, 20), T0 + 720);
+    {
+        srvocsp_response held = resp(T0, T0 + 7 * DAY);
+        srvocsp_response gone = resp(T0 - 2 * DAY, T0 + 300);
+
+        assert_int_equal(srvocsp__sched_after_failure(&P, &held, T0, 7, 0.0, 20), T0 + 3600);
+        /* Held but no longer servable (300 s left, MinValidity 600): cold. */
+        assert_int_equal(srvocsp__sched_after_failure(&P, &gone, T0, 7, 0.0, 20), T0 + 600);
+    }
 }
 
 static void test_last_chance_before_min_validity(void **s)
