@@ -398,6 +398,48 @@ static void test_clock_behind(void **s)
     fake_destroy(&t);
 }
 
+/* A process that starts while the responder is down serves what the
+ * fleet holds, even a response past its own refresh point (it asks the
+ * responder meanwhile).  Before, such a response was passed over for a
+ * fetch, and the fetch failed: no staple while the fleet had one (found
+ * by the simulator: restarts during a tryLater outage). */
+static void test_start_during_outage(void **s)
+{
+    const char *prefix = "outage:";
+    int64_t n = (int64_t)time(NULL);
+    srvocsp_engine *e = NULL;
+    fake_transport t;
+    manual_clock mc;
+    srvocsp_handle *h;
+    size_t len;
+    /* 3,000 s into a 4,000 s window: past its halfway refresh point,
+     * still 1,000 s of validity (MinValidity 600). */
+    unsigned char *held = tp_response_at(&pki.good, &pki.ca, V_OCSP_CERTSTATUS_GOOD, n - 3000,
+                                         n - 3000, n + 1000, &len);
+    char want[64], got[64];
+    peer p;
+
+    (void)s;
+    need_redis();
+    assert_non_null(held);
+    snprintf(want, sizeof(want), "%d %lld", SRVOCSP_STATUS_GOOD, (long long)(n - 3000));
+    set_answer(held, len);
+    manual_clock_init(&mc, n);
+    h = open_on(&e, &t, &mc, answer, prefix, 0, NULL);
+    assert_non_null(h);
+    describe(h, got, sizeof(got));
+    assert_string_equal(got, want);
+    /* The second process's responder answers HTTP 500 only. */
+    start_second(&p, prefix, 0);
+    if (!peer_serves(&p, want, 5000, got, sizeof(got)))
+        fail_msg("a process started during the outage serves '%s', not the fleet's '%s'", got,
+                 want);
+    stop_second(&p);
+    srvocsp_close(h);
+    srvocsp_engine_free(e);
+    fake_destroy(&t);
+}
+
 static int setup(void **s)
 {
     tr_redis_opts o = {.tcp = true};
@@ -428,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_revocation_tie),
         cmocka_unit_test(test_newer_but_unservable),
         cmocka_unit_test(test_clock_behind),
+        cmocka_unit_test(test_start_during_outage),
     };
 
     signal(SIGPIPE, SIG_IGN);
