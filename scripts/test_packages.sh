@@ -49,8 +49,11 @@ trap cleanup EXIT
 
 # --- build, from the files git knows (what a fresh clone has) ---
 mkdir -p "$W/src"
-(cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$W/src") \
-    || { bad "copying the tree"; finish; exit; }
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$ROOT" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$W/src")
+else # an unpacked tarball: everything but build trees
+    tar -C "$ROOT" --exclude='./build*' --exclude='./obj-*' --exclude='./debian/tmp' -cf - . | tar -C "$W/src" -xf -
+fi || { bad "copying the tree"; finish; exit; }
 t0=$(date +%s)
 if (cd "$W/src" && DEB_BUILD_OPTIONS="nocheck parallel=${JOBS:-2}" \
         dpkg-buildpackage -us -uc -b >"$W/build.log" 2>&1); then
