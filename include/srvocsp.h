@@ -32,9 +32,22 @@ extern "C" {
 #define SRVOCSP_EXPORT
 #endif
 
+/* The version these headers describe.  CMake's project(VERSION) is the one
+ * source: the library refuses to compile when these disagree with it, and a
+ * test checks debian/changelog against it. */
 #define SRVOCSP_VERSION_MAJOR 0
 #define SRVOCSP_VERSION_MINOR 1
 #define SRVOCSP_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define SRVOCSP_VERSION_NUMBER \
+    (SRVOCSP_VERSION_MAJOR * 10000 + SRVOCSP_VERSION_MINOR * 100 + SRVOCSP_VERSION_PATCH)
+
+/* srvocsp_version returns the version of the library actually loaded, as
+ * "MAJOR.MINOR.PATCH" (static storage, never NULL), which may be newer than
+ * the headers a program was compiled with.  If |number| is not NULL it
+ * receives the same version in the form of SRVOCSP_VERSION_NUMBER.
+ * Thread-safe; never fails. */
+SRVOCSP_EXPORT const char *srvocsp_version(int *number);
 
 /* ---------------------------------------------------------------------
  * Errors

@@ -12,6 +12,8 @@ PKGS+=(nginx-dev libpcre3-dev zlib1g-dev)
 PKGS+=(apache2-dev)
 # srvocsp watch's metrics endpoint (GET /metrics, /healthz)
 PKGS+=(libmicrohttpd-dev)
+# srvocsp watch's readiness under systemd (sd_notify), the manual pages
+PKGS+=(libsystemd-dev scdoc)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
     # Debian's apache2 for test_apache and bench/apache.sh
@@ -28,6 +30,9 @@ if [ "${1:-}" = "--test" ]; then
     command -v npm >/dev/null 2>&1 || PKGS+=(npm)
     # test_watch_metrics: clients that misbehave on purpose
     PKGS+=(python3)
+    # the Debian packages (scripts/test_packages.sh): build them, lintian,
+    # man --warnings, systemd-analyze verify (no running systemd needed)
+    PKGS+=(debhelper dpkg-dev fakeroot lintian man-db systemd git)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

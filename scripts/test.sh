@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: a normal build, an ASan+UBSan build, a TSan build
-# for the concurrency tests, valgrind over the C integration tests, and a
-# bounded run of each fuzz target.  Builds go to build-test/ (or $OUT).
+# for the concurrency tests, valgrind over the C integration tests, a
+# bounded run of each fuzz target, and the Debian packages built, checked,
+# installed and removed (scripts/test_packages.sh).  Builds go to build-test/ (or $OUT).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/scripts/deps.sh" --test
@@ -93,6 +94,21 @@ run_suite tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSRVOCSP_SANITIZE=thread -- -L
 echo "=== tsan, integration"
 (cd "$OUT/tsan" && TSAN_OPTIONS="$TSAN_OPTIONS:report_thread_leaks=0" \
     ctest --output-on-failure -j"$JOBS" -L integration -LE concurrency) || status=1
+# The Debian packages, last: they are installed on this machine, used,
+# then removed and purged (the script cleans up on every exit).  The suites
+# above use build-tree binaries and configurations of their own, so the
+# order is not what keeps them apart; last keeps a failed cleanup from
+# touching them.
+run_packages() {
+    echo "=== packages"
+    if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then
+        echo "packages: SKIPPED (installs packages: needs root or sudo)"
+        return
+    fi
+    JOBS=$JOBS bash "$ROOT/scripts/test_packages.sh" || status=1
+}
+
 run_valgrind
 run_fuzz
+run_packages
 exit $status

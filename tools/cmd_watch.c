@@ -221,10 +221,40 @@ static int poll_timeout(const watch *w, int64_t last_full, long hooks_ms)
     return t < 0 ? 0 : (int)t;
 }
 
+/* Tells systemd (Type=notify) the service is up once every certificate
+ * has been tried, as --once waits for (servable, or its first retrieval
+ * reported), or at --once's bound, so a hung responder never holds the
+ * units ordered after this one.  Returns whether it was told. */
+static bool notify_ready(const watch *w, int64_t ready_by)
+{
+    char msg[160];
+    int i, n = 0, served = 0;
+    bool all = true;
+
+    for (i = 0; i < w->n_certs; i++) {
+        const wcert *c = w->certs[i];
+
+        if (c == NULL)
+            continue;
+        n++;
+        served += c->served;
+        if (!(c->served || c->attempted))
+            all = false;
+    }
+    if (!all && mono_ms() < ready_by)
+        return false;
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%d certificate%s, %d served%s", n,
+             n == 1 ? "" : "s", served, all ? "" : " (some not answered in time)");
+    wnotify(msg);
+    return true;
+}
+
 static void loop(watch *w)
 {
     int64_t last_full = mono_ms(), last_render = 0;
+    int64_t ready_by = mono_ms() + ((w->url_timeout_s ? w->url_timeout_s : 15) + 5) * 1000;
     long hooks_ms = -1;
+    bool ready = notify_ready(w, ready_by);
 
     while (!got_term) {
         struct pollfd pfd[3] = {{wq_fd(w->queue), POLLIN, 0},
@@ -253,9 +283,14 @@ static void loop(watch *w)
             wstate_recheck(w, false);
         }
         if (got_hup) {
+            /* systemctl reload (ExecReload sends SIGHUP): the rescan is the
+             * reload, done when wscan returns. */
             got_hup = 0;
+            wnotify("RELOADING=1");
             wlog(w, "rescan", NULL, NULL, 0);
             wscan(w);
+            if (ready)
+                wnotify("READY=1");
         }
         if (got_usr1) {
             got_usr1 = 0;
@@ -266,7 +301,10 @@ static void loop(watch *w)
         }
         hooks_ms = wh_run(w);
         report(w, &last_render);
+        if (!ready)
+            ready = notify_ready(w, ready_by);
     }
+    wnotify("STOPPING=1");
 }
 
 static int print_status(const char *path)

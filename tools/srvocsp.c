@@ -14,7 +14,8 @@ static void usage(FILE *f)
                "  check   monitoring-plugin check of a response file or a live server's staple\n"
                "  watch   keep <cert>.ocsp files fresh for nginx and HAProxy (a service)\n"
                "\n"
-               "Run 'srvocsp COMMAND --help' for a command's options.\n");
+               "Run 'srvocsp COMMAND --help' for a command's options, 'srvocsp --version' for the\n"
+               "version, 'man srvocsp' for the manual.\n");
 }
 
 int main(int argc, char **argv)
@@ -30,6 +31,12 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        /* The loaded library's version: the command and the library come
+         * from one build and one package, so they are the same. */
+        printf("srvocsp %s\n", srvocsp_version(NULL));
         return 0;
     }
     if (strcmp(argv[1], "fetch") == 0)

@@ -230,6 +230,13 @@ void wm_publish(wmetrics *m, char *metrics, size_t mlen, char *health, size_t hl
                 bool healthy);
 void wm_stop(wmetrics *m);
 
+/* ---- watch_notify.c: systemd readiness (Type=notify) ---- */
+
+/* Sends |state| ("READY=1", "RELOADING=1", "STOPPING=1", "STATUS=...",
+ * newline-separated) to $NOTIFY_SOCKET; nothing without one.  0 or an
+ * errno; never blocks (a datagram to the service manager). */
+int wnotify(const char *state);
+
 /* ---- watch_opts.c: the options, one table ---- */
 
 typedef struct wopts {
