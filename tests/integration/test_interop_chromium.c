@@ -216,7 +216,8 @@ static void test_requests_byte_for_byte(void **s)
 
         if (n < 5 || strcmp(de->d_name + n - 4, ".pem") != 0)
             continue;
-        snprintf(path, sizeof(path), "%s/%s", vec_dir, de->d_name);
+        if (snprintf(path, sizeof(path), "%s/%s", vec_dir, de->d_name) >= (int)sizeof(path))
+            fail_msg("vector path too long: %s/%s", vec_dir, de->d_name);
         assert_true(load_vector(path, &v));
         if (v.req == NULL || v.cert == NULL || v.ca == NULL) {
             vector_free(&v);
