@@ -21,6 +21,7 @@
  *    response was obtainable and the responder, the host's clock and the
  *    process were healthy all along.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "sim_world.h"
 
 #include "engine/engine.h"
@@ -28,8 +29,12 @@
 
 #include <openssl/pem.h>
 
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DAY 86400
 #define SAMPLE_S 900
@@ -88,6 +93,7 @@ static bool make_world(sim_world *w, const sim_opts *o)
     tp_cert root;
     tp_cert_opts co;
     int64_t span = o->days * DAY;
+    sim_rng kinds;
     int i, k;
 
     memset(w, 0, sizeof(*w));
@@ -183,17 +189,35 @@ static bool make_world(sim_world *w, const sim_opts *o)
             add_event(w, c->revoked_at, EV_REVOKE, i, 0);
         }
     }
+    /* Each process keeps its responses in a directory of its own, in
+     * memory (tmpfs) when there is one: a year writes it often. */
+    snprintf(w->root, sizeof(w->root), "%s/srvocsp-sim-XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+             : getenv("TMPDIR") != NULL    ? getenv("TMPDIR")
+                                           : "/tmp");
+    if (mkdtemp(w->root) == NULL) {
+        w->root[0] = '\0';
+        return false;
+    }
+    kinds.s = (o->seed ^ 0x5DEECE66DULL) * 0x9E3779B97F4A7C15ULL | 1;
     for (i = 0; i < w->n_procs; i++) {
         int n;
 
         w->procs[i].id = i;
+        snprintf(w->procs[i].dir, sizeof(w->procs[i].dir), "%s/p%d", w->root, i);
+        if (mkdir(w->procs[i].dir, 0700) != 0)
+            return false;
         w->procs[i].h = calloc((size_t)w->n_certs, sizeof(srvocsp_handle *));
         w->procs[i].seen = calloc((size_t)w->n_certs, sizeof(sim_seen));
         w->procs[i].watch = calloc((size_t)w->n_certs, sizeof(sim_watch));
         w->procs[i].clock_ok_since = w->t0;
         /* Restarts, and wall clocks stepped wrong then set right. */
+        /* Restarts: half keep their directory, half lose it (drawn from
+         * a stream of their own, so a seed's world is otherwise what it
+         * was before directories were simulated: old seeds replay). */
         for (n = sim_range(&w->rng, 0, 1 + (int)(o->days / 10)); n > 0; n--)
-            add_event(w, w->t0 + sim_range(&w->rng, 0, span), EV_RESTART, i, 0);
+            add_event(w, w->t0 + sim_range(&w->rng, 0, span), EV_RESTART, i,
+                      sim_unit(&kinds) < 0.5);
         for (n = sim_range(&w->rng, 1, 1 + (int)(o->days / 5)); n > 0; n--) {
             int64_t at = w->t0 + sim_range(&w->rng, 0, span);
             int64_t by = log_span(&w->rng, 60, 2 * DAY) * (sim_unit(&w->rng) < 0.5 ? -1 : 1);
@@ -228,6 +252,25 @@ static bool make_world(sim_world *w, const sim_opts *o)
     return true;
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Empties (|keep_top|) or removes a directory tree. */
+static void rm_tree(const char *dir, bool keep_top)
+{
+    if (dir[0] == '\0')
+        return;
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (keep_top)
+        mkdir(dir, 0700);
+}
+
 static void free_world(sim_world *w)
 {
     int i, k;
@@ -252,6 +295,7 @@ static void free_world(sim_world *w)
     free(w->events);
     free(w->issued);
     sim_hub_free(w->hub);
+    rm_tree(w->root, false);
 }
 
 /* ---------------------------------------------------------------------
@@ -498,8 +542,11 @@ static void apply(sim_world *w, const sim_event *ev)
                   (long long)ev->b);
         break;
     case EV_RESTART:
-        sim_trace(w, "process %d restarts (no directory: it starts from the fleet)", p->id);
+        sim_trace(w, "process %d restarts %s", p->id,
+                  ev->b ? "with its directory" : "without its directory (it starts from the fleet)");
         sim_proc_stop(w, p);
+        if (!ev->b)
+            rm_tree(p->dir, true);
         memset(p->seen, 0, (size_t)w->n_certs * sizeof(*p->seen));
         sim_proc_start(w, p);
         break;

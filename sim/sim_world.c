@@ -394,12 +394,31 @@ static void open_cert(sim_proc *p, int ci)
     prm.responder_url = url;
     if (w->fleet)
         prm.store_url = p->store_url;
+    prm.directory = p->dir;
     p->watch[ci].p = p;
     p->watch[ci].ci = ci;
     prm.update_cb = on_update;
     prm.update_arg = &p->watch[ci];
     p->h[ci] = srvocsp_open(w->certs[ci].cert.cert, chain, &prm);
     sk_X509_free(chain);
+    /* What it serves from its directory at once (no callback says so)
+     * counts as published, for the rollback rule. */
+    if (p->h[ci] != NULL) {
+        srvocsp_response *r = srvocsp_get1_response(p->h[ci]);
+
+        if (r != NULL) {
+            size_t len;
+            const unsigned char *der = srvocsp_response_der(r, &len);
+            const sim_issued *rec = sim_issued_find(w, der, len);
+
+            if (rec != NULL && rec->cert == ci) {
+                p->seen[ci].pub_tu = rec->this_update;
+                p->seen[ci].pub_nu = rec->next_update;
+                p->seen[ci].pub_status = rec->status;
+            }
+            srvocsp_response_free(r);
+        }
+    }
 }
 
 void sim_proc_start(sim_world *w, sim_proc *p)

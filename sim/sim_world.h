@@ -83,6 +83,7 @@ typedef struct sim_proc {
     int64_t clock_ok_since;      /* its clock right since (true time) */
     int64_t started;             /* this generation's start (true time) */
     char store_url[32];
+    char dir[160];               /* its persistence directory (kept over a restart or not) */
     srvocsp_handle **h;
     sim_seen *seen;
     sim_watch *watch;
@@ -135,6 +136,7 @@ struct sim_world {
     sim_rng rng;
     int64_t t0, now, end;
     bool fleet;
+    char root[128];              /* the processes' directories, removed at the end */
     int64_t lag_s;               /* a lagging replica's delay */
     int plant;                   /* planted defect, for the oracle's own test */
     sim_ca cas[SIM_MAX_CAS];
