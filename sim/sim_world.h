@@ -167,6 +167,11 @@ struct sim_world {
 void sim_trace(sim_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sim_print_breach(sim_world *w, FILE *f);
 void sim_breach(sim_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* sim_check.c: the oracle at a sample (every process, every certificate),
+ * and between samples for revoked certificates (fleet agreement). */
+void sim_sample(sim_world *w);
+void sim_watch_revoked(sim_world *w);
 bool sim_deliver_due(sim_world *w);
 int64_t sim_next_delivery(const sim_world *w);
 void sim_proc_start(sim_world *w, sim_proc *p);
