@@ -118,6 +118,7 @@ struct srvocsp_engine {
     bool exited;                 /* the process is exiting: no thread starts again */
     bool kicked;
     bool idle;                   /* nothing in flight, nothing due */
+    bool wake_sent;              /* a transport wakeup is pending since the last turn began */
 
     srvocsp__entry **buckets;
     size_t n_buckets;
@@ -162,12 +163,20 @@ static inline int64_t srvocsp__engine_now(srvocsp_engine *e)
     return e->clock.now(e->clock.ctx);
 }
 
-/* Wakes the engine thread, wherever it waits (caller holds e->mu). */
+/* Wakes the engine thread, wherever it waits (caller holds e->mu).  The
+ * transport's wakeup is a system call, and 10,000 opens in a row would
+ * make one each: one is enough until the thread begins its next turn,
+ * which clears |wake_sent| under this lock before it looks at anything,
+ * and a wakeup not yet consumed stays pending in the transport (its next
+ * wait returns at once), so none is lost.  The condition variable is
+ * signalled every time: a signal nobody waits for is not remembered. */
 static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
 {
     pthread_cond_signal(&e->wake);
-    if (e->curl != NULL)
+    if (e->curl != NULL && !e->wake_sent) {
+        e->wake_sent = true;
         srvocsp__curl_wakeup(e->curl);
+    }
 }
 
 /* Whether the caller runs on |e|'s engine thread (an update callback);

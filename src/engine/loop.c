@@ -162,6 +162,7 @@ static bool turn_locked(srvocsp_engine *e, srvocsp__start_item *items)
     size_t n;
 
     e->kicked = false;
+    e->wake_sent = false; /* from here on a change needs a new wakeup */
     srvocsp__events_from_notes_locked(e, &events);
     while (e->done_head != NULL) {
         srvocsp__completion *c = e->done_head;
@@ -374,4 +375,5 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
     e->thread_valid = false;
     e->joining = false;
     e->stop = false;
+    e->wake_sent = false; /* the parent's pending wakeup proves nothing here */
 }
