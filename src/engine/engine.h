@@ -101,6 +101,8 @@ struct srvocsp_handle {
 typedef struct srvocsp__completion srvocsp__completion;
 typedef struct srvocsp__event srvocsp__event;
 
+#define SRVOCSP__POOL_MAX 4          /* verification threads per engine, at most */
+
 struct srvocsp_engine {
     pthread_mutex_t mu;
     pthread_cond_t wake;         /* the engine thread waits here */
@@ -145,6 +147,17 @@ struct srvocsp_engine {
     bool fork_hold;
     bool parked;
     bool manual;                 /* no thread: stepped by srvocsp__engine_step */
+
+    /* pool.c: threads that verify completions beside the engine thread;
+     * under mu. */
+    pthread_cond_t pool_cv;      /* workers wait here */
+    pthread_t pool_threads[SRVOCSP__POOL_MAX];
+    unsigned pool_n;             /* threads started */
+    srvocsp__completion *pool_active[SRVOCSP__POOL_MAX]; /* being verified */
+    srvocsp__completion *pool_head, *pool_tail;          /* waiting */
+    bool pool_stop;
+    bool pool_failed;            /* no thread could start: verify inline */
+
     atomic_bool restart_pending;
     srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
 };
@@ -154,7 +167,7 @@ struct srvocsp_engine {
  * The engine's files, each calling only those listed before it
  * (src/engine/README.md):
  *   heap.c, dirsync.c, fleet_table.c, entries.c, events.c, outcome.c,
- *   queue.c, fleet.c, complete.c, sources.c, loop.c, lifecycle.c,
+ *   queue.c, pool.c, fleet.c, complete.c, sources.c, loop.c, lifecycle.c,
  *   handle.c, chain.c
  * ------------------------------------------------------------------- */
 
@@ -331,6 +344,10 @@ struct srvocsp__completion {
     srvocsp_error fail_err;
     char detail[SRVOCSP__REASON_LEN];
     struct offer_wait *offer;    /* the offering thread's, while it waits */
+    /* Verified by the pool (pool.c): the result, |snap| when accepted. */
+    bool evaluated;
+    srvocsp_error eval_err;
+    char eval_why[SRVOCSP__REASON_LEN];
     bool leased;                 /* holds the directory's lease (|lease|) */
     int lease;
 };
@@ -350,6 +367,30 @@ SRVOCSP__HIDDEN void srvocsp__transport_done(void *arg, const srvocsp_http_resul
  * (consumed), or with nothing found (|snap| NULL: look again at |at|). */
 SRVOCSP__HIDDEN void srvocsp__deliver(srvocsp_engine *e, srvocsp__completion *c,
                                      srvocsp_response *snap, int64_t at);
+
+/* pool.c: verification beside the engine thread. */
+/* Verifies the bytes |c| carries (an HTTP answer, an offer, a stored file
+ * read at open) for its entry: the one check, wherever it runs.  Without
+ * the lock: reads only the entry's immutable fields. */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__completion_evaluate(srvocsp_engine *e,
+                                                          srvocsp__completion *c,
+                                                          srvocsp_response **out, char *why,
+                                                          size_t whylen);
+/* Takes |c| to be verified by a pool thread (started on first use), after
+ * which it comes back to the done queue with |evaluated| set.  False when
+ * the pool cannot take it: the caller verifies inline. */
+SRVOCSP__HIDDEN bool srvocsp__pool_take_locked(srvocsp_engine *e, srvocsp__completion *c);
+/* Whether completions are waiting for the pool or being verified. */
+SRVOCSP__HIDDEN bool srvocsp__pool_busy_locked(const srvocsp_engine *e);
+/* With fork_hold set: waits (until |deadline|) for the workers to leave
+ * OpenSSL. */
+SRVOCSP__HIDDEN void srvocsp__pool_park_locked(srvocsp_engine *e, const struct timespec *deadline);
+/* In a forked child: the work of the parent's workers goes back to the
+ * done queue; threads start again on the next use. */
+SRVOCSP__HIDDEN void srvocsp__pool_after_fork_locked(srvocsp_engine *e);
+/* Stops and joins the workers (no lock held); the work they had goes
+ * back to the done queue.  The pool takes nothing afterwards. */
+SRVOCSP__HIDDEN void srvocsp__pool_stop(srvocsp_engine *e);
 
 /* complete.c: the engine thread's handling of one completion, and the
  * offer's entry point. */

@@ -217,7 +217,8 @@ static void *engine_main(void *arg)
             break;
         }
         top = srvocsp__heap_top(e);
-        e->idle = e->in_flight == 0 && e->n_ready == 0 && (top == NULL || top->next_at > now);
+        e->idle = e->in_flight == 0 && e->n_ready == 0 && !srvocsp__pool_busy_locked(e) &&
+                  (top == NULL || top->next_at > now);
         if (e->idle)
             pthread_cond_broadcast(&e->progress);
         wait_locked(e, top, now);
