@@ -304,8 +304,6 @@ int main(int argc, char **argv)
         t0 = now_s();
         for (i = 0; i < n; i++)
             h[i] = srvocsp_open(leaves[i].cert, chain, &p);
-        if (getenv("BENCH_TRACE"))
-            fprintf(stderr, "opens took %.3f s\n", now_s() - t0);
         s = wait_all(h, n, t0, 600);
         if (round) {
             startup = s;
