@@ -42,7 +42,7 @@
 #define EXPECTED_THREADS 2
 #endif
 /* The engine's verification threads (src/engine/pool.c), started in a
- * process once it verifies a responder's answer: one per core, at most 4. */
+ * process once it verifies answers in bulk: one per core, at most 4. */
 static int pool_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -357,8 +357,8 @@ static void one_fetch_for_all(const char *url, tr_redis *rd)
     assert_int_equal(start_together(k, 4, url, NULL), NCERTS);
     assert_int_equal(redis_keys(rd, "srvocsp:{*}:r"), NCERTS);
     /* Redis is driven by the engine's one thread: no thread of its own
-     * (main + engine; ThreadSanitizer adds one of its own; the process
-     * that fetched has the verification threads too). */
+     * (main + engine; ThreadSanitizer adds one of its own; a process that
+     * fetched several at once has the verification threads too). */
     for (i = 0; i < 4; i++) {
         int t = atoi(kid_ask(&k[i], "threads\n"));
 

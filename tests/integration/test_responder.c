@@ -253,7 +253,7 @@ static int threads_now(void)
 /* One background thread per engine does everything, the HTTP transfers
  * included, and it ends once the last handle has closed and the retrievals
  * still in flight have ended (at most their timeout: they are not
- * cancelled).  Beside it, from the first answer verified until the engine
+ * cancelled).  Beside it, once answers came in bulk and until the engine
  * is freed, its verification threads (src/engine/pool.c): one per core, at
  * most 4. */
 static void test_one_engine_thread(void **s)
@@ -296,7 +296,12 @@ static void test_one_engine_thread(void **s)
                   during);
     pool = sysconf(_SC_NPROCESSORS_ONLN);
     pool = pool < 1 ? 1 : pool > 4 ? 4 : pool;
-    assert_int_equal(during, before + 1 + pool);
+    /* The verification threads start only for bulk work (several answers
+     * at once), which this may or may not have been. */
+    if (during != before + 1)
+        assert_int_equal(during, before + 1 + pool);
+    else
+        pool = 0;
     {
         srvocsp_response *r = srvocsp_get1_response(good);
 
