@@ -56,6 +56,8 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     if (c->has_version)
         en->store_version = c->store_version; /* an unusable version is not read again */
 
+    if (c->src == SRVOCSP__SRC_OPEN && en->dead)
+        goto out; /* closed before its stored response was read */
     if (c->wait) {
         if (!en->dead)
             srvocsp__outcome_nothing_locked(e, en, c->src, c->wait_at, c->fail_err,
@@ -82,22 +84,16 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     }
 
     if (c->src == SRVOCSP__SRC_OPEN) {
-        /* The directory's response loaded at open, verified here instead
-         * of in srvocsp_open (handle.c): served at once unless refused,
-         * then a note says why; the entry is planned below, only now, so
-         * nothing is fetched before the stored response was judged. */
-        if (en->dead)
-            goto out;
-        if (err == SRVOCSP_OK) {
+        /* The directory's response of a deferred open, read and verified
+         * here instead of in srvocsp_open (handle.c): served at once unless
+         * refused, then a note says why (|why| is its text); the entry is
+         * planned below, only now, so nothing is fetched before the stored
+         * response was judged. */
+        if (err != SRVOCSP_OK)
+            srvocsp__entry_add_note_locked(en, err, why);
+        else if (snap != NULL)
             (void)srvocsp__outcome_take_locked(e, en, c->src, snap, NULL, NULL, &err, why,
                                                sizeof(why));
-        } else {
-            char note[SRVOCSP__REASON_LEN];
-
-            srvocsp__fmt(note, sizeof(note), "stored response ignored (%s): %s",
-                         srvocsp_error_name(err), why);
-            srvocsp__entry_add_note_locked(en, err, note);
-        }
         goto out;
     }
 

@@ -344,6 +344,9 @@ struct srvocsp__completion {
     srvocsp_error fail_err;
     char detail[SRVOCSP__REASON_LEN];
     struct offer_wait *offer;    /* the offering thread's, while it waits */
+    /* The directory's response of a deferred open: read by whoever
+     * verifies it (srvocsp__completion_evaluate), into |body|. */
+    bool read_stored;
     /* Verified by the pool (pool.c): the result, |snap| when accepted. */
     bool evaluated;
     srvocsp_error eval_err;

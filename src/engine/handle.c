@@ -89,17 +89,16 @@ typedef struct loaded {
     srvocsp__store *store;
     char name[SRVOCSP__STORE_NAME_LEN + 1];
     srvocsp_response *snap;      /* verified, or NULL */
-    unsigned char *der;          /* read, verification deferred (an async open) */
-    size_t len;
+    bool deferred;               /* to be read and verified on the pool */
     uint64_t version;
     srvocsp_error err;           /* why nothing usable was loaded */
     char why[SRVOCSP__REASON_LEN];
 } loaded;
 
 /* Reads what the directory holds for the certificate and verifies it, or,
- * with |defer| (SRVOCSP_OPEN_DEFER_STORED), keeps the bytes to be verified
- * once the entry exists (verify_stored): opening 100,000 certificates then
- * costs the caller the reads, and the verification runs on every core. */
+ * with |defer| (SRVOCSP_OPEN_DEFER_STORED), leaves both to the pool once
+ * the entry exists (verify_stored): opening 100,000 certificates then
+ * costs the caller neither, and they run on every core. */
 static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *issuer, int64_t now,
                         bool defer)
 {
@@ -120,6 +119,10 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
     }
     if (p->directory_mode == SRVOCSP_DIR_WRITE_ONLY)
         return; /* write-only: the store is for saving */
+    if (defer) {
+        l->deferred = true;
+        return;
+    }
     if (l->store->ops->load(l->store, l->name, p->max_response_size, &der, &len, &l->version, why,
                             sizeof(why)) != SRVOCSP_OK) {
         l->err = SRVOCSP_E_STORE;
@@ -128,11 +131,6 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
     }
     if (der == NULL)
         return; /* nothing stored yet */
-    if (defer) {
-        l->der = der;
-        l->len = len;
-        return;
-    }
     pol.now = now;
     pol.skew_s = p->clock_skew_s;
     pol.max_age_s = p->max_age_no_next_update_s;
@@ -147,7 +145,6 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
 static void loaded_clear(loaded *ld)
 {
     srvocsp_response_free(ld->snap);
-    free(ld->der);
     if (ld->store)
         ld->store->ops->free(ld->store);
     memset(ld, 0, sizeof(*ld));
@@ -165,8 +162,8 @@ static void adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
     ld->store = NULL;
     memcpy(en->store_name, ld->name, sizeof(en->store_name));
     en->store_version = ld->version;
-    if (ld->der != NULL)
-        return; /* planned once the stored bytes are judged: see verify_stored */
+    if (ld->deferred)
+        return; /* planned once the stored response is judged: see verify_stored */
     if (ld->snap != NULL)
         (void)srvocsp__outcome_take_locked(e, en, SRVOCSP__SRC_OPEN, ld->snap, NULL, NULL, &err,
                                            why, sizeof(why));
@@ -175,12 +172,13 @@ static void adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
     srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, srvocsp__engine_now(e)));
 }
 
-/* The stored bytes of a new entry, deferred by load_stored, go to be
- * verified (by the pool, or by the engine thread when the pool cannot take
- * them) and are judged as the source SRVOCSP__SRC_OPEN in complete.c,
- * which then plans the entry.  Until then the entry is not in the heap:
- * nothing is fetched before the stored response was judged. */
-static void verify_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
+/* The stored response of a new entry, deferred by load_stored, is read
+ * and verified (by the pool, or by the engine thread when the pool cannot
+ * take it: srvocsp__completion_evaluate) and judged as the source
+ * SRVOCSP__SRC_OPEN in complete.c, which then plans the entry.  Until then
+ * the entry is not in the heap: nothing is fetched before the stored
+ * response was judged. */
+static void verify_stored(srvocsp_engine *e, srvocsp__entry *en)
 {
     srvocsp__completion *c = srvocsp__completion_new_locked(en, SRVOCSP__SRC_OPEN);
 
@@ -193,9 +191,7 @@ static void verify_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
         srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, srvocsp__engine_now(e)));
         return;
     }
-    c->body = ld->der;
-    c->body_len = ld->len;
-    ld->der = NULL;
+    c->read_stored = true;
     c->http_status = 200;
     c->url = "stored";
     if (!srvocsp__pool_take_locked(e, c))
@@ -340,10 +336,13 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
         en->handles->prev = h;
     en->handles = h;
     e->stats.handles_open++;
-    if (created && ld.der != NULL)
-        verify_stored(e, en, &ld);
-    e->kicked = true;
-    srvocsp__engine_wake_locked(e);
+    if (created && ld.deferred) {
+        /* The pool's answer wakes the engine: nothing to plan before. */
+        verify_stored(e, en);
+    } else {
+        e->kicked = true;
+        srvocsp__engine_wake_locked(e);
+    }
     if (!(params->flags & SRVOCSP_OPEN_ASYNC))
         wait_first(e, en, h, params->url_timeout_ms);
     pthread_mutex_unlock(&e->mu);

@@ -27,12 +27,44 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A deferred open's stored response, read: the text of the note that
+ * says why it is not served, as srvocsp_open would write it (handle.c). */
+static srvocsp_error read_stored(srvocsp__completion *c, char *why, size_t whylen)
+{
+    srvocsp__entry *en = c->en;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    uint64_t version = 0;
+    char lwhy[SRVOCSP__REASON_LEN];
+
+    if (en->store->ops->load(en->store, en->store_name, en->max_response_size, &der, &len,
+                             &version, lwhy, sizeof(lwhy)) != SRVOCSP_OK) {
+        srvocsp__fmt(why, whylen, "stored response ignored: %s", lwhy);
+        return SRVOCSP_E_STORE;
+    }
+    c->store_version = version;
+    c->has_version = true;
+    c->body = der;
+    c->body_len = len;
+    return SRVOCSP_OK;
+}
+
 srvocsp_error srvocsp__completion_evaluate(srvocsp_engine *e, srvocsp__completion *c,
                                            srvocsp_response **out, char *why, size_t whylen)
 {
     srvocsp__entry *en = c->en;
     srvocsp__policy pol = en->pol;
     srvocsp_http_result res;
+    srvocsp_error err;
+    char vwhy[SRVOCSP__REASON_LEN];
+
+    *out = NULL;
+    if (c->read_stored) {
+        if (c->body == NULL && (err = read_stored(c, why, whylen)) != SRVOCSP_OK)
+            return err;
+        if (c->body == NULL)
+            return SRVOCSP_OK; /* nothing stored: nothing to judge */
+    }
 
     memset(&res, 0, sizeof(res));
     res.error = c->error;
@@ -43,7 +75,13 @@ srvocsp_error srvocsp__completion_evaluate(srvocsp_engine *e, srvocsp__completio
     res.body_len = c->body_len;
     res.detail = c->detail[0] ? c->detail : NULL;
     pol.now = srvocsp__engine_now(e);
-    return srvocsp__accept_http(&res, en->leaf, en->issuer, &pol, out, why, whylen);
+    if (!c->read_stored)
+        return srvocsp__accept_http(&res, en->leaf, en->issuer, &pol, out, why, whylen);
+    err = srvocsp__accept_http(&res, en->leaf, en->issuer, &pol, out, vwhy, sizeof(vwhy));
+    if (err != SRVOCSP_OK)
+        srvocsp__fmt(why, whylen, "stored response ignored (%s): %s", srvocsp_error_name(err),
+                     vwhy);
+    return err;
 }
 
 /* How many threads: one per core, at most SRVOCSP__POOL_MAX.  Asked once:
