@@ -10,9 +10,23 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 typedef struct srvocsp__entry srvocsp__entry;
 typedef struct srvocsp__host srvocsp__host;
+
+/* An entry's failure texts (srvocsp__entry.texts). */
+typedef enum srvocsp__text {
+    SRVOCSP__TEXT_LAST,          /* why the last attempt failed ("" after a success) */
+    SRVOCSP__TEXT_ATTEMPT,       /* every URL's reason in the current attempt */
+    SRVOCSP__TEXT_NOTE,          /* why the stored response was not used */
+    SRVOCSP__TEXT_N
+} srvocsp__text;
+
+struct srvocsp__texts {
+    char t[SRVOCSP__TEXT_N][SRVOCSP__REASON_LEN];
+};
 
 /* Responders we talk to, for per-host concurrency. */
 struct srvocsp__host {
@@ -57,8 +71,11 @@ struct srvocsp__entry {
     unsigned unchanged;          /* answers in a row that repeated the held one */
     uint64_t attempts_done;
     srvocsp_error last_err;
-    char last_reason[SRVOCSP__REASON_LEN];
-    char attempt_reasons[SRVOCSP__REASON_LEN];
+    /* The texts of failures (last_reason, attempt_reasons, note), allocated
+     * at an entry's first failure: 1.5 KiB that most entries never need,
+     * and half of what 100,000 of them cost.  Read with
+     * srvocsp__entry_text, written through srvocsp__entry_text_buf. */
+    struct srvocsp__texts *texts;
 
     srvocsp_handle *handles;     /* list of open handles */
     srvocsp__entry *hash_next;
@@ -67,7 +84,6 @@ struct srvocsp__entry {
     srvocsp__entry *note_next;
     bool note_pending;           /* why the stored response was not used */
     srvocsp_error note_err;
-    char note[SRVOCSP__REASON_LEN];
 
     /* The fleet (engine/fleet.c), under eng->mu or on the engine thread. */
     srvocsp__store *fleet;       /* the shared store, borrowed from eng->fleet; NULL if none */
@@ -197,6 +213,34 @@ static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
 static inline bool srvocsp__on_engine_thread_locked(srvocsp_engine *e)
 {
     return e->running && pthread_equal(pthread_self(), e->thread);
+}
+
+/* An entry's text |which| (under e->mu): "" when none was written. */
+static inline const char *srvocsp__entry_text(const srvocsp__entry *en, srvocsp__text which)
+{
+    return en->texts != NULL ? en->texts->t[which] : "";
+}
+
+/* The buffer of an entry's text |which| (SRVOCSP__REASON_LEN bytes, under
+ * e->mu), allocated with the others at the first use; NULL when that
+ * allocation fails (the text is then lost, nothing else). */
+static inline char *srvocsp__entry_text_buf(srvocsp__entry *en, srvocsp__text which)
+{
+    if (en->texts == NULL && (en->texts = calloc(1, sizeof(*en->texts))) == NULL)
+        return NULL;
+    return en->texts->t[which];
+}
+
+/* Writes an entry's text |which| (under e->mu). */
+static inline void srvocsp__entry_set_text(srvocsp__entry *en, srvocsp__text which,
+                                           const char *text)
+{
+    char *b;
+
+    if (text[0] == '\0' && en->texts == NULL)
+        return; /* "" already */
+    if ((b = srvocsp__entry_text_buf(en, which)) != NULL)
+        snprintf(b, SRVOCSP__REASON_LEN, "%s", text);
 }
 
 /* heap.c: entries by next attempt.  The heap has room for every entry

@@ -466,7 +466,7 @@ srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char *buf, size_t l
     pthread_mutex_lock(&e->mu);
     err = h->entry->last_err;
     if (buf != NULL && len > 0)
-        snprintf(buf, len, "%s", h->entry->last_reason);
+        snprintf(buf, len, "%s", srvocsp__entry_text(h->entry, SRVOCSP__TEXT_LAST));
     pthread_mutex_unlock(&e->mu);
     return err;
 }

@@ -39,7 +39,7 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, srvocsp__start_item *i
             continue; /* rescheduled when it completes */
         en->url_idx = en->url_pref < en->req.n_urls ? en->url_pref : 0;
         en->url_tries = 0;
-        en->attempt_reasons[0] = '\0';
+        srvocsp__entry_set_text(en, SRVOCSP__TEXT_ATTEMPT, "");
         srvocsp__ready_push(e, en);
     }
     for (h = e->hosts; h != NULL && n < max; h = h->next) {
