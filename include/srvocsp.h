@@ -361,6 +361,15 @@ typedef struct srvocsp_handle srvocsp_handle;
 
 /* Open flags. */
 #define SRVOCSP_OPEN_ASYNC 0x1u  /* return at once; first retrieval in background */
+/* With SRVOCSP_OPEN_ASYNC and a directory: the stored response is read at
+ * open but verified afterwards, on the engine's verification threads (one
+ * per core, at most 4), instead of before srvocsp_open returns.  The handle
+ * serves it once verified (get returns E_OFFLINE until then, never waits)
+ * and nothing is fetched for the certificate before it was judged.  For
+ * opening many certificates at once: 100,000 stored responses are then
+ * verified on every core instead of on the opening thread.  Without this
+ * flag the stored response is served from the first get after the open. */
+#define SRVOCSP_OPEN_DEFER_STORED 0x2u
 
 typedef enum srvocsp_hash {
     SRVOCSP_HASH_SHA1 = 0,       /* what every responder supports (RFC 5019) */

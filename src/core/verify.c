@@ -222,37 +222,85 @@ static int status_rank(int st)
     return st == V_OCSP_CERTSTATUS_REVOKED ? 2 : st == V_OCSP_CERTSTATUS_UNKNOWN ? 1 : 0;
 }
 
+/* The DER header of a TLV with |tag| and a |n|-byte body, written to |p|
+ * (at most 6 bytes); returns its size. */
+static size_t der_header(unsigned char *p, unsigned char tag, size_t n)
+{
+    size_t k = 0, i;
+
+    p[0] = tag;
+    if (n < 0x80) {
+        p[1] = (unsigned char)n;
+        return 2;
+    }
+    for (i = n; i != 0; i >>= 8)
+        k++;
+    p[1] = (unsigned char)(0x80 | k);
+    for (i = 0; i < k; i++)
+        p[2 + i] = (unsigned char)(n >> (8 * (k - 1 - i)));
+    return 2 + k;
+}
+
 /* Clients refuse a staple that is not DER (a BER indefinite length in the
  * outer layers, a constructed OCTET STRING), and some responders send one.
  * The signature covers the DER of tbsResponseData (OpenSSL verifies over
- * its re-encoding), so encoding the whole response again from what was
- * parsed yields DER with exactly the signed bytes.  Sets |*canon| only when
- * the result differs from the input; the caller stores that instead. */
-static srvocsp_error canonical_der(OCSP_RESPONSE *resp, OCSP_BASICRESP *bs,
-                                   const unsigned char *der, size_t len, unsigned char **canon,
-                                   size_t *canon_len, char *why, size_t whylen)
+ * its re-encoding), so encoding the response again from what was parsed
+ * yields DER with exactly the signed bytes.  Only the BasicOCSPResponse is
+ * encoded by OpenSSL: the layers around it (status successful, type
+ * id-pkix-ocsp-basic, the OCTET STRING) have one DER form, written here,
+ * which spares building a second OCSPResponse and encoding the basic
+ * response into it a second time.  Sets |*canon| only when the result
+ * differs from the input; the caller stores that instead. */
+static srvocsp_error canonical_der(OCSP_BASICRESP *bs, const unsigned char *der, size_t len,
+                                   unsigned char **canon, size_t *canon_len, char *why,
+                                   size_t whylen)
 {
-    OCSP_RESPONSE *again = NULL;
-    unsigned char *buf = NULL;
+    /* successful (ENUMERATED 0), then id-pkix-ocsp-basic 1.3.6.1.5.5.7.48.1.1 */
+    static const unsigned char status[] = {0x0a, 0x01, 0x00};
+    static const unsigned char basic_oid[] = {0x06, 0x09, 0x2b, 0x06, 0x01, 0x05,
+                                              0x05, 0x07, 0x30, 0x01, 0x01};
+    unsigned char hdr[64], oct[8], seq[8], tag0[8], outer[8], *buf = NULL, *w;
+    size_t n_oct, n_seq, n_tag0, n_outer, body, total, hlen;
     int n;
 
-    (void)resp;
     *canon = NULL;
     *canon_len = 0;
-    again = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);
-    if (again == NULL || (n = i2d_OCSP_RESPONSE(again, &buf)) <= 0) {
-        OCSP_RESPONSE_free(again);
+    n = i2d_OCSP_BASICRESP(bs, &buf);
+    if (n <= 0) {
         srvocsp__fmt(why, whylen, "cannot encode the response as DER");
         srvocsp__drain_ossl(why, whylen);
         return SRVOCSP_E_NOMEM;
     }
-    OCSP_RESPONSE_free(again);
-    if ((size_t)n == len && memcmp(buf, der, len) == 0) {
+    n_oct = der_header(oct, 0x04, (size_t)n);
+    body = sizeof(basic_oid) + n_oct + (size_t)n;
+    n_seq = der_header(seq, 0x30, body);
+    body += n_seq;
+    n_tag0 = der_header(tag0, 0xa0, body);
+    body += n_tag0 + sizeof(status);
+    n_outer = der_header(outer, 0x30, body);
+    total = n_outer + body;
+    w = hdr;
+    memcpy(w, outer, n_outer), w += n_outer;
+    memcpy(w, status, sizeof(status)), w += sizeof(status);
+    memcpy(w, tag0, n_tag0), w += n_tag0;
+    memcpy(w, seq, n_seq), w += n_seq;
+    memcpy(w, basic_oid, sizeof(basic_oid)), w += sizeof(basic_oid);
+    memcpy(w, oct, n_oct), w += n_oct;
+    hlen = (size_t)(w - hdr);
+    if (total == len && memcmp(der, hdr, hlen) == 0 && memcmp(der + hlen, buf, (size_t)n) == 0) {
         OPENSSL_free(buf);
         return SRVOCSP_OK;
     }
-    *canon = buf;
-    *canon_len = (size_t)n;
+    *canon = OPENSSL_malloc(total);
+    if (*canon == NULL) {
+        OPENSSL_free(buf);
+        srvocsp__fmt(why, whylen, "out of memory");
+        return SRVOCSP_E_NOMEM;
+    }
+    memcpy(*canon, hdr, hlen);
+    memcpy(*canon + hlen, buf, (size_t)n);
+    *canon_len = total;
+    OPENSSL_free(buf);
     return SRVOCSP_OK;
 }
 
@@ -275,6 +323,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     OCSP_RESPONSE *resp = NULL;
     OCSP_BASICRESP *bs = NULL;
     OCSP_CERTID *ours = NULL;
+    const EVP_MD *ours_md = NULL;
     srvocsp_response *snap = NULL;
     const unsigned char *p = der;
     srvocsp_error err = SRVOCSP_E_INTERNAL;
@@ -345,13 +394,17 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
         md = EVP_get_digestbyobj(md_obj);
         if (md == NULL)
             continue;
-        OCSP_CERTID_free(ours);
-        ours = OCSP_cert_to_id(md, leaf, issuer);
-        if (ours == NULL) {
-            srvocsp__fmt(why, whylen, "cannot compute CertID of the certificate");
-            srvocsp__drain_ossl(why, whylen);
-            err = SRVOCSP_E_INTERNAL;
-            goto out;
+        /* Responses use one hash throughout: one CertID serves them all. */
+        if (ours == NULL || md != ours_md) {
+            OCSP_CERTID_free(ours);
+            ours_md = md;
+            ours = OCSP_cert_to_id(md, leaf, issuer);
+            if (ours == NULL) {
+                srvocsp__fmt(why, whylen, "cannot compute CertID of the certificate");
+                srvocsp__drain_ossl(why, whylen);
+                err = SRVOCSP_E_INTERNAL;
+                goto out;
+            }
         }
         if (OCSP_id_cmp(ours, cid) != 0)
             continue;
@@ -438,7 +491,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
         }
     }
 
-    err = canonical_der(resp, bs, der, len, &canon, &canon_len, why, whylen);
+    err = canonical_der(bs, der, len, &canon, &canon_len, why, whylen);
     if (err != SRVOCSP_OK)
         goto out;
 

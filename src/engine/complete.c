@@ -19,27 +19,6 @@ struct offer_wait {
     char why[SRVOCSP__REASON_LEN];
 };
 
-/* Turns an HTTP outcome into a verified snapshot or a reason.  Runs
- * without the lock: reads only the entry's immutable fields. */
-static srvocsp_error evaluate(srvocsp_engine *e, srvocsp__completion *c, srvocsp_response **out,
-                              char *why, size_t whylen)
-{
-    srvocsp__entry *en = c->en;
-    srvocsp__policy pol = en->pol;
-    srvocsp_http_result res;
-
-    memset(&res, 0, sizeof(res));
-    res.error = c->error;
-    res.http_status = c->http_status;
-    res.content_type = c->content_type;
-    res.content_encoding = c->content_encoding;
-    res.body = c->body;
-    res.body_len = c->body_len;
-    res.detail = c->detail[0] ? c->detail : NULL;
-    pol.now = srvocsp__engine_now(e);
-    return srvocsp__accept_http(&res, en->leaf, en->issuer, &pol, out, why, whylen);
-}
-
 /* The entry's work is over for now; openers waiting for a first attempt
  * are woken (|counted|: this was one). */
 static void work_over(srvocsp_engine *e, srvocsp__entry *en, bool counted)
@@ -70,11 +49,15 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     srvocsp__verdict v = SRVOCSP__V_REFUSE;
 
     why[0] = '\0';
-    if (c->slot)
+    if (c->slot) {
         srvocsp__slot_release_locked(e, en);
+        c->slot = false; /* once, even if the pool sends it back here */
+    }
     if (c->has_version)
         en->store_version = c->store_version; /* an unusable version is not read again */
 
+    if (c->src == SRVOCSP__SRC_OPEN && en->dead)
+        goto out; /* closed before its stored response was read */
     if (c->wait) {
         if (!en->dead)
             srvocsp__outcome_nothing_locked(e, en, c->src, c->wait_at, c->fail_err,
@@ -85,10 +68,33 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     if (c->snap != NULL) {
         snap = c->snap;
         c->snap = NULL;
+        err = c->evaluated ? c->eval_err : SRVOCSP_OK;
+    } else if (c->evaluated) {
+        err = c->eval_err;
+        srvocsp__fmt(why, sizeof(why), "%s", c->eval_why);
+    } else if (c->src != SRVOCSP__SRC_OFFER && !en->dead && srvocsp__pool_take_locked(e, c)) {
+        /* Verified on a pool thread, then back here with the result; the
+         * completion keeps its reference.  Offers stay here: their thread
+         * waits for the verdict. */
+        return;
     } else {
         pthread_mutex_unlock(&e->mu);
-        err = evaluate(e, c, &snap, why, sizeof(why));
+        err = srvocsp__completion_evaluate(e, c, &snap, why, sizeof(why));
         pthread_mutex_lock(&e->mu);
+    }
+
+    if (c->src == SRVOCSP__SRC_OPEN) {
+        /* The directory's response of a deferred open, read and verified
+         * here instead of in srvocsp_open (handle.c): served at once unless
+         * refused, then a note says why (|why| is its text); the entry is
+         * planned below, only now, so nothing is fetched before the stored
+         * response was judged. */
+        if (err != SRVOCSP_OK)
+            srvocsp__entry_add_note_locked(en, err, why);
+        else if (snap != NULL)
+            (void)srvocsp__outcome_take_locked(e, en, c->src, snap, NULL, NULL, &err, why,
+                                               sizeof(why));
+        goto out;
     }
 
     if (c->src == SRVOCSP__SRC_OFFER) {

@@ -10,9 +10,23 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 typedef struct srvocsp__entry srvocsp__entry;
 typedef struct srvocsp__host srvocsp__host;
+
+/* An entry's failure texts (srvocsp__entry.texts). */
+typedef enum srvocsp__text {
+    SRVOCSP__TEXT_LAST,          /* why the last attempt failed ("" after a success) */
+    SRVOCSP__TEXT_ATTEMPT,       /* every URL's reason in the current attempt */
+    SRVOCSP__TEXT_NOTE,          /* why the stored response was not used */
+    SRVOCSP__TEXT_N
+} srvocsp__text;
+
+struct srvocsp__texts {
+    char t[SRVOCSP__TEXT_N][SRVOCSP__REASON_LEN];
+};
 
 /* Responders we talk to, for per-host concurrency. */
 struct srvocsp__host {
@@ -62,8 +76,11 @@ struct srvocsp__entry {
     unsigned future_looks;
     uint64_t attempts_done;
     srvocsp_error last_err;
-    char last_reason[SRVOCSP__REASON_LEN];
-    char attempt_reasons[SRVOCSP__REASON_LEN];
+    /* The texts of failures (last_reason, attempt_reasons, note), allocated
+     * at an entry's first failure: 1.5 KiB that most entries never need,
+     * and half of what 100,000 of them cost.  Read with
+     * srvocsp__entry_text, written through srvocsp__entry_text_buf. */
+    struct srvocsp__texts *texts;
 
     srvocsp_handle *handles;     /* list of open handles */
     srvocsp__entry *hash_next;
@@ -72,7 +89,6 @@ struct srvocsp__entry {
     srvocsp__entry *note_next;
     bool note_pending;           /* why the stored response was not used */
     srvocsp_error note_err;
-    char note[SRVOCSP__REASON_LEN];
 
     /* The fleet (engine/fleet.c), under eng->mu or on the engine thread. */
     srvocsp__store *fleet;       /* the shared store, borrowed from eng->fleet; NULL if none */
@@ -106,6 +122,8 @@ struct srvocsp_handle {
 typedef struct srvocsp__completion srvocsp__completion;
 typedef struct srvocsp__event srvocsp__event;
 
+#define SRVOCSP__POOL_MAX 4          /* verification threads per engine, at most */
+
 struct srvocsp_engine {
     pthread_mutex_t mu;
     pthread_cond_t wake;         /* the engine thread waits here */
@@ -123,6 +141,7 @@ struct srvocsp_engine {
     bool exited;                 /* the process is exiting: no thread starts again */
     bool kicked;
     bool idle;                   /* nothing in flight, nothing due */
+    bool wake_sent;              /* a transport wakeup is pending since the last turn began */
 
     srvocsp__entry **buckets;
     size_t n_buckets;
@@ -149,6 +168,17 @@ struct srvocsp_engine {
     bool fork_hold;
     bool parked;
     bool manual;                 /* no thread: stepped by srvocsp__engine_step */
+
+    /* pool.c: threads that verify completions beside the engine thread;
+     * under mu. */
+    pthread_cond_t pool_cv;      /* workers wait here */
+    pthread_t pool_threads[SRVOCSP__POOL_MAX];
+    unsigned pool_n;             /* threads started */
+    srvocsp__completion *pool_active[SRVOCSP__POOL_MAX]; /* being verified */
+    srvocsp__completion *pool_head, *pool_tail;          /* waiting */
+    bool pool_stop;
+    bool pool_failed;            /* no thread could start: verify inline */
+
     atomic_bool restart_pending;
     srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
 };
@@ -158,7 +188,7 @@ struct srvocsp_engine {
  * The engine's files, each calling only those listed before it
  * (src/engine/README.md):
  *   heap.c, dirsync.c, fleet_table.c, entries.c, events.c, outcome.c,
- *   queue.c, fleet.c, complete.c, sources.c, loop.c, lifecycle.c,
+ *   queue.c, pool.c, fleet.c, complete.c, sources.c, loop.c, lifecycle.c,
  *   handle.c, chain.c
  * ------------------------------------------------------------------- */
 
@@ -167,12 +197,20 @@ static inline int64_t srvocsp__engine_now(srvocsp_engine *e)
     return e->clock.now(e->clock.ctx);
 }
 
-/* Wakes the engine thread, wherever it waits (caller holds e->mu). */
+/* Wakes the engine thread, wherever it waits (caller holds e->mu).  The
+ * transport's wakeup is a system call, and 10,000 opens in a row would
+ * make one each: one is enough until the thread begins its next turn,
+ * which clears |wake_sent| under this lock before it looks at anything,
+ * and a wakeup not yet consumed stays pending in the transport (its next
+ * wait returns at once), so none is lost.  The condition variable is
+ * signalled every time: a signal nobody waits for is not remembered. */
 static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
 {
     pthread_cond_signal(&e->wake);
-    if (e->curl != NULL)
+    if (e->curl != NULL && !e->wake_sent) {
+        e->wake_sent = true;
         srvocsp__curl_wakeup(e->curl);
+    }
 }
 
 /* Whether the caller runs on |e|'s engine thread (an update callback);
@@ -180,6 +218,34 @@ static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
 static inline bool srvocsp__on_engine_thread_locked(srvocsp_engine *e)
 {
     return e->running && pthread_equal(pthread_self(), e->thread);
+}
+
+/* An entry's text |which| (under e->mu): "" when none was written. */
+static inline const char *srvocsp__entry_text(const srvocsp__entry *en, srvocsp__text which)
+{
+    return en->texts != NULL ? en->texts->t[which] : "";
+}
+
+/* The buffer of an entry's text |which| (SRVOCSP__REASON_LEN bytes, under
+ * e->mu), allocated with the others at the first use; NULL when that
+ * allocation fails (the text is then lost, nothing else). */
+static inline char *srvocsp__entry_text_buf(srvocsp__entry *en, srvocsp__text which)
+{
+    if (en->texts == NULL && (en->texts = calloc(1, sizeof(*en->texts))) == NULL)
+        return NULL;
+    return en->texts->t[which];
+}
+
+/* Writes an entry's text |which| (under e->mu). */
+static inline void srvocsp__entry_set_text(srvocsp__entry *en, srvocsp__text which,
+                                           const char *text)
+{
+    char *b;
+
+    if (text[0] == '\0' && en->texts == NULL)
+        return; /* "" already */
+    if ((b = srvocsp__entry_text_buf(en, which)) != NULL)
+        snprintf(b, SRVOCSP__REASON_LEN, "%s", text);
 }
 
 /* heap.c: entries by next attempt.  The heap has room for every entry
@@ -335,6 +401,13 @@ struct srvocsp__completion {
     srvocsp_error fail_err;
     char detail[SRVOCSP__REASON_LEN];
     struct offer_wait *offer;    /* the offering thread's, while it waits */
+    /* The directory's response of a deferred open: read by whoever
+     * verifies it (srvocsp__completion_evaluate), into |body|. */
+    bool read_stored;
+    /* Verified by the pool (pool.c): the result, |snap| when accepted. */
+    bool evaluated;
+    srvocsp_error eval_err;
+    char eval_why[SRVOCSP__REASON_LEN];
     bool leased;                 /* holds the directory's lease (|lease|) */
     int lease;
 };
@@ -354,6 +427,30 @@ SRVOCSP__HIDDEN void srvocsp__transport_done(void *arg, const srvocsp_http_resul
  * (consumed), or with nothing found (|snap| NULL: look again at |at|). */
 SRVOCSP__HIDDEN void srvocsp__deliver(srvocsp_engine *e, srvocsp__completion *c,
                                      srvocsp_response *snap, int64_t at);
+
+/* pool.c: verification beside the engine thread. */
+/* Verifies the bytes |c| carries (an HTTP answer, an offer, a stored file
+ * read at open) for its entry: the one check, wherever it runs.  Without
+ * the lock: reads only the entry's immutable fields. */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__completion_evaluate(srvocsp_engine *e,
+                                                          srvocsp__completion *c,
+                                                          srvocsp_response **out, char *why,
+                                                          size_t whylen);
+/* Takes |c| to be verified by a pool thread (started on first use), after
+ * which it comes back to the done queue with |evaluated| set.  False when
+ * the pool cannot take it: the caller verifies inline. */
+SRVOCSP__HIDDEN bool srvocsp__pool_take_locked(srvocsp_engine *e, srvocsp__completion *c);
+/* Whether completions are waiting for the pool or being verified. */
+SRVOCSP__HIDDEN bool srvocsp__pool_busy_locked(const srvocsp_engine *e);
+/* With fork_hold set: waits (until |deadline|) for the workers to leave
+ * OpenSSL. */
+SRVOCSP__HIDDEN void srvocsp__pool_park_locked(srvocsp_engine *e, const struct timespec *deadline);
+/* In a forked child: the work of the parent's workers goes back to the
+ * done queue; threads start again on the next use. */
+SRVOCSP__HIDDEN void srvocsp__pool_after_fork_locked(srvocsp_engine *e);
+/* Stops and joins the workers (no lock held); the work they had goes
+ * back to the done queue.  The pool takes nothing afterwards. */
+SRVOCSP__HIDDEN void srvocsp__pool_stop(srvocsp_engine *e);
 
 /* complete.c: the engine thread's handling of one completion, and the
  * offer's entry point. */

@@ -216,6 +216,7 @@ void srvocsp__entry_free(srvocsp__entry *en)
     srvocsp__request_clear(&en->req);
     free(en->proxy);
     free(en->fleet_pending_der);
+    free(en->texts);
     if (en->store)
         en->store->ops->free(en->store);
     free(en);

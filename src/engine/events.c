@@ -78,10 +78,10 @@ void srvocsp__entry_add_note_locked(srvocsp__entry *en, srvocsp_error err, const
 {
     srvocsp_engine *e = en->eng;
 
-    snprintf(en->note, sizeof(en->note), "%s", note);
+    srvocsp__entry_set_text(en, SRVOCSP__TEXT_NOTE, note);
     en->note_err = err;
     en->last_err = err;
-    snprintf(en->last_reason, sizeof(en->last_reason), "%s", note);
+    srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, note);
     if (en->note_pending)
         return;
     en->note_pending = true;
@@ -99,8 +99,8 @@ void srvocsp__events_from_notes_locked(srvocsp_engine *e, srvocsp__event **list)
         e->notes = en->note_next;
         en->note_pending = false;
         if (!en->dead)
-            srvocsp__events_queue(en, SRVOCSP_EVENT_FAILED, NULL, en->note_err, en->note, NULL,
-                                  0, list);
+            srvocsp__events_queue(en, SRVOCSP_EVENT_FAILED, NULL, en->note_err,
+                                  srvocsp__entry_text(en, SRVOCSP__TEXT_NOTE), NULL, 0, list);
         srvocsp__entry_unref_locked(en);
     }
 }

@@ -33,7 +33,7 @@ static const char *params_problem(const srvocsp_params *p)
 {
     if (p->struct_size < sizeof(*p))
         return "params struct_size is smaller than this library's srvocsp_params";
-    if (p->flags & ~SRVOCSP_OPEN_ASYNC)
+    if (p->flags & ~(SRVOCSP_OPEN_ASYNC | SRVOCSP_OPEN_DEFER_STORED))
         return "unknown flag bits";
     if (p->url_timeout_ms == 0)
         return "url_timeout_ms must be > 0";
@@ -89,12 +89,18 @@ typedef struct loaded {
     srvocsp__store *store;
     char name[SRVOCSP__STORE_NAME_LEN + 1];
     srvocsp_response *snap;      /* verified, or NULL */
+    bool deferred;               /* to be read and verified on the pool */
     uint64_t version;
     srvocsp_error err;           /* why nothing usable was loaded */
     char why[SRVOCSP__REASON_LEN];
 } loaded;
 
-static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *issuer, int64_t now)
+/* Reads what the directory holds for the certificate and verifies it, or,
+ * with |defer| (SRVOCSP_OPEN_DEFER_STORED), leaves both to the pool once
+ * the entry exists (verify_stored): opening 100,000 certificates then
+ * costs the caller neither, and they run on every core. */
+static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *issuer, int64_t now,
+                        bool defer)
 {
     unsigned char *der = NULL;
     size_t len = 0;
@@ -113,6 +119,10 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
     }
     if (p->directory_mode == SRVOCSP_DIR_WRITE_ONLY)
         return; /* write-only: the store is for saving */
+    if (defer) {
+        l->deferred = true;
+        return;
+    }
     if (l->store->ops->load(l->store, l->name, p->max_response_size, &der, &len, &l->version, why,
                             sizeof(why)) != SRVOCSP_OK) {
         l->err = SRVOCSP_E_STORE;
@@ -152,12 +162,40 @@ static void adopt_stored(srvocsp_engine *e, srvocsp__entry *en, loaded *ld)
     ld->store = NULL;
     memcpy(en->store_name, ld->name, sizeof(en->store_name));
     en->store_version = ld->version;
+    if (ld->deferred)
+        return; /* planned once the stored response is judged: see verify_stored */
     if (ld->snap != NULL)
         (void)srvocsp__outcome_take_locked(e, en, SRVOCSP__SRC_OPEN, ld->snap, NULL, NULL, &err,
                                            why, sizeof(why));
     else if (ld->err != SRVOCSP_OK)
         srvocsp__entry_add_note_locked(en, ld->err, ld->why);
     srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, srvocsp__engine_now(e)));
+}
+
+/* The stored response of a new entry, deferred by load_stored, is read
+ * and verified (by the pool, or by the engine thread when the pool cannot
+ * take it: srvocsp__completion_evaluate) and judged as the source
+ * SRVOCSP__SRC_OPEN in complete.c, which then plans the entry.  Until then
+ * the entry is not in the heap: nothing is fetched before the stored
+ * response was judged. */
+static void verify_stored(srvocsp_engine *e, srvocsp__entry *en)
+{
+    srvocsp__completion *c = srvocsp__completion_new_locked(en, SRVOCSP__SRC_OPEN);
+
+    if (c == NULL || (c->content_type = srvocsp__strdup("application/ocsp-response")) == NULL) {
+        if (c != NULL) {
+            srvocsp__completion_free(c);
+            srvocsp__entry_unref_locked(en);
+        }
+        srvocsp__entry_add_note_locked(en, SRVOCSP_E_NOMEM, "stored response ignored: out of memory");
+        srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, srvocsp__engine_now(e)));
+        return;
+    }
+    c->read_stored = true;
+    c->http_status = 200;
+    c->url = "stored";
+    if (!srvocsp__pool_take_locked(e, c))
+        srvocsp__done_push_locked(e, c);
 }
 
 /* Frees an entry that no handle ever used. */
@@ -209,6 +247,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     srvocsp_error err;
     loaded ld;
     srvocsp__store *fleet = NULL;
+    bool created = false, defer;
 
     memset(&req, 0, sizeof(req));
     memset(&ld, 0, sizeof(ld));
@@ -240,7 +279,8 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     if (err != SRVOCSP_OK)
         return NULL; /* error already set */
 
-    load_stored(&ld, params, leaf, issuer, e->clock.now(e->clock.ctx));
+    defer = (params->flags & SRVOCSP_OPEN_ASYNC) && (params->flags & SRVOCSP_OPEN_DEFER_STORED);
+    load_stored(&ld, params, leaf, issuer, e->clock.now(e->clock.ctx), defer);
     if (!srvocsp__fleet_open_store(params, &fleet))
         goto fail; /* bad URL, refused AUTH: the error says which */
     h = srvocsp__calloc(1, sizeof(*h));
@@ -275,6 +315,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
             goto nomem;
         }
         adopt_stored(e, en, &ld);
+        created = true;
         if (!srvocsp__fleet_attach_locked(en, &fleet)) {
             discard_entry(en);
             pthread_mutex_unlock(&e->mu);
@@ -295,8 +336,13 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
         en->handles->prev = h;
     en->handles = h;
     e->stats.handles_open++;
-    e->kicked = true;
-    srvocsp__engine_wake_locked(e);
+    if (created && ld.deferred) {
+        /* The pool's answer wakes the engine: nothing to plan before. */
+        verify_stored(e, en);
+    } else {
+        e->kicked = true;
+        srvocsp__engine_wake_locked(e);
+    }
     if (!(params->flags & SRVOCSP_OPEN_ASYNC))
         wait_first(e, en, h, params->url_timeout_ms);
     pthread_mutex_unlock(&e->mu);
@@ -420,7 +466,7 @@ srvocsp_error srvocsp_handle_last_failure(srvocsp_handle *h, char *buf, size_t l
     pthread_mutex_lock(&e->mu);
     err = h->entry->last_err;
     if (buf != NULL && len > 0)
-        snprintf(buf, len, "%s", h->entry->last_reason);
+        snprintf(buf, len, "%s", srvocsp__entry_text(h->entry, SRVOCSP__TEXT_LAST));
     pthread_mutex_unlock(&e->mu);
     return err;
 }

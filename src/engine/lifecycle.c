@@ -34,11 +34,16 @@ static void park_for_fork_locked(srvocsp_engine *e)
 {
     struct timespec ts;
 
-    if (!e->running || pthread_equal(pthread_self(), e->thread))
-        return; /* no thread, or a callback of this engine forks */
+    if (e->running && pthread_equal(pthread_self(), e->thread))
+        return; /* a callback of this engine forks */
     e->fork_hold = true;
-    srvocsp__engine_wake_locked(e);
     srvocsp__deadline_ms(&ts, FORK_PARK_WAIT_MS);
+    /* The verification threads (pool.c) finish the response they are on
+     * and wait; they are in OpenSSL otherwise. */
+    srvocsp__pool_park_locked(e, &ts);
+    if (!e->running)
+        return;
+    srvocsp__engine_wake_locked(e);
     while (e->running && !e->parked)
         if (pthread_cond_timedwait(&e->progress, &e->mu, &ts) != 0)
             break;
@@ -70,6 +75,7 @@ static void atfork_parent(void)
         if (e->fork_hold) {
             e->fork_hold = false;
             pthread_cond_broadcast(&e->wake);
+            pthread_cond_broadcast(&e->pool_cv);
         }
         pthread_mutex_unlock(&e->mu);
     }
@@ -124,6 +130,8 @@ static void atfork_child(void)
             e->curl = srvocsp__curl_new(&e->cfg);
             e->transport.ctx = e->curl;
         }
+        /* After the new transport: requeued work wakes the engine through it. */
+        srvocsp__pool_after_fork_locked(e);
         atomic_store(&e->restart_pending, true);
         pthread_mutex_unlock(&e->mu);
     }
@@ -162,6 +170,9 @@ static void stop_at_exit(void)
         pthread_t t;
         bool join = false;
 
+        /* The verification threads first: they are in OpenSSL between two
+         * responses at most. */
+        srvocsp__pool_stop(e);
         pthread_mutex_lock(&e->mu);
         e->exited = true;
         if (e->thread_valid && !e->joining && !srvocsp__on_engine_thread_locked(e)) {
@@ -264,6 +275,7 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&e->wake, &ca);
     pthread_cond_init(&e->progress, &ca);
+    pthread_cond_init(&e->pool_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_once(&g_atfork_once, register_atfork);
     pthread_once(&g_atexit_once, register_atexit);
@@ -316,6 +328,9 @@ void srvocsp_engine_free(srvocsp_engine *e)
             break;
         }
     pthread_mutex_unlock(&g_reg_mu);
+    /* The verification threads first: what they had goes back to the done
+     * queue, which the teardown below empties. */
+    srvocsp__pool_stop(e);
     pthread_mutex_lock(&e->mu);
     while (e->joining)
         pthread_cond_wait(&e->progress, &e->mu);
@@ -338,6 +353,7 @@ void srvocsp_engine_free(srvocsp_engine *e)
     pthread_mutex_unlock(&e->mu);
     pthread_cond_destroy(&e->wake);
     pthread_cond_destroy(&e->progress);
+    pthread_cond_destroy(&e->pool_cv);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }

@@ -39,7 +39,7 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, srvocsp__start_item *i
             continue; /* rescheduled when it completes */
         en->url_idx = en->url_pref < en->req.n_urls ? en->url_pref : 0;
         en->url_tries = 0;
-        en->attempt_reasons[0] = '\0';
+        srvocsp__entry_set_text(en, SRVOCSP__TEXT_ATTEMPT, "");
         srvocsp__ready_push(e, en);
     }
     for (h = e->hosts; h != NULL && n < max; h = h->next) {
@@ -163,6 +163,7 @@ static bool turn_locked(srvocsp_engine *e, srvocsp__start_item *items)
     size_t n;
 
     e->kicked = false;
+    e->wake_sent = false; /* from here on a change needs a new wakeup */
     srvocsp__events_from_notes_locked(e, &events);
     while (e->done_head != NULL) {
         srvocsp__completion *c = e->done_head;
@@ -217,7 +218,8 @@ static void *engine_main(void *arg)
             break;
         }
         top = srvocsp__heap_top(e);
-        e->idle = e->in_flight == 0 && e->n_ready == 0 && (top == NULL || top->next_at > now);
+        e->idle = e->in_flight == 0 && e->n_ready == 0 && !srvocsp__pool_busy_locked(e) &&
+                  (top == NULL || top->next_at > now);
         if (e->idle)
             pthread_cond_broadcast(&e->progress);
         wait_locked(e, top, now);
@@ -375,4 +377,5 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
     e->thread_valid = false;
     e->joining = false;
     e->stop = false;
+    e->wake_sent = false; /* the parent's pending wakeup proves nothing here */
 }

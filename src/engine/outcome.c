@@ -37,23 +37,27 @@ static void attempt_refused(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error
     e->stats.failures++;
     if (err == SRVOCSP_E_NOT_YET_VALID)
         en->future_seen = true; /* the backoff below looks again */
-    snprintf(en->last_reason, sizeof(en->last_reason), "%s", why);
+    srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, why);
     srvocsp__heap_set(e, en,
                       srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
                                                    srvocsp__engine_now(e), en->failures,
                                                    srvocsp__rand_unit_locked(e),
                                                    e->cfg.jitter_percent));
-    srvocsp__events_queue(en, SRVOCSP_EVENT_FAILED, NULL, err, en->last_reason, url, 0, events);
+    srvocsp__events_queue(en, SRVOCSP_EVENT_FAILED, NULL, err,
+                          srvocsp__entry_text(en, SRVOCSP__TEXT_LAST), url, 0, events);
 }
 
 void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error err,
                                         const char *why, const char *url, srvocsp__event **events)
 {
-    size_t used = strlen(en->attempt_reasons);
+    char *all = srvocsp__entry_text_buf(en, SRVOCSP__TEXT_ATTEMPT);
 
     /* Keep every URL's reason: "url: reason; url: reason". */
-    snprintf(en->attempt_reasons + used, sizeof(en->attempt_reasons) - used, "%s%s: %s",
-             used ? "; " : "", url, why);
+    if (all != NULL) {
+        size_t used = strlen(all);
+
+        snprintf(all + used, SRVOCSP__REASON_LEN - used, "%s%s: %s", used ? "; " : "", url, why);
+    }
     en->last_err = err;
     if (err == SRVOCSP_E_NOT_YET_VALID)
         en->future_seen = true;
@@ -62,7 +66,7 @@ void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvocsp__entry *en, s
         srvocsp__ready_push(e, en); /* same attempt, next URL, at once */
         return;
     }
-    attempt_refused(e, en, err, en->attempt_reasons, url, events);
+    attempt_refused(e, en, err, all != NULL ? all : why, url, events);
 }
 
 void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en, srvocsp__source src,
@@ -73,12 +77,12 @@ void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en, srvo
     if (why != NULL) {
         e->stats.failures++;
         en->last_err = err;
-        snprintf(en->last_reason, sizeof(en->last_reason), "%s", why);
+        srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, why);
     }
     srvocsp__heap_set(e, en, at != 0 ? at : srvocsp__entry_plan_locked(en, srvocsp__engine_now(e)));
     if (why != NULL)
-        srvocsp__events_queue(en, SRVOCSP_EVENT_FAILED, NULL, err, en->last_reason, NULL, 0,
-                              events);
+        srvocsp__events_queue(en, SRVOCSP_EVENT_FAILED, NULL, err,
+                              srvocsp__entry_text(en, SRVOCSP__TEXT_LAST), NULL, 0, events);
 }
 
 /* Schedules after a published response and queues its events. */
@@ -99,15 +103,20 @@ static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sn
          * the response's refresh point days away. */
         en->failures++;
         en->last_err = SRVOCSP_E_STATUS_UNKNOWN;
-        snprintf(en->last_reason, sizeof(en->last_reason),
-                 "%s: the responder does not know the certificate (unknown)", url);
+        {
+            char *b = srvocsp__entry_text_buf(en, SRVOCSP__TEXT_LAST);
+
+            if (b != NULL)
+                snprintf(b, SRVOCSP__REASON_LEN,
+                         "%s: the responder does not know the certificate (unknown)", url);
+        }
         at = srvocsp__sched_after_failure(&en->sched, snap, now, en->failures,
                                           srvocsp__rand_unit_locked(e), e->cfg.jitter_percent);
     } else {
         en->failures = 0;
         srvocsp__entry_future_clear_locked(en);
         en->last_err = SRVOCSP_OK;
-        en->last_reason[0] = '\0';
+        srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, "");
         at = srvocsp__sched_after_success(&en->sched, snap, now, true);
         /* Processes sharing a store must not all ask at the same second:
          * move the refresh earlier by up to half the jitter share of the
@@ -177,8 +186,8 @@ static void publish_open(srvocsp__entry *en, srvocsp_response *snap)
     if (snap->status == SRVOCSP_STATUS_UNKNOWN) { /* asked again at the failure backoff */
         en->failures = 1;
         en->last_err = SRVOCSP_E_STATUS_UNKNOWN;
-        srvocsp__fmt(en->last_reason, sizeof(en->last_reason),
-                     "stored response: the responder did not know the certificate (unknown)");
+        srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, "stored response: the responder did not "
+                                                        "know the certificate (unknown)");
     }
     srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
 }
@@ -246,7 +255,7 @@ srvocsp__verdict srvocsp__outcome_take_locked(srvocsp_engine *e, srvocsp__entry 
             en->failures = 0;
             srvocsp__entry_future_clear_locked(en);
             en->last_err = SRVOCSP_OK;
-            en->last_reason[0] = '\0';
+            srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, "");
             srvocsp__heap_set(e, en, srvocsp__sched_after_unchanged(&en->sched, cur, now));
         } else if (pol->attempt) {
             srvocsp__heap_set(e, en, srvocsp__entry_plan_locked(en, now));

@@ -37,10 +37,18 @@
 
 #define NCERTS 3
 #if defined(__SANITIZE_THREAD__)
-#define EXPECTED_THREADS "3"
+#define EXPECTED_THREADS 3
 #else
-#define EXPECTED_THREADS "2"
+#define EXPECTED_THREADS 2
 #endif
+/* The engine's verification threads (src/engine/pool.c), started in a
+ * process once it verifies answers in bulk: one per core, at most 4. */
+static int pool_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : n > 4 ? 4 : (int)n;
+}
 
 static tp_pki pki;
 static evil *ev;
@@ -349,9 +357,14 @@ static void one_fetch_for_all(const char *url, tr_redis *rd)
     assert_int_equal(start_together(k, 4, url, NULL), NCERTS);
     assert_int_equal(redis_keys(rd, "srvocsp:{*}:r"), NCERTS);
     /* Redis is driven by the engine's one thread: no thread of its own
-     * (main + engine; ThreadSanitizer adds one of its own). */
-    for (i = 0; i < 4; i++)
-        assert_string_equal(kid_ask(&k[i], "threads\n"), EXPECTED_THREADS);
+     * (main + engine; ThreadSanitizer adds one of its own; a process that
+     * fetched several at once has the verification threads too). */
+    for (i = 0; i < 4; i++) {
+        int t = atoi(kid_ask(&k[i], "threads\n"));
+
+        if (t != EXPECTED_THREADS && t != EXPECTED_THREADS + pool_threads())
+            fail_msg("process %d runs %d threads", i, t);
+    }
 
     /* A machine joining with the fleet's store warm and the responder
      * failing serves at once, without asking it. */

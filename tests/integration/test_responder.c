@@ -253,12 +253,15 @@ static int threads_now(void)
 /* One background thread per engine does everything, the HTTP transfers
  * included, and it ends once the last handle has closed and the retrievals
  * still in flight have ended (at most their timeout: they are not
- * cancelled). */
+ * cancelled).  Beside it, once answers came in bulk and until the engine
+ * is freed, its verification threads (src/engine/pool.c): one per core, at
+ * most 4. */
 static void test_one_engine_thread(void **s)
 {
     struct sockaddr_in a;
     socklen_t alen = sizeof(a);
     int fd = socket(AF_INET, SOCK_STREAM, 0), before, during, k;
+    long pool;
     char url[64];
     srvocsp_engine *eng;
     srvocsp_params p;
@@ -291,7 +294,14 @@ static void test_one_engine_thread(void **s)
     during = threads_now();
     print_message("  threads: %d before, %d with 3 handles and a transfer in flight\n", before,
                   during);
-    assert_int_equal(during, before + 1);
+    pool = sysconf(_SC_NPROCESSORS_ONLN);
+    pool = pool < 1 ? 1 : pool > 4 ? 4 : pool;
+    /* The verification threads start only for bulk work (several answers
+     * at once), which this may or may not have been. */
+    if (during != before + 1)
+        assert_int_equal(during, before + 1 + pool);
+    else
+        pool = 0;
     {
         srvocsp_response *r = srvocsp_get1_response(good);
 
@@ -301,11 +311,12 @@ static void test_one_engine_thread(void **s)
     srvocsp_close(good);
     srvocsp_close(revoked);
     srvocsp_close(hung);
-    for (k = 0; k < 600 && threads_now() != before; k++)
+    for (k = 0; k < 600 && threads_now() != before + pool; k++)
         usleep(10 * 1000);
     print_message("  the engine thread ended %d ms after the last close\n", k * 10);
-    assert_int_equal(threads_now(), before);
+    assert_int_equal(threads_now(), before + pool);
     srvocsp_engine_free(eng);
+    assert_int_equal(threads_now(), before); /* the verification threads are joined */
     close(fd);
 }
 

@@ -338,6 +338,80 @@ static void test_ber_outer_reencoded(void **state)
     free(der);
 }
 
+/* A DER length of |n| bytes written in |k| > minimal bytes (BER allows
+ * it, DER does not); returns the header size. */
+static size_t long_len(unsigned char *p, unsigned char tag, size_t n, size_t k)
+{
+    size_t i;
+
+    p[0] = tag;
+    p[1] = (unsigned char)(0x80 | k);
+    for (i = 0; i < k; i++)
+        p[2 + i] = (unsigned char)(n >> (8 * (k - 1 - i)));
+    return 2 + k;
+}
+
+/* Every outer layer, down to the OCTET STRING that wraps the basic
+ * response, with its length in a longer form than DER's: accepted, and
+ * what is kept is the DER, byte for byte what the responder would have
+ * sent in DER (the layers around the basic response are written by
+ * verify.c itself, so this checks them against OpenSSL's encoding). */
+static void test_ber_lengths_reencoded(void **state)
+{
+    static const unsigned char basic_oid[] = {0x06, 0x09, 0x2b, 0x06, 0x01, 0x05,
+                                              0x05, 0x07, 0x30, 0x01, 0x01};
+    tp_resp_opts o;
+    srvocsp_verify_opts vo;
+    srvocsp_response *r;
+    unsigned char *der, *ber, *w;
+    const unsigned char *kept, *basic;
+    size_t len, kl, bl, body;
+    int k;
+
+    (void)state;
+    srvocsp_verify_opts_init(&vo);
+    vo.now = now;
+    for (k = 0; k < 2; k++) {
+        /* A small response and one carrying a delegate certificate: lengths
+         * under 256 and over. */
+        tp_resp_opts_init(&o, &pki.good, &pki.ca, now);
+        if (k == 1) {
+            o.signer = &pki.delegate;
+            o.include_signer = true;
+        }
+        der = tp_response(&o, &len);
+        assert_non_null(der);
+        /* The basic response: after the last header of the outer layers. */
+        for (basic = der; basic + sizeof(basic_oid) < der + len; basic++)
+            if (memcmp(basic, basic_oid, sizeof(basic_oid)) == 0)
+                break;
+        assert_true(basic + sizeof(basic_oid) < der + len);
+        basic += sizeof(basic_oid);
+        assert_int_equal(basic[0], 0x04);
+        basic += basic[1] & 0x80 ? 2 + (basic[1] & 0x7f) : 2;
+        bl = len - (size_t)(basic - der);
+        ber = malloc(len + 32);
+        /* 30 [4] { 0a 01 00, a0 [4] { 30 [4] { oid, 04 [4] basic } } } */
+        body = 3 + 6 + 6 + sizeof(basic_oid) + 6 + bl;
+        w = ber;
+        w += long_len(w, 0x30, body, 4);
+        memcpy(w, "\x0a\x01\x00", 3), w += 3;
+        w += long_len(w, 0xa0, body - 3 - 6, 4);
+        w += long_len(w, 0x30, body - 3 - 12, 4);
+        memcpy(w, basic_oid, sizeof(basic_oid)), w += sizeof(basic_oid);
+        w += long_len(w, 0x04, bl, 4);
+        memcpy(w, basic, bl), w += bl;
+        r = srvocsp_verify_der(ber, (size_t)(w - ber), pki.good.cert, pki.ca.cert, &vo);
+        assert_non_null(r);
+        kept = srvocsp_response_der(r, &kl);
+        assert_int_equal(kl, len);
+        assert_memory_equal(kept, der, len);
+        srvocsp_response_free(r);
+        free(ber);
+        free(der);
+    }
+}
+
 /* The trust horizon: nextUpdate years ahead is not believed past the
  * maximum lifetime; a thisUpdate older than it is refused. */
 static void test_max_lifetime(void **state)
@@ -394,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_skew_and_time_options),
         cmocka_unit_test(test_renewed_delegate_any_order),
         cmocka_unit_test(test_ber_outer_reencoded),
+        cmocka_unit_test(test_ber_lengths_reencoded),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_errors_table),
     };
