@@ -74,6 +74,10 @@ struct srvocsp__entry {
      * soon, and at once after the clock is stepped (entries.c). */
     bool future_seen;
     unsigned future_looks;
+    /* Served from the directory at open while a shared store is attached:
+     * the next attempt only looks at the fleet's copy (which may carry a
+     * revocation announced while this process was down), no fetch. */
+    bool fleet_look;
     uint64_t attempts_done;
     srvocsp_error last_err;
     /* The texts of failures (last_reason, attempt_reasons, note), allocated
@@ -466,6 +470,7 @@ typedef struct srvocsp__start_item {
     srvocsp__completion *c;
     srvocsp_http_request req;
     bool check_store;            /* look for another process's newer save first */
+    bool fleet_look_only;        /* only look at the fleet's copy (entry's fleet_look) */
     uint64_t known_version;
     srvocsp_response *held;      /* the response held when picked (a reference), or NULL */
 } srvocsp__start_item;

@@ -284,7 +284,7 @@ static uint32_t lease_ttl_ms(const srvocsp__entry *en)
 }
 
 srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entry *en,
-                                               const srvocsp_response *held,
+                                               const srvocsp_response *held, bool look_only,
                                                srvocsp_response **snap, int64_t *at)
 {
     srvocsp__store *st = coordinator(en);
@@ -308,6 +308,12 @@ srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entr
             *snap = sh.snap;
             return SRVOCSP__FLEET_ADOPT;
         }
+    }
+    if (look_only) {
+        if (sh.kind != SHARED_UNREADABLE)
+            settle(e, en, st, held, &sh); /* ours newer: shared; a bad copy: reported */
+        shared_clear(&sh);
+        return SRVOCSP__FLEET_NOTHING;
     }
     /* A lease still held from our own failed attempt: ours to retry. */
     if (en->fleet_lease != NULL && en->fleet_token[0] != '\0')

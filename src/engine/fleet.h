@@ -13,15 +13,19 @@
 typedef enum srvocsp__fleet_step {
     SRVOCSP__FLEET_FETCH = 0,    /* ask the responder (lease held, or no fleet) */
     SRVOCSP__FLEET_ADOPT = 1,    /* the fleet has a verified response the verdict takes: |*snap| */
-    SRVOCSP__FLEET_WAIT = 2      /* another process is fetching: look again at |*at| */
+    SRVOCSP__FLEET_WAIT = 2,     /* another process is fetching: look again at |*at| */
+    SRVOCSP__FLEET_NOTHING = 3   /* a look only, and nothing to take: plan from what is held */
 } srvocsp__fleet_step;
 
 /* The engine thread, without the lock, before a scheduled fetch of |en|
  * (holding |held|, may be NULL).  For ADOPT, |*snap| (verified, judged
- * against |held|; the caller owns it) is the answer. */
+ * against |held|; the caller owns it) is the answer.  With |look_only|
+ * the fleet's copy is read and judged, and never a fetch: ADOPT or
+ * NOTHING. */
 SRVOCSP__HIDDEN srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e,
                                                                srvocsp__entry *en,
                                                                const srvocsp_response *held,
+                                                               bool look_only,
                                                                srvocsp_response **snap,
                                                                int64_t *at);
 /* The engine thread, without the lock, after a response from the network

@@ -321,6 +321,14 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
             pthread_mutex_unlock(&e->mu);
             goto nomem;
         }
+        if (en->fleet != NULL && srvocsp__cell_peek(&en->cell) != NULL &&
+            en->heap_idx != SIZE_MAX) {
+            /* Served from the directory: the fleet may know better (a
+             * revocation announced while this process was down).  One
+             * look at its copy now, without a fetch. */
+            en->fleet_look = true;
+            srvocsp__heap_set(e, en, srvocsp__engine_now(e));
+        }
     }
     if (srvocsp__engine_start_locked(e) != SRVOCSP_OK) {
         if (en->refs == 0)

@@ -66,6 +66,8 @@ static size_t pick_starts(srvocsp_engine *e, int64_t now, srvocsp__start_item *i
             it->check_store =
                 en->store != NULL && en->url_tries == 0 && srvocsp__dirsync_loads(&en->dirsync);
             it->known_version = en->store_version;
+            it->fleet_look_only = en->fleet_look;
+            en->fleet_look = false;
             it->held = srvocsp_response_up_ref(srvocsp__cell_peek(&en->cell));
             if (en->req.get_urls[en->url_idx] != NULL) {
                 it->req.url = en->req.get_urls[en->url_idx];

@@ -138,13 +138,16 @@ static bool fleet_step(srvocsp_engine *e, srvocsp__start_item *it)
     srvocsp_response *snap = NULL;
     int64_t at = 0;
 
-    switch (srvocsp__fleet_before_fetch(e, c->en, it->held, &snap, &at)) {
+    switch (srvocsp__fleet_before_fetch(e, c->en, it->held, it->fleet_look_only, &snap, &at)) {
     case SRVOCSP__FLEET_ADOPT:
         c->src = SRVOCSP__SRC_FLEET;
         srvocsp__deliver(e, c, snap, 0);
         return true;
     case SRVOCSP__FLEET_WAIT:
         srvocsp__deliver(e, c, NULL, at);
+        return true;
+    case SRVOCSP__FLEET_NOTHING:
+        srvocsp__deliver(e, c, NULL, 0); /* planned from what is held */
         return true;
     default:
         return false;
