@@ -8,7 +8,9 @@
  *
  * 0 OK, 1 WARNING (less than --warn left), 2 CRITICAL (less than --crit
  * left, expired, revoked, unknown, missing, unverifiable, no connection),
- * 3 UNKNOWN (usage).  A server that staples nothing for a certificate
+ * 3 UNKNOWN (the certificate or --cafile cannot be read).  A usage error
+ * exits 2, as for every srvocsp command: a monitoring system shows it as
+ * CRITICAL, which a check that cannot run deserves.  A server that staples nothing for a certificate
  * without an OCSP URL is OK (nothing to staple) unless the certificate is
  * must-staple.
  */
@@ -24,6 +26,8 @@
 #include "tls/staple_rules.h"
 
 enum { CHECK_OK = 0, CHECK_WARNING = 1, CHECK_CRITICAL = 2, CHECK_UNKNOWN = 3 };
+/* Usage errors: 2, as for every srvocsp command. */
+#define CHECK_USAGE 2
 
 static void check_usage(FILE *f)
 {
@@ -35,7 +39,8 @@ static void check_usage(FILE *f)
             "Reports the status and remaining validity of an OCSP response, from a file or\n"
             "stapled by a live TLS server, verified for the certificate, in the format of\n"
             "monitoring plugins.  Exit: 0 OK, 1 WARNING, 2 CRITICAL (also revoked, unknown,\n"
-            "missing, expired, unverifiable), 3 UNKNOWN (usage).\n");
+            "missing, expired, unverifiable, and a usage error), 3 UNKNOWN (the\n"
+            "certificate or --cafile cannot be read).\n");
 }
 
 static void human(int64_t s, char *buf, size_t len)
@@ -223,13 +228,13 @@ int cmd_check(int argc, char **argv)
             if (*end != '\0' || v < 0) {
                 fprintf(stderr, "srvocsp check: --%s '%s' is not a number of seconds\n",
                         c == 'w' ? "warn" : "crit", optarg);
-                return CHECK_UNKNOWN;
+                return CHECK_USAGE;
             }
             *(c == 'w' ? &warn : &crit) = v;
             break;
         }
         case 'h': check_usage(stdout); return CHECK_OK;
-        default: check_usage(stderr); return CHECK_UNKNOWN;
+        default: check_usage(stderr); return CHECK_USAGE;
         }
     }
     if (optind != argc || (file == NULL) == (connect == NULL) || (file && cert == NULL) ||
@@ -237,7 +242,7 @@ int cmd_check(int argc, char **argv)
         check_usage(stderr);
         if (crit > warn)
             fprintf(stderr, "srvocsp check: --crit must not exceed --warn\n");
-        return CHECK_UNKNOWN;
+        return CHECK_USAGE;
     }
     if (connect)
         return check_connect(connect, sni, cafile, warn, crit);

@@ -50,7 +50,7 @@ code() { "$CLI" check "$@" >/dev/null 2>&1; echo $?; }
 [ "$(code --file "$P/resp-revoked.der" --cert "$P/good.pem")" = 2 ] && ok "check: revoked -> 2" || bad "check: revoked"
 [ "$(code --file "$P/resp-good.der" --cert "$P/revoked.pem")" = 2 ] && ok "check: response of another certificate -> 2" || bad "check: other cert"
 [ "$(code --file "$DIR/missing.der" --cert "$P/good.pem")" = 2 ] && ok "check: missing file -> 2" || bad "check: missing"
-[ "$(code --frobnicate)" = 3 ] && ok "check: usage error -> 3" || bad "check: usage"
+[ "$(code --frobnicate)" = 2 ] && ok "check: usage error -> 2" || bad "check: usage"
 expect "check: one-line plugin output with perfdata" '^OCSP OK - good, .* \| seconds_left=[0-9]+;86400;3600$' \
     "$("$CLI" check --file "$P/resp-good.der" --cert "$P/good.pem")"
 
