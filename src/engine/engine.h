@@ -69,11 +69,11 @@ struct srvocsp__entry {
     srvocsp__host *host;         /* while in flight */
     unsigned failures;
     unsigned unchanged;          /* answers in a row that repeated the held one */
-    /* A response was refused only because its thisUpdate is ahead of this
-     * host's clock (E_NOT_YET_VALID): the clock may be behind.  Look again
-     * soon, and at once after the clock is stepped (entries.c). */
-    bool future_seen;
-    unsigned future_looks;
+    /* A response was refused for this host's clock alone
+     * (srvocsp__clock_bound): the clock may be wrong.  Look again soon, and
+     * at once after the clock is stepped (entries.c). */
+    bool clock_refused;
+    unsigned clock_looks;
     /* Served from the directory at open while a shared store is attached:
      * the next attempt only looks at the fleet's copy (which may carry a
      * revocation announced while this process was down), no fetch. */
@@ -299,14 +299,23 @@ SRVOCSP__HIDDEN int64_t srvocsp__jitter_earlier_locked(srvocsp_engine *e, int64_
  * times and its failure state alone (on open, after the wall clock
  * jumped, after a look at a store that brought nothing). */
 SRVOCSP__HIDDEN int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now);
-/* A response for |en| was refused only for a thisUpdate ahead of this
- * host's clock: it is looked for again after the failure backoff (or at
- * once when the clock is stepped), and never removed from a store for it:
- * the clock may be what is wrong. */
-SRVOCSP__HIDDEN void srvocsp__entry_saw_future_locked(srvocsp_engine *e, srvocsp__entry *en,
+/* Refusals that depend on this host's clock alone: from the future
+ * (behind), expired or too short (ahead).  Right for a host whose clock is
+ * right, so a stored copy refused for them stays in the store, and the
+ * entry looks again once the clock may be right. */
+static inline bool srvocsp__clock_bound(srvocsp_error err)
+{
+    return err == SRVOCSP_E_NOT_YET_VALID || err == SRVOCSP_E_EXPIRED ||
+           err == SRVOCSP_E_SHORT_VALIDITY;
+}
+/* A response for |en| was refused for this host's clock alone
+ * (srvocsp__clock_bound): it is looked for again after the failure
+ * backoff (or at once when the clock is stepped), and never removed from
+ * a store for it: the clock may be what is wrong. */
+SRVOCSP__HIDDEN void srvocsp__entry_clock_refused_locked(srvocsp_engine *e, srvocsp__entry *en,
                                                       int64_t now);
 /* A response was taken or confirmed: the clock agrees again. */
-SRVOCSP__HIDDEN void srvocsp__entry_future_clear_locked(srvocsp__entry *en);
+SRVOCSP__HIDDEN void srvocsp__entry_clock_clear_locked(srvocsp__entry *en);
 
 /* events.c: callbacks, run by the engine thread once the lock is down.
  * Events never call the public API. */

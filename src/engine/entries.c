@@ -288,25 +288,25 @@ void srvocsp__handle_unhold(srvocsp_handle *h)
     free(h);
 }
 
-void srvocsp__entry_saw_future_locked(srvocsp_engine *e, srvocsp__entry *en, int64_t now)
+void srvocsp__entry_clock_refused_locked(srvocsp_engine *e, srvocsp__entry *en, int64_t now)
 {
     int64_t at;
 
-    en->future_seen = true;
-    if (en->future_looks < 16)
-        en->future_looks++;
+    en->clock_refused = true;
+    if (en->clock_looks < 16)
+        en->clock_looks++;
     /* While an attempt runs or waits for a slot, it looks by itself. */
     if (en->dead || en->in_flight || en->queued || en->heap_idx == SIZE_MAX)
         return;
-    at = now + srvocsp__backoff_s(en->future_looks);
+    at = now + srvocsp__backoff_s(en->clock_looks);
     if (at < en->next_at)
         srvocsp__heap_set(e, en, at);
 }
 
-void srvocsp__entry_future_clear_locked(srvocsp__entry *en)
+void srvocsp__entry_clock_clear_locked(srvocsp__entry *en)
 {
-    en->future_seen = false;
-    en->future_looks = 0;
+    en->clock_refused = false;
+    en->clock_looks = 0;
 }
 
 int64_t srvocsp__entry_plan_locked(srvocsp__entry *en, int64_t now)

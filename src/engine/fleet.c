@@ -239,13 +239,6 @@ static void read_shared(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *s
     free(der);
 }
 
-/* Refusals that depend on this host's clock alone: a stored value refused
- * for them may be right for every other process of the fleet. */
-static bool time_bound(srvocsp_error err)
-{
-    return err == SRVOCSP_E_NOT_YET_VALID || err == SRVOCSP_E_EXPIRED;
-}
-
 /* Acts on a shared value that was not taken (lock not held): reported;
  * one that does not verify is removed if it is still those bytes; over
  * one the verdict refused, ours is saved when the verdict says so. */
@@ -258,13 +251,13 @@ static void settle(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *st,
     pthread_mutex_lock(&e->mu);
     if (!en->dead) {
         srvocsp__entry_add_note_locked(en, sh->err, sh->why);
-        if (sh->err == SRVOCSP_E_NOT_YET_VALID)
-            srvocsp__entry_saw_future_locked(e, en, srvocsp__engine_now(e));
+        if (srvocsp__clock_bound(sh->err))
+            srvocsp__entry_clock_refused_locked(e, en, srvocsp__engine_now(e));
     }
     pthread_mutex_unlock(&e->mu);
     if (sh->kind == SHARED_REFUSED)
         share(e, en, held); /* ours is newer: the fleet's copy was left behind */
-    else if (time_bound(sh->err))
+    else if (srvocsp__clock_bound(sh->err))
         ; /* right for a host whose clock is right: it stays for them */
     else if (st->ops->discard != NULL)
         st->ops->discard(st, en->store_name, sh->der,

@@ -105,7 +105,7 @@ static void replan_all(srvocsp_engine *e, int64_t now)
              * future", "expired") say nothing about the responder. */
             en->failures = 0;
             /* A response refused as from the future may be fine now. */
-            srvocsp__heap_set(e, en, en->future_seen ? now : srvocsp__entry_plan_locked(en, now));
+            srvocsp__heap_set(e, en, en->clock_refused ? now : srvocsp__entry_plan_locked(en, now));
         }
     }
 }

@@ -35,8 +35,8 @@ static void attempt_refused(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error
     en->failures++;
     en->unchanged = 0;
     e->stats.failures++;
-    if (err == SRVOCSP_E_NOT_YET_VALID)
-        en->future_seen = true; /* the backoff below looks again */
+    if (srvocsp__clock_bound(err))
+        en->clock_refused = true; /* the backoff below looks again */
     srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, why);
     srvocsp__heap_set(e, en,
                       srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
@@ -59,8 +59,8 @@ void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvocsp__entry *en, s
         snprintf(all + used, SRVOCSP__REASON_LEN - used, "%s%s: %s", used ? "; " : "", url, why);
     }
     en->last_err = err;
-    if (err == SRVOCSP_E_NOT_YET_VALID)
-        en->future_seen = true;
+    if (srvocsp__clock_bound(err))
+        en->clock_refused = true;
     if (++en->url_tries < en->req.n_urls) {
         en->url_idx = (en->url_idx + 1) % en->req.n_urls;
         srvocsp__ready_push(e, en); /* same attempt, next URL, at once */
@@ -114,7 +114,7 @@ static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sn
                                           srvocsp__rand_unit_locked(e), e->cfg.jitter_percent);
     } else {
         en->failures = 0;
-        srvocsp__entry_future_clear_locked(en);
+        srvocsp__entry_clock_clear_locked(en);
         en->last_err = SRVOCSP_OK;
         srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, "");
         at = srvocsp__sched_after_success(&en->sched, snap, now, true);
@@ -253,7 +253,7 @@ srvocsp__verdict srvocsp__outcome_take_locked(srvocsp_engine *e, srvocsp__entry 
             e->stats.unchanged++;
             en->unchanged++;
             en->failures = 0;
-            srvocsp__entry_future_clear_locked(en);
+            srvocsp__entry_clock_clear_locked(en);
             en->last_err = SRVOCSP_OK;
             srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, "");
             srvocsp__heap_set(e, en, srvocsp__sched_after_unchanged(&en->sched, cur, now));
