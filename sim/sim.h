@@ -51,6 +51,10 @@ void sim_hub_register(sim_store_hub *h);
  * error (the engine fetches as if alone). */
 void sim_hub_failover(sim_store_hub *h, unsigned lost);
 void sim_hub_set_down(sim_store_hub *h, bool down);
+/* A process that uses |url| forked and its child carries on: what was
+ * announced to the parent and not yet read is lost, and the child's
+ * connection is a new one (its epoch moves). */
+void sim_hub_fork(sim_store_hub *h, const char *url);
 bool sim_hub_down(const sim_store_hub *h);
 uint64_t sim_hub_saves(const sim_store_hub *h);
 

@@ -3,7 +3,7 @@
  *
  *   srvocsp-sim [--seed S] [--seeds N] [--days D] [--certs N] [--cas N]
  *               [--procs N] [--plant rollback|revoked-tie|clock-replan|fleet]
- *               [--verbose]
+ *               [--no-forks] [--verbose]
  *
  * Runs seeds S .. S+N-1; stops at the first breach of the promise and
  * prints its seed and the events that led to it (the same seed replays
@@ -11,7 +11,8 @@
  * --plant (only in the build with planted defects), a defect is taken
  * into the engine and the run must catch it: exit 0 when a seed did.
  * Exit status: 0 no breach (or the planted defect caught), 3 a breach,
- * 1 a planted defect not caught, 2 usage.
+ * 1 a planted defect not caught, 2 usage.  --no-forks draws no forks: the
+ * worlds of the seeds found before forks were simulated, as they were.
  */
 #include "sim_world.h"
 
@@ -38,7 +39,8 @@ static double pct(double *v, unsigned n, double p)
 static int usage(void)
 {
     fprintf(stderr, "usage: srvocsp-sim [--seed S] [--seeds N] [--days D] [--certs N] [--cas N] "
-                    "[--procs N] [--plant rollback|revoked-tie|clock-replan|fleet] [--verbose]\n");
+                    "[--procs N] [--plant rollback|revoked-tie|clock-replan|fleet] [--no-forks] "
+                    "[--verbose]\n");
     return 2;
 }
 
@@ -57,6 +59,10 @@ int main(int argc, char **argv)
 
         if (strcmp(a, "--verbose") == 0) {
             o.verbose = true;
+            continue;
+        }
+        if (strcmp(a, "--no-forks") == 0) {
+            o.no_forks = true;
             continue;
         }
         if (v == NULL)
@@ -116,6 +122,10 @@ int main(int argc, char **argv)
            (double)fig->requests / (double)o.certs / (double)o.days / (double)ran);
     printf("| worst gap without a staple while one was obtainable | %lld s |\n",
            (long long)fig->worst_gap);
+    printf("| field events: restarts / forks / wall clock steps / store outages and failovers "
+           "| %llu / %llu / %llu / %llu |\n",
+           (unsigned long long)fig->restarts, (unsigned long long)fig->forks,
+           (unsigned long long)fig->clock_steps, (unsigned long long)fig->store_faults);
     free(fig);
     srvocsp_cleanup();
     if (o.plant)

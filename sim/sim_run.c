@@ -68,7 +68,7 @@ static bool make_world(sim_world *w, const sim_opts *o)
     tp_cert root;
     tp_cert_opts co;
     int64_t span = o->days * DAY;
-    sim_rng kinds;
+    sim_rng kinds, forks;
     int i, k;
 
     memset(w, 0, sizeof(*w));
@@ -175,6 +175,7 @@ static bool make_world(sim_world *w, const sim_opts *o)
         return false;
     }
     kinds.s = (o->seed ^ 0x5DEECE66DULL) * 0x9E3779B97F4A7C15ULL | 1;
+    forks.s = (o->seed ^ 0xF0F0F0F0ULL) * 0xD6E8FEB86659FD93ULL | 1;
     for (i = 0; i < w->n_procs; i++) {
         int n;
 
@@ -193,6 +194,11 @@ static bool make_world(sim_world *w, const sim_opts *o)
         for (n = sim_range(&w->rng, 0, 1 + (int)(o->days / 10)); n > 0; n--)
             add_event(w, w->t0 + sim_range(&w->rng, 0, span), EV_RESTART, i,
                       sim_unit(&kinds) < 0.5);
+        /* Forks (a server's master forking the worker that serves, a
+         * daemon leaving its parent): from a stream of their own too. */
+        for (n = o->no_forks ? 0 : sim_range(&forks, 0, 1 + (int)(o->days / 10)); n > 0; n--)
+            add_event(w, w->t0 + sim_range(&forks, 0, span), EV_FORK, i,
+                      (int64_t)(sim_next(&forks) >> 1));
         for (n = sim_range(&w->rng, 1, 1 + (int)(o->days / 5)); n > 0; n--) {
             int64_t at = w->t0 + sim_range(&w->rng, 0, span);
             int64_t by = log_span(&w->rng, 60, 2 * DAY) * (sim_unit(&w->rng) < 0.5 ? -1 : 1);
@@ -279,11 +285,14 @@ static void free_world(sim_world *w)
 
 static void apply(sim_world *w, const sim_event *ev)
 {
-    sim_proc *p = ev->type == EV_CLOCK_STEP || ev->type == EV_RESTART ? &w->procs[ev->a] : NULL;
+    sim_proc *p = ev->type == EV_CLOCK_STEP || ev->type == EV_RESTART || ev->type == EV_FORK
+                      ? &w->procs[ev->a]
+                      : NULL;
 
     switch (ev->type) {
     case EV_CLOCK_STEP:
         p->clock_off = ev->b;
+        w->fig.clock_steps += ev->b != 0;
         if (ev->b == 0)
             p->clock_ok_since = w->now;
         sim_trace(w, "process %d: wall clock %s %+lld s", p->id, ev->b ? "stepped to" : "set right",
@@ -292,11 +301,17 @@ static void apply(sim_world *w, const sim_event *ev)
     case EV_RESTART:
         sim_trace(w, "process %d restarts %s", p->id,
                   ev->b ? "with its directory" : "without its directory (it starts from the fleet)");
+        w->fig.restarts++;
         sim_proc_stop(w, p);
         if (!ev->b)
             rm_tree(p->dir, true);
         memset(p->seen, 0, (size_t)w->n_certs * sizeof(*p->seen));
         sim_proc_start(w, p);
+        break;
+    case EV_FORK:
+        sim_trace(w, "process %d forks; its child carries on", p->id);
+        w->fig.forks++;
+        sim_proc_fork(w, p, (uint64_t)ev->b);
         break;
     case EV_REVOKE:
         sim_trace(w, "CA %d revokes certificate %d", w->certs[ev->a].ca, ev->a);
@@ -308,10 +323,12 @@ static void apply(sim_world *w, const sim_event *ev)
         break;
     case EV_STORE_DOWN:
         sim_trace(w, "shared store %s", ev->b ? "down" : "back");
+        w->fig.store_faults += ev->b != 0;
         sim_hub_set_down(w->hub, ev->b != 0);
         break;
     case EV_FAILOVER:
         sim_trace(w, "shared store fails over, %lld writes lost", (long long)ev->b);
+        w->fig.store_faults++;
         sim_hub_failover(w->hub, (unsigned)ev->b);
         break;
     }
@@ -395,6 +412,10 @@ bool sim_run(const sim_opts *o, sim_figures *fig, FILE *report)
     fig->served += w->fig.served;
     fig->served_obtainable += w->fig.served_obtainable;
     fig->requests += w->requests;
+    fig->restarts += w->fig.restarts;
+    fig->forks += w->fig.forks;
+    fig->clock_steps += w->fig.clock_steps;
+    fig->store_faults += w->fig.store_faults;
     if (w->fig.worst_gap > fig->worst_gap)
         fig->worst_gap = w->fig.worst_gap;
     for (unsigned k = 0; k < w->fig.n_prop && fig->n_prop < 4096; k++)

@@ -41,6 +41,7 @@ typedef struct conn {
     char url[128];
     unsigned refs;
     announce *head, *tail;
+    uint64_t reconnects;         /* a forked child's connection is its own */
 } conn;
 
 typedef struct undo {
@@ -292,7 +293,9 @@ static void s_discard(srvocsp__store *s, const char *name, const unsigned char *
 
 static uint64_t s_epoch(srvocsp__store *s)
 {
-    return ((conn *)s)->hub->epoch;
+    const conn *c = (const conn *)s;
+
+    return c->hub->epoch + c->reconnects;
 }
 
 static void s_free(srvocsp__store *s)
@@ -397,6 +400,25 @@ void sim_hub_failover(sim_store_hub *h, unsigned lost)
         v->lease[0] = '\0'; /* leases live on the old master */
     }
     h->epoch++;
+}
+
+void sim_hub_fork(sim_store_hub *h, const char *url)
+{
+    for (conn *c = h->conns; c != NULL; c = c->next) {
+        if (strcmp(c->url, url) != 0)
+            continue;
+        /* Announcements not yet read were in the parent's socket: the
+         * child never reads them, and its own connection is new. */
+        while (c->head != NULL) {
+            announce *a = c->head;
+
+            c->head = a->next;
+            free(a->der);
+            free(a);
+        }
+        c->tail = NULL;
+        c->reconnects++;
+    }
 }
 
 void sim_hub_set_down(sim_store_hub *h, bool down)

@@ -472,6 +472,29 @@ void sim_proc_stop(sim_world *w, sim_proc *p)
     p->eng = NULL;
 }
 
+void sim_proc_fork(sim_world *w, sim_proc *p, uint64_t salt)
+{
+    /* The answers to the parent's requests go to the parent: the child
+     * never sees them.  Their completions are the parent's memory, freed
+     * here so that a leak check keeps its meaning; a directory lease one
+     * holds stays taken, as the child's inherited copy of the descriptor
+     * keeps an flock after the parent is gone. */
+    for (size_t k = 0; k < w->n_deliv;) {
+        if (w->deliv[k].proc == p) {
+            srvocsp__completion *c = w->deliv[k].arg;
+
+            free(w->deliv[k].der);
+            w->deliv[k] = w->deliv[--w->n_deliv];
+            c->leased = false;
+            srvocsp__completion_free(c);
+        } else {
+            k++;
+        }
+    }
+    sim_hub_fork(w->hub, p->store_url);
+    srvocsp__engine_forked(p->eng, salt);
+}
+
 void sim_proc_open_new(sim_world *w, int ci)
 {
     int p;

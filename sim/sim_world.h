@@ -114,6 +114,7 @@ enum {
     EV_ISSUE,            /* cert a comes into service */
     EV_STORE_DOWN,       /* b = 1 down, 0 up */
     EV_FAILOVER,         /* b writes lost */
+    EV_FORK,             /* proc a forks; its child carries on (b: the child's salt) */
 };
 
 typedef struct sim_event {
@@ -127,6 +128,7 @@ typedef struct sim_figures {
     uint64_t handshakes, obtainable, served, served_obtainable;
     uint64_t requests;
     int64_t worst_gap;
+    uint64_t restarts, forks, clock_steps, store_faults; /* the field's events */
     double prop[4096];           /* revocation propagation delays (s) */
     unsigned n_prop;
 } sim_figures;
@@ -177,6 +179,10 @@ int64_t sim_next_delivery(const sim_world *w);
 void sim_proc_start(sim_world *w, sim_proc *p);
 void sim_proc_stop(sim_world *w, sim_proc *p);
 void sim_proc_open_new(sim_world *w, int ci);
+/* The process forks and its child carries on serving (the parent stops):
+ * the library's child side of fork() for its engine, the parent's answers
+ * in flight lost, the store's unread announcements lost. */
+void sim_proc_fork(sim_world *w, sim_proc *p, uint64_t salt);
 
 /* sim_run.c */
 typedef struct sim_opts {
@@ -184,6 +190,7 @@ typedef struct sim_opts {
     int certs, cas, procs;
     int64_t days;
     int plant;                   /* 0: none */
+    bool no_forks;
     bool verbose;
 } sim_opts;
 

@@ -93,17 +93,41 @@ static srvocsp_error curl_start_adapter(void *ctx, const srvocsp_http_request *r
  * of a certificate kept in a store earlier by its own share of up to half
  * the jitter of the wait (the rule after a success), so the first process
  * to become due fetches and the others adopt what it saved. */
-static void spread_after_fork_locked(srvocsp_engine *e)
+static void spread_after_fork_locked(srvocsp_engine *e, uint64_t salt)
 {
     int64_t now = e->clock.now(e->clock.ctx);
 
-    e->rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
+    e->rng ^= salt * 0x9E3779B97F4A7C15ULL;
     if (e->rng == 0)
         e->rng = 0x9E3779B97F4A7C15ULL;
     for (size_t i = 0; i < e->n_buckets; i++)
         for (srvocsp__entry *en = e->buckets[i]; en != NULL; en = en->hash_next)
             if (en->store != NULL && en->heap_idx != SIZE_MAX && en->next_at > now)
                 srvocsp__heap_set(e, en, srvocsp__jitter_earlier_locked(e, en->next_at, now));
+}
+
+/* What the child of fork() does to one engine, whose lock it holds. */
+static void forked_locked(srvocsp_engine *e, uint64_t salt)
+{
+    srvocsp__engine_after_fork_locked(e);
+    spread_after_fork_locked(e, salt);
+    if (e->curl != NULL) {
+        /* The parent's engine thread may have been inside curl, its
+         * state mid-update: leave it untouched (a bounded leak in the
+         * child) and start a fresh transport. */
+        e->curl = srvocsp__curl_new(&e->cfg);
+        e->transport.ctx = e->curl;
+    }
+    /* After the new transport: requeued work wakes the engine through it. */
+    srvocsp__pool_after_fork_locked(e);
+    atomic_store(&e->restart_pending, true);
+}
+
+void srvocsp__engine_forked(srvocsp_engine *e, uint64_t salt)
+{
+    pthread_mutex_lock(&e->mu);
+    forked_locked(e, salt);
+    pthread_mutex_unlock(&e->mu);
 }
 
 static void atfork_child(void)
@@ -121,18 +145,7 @@ static void atfork_child(void)
         /* Waiters of the parent do not exist here. */
         pthread_cond_init(&e->wake, &ca);
         pthread_cond_init(&e->progress, &ca);
-        srvocsp__engine_after_fork_locked(e);
-        spread_after_fork_locked(e);
-        if (e->curl != NULL) {
-            /* The parent's engine thread may have been inside curl, its
-             * state mid-update: leave it untouched (a bounded leak in the
-             * child) and start a fresh transport. */
-            e->curl = srvocsp__curl_new(&e->cfg);
-            e->transport.ctx = e->curl;
-        }
-        /* After the new transport: requeued work wakes the engine through it. */
-        srvocsp__pool_after_fork_locked(e);
-        atomic_store(&e->restart_pending, true);
+        forked_locked(e, (uint64_t)getpid());
         pthread_mutex_unlock(&e->mu);
     }
     pthread_condattr_destroy(&ca);

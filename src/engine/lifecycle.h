@@ -19,6 +19,14 @@ static inline void srvocsp__engine_check_fork(srvocsp_engine *e)
         srvocsp__engine_restart(e);
 }
 
+/* The child's side of fork() for one engine, as the atfork handler does it
+ * for every engine (with the child's pid as |salt|): transfers the parent
+ * started are forgotten, the parent's leases are not ours, the schedule is
+ * spread, the thread restarts on the next call.  The simulator calls it
+ * for one manual engine to model a process that forked and whose child
+ * carries on; nothing else does. */
+SRVOCSP__HIDDEN void srvocsp__engine_forked(srvocsp_engine *e, uint64_t salt);
+
 /* An engine without a thread of its own, for deterministic simulation
  * (sim/): its owner moves the injected clock and calls
  * srvocsp__engine_step (loop.c), on one thread.  Opens on it must be
