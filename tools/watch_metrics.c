@@ -8,11 +8,17 @@
  * takes a reference to the current text and is answered from it.  A client
  * that sends nothing, or reads slowly, costs one of a bounded number of
  * connections until a per-connection timeout, never the loop's time or
- * the engine's.  Loopback by default; another address only when asked for
- * explicitly (--metrics-any-address).
+ * the engine's.  libmicrohttpd's timeout counts idle time only, so clients
+ * that each send a byte now and then could hold every connection for
+ * ever: a reaper thread ends any connection older than a whole-life
+ * deadline, through a duplicate of its socket taken when it opened (the
+ * duplicate keeps the socket, so a descriptor number the server has
+ * closed and reused is never touched).  Loopback by default; another
+ * address only when asked for explicitly (--metrics-any-address).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -20,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "watch.h"
 
@@ -28,6 +36,13 @@
 
 #define METRICS_CONNECTIONS 32   /* at once, all clients together */
 #define METRICS_TIMEOUT_S 5      /* idle connection closed after */
+#define METRICS_LIFE_S 10        /* any connection closed after, however busy */
+#define METRICS_SLOTS (METRICS_CONNECTIONS + 8)
+
+typedef struct wconn {
+    int fd;                      /* our duplicate of its socket; -1 free */
+    int64_t since_ms;
+} wconn;
 
 typedef struct snap {
     atomic_int refs;
@@ -40,7 +55,102 @@ struct wmetrics {
     pthread_mutex_t mu;
     snap *metrics, *health;
     bool healthy;
+    /* Connections' ages, for the reaper (under cmu). */
+    pthread_mutex_t cmu;
+    pthread_cond_t cwake;
+    wconn conns[METRICS_SLOTS];
+    bool reaper_stop, reaper_started;
+    pthread_t reaper;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* On libmicrohttpd's thread, as a connection opens and closes. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    wmetrics *m = cls;
+    wconn *slot = *socket_context;
+
+    pthread_mutex_lock(&m->cmu);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int fd = ci != NULL ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+
+        for (size_t i = 0; fd >= 0 && i < METRICS_SLOTS; i++)
+            if (m->conns[i].fd < 0) {
+                m->conns[i].fd = fd;
+                m->conns[i].since_ms = mono_ms();
+                *socket_context = &m->conns[i];
+                fd = -1;
+            }
+        if (fd >= 0) /* no slot: cannot happen under the connection limit */
+            close(fd);
+    } else if (slot != NULL) {
+        close(slot->fd);
+        slot->fd = -1;
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&m->cmu);
+}
+
+/* Once a second: a connection past its whole life is shut down; the
+ * server then sees it end and frees it as any other. */
+static void *reaper(void *arg)
+{
+    wmetrics *m = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&m->cmu);
+    while (!m->reaper_stop) {
+        int64_t now = mono_ms();
+
+        for (size_t i = 0; i < METRICS_SLOTS; i++)
+            if (m->conns[i].fd >= 0 && now - m->conns[i].since_ms > METRICS_LIFE_S * 1000)
+                shutdown(m->conns[i].fd, SHUT_RDWR);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&m->cwake, &m->cmu, &ts);
+    }
+    pthread_mutex_unlock(&m->cmu);
+    return NULL;
+}
+
+static void conns_init(wmetrics *m)
+{
+    pthread_condattr_t ca;
+
+    pthread_mutex_init(&m->cmu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->cwake, &ca);
+    pthread_condattr_destroy(&ca);
+    for (size_t i = 0; i < METRICS_SLOTS; i++)
+        m->conns[i].fd = -1;
+}
+
+static void conns_fini(wmetrics *m)
+{
+    if (m->reaper_started) {
+        pthread_mutex_lock(&m->cmu);
+        m->reaper_stop = true;
+        pthread_cond_signal(&m->cwake);
+        pthread_mutex_unlock(&m->cmu);
+        pthread_join(m->reaper, NULL);
+    }
+    for (size_t i = 0; i < METRICS_SLOTS; i++)
+        if (m->conns[i].fd >= 0)
+            close(m->conns[i].fd);
+    pthread_cond_destroy(&m->cwake);
+    pthread_mutex_destroy(&m->cmu);
+}
 
 static snap *snap_new(char *text, size_t len)
 {
@@ -214,21 +324,32 @@ wmetrics *wm_start(const char *spec, bool any_address, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
+    conns_init(m);
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
     m->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)METRICS_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_END);
+                            (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
+                            on_connection, m, MHD_OPTION_END);
     if (m->d == NULL) {
         snprintf(err, errlen, "cannot listen on %s: %s", spec,
                  errno ? strerror(errno) : "libmicrohttpd refused to start");
-        pthread_mutex_destroy(&m->mu);
-        free(m);
-        return NULL;
+        goto fail;
     }
+    if (pthread_create(&m->reaper, NULL, reaper, m) != 0) {
+        snprintf(err, errlen, "--metrics: cannot start a thread");
+        MHD_stop_daemon(m->d);
+        goto fail;
+    }
+    m->reaper_started = true;
     return m;
+fail:
+    conns_fini(m);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    return NULL;
 }
 
 void wm_publish(wmetrics *m, char *metrics, size_t mlen, char *health, size_t hlen, bool healthy)
@@ -256,7 +377,8 @@ void wm_stop(wmetrics *m)
 {
     if (m == NULL)
         return;
-    MHD_stop_daemon(m->d);
+    MHD_stop_daemon(m->d); /* closes every connection: our duplicates are closed with them */
+    conns_fini(m);
     snap_free(m->metrics);
     snap_free(m->health);
     pthread_mutex_destroy(&m->mu);
