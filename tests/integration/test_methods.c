@@ -178,6 +178,116 @@ static void test_front_refuses_get(void **s)
     tp_pki_free(&pki);
 }
 
+/* Every way a front turns a GET away that the transport steps around:
+ * each costs a POST in the same attempt, counted, and is remembered. */
+static void test_front_refusals(void **s)
+{
+    static const struct {
+        int how;
+        const char *why;
+    } cases[] = {
+        {404, "GET answered HTTP 404"},
+        {405, "GET answered HTTP 405"},
+        {414, "GET answered HTTP 414"},
+        {EVIL_REFUSE_HTML, "GET answered HTTP 200 with a body that is not an OCSP response"},
+        {EVIL_REFUSE_MALFORMED, "GET answered malformedRequest (1)"},
+    };
+    tp_pki pki;
+    evil *ev;
+    char good[1100];
+    size_t i;
+
+    (void)s;
+    assert_true(tp_pki_make(&pki, "http://127.0.0.1:9/", NULL, (int64_t)time(NULL)));
+    write_pem("refusals-good.pem", pki.good.cert, pki.ca.cert, good, sizeof(good));
+    ev = evil_start(&pki, tr_wall_now, NULL, 4 * 3600);
+    assert_non_null(ev);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        srvocsp_engine *eng = srvocsp_engine_new(NULL);
+        srvocsp_handle *h;
+        srvocsp_response *r;
+        srvocsp_engine_stats st;
+        srvocsp_method_fallback f;
+        char url[96], key[64];
+        long before = evil_requests(ev);
+        int slot = 2 + (int)i; /* a path, so a responder, of its own */
+
+        evil_set_refusal(ev, cases[i].how);
+        evil_set_slot(ev, slot, EVIL_NO_GET);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/k%d/", evil_port(ev), slot);
+        snprintf(key, sizeof(key), ":%d/k%d/", evil_port(ev), slot);
+        h = open_with(eng, good, url, 5000);
+        assert_non_null(h);
+        r = srvocsp_get1_response(h);
+        if (r == NULL)
+            fail_msg("%s: nothing served", cases[i].why);
+        assert_int_equal(srvocsp_response_status(r), SRVOCSP_STATUS_GOOD);
+        srvocsp_response_free(r);
+        st = stats_of(eng);
+        assert_int_equal(st.fallbacks_get_to_post, 1);
+        assert_int_equal(st.fallbacks_post_to_get, 0);
+        assert_int_equal(st.failures, 0);
+        assert_int_equal(evil_requests(ev) - before, 2); /* the GET, then the POST */
+        assert_true(remembered(key, &f));
+        assert_string_equal(f.method, "POST");
+        assert_string_equal(f.why, cases[i].why);
+        printf("front refusing GET (%s): served after one POST\n", f.why);
+        srvocsp_close(h);
+        srvocsp_engine_free(eng);
+    }
+    evil_stop(ev);
+    tp_pki_free(&pki);
+}
+
+/* A responder remembered to need POST moves behind a front that refuses
+ * POST with 501: GET in the same attempt, and the memory is dropped. */
+static void test_front_refuses_post_501(void **s)
+{
+    tp_pki pki;
+    evil *ev;
+    srvocsp_engine *eng = srvocsp_engine_new(NULL);
+    srvocsp_handle *h;
+    srvocsp_response *r, *r2;
+    srvocsp_engine_stats st;
+    char url[96], good[1100], key[64];
+
+    (void)s;
+    assert_true(tp_pki_make(&pki, "http://127.0.0.1:9/", NULL, (int64_t)time(NULL)));
+    write_pem("post501-good.pem", pki.good.cert, pki.ca.cert, good, sizeof(good));
+    ev = evil_start(&pki, tr_wall_now, NULL, 4 * 3600);
+    assert_non_null(ev);
+    evil_set_slot(ev, 8, EVIL_NO_GET);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/k8/", evil_port(ev));
+    snprintf(key, sizeof(key), ":%d/k8/", evil_port(ev));
+    h = open_with(eng, good, url, 5000);
+    assert_non_null(h);
+    r = srvocsp_get1_response(h);
+    assert_non_null(r);
+    assert_true(remembered(key, NULL)); /* POST from now on */
+
+    evil_set_refusal(ev, 501);
+    evil_set_slot(ev, 8, EVIL_NO_POST);
+    tr_sleep_ms(1100); /* a new second: a new thisUpdate */
+    assert_int_equal(srvocsp_handle_refresh_now(h), SRVOCSP_OK);
+    assert_int_equal(srvocsp_engine_settle(eng, 10000), SRVOCSP_OK);
+    st = stats_of(eng);
+    assert_int_equal(st.fallbacks_post_to_get, 1);
+    assert_int_equal(st.failures, 0);
+    r2 = srvocsp_get1_response(h);
+    assert_non_null(r2);
+    assert_int_equal(srvocsp_response_status(r2), SRVOCSP_STATUS_GOOD);
+    assert_true(srvocsp_response_this_update(r2) > srvocsp_response_this_update(r));
+    assert_false(remembered(key, NULL));
+    printf("front refusing POST with 501: served after one GET\n");
+    srvocsp_response_free(r);
+    srvocsp_response_free(r2);
+
+    srvocsp_close(h);
+    srvocsp_engine_free(eng);
+    evil_stop(ev);
+    tp_pki_free(&pki);
+}
+
 static void test_get_hangs_then_post_refused(void **s)
 {
     tp_pki pki;
@@ -524,6 +634,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_front_refuses_get),
+        cmocka_unit_test(test_front_refusals),
+        cmocka_unit_test(test_front_refuses_post_501),
         cmocka_unit_test(test_get_hangs_then_post_refused),
         cmocka_unit_test_teardown(test_cfssl_ocspserve, stop_peers),
         cmocka_unit_test_teardown(test_npm_ocsp_server, stop_peers),
