@@ -5,7 +5,8 @@
  * twice and refuses it with 400), and the npm `ocsp` package's server (it
  * takes only POST and never finishes its answer to a GET).  Each proves
  * that a staple is ready anyway, and that the fallback shows in the stats
- * and in srvocsp_method_fallbacks.
+ * and in srvocsp_method_fallbacks; srvocsp watch logs each such responder
+ * once.
  *
  * cfssl and the npm package are skipped, saying why (the program then
  * exits 77, so CTest shows it skipped rather than passed), where they are not
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +351,110 @@ static void test_get_hangs_then_post_refused(void **s)
     tp_pki_free(&pki);
 }
 
+/* ---- srvocsp watch logs each responder that needed a fallback once ---- */
+
+/* Lines of |path| that contain |a| and |b|. */
+static int lines_with(const char *path, const char *a, const char *b)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int n = 0;
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, a) != NULL && strstr(line, b) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static bool wait_lines(const char *path, const char *a, const char *b, int ms)
+{
+    double until = tr_now_ms() + ms;
+
+    while (lines_with(path, a, b) == 0 && tr_now_ms() < until)
+        tr_sleep_ms(50);
+    return lines_with(path, a, b) > 0;
+}
+
+/* A leaf of |pki|'s CA naming |url|, with the serial of one of its leaves
+ * (the responder answers by serial, and the CertID is the same). */
+static void leaf_at(tp_cert *out, const tp_pki *pki, long serial, const char *url)
+{
+    tp_cert_opts o;
+    int64_t now = (int64_t)time(NULL);
+
+    memset(&o, 0, sizeof(o));
+    o.cn = "localhost";
+    o.issuer = &pki->ca;
+    o.serial = serial;
+    o.not_before = now - 86400;
+    o.not_after = now + 10 * 86400;
+    o.server_auth = true;
+    o.ocsp_urls[0] = url;
+    assert_true(tp_cert_make(out, &o));
+}
+
+/* Responder A's GET hangs (on trial), then B's fallback is learnt and
+ * logged, then A's POST works: A is logged too, though it was put on trial
+ * before B was learnt.  Neither is logged again when asked again. */
+static void test_watch_logs_each_fallback(void **s)
+{
+    tp_pki pki;
+    tp_cert la, lb;
+    evil *ev;
+    char url_a[96], url_b[96], wdir[1100], path[1200], log[1100];
+    char *argv[] = {SRVOCSP_CLI, "watch", "--dir", wdir, "--url-timeout", "1", NULL};
+    pid_t pid;
+
+    (void)s;
+    assert_true(tp_pki_make(&pki, "http://127.0.0.1:9/", NULL, (int64_t)time(NULL)));
+    ev = evil_start(&pki, tr_wall_now, NULL, 4 * 3600);
+    assert_non_null(ev);
+    evil_set_slot(ev, 9, EVIL_GET_HANGS);
+    evil_set_slot(ev, 10, EVIL_NO_GET);
+    snprintf(url_a, sizeof(url_a), "http://127.0.0.1:%d/k9/", evil_port(ev));
+    snprintf(url_b, sizeof(url_b), "http://127.0.0.1:%d/k10/", evil_port(ev));
+    leaf_at(&la, &pki, TP_SERIAL_GOOD, url_a);
+    leaf_at(&lb, &pki, TP_SERIAL_GOOD_RSA, url_b);
+    snprintf(wdir, sizeof(wdir), "%s/watched", dir);
+    assert_int_equal(mkdir(wdir, 0755), 0);
+    write_pem("watched/a.pem", la.cert, pki.ca.cert, path, sizeof(path));
+    snprintf(log, sizeof(log), "%s/watch.log", dir);
+
+    pid = spawn_peer(log, "watching", 10000, NULL, argv);
+    if (pid == 0)
+        fail_msg("srvocsp watch did not start (log %s)", log);
+    if (!wait_lines(log, "failed cert=", "E_TIMEOUT", 15000))
+        fail_msg("A's hung GET was not logged as a timeout (log %s)", log);
+    /* B arrives: GET refused, POST learnt and logged. */
+    write_pem("watched/b.pem", lb.cert, pki.ca.cert, path, sizeof(path));
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    if (!wait_lines(log, "responder-fallback", url_b, 15000))
+        fail_msg("B's fallback was not logged (log %s)", log);
+    /* A is asked again, with POST, which works. */
+    assert_int_equal(kill(pid, SIGUSR1), 0);
+    if (!wait_lines(log, "responder-fallback", url_a, 15000))
+        fail_msg("A's POST after its hung GET was never logged (log %s)", log);
+    assert_int_equal(lines_with(log, url_a, "GET got no answer"), 1);
+    assert_true(wait_lines(log, "updated cert=", "a.pem", 15000));
+    snprintf(path, sizeof(path), "%s/a.pem.ocsp", wdir);
+    assert_int_equal(access(path, R_OK), 0);
+    /* Asked again from memory: nothing new to log. */
+    assert_int_equal(kill(pid, SIGUSR1), 0);
+    assert_true(wait_lines(log, "refresh-all", "", 5000));
+    tr_sleep_ms(1500);
+    assert_int_equal(lines_with(log, "responder-fallback", url_a), 1);
+    assert_int_equal(lines_with(log, "responder-fallback", url_b), 1);
+    printf("srvocsp watch: one responder-fallback line each for a GET that hung (logged "
+           "after another responder's) and a GET refused with 400\n");
+
+    stop_peers(NULL);
+    evil_stop(ev);
+    tp_cert_free(&la);
+    tp_cert_free(&lb);
+    tp_pki_free(&pki);
+}
+
 /* ---- cfssl ocspserve: pre-signed responses from a file ---- */
 
 static bool have(const char *tool)
@@ -637,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_front_refusals),
         cmocka_unit_test(test_front_refuses_post_501),
         cmocka_unit_test(test_get_hangs_then_post_refused),
+        cmocka_unit_test_teardown(test_watch_logs_each_fallback, stop_peers),
         cmocka_unit_test_teardown(test_cfssl_ocspserve, stop_peers),
         cmocka_unit_test_teardown(test_npm_ocsp_server, stop_peers),
     };
