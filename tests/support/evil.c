@@ -296,8 +296,9 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
         } else if (how == EVIL_REFUSE_MALFORMED) {
             s = EVIL_MALFORMED; /* answered below, once the request is read */
         } else {
-            return reply(fd, how > 0 ? how : post ? 405 : 400, "Refused", "text/plain", NULL, 0,
-                         post ? "Allow: GET\r\n" : NULL);
+            return reply(fd, how > 0 ? how : post ? 405 : 400,
+                         how > 0 ? "Refused" : post ? "Method Not Allowed" : "Bad Request",
+                         "text/plain", NULL, 0, post ? "Allow: GET\r\n" : NULL);
         }
     }
 
