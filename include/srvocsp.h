@@ -337,12 +337,14 @@ typedef struct srvocsp_method_fallback {
     char responder[256];         /* scheme://host:port/path of its base URL */
     char method[8];              /* "POST" or "GET": what it is asked with now */
     char why[160];               /* what the other method did ("GET answered HTTP 400") */
-    uint64_t id;                 /* the same while it is remembered: report once per id */
+    uint64_t id;                 /* the same while it is remembered as is; each new finding
+                                  * (learnt, confirmed, method changed) gets one above every
+                                  * id before: report once per id */
     uint64_t requests;           /* requests sent with |method| in place of the other */
     int64_t forget_in_s;         /* seconds until it is forgotten (then the first choice is tried) */
 } srvocsp_method_fallback;
 /* srvocsp_method_fallbacks copies up to |max| remembered responders into
- * |out| (oldest first) and returns how many are remembered (which may be
+ * |out| (by id: oldest finding first) and returns how many are remembered (which may be
  * more than |max|).  |out| may be NULL when |max| is 0.  Thread-safe;
  * takes a process-wide lock briefly; never does I/O. */
 SRVOCSP_EXPORT size_t srvocsp_method_fallbacks(srvocsp_method_fallback *out, size_t max);

@@ -85,7 +85,6 @@ static memo_entry *take_slot(const char *key, int64_t now_ms)
     }
     memset(victim, 0, sizeof(*victim));
     snprintf(victim->key, sizeof(victim->key), "%s", key);
-    victim->id = g_next_id++;
     return victim;
 }
 
@@ -115,9 +114,12 @@ void srvocsp__memo_learn(const char *key, srvocsp__method method, const char *wh
     pthread_mutex_lock(&g_mu);
     m = take_slot(key, now_ms);
     if (m->method != method || m->trial) {
-        /* A new finding is a new report, even for a responder seen before. */
-        if (m->method != SRVOCSP__AS_ASKED && m->method != method)
-            m->id = g_next_id++;
+        /* A new finding (first learnt, confirmed after a trial, or the
+         * other method now) is a new report: its id must be above every id
+         * given before, since a reader (watch) remembers only the largest
+         * it reported.  An entry put on trial long ago and confirmed now
+         * would otherwise hide behind the findings of other responders. */
+        m->id = g_next_id++;
         m->method = method;
         m->trial = false;
     }

@@ -12,6 +12,10 @@
  * a responder that was fixed gets GET again; with every slot taken, the
  * entry nearest to being forgotten makes room.
  *
+ * Each finding (learnt, confirmed after a trial, or the method changed)
+ * gets an id above every id given before; confirming an entry again with
+ * the same method keeps its id, so a reader reports each id once.
+ *
  * Times are passed in (milliseconds of a clock that never jumps) so tests
  * can step them.
  */

@@ -3,8 +3,10 @@
 # with `cfssl ocspsign` (96 h, thisUpdate on the hour), the same bytes
 # handed out until the next signing run, and a GET it refuses with HTTP 400
 # (it decodes the path twice).  Checked: srvocsp fetch's exit codes, srvocsp
-# watch's files, log line and metrics, and the example server's staple as a
-# real client (openssl s_client) sees it.  All on 127.0.0.1.
+# watch's files, log line and metrics, a refresh that reaches cfssl and is
+# handed the same bytes, srvocsp check on OCSP error answers (unauthorized,
+# tryLater), and the example server's staple as a real client (openssl
+# s_client) sees it.  All on 127.0.0.1.
 set -u
 CLI=$1 MKPKI=$2 LOBIND=$3 SERVER=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +39,8 @@ sign revoked -status revoked -reason 1
 # unknown.pem is left out: the responder answers unauthorized for it
 [ "$(wc -l <"$DIR/responses.txt")" = 2 ] || { bad "cfssl ocspsign signed two responses" "$(cat "$DIR/sign.log")"; finish; exit 1; }
 
-cfssl ocspserve -address 127.0.0.1 -port "$RPORT" -responses "$DIR/responses.txt" >"$DIR/serve.log" 2>&1 &
+# -loglevel 0: it logs every request it receives ("Received OCSP request: <base64>")
+cfssl ocspserve -loglevel 0 -address 127.0.0.1 -port "$RPORT" -responses "$DIR/responses.txt" >"$DIR/serve.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q "Now listening" "$DIR/serve.log" && break; sleep 0.05; done
 expect "cfssl ocspserve loaded both responses" "Read 2 OCSP responses" "$(cat "$DIR/serve.log")"
@@ -80,16 +83,40 @@ expect "metrics count GET-to-POST fallbacks" 'srvocsp_method_fallbacks_total\{fr
 expect "metrics count POST-to-GET fallbacks (none)" 'srvocsp_method_fallbacks_total\{from="POST",to="GET"\} 0' "$metrics"
 
 # A refresh is handed the same pre-signed bytes: unchanged, not a failure.
+# The request for good.pem as cfssl logs it (srvocsp sends no nonce), so the
+# refresh is seen to reach the responder rather than assumed.
+openssl ocsp -issuer "$P/ca.pem" -cert "$P/good.pem" -no_nonce -reqout "$DIR/good.req" >/dev/null 2>&1
+GOODREQ=$(base64 -w0 "$DIR/good.req")
+asked() { grep -cF "Received OCSP request: $GOODREQ" "$DIR/serve.log"; }
 cp "$DIR/watched/good.pem.ocsp" "$DIR/good.before"
 before=$(grep -c "^.* failed cert=[^ ]*good.pem" "$DIR/watch.log")
+asked_before=$(asked)
 kill -USR1 "$WATCH"
-for _ in $(seq 1 60); do grep -q "refresh-all" "$DIR/watch.log" && break; sleep 0.05; done
-sleep 2
+for _ in $(seq 1 200); do [ "$(asked)" -gt "$asked_before" ] && break; sleep 0.05; done
+if [ "$(asked)" -gt "$asked_before" ]; then ok "the refresh reached cfssl for good.pem"; else
+    bad "no request for good.pem reached cfssl after SIGUSR1 ($asked_before before)" "$(cat "$DIR/watch.log" "$DIR/serve.log")"; fi
+sleep 1 # its answer judged and, were it a failure, logged
 after=$(grep -c "^.* failed cert=[^ ]*good.pem" "$DIR/watch.log")
 if [ "$before" = "$after" ]; then ok "a refresh handed the same bytes is no failure"; else bad "refresh logged a failure" "$(cat "$DIR/watch.log")"; fi
 if cmp -s "$DIR/good.before" "$DIR/watched/good.pem.ocsp"; then ok "the same bytes stay in good.pem.ocsp"; else bad "good.pem.ocsp changed on an unchanged answer"; fi
 n=$(grep -c "responder-fallback" "$DIR/watch.log")
 if [ "$n" = 1 ]; then ok "no second fallback line after the refresh"; else bad "fallback logged $n times after the refresh"; fi
+
+# srvocsp check on OCSP error answers: the sentence, CRITICAL.  cfssl's own
+# unauthorized answer for the certificate it does not know, and tryLater
+# (which cfssl never sends), the 5-byte OCSPResponse with no body.
+openssl ocsp -issuer "$P/ca.pem" -cert "$P/unknown.pem" -no_nonce -reqout "$DIR/unknown.req" >/dev/null 2>&1
+curl -s --max-time 10 -H 'Content-Type: application/ocsp-request' --data-binary "@$DIR/unknown.req" \
+    -o "$DIR/unknown.der" "http://127.0.0.1:$RPORT/"
+out=$("$CLI" check --file "$DIR/unknown.der" --cert "$P/unknown.pem" 2>&1); rc=$?
+if [ $rc = 2 ]; then ok "check of cfssl's unauthorized answer: exit 2"; else bad "check unauthorized: exit $rc, want 2" "$out"; fi
+expect "check names unauthorized and what it means" \
+    "^OCSP CRITICAL - .*unauthorized \(6\): it does not answer for this certificate" "$out"
+printf '\x30\x03\x0a\x01\x03' >"$DIR/trylater.der"
+out=$("$CLI" check --file "$DIR/trylater.der" --cert "$P/good.pem" 2>&1); rc=$?
+if [ $rc = 2 ]; then ok "check of a tryLater answer: exit 2"; else bad "check tryLater: exit $rc, want 2" "$out"; fi
+expect "check names tryLater and what it means" \
+    "^OCSP CRITICAL - .*tryLater \(3\): it is busy or not ready and asks to be asked later" "$out"
 
 # 3. The library in a real TLS server (the example), read by openssl s_client
 s_client() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$1" -status -CAfile "$P/root.pem" 2>&1; }

@@ -41,6 +41,7 @@ struct evil {
     atomic_long connections;
     atomic_long active, max_active;
     atomic_int slots[MAX_SLOTS];
+    atomic_int refusal; /* evil_set_refusal */
     pthread_mutex_t mu;
     int conns[MAX_CONNS];
     pthread_t threads[MAX_CONNS];
@@ -69,6 +70,11 @@ void evil_set_slot(evil *e, int slot, evil_scenario s)
 {
     if (slot >= 0 && slot < MAX_SLOTS)
         atomic_store(&e->slots[slot], (int)s);
+}
+
+void evil_set_refusal(evil *e, int how)
+{
+    atomic_store(&e->refusal, how);
 }
 
 long evil_requests(evil *e)
@@ -278,11 +284,22 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
     if (s == EVIL_NO_POST || s == EVIL_NO_GET || s == EVIL_GET_HANGS) {
         bool post = strcmp(method, "POST") == 0;
 
-        if (s == EVIL_NO_POST && post)
-            return reply(fd, 405, "Method Not Allowed", "text/plain", NULL, 0, "Allow: GET\r\n");
-        if (s == EVIL_NO_GET && !post)
-            return reply(fd, 400, "Bad Request", "text/plain", NULL, 0, NULL);
-        s = s == EVIL_GET_HANGS && !post ? EVIL_HANG : EVIL_GOOD;
+        int how = atomic_load(&e->refusal);
+
+        if (s == EVIL_GET_HANGS || (s == EVIL_NO_POST) != post) {
+            s = s == EVIL_GET_HANGS && !post ? EVIL_HANG : EVIL_GOOD;
+        } else if (how == EVIL_REFUSE_HTML) {
+            static const char page[] = "<html><body>405 Not Allowed</body></html>";
+
+            return reply(fd, 200, "OK", "text/html", (const unsigned char *)page,
+                         sizeof(page) - 1, NULL);
+        } else if (how == EVIL_REFUSE_MALFORMED) {
+            s = EVIL_MALFORMED; /* answered below, once the request is read */
+        } else {
+            return reply(fd, how > 0 ? how : post ? 405 : 400,
+                         how > 0 ? "Refused" : post ? "Method Not Allowed" : "Bad Request",
+                         "text/plain", NULL, 0, post ? "Allow: GET\r\n" : NULL);
+        }
     }
 
     if (strcmp(method, "POST") == 0) {

@@ -11,7 +11,8 @@
  * kept and handed back for every later request.  A query string is cut
  * off the path before it is read (GET data after it is lost, as with real
  * responders); POST bodies are read as they are.  "post-refused-405" and
- * "get-refused-400" are fronts that take only the other method;
+ * "get-refused-400" are fronts that take only the other method
+ * (evil_set_refusal changes how they refuse);
  * "get-hangs" never answers a GET (a POST gets a good response).
  */
 #ifndef SRVOCSP_EVIL_H
@@ -85,6 +86,14 @@ const char *evil_name(evil_scenario s);
 evil *evil_start(const tp_pki *pki, int64_t (*now)(void *), void *now_ctx, int64_t validity_s);
 int evil_port(const evil *e);
 void evil_set_slot(evil *e, int slot, evil_scenario s);
+/* How the one-method fronts (get-refused-400, post-refused-405) turn away
+ * the method they do not take, for every slot and path: |how| 0 keeps their
+ * own (400, and 405 with Allow: GET); an HTTP status (404, 414, 501...) is
+ * sent with an empty text/plain body; EVIL_REFUSE_HTML is a 200 text/html
+ * page; EVIL_REFUSE_MALFORMED a 200 OCSP malformedRequest. */
+#define EVIL_REFUSE_HTML (-1)
+#define EVIL_REFUSE_MALFORMED (-2)
+void evil_set_refusal(evil *e, int how);
 /* For the "fast" scenario: the pre-signed response served for |serial|. */
 void evil_add_presigned(evil *e, long serial, const unsigned char *der, size_t len);
 /* Requests answered so far. */

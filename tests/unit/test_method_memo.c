@@ -82,6 +82,62 @@ static void test_trial(void **s)
     assert_false(trial);
 }
 
+/* What srvocsp watch does with the list: report each entry whose id is
+ * above the largest reported so far.  Returns how many it reported now and
+ * the responder of the last one in |who|. */
+static int report_new(uint64_t *logged, char *who, size_t len, int64_t now)
+{
+    srvocsp_method_fallback f[SRVOCSP__MEMO_SLOTS];
+    size_t i, n = srvocsp__memo_list(f, SRVOCSP__MEMO_SLOTS, now);
+    int reported = 0;
+
+    for (i = 0; i < n; i++) {
+        if (f[i].id <= *logged)
+            continue;
+        *logged = f[i].id;
+        snprintf(who, len, "%s", f[i].responder);
+        reported++;
+    }
+    return reported;
+}
+
+static void test_trial_confirmed_after_another(void **s)
+{
+    srvocsp_method_fallback f[2];
+    uint64_t logged = 0;
+    char who[SRVOCSP__MEMO_KEY_LEN] = "";
+
+    (void)s;
+    srvocsp__memo_reset();
+    /* A's GET hangs (on trial); B refuses GET and is learnt, and reported. */
+    srvocsp__memo_suspect_get("http://a:80/", "GET got no answer in 2000 ms", 10);
+    srvocsp__memo_learn("http://b:80/", SRVOCSP__USE_POST, "GET answered HTTP 400", 20);
+    assert_int_equal(report_new(&logged, who, sizeof(who), 21), 1);
+    assert_string_equal(who, "http://b:80/");
+    /* A's POST works: confirmed after B, so listed after B and reported. */
+    srvocsp__memo_learn("http://a:80/", SRVOCSP__USE_POST, NULL, 30);
+    assert_int_equal(srvocsp__memo_list(f, 2, 31), 2);
+    assert_string_equal(f[0].responder, "http://b:80/");
+    assert_string_equal(f[1].responder, "http://a:80/");
+    assert_true(f[1].id > f[0].id);
+    assert_string_equal(f[1].why, "GET got no answer in 2000 ms");
+    assert_int_equal(report_new(&logged, who, sizeof(who), 31), 1);
+    assert_string_equal(who, "http://a:80/");
+    /* Confirmed again as they were: nothing new to report. */
+    srvocsp__memo_learn("http://a:80/", SRVOCSP__USE_POST, NULL, 40);
+    srvocsp__memo_learn("http://b:80/", SRVOCSP__USE_POST, NULL, 41);
+    assert_int_equal(report_new(&logged, who, sizeof(who), 42), 0);
+    /* B now needs GET (a front refusing POST): a new finding, reported. */
+    srvocsp__memo_learn("http://b:80/", SRVOCSP__USE_GET, "POST answered HTTP 405", 50);
+    assert_int_equal(report_new(&logged, who, sizeof(who), 51), 1);
+    assert_string_equal(who, "http://b:80/");
+    /* Forgotten and learnt again later: reported again. */
+    srvocsp__memo_forget("http://a:80/");
+    srvocsp__memo_learn("http://a:80/", SRVOCSP__USE_POST, "GET answered HTTP 404", 60);
+    assert_int_equal(report_new(&logged, who, sizeof(who), 61), 1);
+    assert_string_equal(who, "http://a:80/");
+}
+
 static void test_full(void **s)
 {
     char k[64];
@@ -110,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_key),
         cmocka_unit_test(test_learn_list_forget),
         cmocka_unit_test(test_trial),
+        cmocka_unit_test(test_trial_confirmed_after_another),
         cmocka_unit_test(test_full),
     };
 

@@ -3,7 +3,9 @@
  * sigRequired, unauthorized), an unknown certificate and a transport
  * failure, each answered every time by a fake responder on an injected
  * clock: the reason names the status, and the retries follow the failure
- * backoff (1 min doubling, capped at 1 h), the same for all of them.
+ * backoff, the same for all of them: 1 min doubling, stopping at 10 min
+ * since nothing servable is held here (1 h while a servable response is
+ * held, which test_schedule covers).
  */
 #include <setjmp.h>
 #include <stdarg.h>
