@@ -630,8 +630,3 @@ srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
     pthread_mutex_unlock(&g_mu);
     return &c->base;
 }
-
-const char *srvocsp__store_redis_display(srvocsp__store *s)
-{
-    return s != NULL && s->ops == &redis_ops ? ((rconn *)s)->link.display : NULL;
-}
