@@ -457,8 +457,10 @@ typedef struct srvocsp_params {
     uint32_t max_sync_s;         /* SrvOcspRespMaxSyncCertFileSeconds, 3600 */
 
     /* The fleet's shared store (docs/fleet.md), beside |directory| (the
-     * local copy): redis://[user:password@]host:port[/db] or
-     * unix:///path/to/redis.sock[?db=N].  NULL = none.  Copied at open;
+     * local copy): redis://[user:password@]host:port[/db],
+     * unix:///path/to/redis.sock[?db=N] or
+     * redis-sentinel://[user:password@]host[:port][,host[:port]...][/db]#MASTER
+     * (srvocsp_store_url_check checks one beforehand).  NULL = none.  Copied at open;
      * open fails with E_INVALID_ARG for a bad URL or unknown scheme and
      * with E_STORE when Redis refuses AUTH or SELECT; a Redis that does not
      * answer is no error (the responders are asked as without it). */
@@ -478,6 +480,15 @@ typedef struct srvocsp_params {
 
 /* srvocsp_params_init fills |p| with the defaults listed above. */
 SRVOCSP_EXPORT void srvocsp_params_init(srvocsp_params *p);
+
+/* srvocsp_store_url_check says whether |url| is a store URL srvocsp_open
+ * would accept as srvocsp_params.store_url, without connecting to
+ * anything, so that a configuration can be refused when it is read.
+ * Returns SRVOCSP_OK, or E_INVALID_ARG with srvocsp_last_error_text()
+ * naming the fault (unknown scheme, no host, no master name...; never the
+ * password).  Nothing is kept; |url| is only read during the call.
+ * Thread-safe. */
+SRVOCSP_EXPORT srvocsp_error srvocsp_store_url_check(const char *url);
 
 /* srvocsp_open opens a handle for |leaf| issued by a certificate found in
  * |chain| (which may also hold the leaf and further CAs).  Inputs are

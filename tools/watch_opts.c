@@ -246,6 +246,11 @@ bool wopts_parse(watch *w, wopts *o, int argc, char **argv)
     }
     if (o->help || o->status_only)
         return true;
+    /* Refused now, by name, rather than by every certificate's open. */
+    if (w->store_url != NULL && srvocsp_store_url_check(w->store_url) != SRVOCSP_OK) {
+        fprintf(stderr, "srvocsp watch: --store: %s\n", srvocsp_last_error_text());
+        return false;
+    }
     if (w->n_dirs == 0 || optind != argc || (o->once && o->wait_s)) {
         if (o->once && o->wait_s)
             fprintf(stderr, "srvocsp watch: --once and --wait exclude each other\n");
@@ -267,7 +272,9 @@ void wopts_usage(FILE *f)
             "                     [--nginx-snippets] [--withdrawn-file keep|empty]\n"
             "                     [--min-validity SECONDS (600)] [--adaptive-min-validity]\n"
             "                     [--url-timeout SECONDS (15)] [--once | --wait SECONDS]\n"
-            "                     [--store redis://[user:password@]host:port[/db] | unix:///PATH]\n"
+            "                     [--store redis://[user:password@]host:port[/db] | unix:///PATH\n"
+            "                      | redis-sentinel://[user:password@]host[:port][,host[:port]...]"
+            "[/db]#MASTER]\n"
             "                     [--store-prefix PREFIX (srvocsp:)]\n"
             "       srvocsp watch --status --status-file FILE\n"
             "\n"

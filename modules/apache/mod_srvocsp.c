@@ -151,12 +151,14 @@ static const char *set_store(cmd_parms *cmd, void *dc, const char *arg)
     (void)dc;
     if (err)
         return err;
-    /* The rest of the URL is checked when the handles open (libsrvocsp
-     * names what is wrong); the scheme can be checked here. */
+    /* Checked whole when the configuration is read (apache2 -t refuses
+     * it), in the library's words, which never hold the password. */
     if (strncmp(arg, "redis://", 8) != 0 && strncmp(arg, "unix://", 7) != 0 &&
         strncmp(arg, "redis-sentinel://", 17) != 0)
         return apr_pstrcat(cmd->pool, "SrvOcspStore: \"", arg,
                            "\" is not a redis://, unix:// or redis-sentinel:// URL", NULL);
+    if (srvocsp_store_url_check(arg) != SRVOCSP_OK)
+        return apr_pstrcat(cmd->pool, "SrvOcspStore: ", srvocsp_last_error_text(), NULL);
     conf_of(cmd->server)->store = arg;
     return NULL;
 }
@@ -237,7 +239,8 @@ static const command_rec commands[] = {
                   "where verified responses are saved and shared by every process, or none "
                   "(server-wide; default " MOD_SRVOCSP_DEFAULT_DIR ")"),
     AP_INIT_TAKE1("SrvOcspStore", set_store, NULL, RSRC_CONF,
-                  "the fleet's shared store, redis://host:port[/db] or unix:///path (server-wide)"),
+                  "the fleet's shared store, redis://host:port[/db], unix:///path or "
+                  "redis-sentinel://host[:port][,host[:port]...][/db]#MASTER (server-wide)"),
     AP_INIT_TAKE1("SrvOcspResponderUrl", set_responder, NULL, RSRC_CONF,
                   "an http:// responder URL that replaces the certificates' own"),
     AP_INIT_TAKE1("SrvOcspMinValidity", set_min_validity, NULL, RSRC_CONF,

@@ -453,7 +453,11 @@ bool srvocsp__redis_url_parse(const char *url, srvocsp__redis_url *out, char *wh
             goto out;
         if (path[0] == '/' && path[1] != '\0') {
             if (!parse_int(path + 1, strlen(path + 1), 0, 1000000, &v)) {
-                srvocsp__fmt(why, whylen, "database \"%.16s\" is not a number", path + 1);
+                /* Not echoed: an unescaped '/' in a password puts the
+                 * rest of the password here. */
+                srvocsp__fmt(why, whylen,
+                             "database is not a number (/0 to /1000000 after host[:port]; "
+                             "a '/' in a password is written %%2F)");
                 goto out;
             }
             out->db = (int)v;

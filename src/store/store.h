@@ -36,7 +36,7 @@ typedef struct srvocsp__store_ops {
      * |*version| identifies the stored bytes (changes on every save). */
     srvocsp_error (*load)(srvocsp__store *s, const char *name, size_t cap, unsigned char **der,
                           size_t *len, uint64_t *version, char *why, size_t whylen);
-    /* The next three are the local store's (the directory), which the
+    /* The next two are the local store's (the directory), which the
      * engine reads and writes as its own; the fleet's store leaves them
      * NULL (the engine uses save_if and the notifications below). */
     /* Cheap check: the current version under |name|, 0 if none. */
@@ -46,8 +46,6 @@ typedef struct srvocsp__store_ops {
      * which is written only through save_if below. */
     srvocsp_error (*save)(srvocsp__store *s, const char *name, const unsigned char *der,
                           size_t len, int *err_no, char *why, size_t whylen);
-    /* Calls |fn| for every stored name; returns how many. */
-    size_t (*list)(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg);
     void (*free)(srvocsp__store *s);
     /* Optional (NULL: none).  Takes, without waiting, the right to ask the
      * responder for |name| among the processes sharing the store: 1 with
@@ -142,9 +140,6 @@ SRVOCSP__HIDDEN void srvocsp__store_register(const char *scheme, srvocsp__store_
  * SELECT).  A Redis that cannot be reached is not an error: the store
  * reports errors per call and tries again after a backoff. */
 SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix);
-/* The Redis URL of |s| without its password, for messages; NULL when |s|
- * is not a Redis store. */
-SRVOCSP__HIDDEN const char *srvocsp__store_redis_display(srvocsp__store *s);
 
 /* The store name of |leaf| issued by |issuer| into |out| (65 bytes). */
 SRVOCSP__HIDDEN bool srvocsp__store_name(X509 *leaf, X509 *issuer, char *out);

@@ -162,31 +162,6 @@ static srvocsp_error dir_save(srvocsp__store *s, const char *name, const unsigne
     return SRVOCSP_E_STORE;
 }
 
-static size_t dir_list(srvocsp__store *s, void (*fn)(void *arg, const char *name), void *arg)
-{
-    dir_store *d = (dir_store *)s;
-    DIR *dh = opendir(d->dir);
-    struct dirent *de;
-    size_t n = 0;
-
-    if (dh == NULL)
-        return 0;
-    while ((de = readdir(dh)) != NULL) {
-        size_t l = strlen(de->d_name);
-        char name[SRVOCSP__STORE_NAME_LEN + 1];
-
-        if (l != SRVOCSP__STORE_NAME_LEN + 4 || strcmp(de->d_name + SRVOCSP__STORE_NAME_LEN, ".der"))
-            continue;
-        memcpy(name, de->d_name, SRVOCSP__STORE_NAME_LEN);
-        name[SRVOCSP__STORE_NAME_LEN] = '\0';
-        if (fn)
-            fn(arg, name);
-        n++;
-    }
-    closedir(dh);
-    return n;
-}
-
 static void dir_free(srvocsp__store *s)
 {
     dir_store *d = (dir_store *)s;
@@ -233,7 +208,6 @@ static const srvocsp__store_ops dir_ops = {
     .load = dir_load,
     .version = dir_version,
     .save = dir_save,
-    .list = dir_list,
     .free = dir_free,
     .lease = dir_lease,
     .unlease = dir_unlease,

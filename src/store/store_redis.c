@@ -11,8 +11,10 @@
  *   channel <prefix>updates   "<name> <writer id> <DER>" after each save
  *
  * Nothing read back is trusted: the engine verifies it like a network
- * answer.  The scripts only keep honest writers from rolling back each
- * other (compare on thisUpdate) and from releasing each other's leases.
+ * answer.  The scripts only keep honest writers from overwriting what they
+ * did not judge (the save compares and sets on the SHA-1 of the bytes the
+ * writer loaded; which response wins is the C side's verdict) and from
+ * releasing each other's leases.
  *
  * The connections, their timeouts, backoff, liveness and Sentinel are
  * redis_conn.c's; every call here is one bounded command on them, made by
@@ -629,9 +631,4 @@ srvocsp__store *srvocsp__store_redis_new(const char *url, const char *prefix)
     g_conns = c;
     pthread_mutex_unlock(&g_mu);
     return &c->base;
-}
-
-const char *srvocsp__store_redis_display(srvocsp__store *s)
-{
-    return s != NULL && s->ops == &redis_ops ? ((rconn *)s)->link.display : NULL;
 }

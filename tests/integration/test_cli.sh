@@ -60,6 +60,24 @@ check "show json"             0 '"verified":true' -- "$CLI" show "$DIR/good.der"
 check "show not a response"   2 'not a DER or PEM OCSP response' -- "$CLI" show "$DIR/good.pem"
 check "show help"             0 'usage' -- "$CLI" show --help
 check "unknown command"       2 'unknown command' -- "$CLI" frobnicate
+# srvocsp watch --store: the URL is checked when the options are read and a
+# bad one refused by name (exit 2, nothing fetched); the Sentinel form with a
+# master name starts even with no Sentinel answering (the responder serves).
+W=$DIR/watch
+mkdir -p "$W"; cp "$DIR/good.pem" "$W/site.pem"
+check "watch help: Sentinel form" 0 'redis-sentinel://\[user:password@\]host\[:port\].*#MASTER' -- "$CLI" watch --help
+check "watch --store without #MASTER" 2 'store URL: no master name' -- "$CLI" watch --dir "$W" --once --store "redis-sentinel://127.0.0.1:1"
+if [ ! -e "$W/site.pem.ocsp" ]; then pass=$((pass+1)); echo "ok   watch refused: nothing fetched"
+else fail=$((fail+1)); echo "FAIL watch refused: nothing fetched ($W/site.pem.ocsp written)"; fi
+# An unescaped '/' in a password: what follows it is not echoed as a database.
+out=$("$CLI" watch --dir "$W" --once --store "redis://u:12/hunter2@127.0.0.1:1" 2>&1); rc=$?
+if [ "$rc" = 2 ] && grep -q "store URL: database is not a number" <<<"$out" && ! grep -q hunter2 <<<"$out"; then
+    pass=$((pass+1)); echo "ok   watch --store: a bad URL refused without its password"
+else
+    fail=$((fail+1)); echo "FAIL watch --store password echoed or not refused (rc $rc)"; echo "$out" | sed 's/^/     /'
+fi
+check "watch --store Sentinel#MASTER" 0 'updated cert=.*status=good' -- "$CLI" watch --dir "$W" --once --store "redis-sentinel://127.0.0.1:1?connect_timeout=200ms#mymaster"
+check "watch wrote the .ocsp file" 0 'status good' -- "$CLI" show "$W/site.pem.ocsp" --cert "$DIR/good.pem"
 # The responder saw GET requests (short request: RFC 5019 GET).
 check "GET was used"          0 'GET /' -- grep -m1 'Received request' "$DIR/responder-$PORT.log"
 

@@ -337,3 +337,21 @@ const char *tr_redis_role(tr_redis *r)
     redisFree(c);
     return role;
 }
+
+int tr_redis_numsub(tr_redis *r, const char *channel)
+{
+    redisContext *c = connect_admin(r);
+    redisReply *rep;
+    int n = -1;
+
+    if (c == NULL)
+        return -1;
+    rep = redisCommand(c, "PUBSUB NUMSUB %s", channel);
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER)
+        n = (int)rep->element[1]->integer;
+    if (rep)
+        freeReplyObject(rep);
+    redisFree(c);
+    return n;
+}

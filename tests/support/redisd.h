@@ -63,5 +63,8 @@ bool tr_redis_sentinel_ready(tr_redis *r, const char *name, int replicas, int se
 int tr_redis_sentinel_master_port(tr_redis *r, const char *name);
 /* Data node |r|: "master" or "slave" (ROLE), "" when it does not answer. */
 const char *tr_redis_role(tr_redis *r);
+/* Data node |r|: how many clients are subscribed to |channel| (PUBSUB
+ * NUMSUB), -1 when it does not answer. */
+int tr_redis_numsub(tr_redis *r, const char *channel);
 
 #endif

@@ -127,6 +127,8 @@ static void good_url(const char *url, srvocsp__redis_url *u)
 
     if (!srvocsp__redis_url_parse(url, u, why, sizeof(why)))
         fail_msg("%s refused: %s", url, why);
+    if (srvocsp_store_url_check(url) != SRVOCSP_OK)
+        fail_msg("%s refused by srvocsp_store_url_check: %s", url, srvocsp_last_error_text());
 }
 
 static void test_url_forms(void **s)
@@ -235,6 +237,10 @@ static void bad_url(const char *url, const char *expect)
     assert_false(srvocsp__redis_url_parse(url, &u, why, sizeof(why)));
     if (strstr(why, expect) == NULL)
         fail_msg("%s: reason \"%s\" does not name \"%s\"", url, why, expect);
+    assert_int_equal(srvocsp_store_url_check(url), SRVOCSP_E_INVALID_ARG);
+    if (strstr(srvocsp_last_error_text(), expect) == NULL)
+        fail_msg("%s: check \"%s\" does not name \"%s\"", url, srvocsp_last_error_text(), expect);
+    assert_null(strstr(srvocsp_last_error_text(), "hunter2"));
     st = srvocsp__store_redis_new(url, NULL);
     assert_null(st);
     assert_int_equal(srvocsp_last_error(), SRVOCSP_E_INVALID_ARG);
@@ -256,6 +262,12 @@ static void test_url_errors(void **s)
     bad_url("redis://127.0.0.1:63x9", "port");
     bad_url("redis://u:hunter2@127.0.0.1:6379/db7", "database");
     bad_url("redis://u:hunter2@127.0.0.1:6379/1/2", "database");
+    /* An unescaped '/' in a password: the rest of it is no database, and
+     * is not echoed as one. */
+    bad_url("redis://u:12/hunter2@127.0.0.1", "database is not a number");
+    bad_url("redis://:ab/hunter2@127.0.0.1:6379", "port");
+    bad_url("redis-sentinel://u:1/hunter2@a,b#m", "");
+    bad_url("unix://u:a/hunter2@/tmp/x.sock", "");
     bad_url("redis://u:hunter2%zz@127.0.0.1", "password");
     bad_url("redis://u:hunter2%00@127.0.0.1", "password");
     bad_url("redis://127.0.0.1?dbx=1", "unknown query item");
@@ -438,9 +450,12 @@ static void test_frozen_redis_noticed(void **s)
     }
     took = tr_now_ms() - t0;
     print_message("  frozen Redis noticed after %.0f ms (ping_interval %d ms, bound %d ms)\n",
-                  took, interval, 2 * interval + 1000);
+                  took, interval, 2 * interval + 2000);
     assert_true(st->ops->notify_fd(st) < 0);
-    assert_true(took <= 2 * interval + 1000 + 1000); /* + a loaded machine's slack */
+    /* The bound with the engine's loop ticking once a second (a PING sent
+     * and its silence seen each up to a tick late); driven every 100 ms
+     * here, that leaves a loaded machine 1.8 s of slack. */
+    assert_true(took <= 2 * interval + 2000);
     assert_int_equal(st->ops->lease_acquire(st, NAME, 1000, (char[SRVOCSP__LEASE_TOKEN_LEN + 1]){0},
                                             &(int64_t){0}, why, sizeof(why)),
                      SRVOCSP__LEASE_ERROR);
@@ -574,7 +589,7 @@ static void test_frozen_master_sentinel(void **s)
         tr_sleep_ms(100);
     }
     noticed = tr_now_ms() - t0;
-    assert_true(noticed <= 2 * 1000 + 1000 + 1000);
+    assert_true(noticed <= 2 * 1000 + 2000); /* the bound, as above */
 
     /* Until the replica is promoted and both links found it, saves fail
      * or go unheard; then one is heard. */
@@ -598,7 +613,7 @@ static void test_frozen_master_sentinel(void **s)
         }
     }
     resumed = tr_now_ms() - t0;
-    print_message("  master frozen: noticed after %.0f ms (bound 3000 ms), announcements heard "
+    print_message("  master frozen: noticed after %.0f ms (bound 4000 ms), announcements heard "
                   "again after %.1f s\n",
                   noticed, resumed / 1000.0);
     assert_true(seen >= 1);

@@ -135,6 +135,23 @@ static void stored_path(const char *dir, char *buf, size_t len)
     snprintf(buf, len, "%s/%s.der", dir, name);
 }
 
+/* Stored responses in |dir|: files named "<64 hex>.der", as the
+ * directory store writes them (nothing else it writes is named so). */
+static int count_stored(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    assert_non_null(dh);
+    while ((de = readdir(dh)) != NULL)
+        n += strlen(de->d_name) == SRVOCSP__STORE_NAME_LEN + 4 &&
+             strspn(de->d_name, "0123456789abcdef") == SRVOCSP__STORE_NAME_LEN &&
+             strcmp(de->d_name + SRVOCSP__STORE_NAME_LEN, ".der") == 0;
+    closedir(dh);
+    return n;
+}
+
 static int setup(void **s)
 {
     T = (int64_t)time(NULL);
@@ -164,7 +181,7 @@ static void test_restart_serves_from_disk_without_network(void **s)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
     {
-        /* The store lists what it holds; nothing else is in the folder. */
+        /* One response stored, under its name; nothing else is. */
         srvocsp__store *st2 = srvocsp__store_dir_new(dir);
         char name[SRVOCSP__STORE_NAME_LEN + 1];
         unsigned char *none = NULL;
@@ -172,7 +189,7 @@ static void test_restart_serves_from_disk_without_network(void **s)
         uint64_t v = 1;
         char why[200];
 
-        assert_int_equal(st2->ops->list(st2, NULL, NULL), 1);
+        assert_int_equal(count_stored(dir), 1);
         assert_true(srvocsp__store_name(pki.good.cert, pki.ca.cert, name));
         assert_non_null(strstr(path, name));
         /* Nothing stored is an outcome, not an error. */
@@ -511,7 +528,7 @@ static void test_crash_during_saves(void **s)
         assert_non_null(st);
         assert_int_equal(count_temporaries(dir), 1);
         assert_int_equal(access(fresh, F_OK), 0);
-        assert_int_equal(st->ops->list(st, NULL, NULL), 1);
+        assert_int_equal(count_stored(dir), 1);
         st->ops->free(st);
     }
     for (i = 0; i < N; i++)

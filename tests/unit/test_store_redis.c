@@ -153,7 +153,6 @@ static void exercise(tr_redis *rd, const char *url)
     long long pttl;
 
     assert_non_null(st);
-    assert_non_null(srvocsp__store_redis_display(st));
     assert_int_equal(loaded_tu(st), 0);
 
     /* A second connection (another URL spelling: not shared) listens. */
@@ -167,6 +166,21 @@ static void exercise(tr_redis *rd, const char *url)
     assert_true(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
     assert_int_equal(loaded_tu(st), T - 100);
     assert_int_equal(loaded_tu(other), T - 100);
+    {
+        /* The store's messages name it by its URL, the password masked. */
+        unsigned char *der = NULL;
+        size_t len = 0;
+        uint64_t v = 0;
+        char why[400];
+
+        assert_int_equal(st->ops->load(st, NAME, 10, &der, &len, &v, why, sizeof(why)),
+                         SRVOCSP_E_STORE);
+        assert_null(der);
+        if (strstr(why, strncmp(url, "unix", 4) == 0 ? "unix://" : "redis://127.0.0.1:") == NULL ||
+            (rd->opts.password != NULL && (strstr(why, ":***@") == NULL ||
+                                           strstr(why, rd->opts.password) != NULL)))
+            fail_msg("reason: %s", why);
+    }
     /* Older and equal are refused; newer replaces. */
     assert_false(save(st, T - 200, 3600, V_OCSP_CERTSTATUS_GOOD));
     assert_false(save(st, T - 100, 3600, V_OCSP_CERTSTATUS_GOOD));
