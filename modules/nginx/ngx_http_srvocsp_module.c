@@ -54,6 +54,7 @@ typedef struct {
 } ngx_http_srvocsp_main_conf_t;
 
 static char *set_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *set_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static void *create_main_conf(ngx_conf_t *cf);
 static void *create_srv_conf(ngx_conf_t *cf);
 static char *merge_srv_conf(ngx_conf_t *cf, void *parent, void *child);
@@ -72,7 +73,7 @@ static ngx_command_t commands[] = {
      ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET,
      offsetof(ngx_http_srvocsp_srv_conf_t, responder), NULL},
     {ngx_string("srvocsp_store"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET,
+     set_store, NGX_HTTP_SRV_CONF_OFFSET,
      offsetof(ngx_http_srvocsp_srv_conf_t, store), NULL},
     {ngx_string("srvocsp_store_prefix"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_str_slot, NGX_HTTP_SRV_CONF_OFFSET,
@@ -119,6 +120,23 @@ static char *set_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         scf->line = cf->conf_file->line;
     }
     return rv;
+}
+
+/* The URL is checked as the configuration is read (nginx -t refuses it,
+ * with the file and line), by the library's own parser; the message names
+ * the fault and never the URL, which may carry a password. */
+static char *set_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_srvocsp_srv_conf_t *scf = conf;
+    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
+
+    if (rv != NGX_CONF_OK)
+        return rv;
+    if (srvocsp_store_url_check((const char *)scf->store.data) != SRVOCSP_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "srvocsp_store: %s", srvocsp_last_error_text());
+        return NGX_CONF_ERROR;
+    }
+    return NGX_CONF_OK;
 }
 
 static void *create_main_conf(ngx_conf_t *cf)

@@ -162,11 +162,12 @@ static ngx_int_t attach_one(ngx_conf_t *cf, SSL_CTX *ctx, X509 *cert, ngx_str_t 
             return NGX_OK;
         }
         if (o->store_url != NULL && err == SRVOCSP_E_INVALID_ARG) {
-            /* Most likely the store's URL or prefix: name the directive. */
+            /* The URL was checked as it was read: most likely the prefix.
+             * Never the URL itself here: it may carry a password. */
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "srvocsp: cannot open \"%s\" (server \"%V\") with srvocsp_store "
-                          "\"%s\": %s",
-                          file, server_name, o->store_url, srvocsp_last_error_text());
+                          "srvocsp: cannot open \"%s\" (server \"%V\") with its srvocsp_store "
+                          "and srvocsp_store_prefix: %s",
+                          file, server_name, srvocsp_last_error_text());
             return NGX_ERROR;
         }
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "srvocsp: cannot open \"%s\" (server \"%V\"): %s",

@@ -806,10 +806,21 @@ static void scenario_store(void)
              port, cert_lines("good"));
     CHECK(nr_write_conf(&b, 1, body) && !nr_start(&b, port, 1),
           "nginx refuses to start with srvocsp_store memcached://");
-    CHECK(logged(&b, "[emerg]") > 0 &&
-              logged(&b, "srvocsp_store \"memcached://127.0.0.1:11211\"") > 0 &&
-              logged(&b, "unknown scheme \"memcached\"") > 0,
-          "the error log names the directive, the URL and the unknown scheme");
+    CHECK(logged(&b, "[emerg]") > 0 && logged(&b, "srvocsp_store: ") > 0 &&
+              logged(&b, "unknown scheme \"memcached\"") > 0 && logged(&b, "nginx.conf:") > 0,
+          "the error log names the directive, the unknown scheme, the file and line");
+    nr_stop(&b);
+
+    /* A URL with a password is never written to the log, whatever is wrong
+     * with it. */
+    new_nginx(&b, "bad-password");
+    snprintf(body, sizeof(body),
+             "srvocsp on; srvocsp_timeout 2s; srvocsp_store redis://u:s3cr3t@127.0.0.1:1/x;\n"
+             "server { listen 127.0.0.1:%d ssl; %s }\n",
+             port, cert_lines("good"));
+    CHECK(nr_write_conf(&b, 1, body) && !nr_start(&b, port, 1) &&
+              logged(&b, "srvocsp_store: ") > 0 && logged(&b, "s3cr3t") == 0,
+          "a bad srvocsp_store with a password: refused, the password not in the log");
     nr_stop(&b);
 
     /* The Sentinel form: without its master name nginx does not start and
