@@ -216,9 +216,10 @@ int mod_srvocsp_gen_add(mod_srvocsp_gen *gen, const mod_srvocsp_gen *prev, serve
             goto out;
         }
         if (o->store_url != NULL && err == SRVOCSP_E_INVALID_ARG)
+            /* Never the URL: it may carry a password. */
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                         "srvocsp: cannot open %s with SrvOcspStore \"%s\": %s", name,
-                         o->store_url, srvocsp_last_error_text());
+                         "srvocsp: cannot open %s with its SrvOcspStore: %s", name,
+                         srvocsp_last_error_text());
         else
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "srvocsp: cannot open %s: %s", name,
                          srvocsp_last_error_text());
