@@ -4,7 +4,8 @@
  *
  *   test_apache restart   first handshake stapled after apache2 -k graceful
  *                         (no request), after a graceful restart into other
- *                         settings (a notice), and after a stop and start
+ *                         settings (a notice), after apache2 -k restart (no
+ *                         request, no crash), and after a stop and start
  *                         with the responder down
  *   test_apache children  4 and 16 children: one request per certificate at
  *                         start and per refresh round (about 100 s)
@@ -68,6 +69,23 @@ static void scenario_restart(void)
                                "retrieval") == 2,
           "stapled, no request, and a notice per certificate says the new value applies after "
           "a stop and start");
+    /* The plain restart: the parent stops its children at once (connections
+     * cut) and rereads the configuration; the new generation must still
+     * find the running retrievals, not fetch. */
+    CHECK(ar_restart(&a, port, 2, 20000) && ar_log_count(&a, "SIGHUP received") == 1,
+          "apache2 -k restart (SIGHUP, not graceful): a new generation of children");
+    nr_handshake(any, port, NULL, &h);
+    CHECK(h.ok && h.stapled && verified(&h, &pki.good),
+          "the first handshake after apache2 -k restart is stapled and verifies");
+    CHECK(evil_requests(e) == before,
+          "... without a request (the restarted configuration shares the running retrievals): "
+          "%ld before, %ld after",
+          before, evil_requests(e));
+    CHECK(ar_log_count(&a, "the process holds 2 handles on 2 certificates") == 4,
+          "after the start and each of the 3 restarts the parent holds one configuration's 2 "
+          "handles (%d said so)",
+          ar_log_count(&a, "the process holds 2 handles on 2 certificates"));
+    CHECK(no_crash(&a), "no child crashed across apache2 -k restart");
     CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
 
     evil_stop(e); /* the responder is gone: connections are refused */

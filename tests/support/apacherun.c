@@ -255,7 +255,10 @@ bool ar_start(ar_apache *a, int port, int children)
     return false;
 }
 
-bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
+/* "apache2 -k |k|" (graceful or restart): the parent stays, its children
+ * are replaced.  Done when the parent said it resumes again, |children|
+ * new children run and none of the old ones is left. */
+static bool replace_children(ar_apache *a, const char *k, int port, int children, int timeout_ms)
 {
     double until = tr_now_ms() + timeout_ms;
     int resumed = ar_log_count(a, RESUMING);
@@ -263,8 +266,8 @@ bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
     int n_old = ar_children(a, old, 512);
     char out[4096];
 
-    if (run_apache(a, "graceful", out, sizeof(out)) != 0) {
-        fprintf(stderr, "apache2 -k graceful failed: %s\n", out);
+    if (run_apache(a, k, out, sizeof(out)) != 0) {
+        fprintf(stderr, "apache2 -k %s failed: %s\n", k, out);
         return false;
     }
     while (tr_now_ms() < until) {
@@ -280,9 +283,19 @@ bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
             return true;
         tr_sleep_ms(20);
     }
-    fprintf(stderr, "graceful restart did not complete within %d ms\n", timeout_ms);
+    fprintf(stderr, "apache2 -k %s did not complete within %d ms\n", k, timeout_ms);
     ar_log_dump(a, 30);
     return false;
+}
+
+bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
+{
+    return replace_children(a, "graceful", port, children, timeout_ms);
+}
+
+bool ar_restart(ar_apache *a, int port, int children, int timeout_ms)
+{
+    return replace_children(a, "restart", port, children, timeout_ms);
 }
 
 int ar_stop(ar_apache *a)

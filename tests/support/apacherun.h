@@ -1,6 +1,6 @@
 /* Running Debian's apache2 with mod_srvocsp for tests and benchmarks: a
  * configuration of its own in a temporary ServerRoot (never /etc/apache2),
- * start, graceful restart, stop, its children.  127.0.0.1 only.
+ * start, graceful and plain restarts, stop, its children.  127.0.0.1 only.
  * Handshakes: nr_handshake (nginxrun.h). */
 #ifndef SRVOCSP_APACHERUN_H
 #define SRVOCSP_APACHERUN_H
@@ -37,6 +37,9 @@ bool ar_start(ar_apache *a, int port, int children);
  * |children| children of it run and every old child has exited (at most
  * |timeout_ms|). */
 bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms);
+/* "apache2 -k restart" (not graceful: the old children are stopped at
+ * once, connections cut); waits as ar_graceful does. */
+bool ar_restart(ar_apache *a, int port, int children, int timeout_ms);
 /* The parent's children (pids in |out|). */
 int ar_children(const ar_apache *a, pid_t *out, int cap);
 /* Stops apache2 (SIGTERM, SIGKILL after 10 s); its exit status, or -1 if
