@@ -7,8 +7,10 @@
  *                         settings (a notice), after apache2 -k restart (no
  *                         request, no crash), and after a stop and start
  *                         with the responder down
- *   test_apache children  4 and 16 children: one request per certificate at
- *                         start and per refresh round (about 100 s)
+ *   test_apache children  event with 4 and 16 children, prefork with 4: one
+ *                         request per certificate at start and per refresh
+ *                         round; without the directory (the control) more
+ *                         (about 100 s)
  *   test_apache graceful  20 graceful restarts under handshakes: no crash,
  *                         every first handshake stapled, nothing leaked
  *   test_apache startstop 30 starts each stopped at once, children still
@@ -112,37 +114,48 @@ static void scenario_restart(void)
 }
 
 /* The parent and its children, by the responder's count: one request per
- * certificate at start and per refresh round.  Two servers side by side
- * (4 and 16 children), each with its own responder issuing 300 s
- * responses, so the first refresh falls 75 s in (a quarter into a short
- * window, up to 10 % earlier per child), while they all serve. */
+ * certificate at start and per refresh round.  Servers side by side, each
+ * with its own responder issuing 300 s responses, so the first refresh
+ * falls 75 s in (a quarter into a short window, up to 10 % earlier per
+ * child), while they all serve: the event MPM with 4 and 16 children and
+ * prefork with 4 share a directory; a control (event, 4 children,
+ * SrvOcspDirectory none) must cost more than one request per certificate
+ * in the same round, or the count could not tell sharing from not. */
 typedef struct fleet_run {
     ar_apache a;
     evil *e;
+    const char *mpm;
+    bool shared; /* with a directory */
     int children, port;
-    char cache[1300];
+    double started;
+    char cache[1300], label[64];
     long at_start, after_round;
     int stapled_start, stapled_round, saved_by_child;
 } fleet_run;
 
 
-static bool children_start(fleet_run *f, int children)
+static bool children_start(fleet_run *f, const char *mpm, int children, bool shared)
 {
-    char name[32], globals[1600], body[8192];
+    char name[64], globals[1600], body[8192];
 
+    f->mpm = mpm;
+    f->shared = shared;
     f->children = children;
     f->port = tr_free_port();
+    f->started = tr_now_ms();
+    snprintf(f->label, sizeof(f->label), "%s, %d children%s", mpm, children,
+             shared ? "" : ", no directory");
     f->e = evil_start(&pki, wall_now, NULL, 300);
     if (f->e == NULL)
         return false;
     evil_set_slot(f->e, 0, EVIL_GOOD_SLOW); /* fetches overlap if two processes ask */
-    snprintf(name, sizeof(name), "ap%d", children);
-    snprintf(f->cache, sizeof(f->cache), "%s/cache%d", dir, children);
-    new_apache(&f->a, name, "event");
+    snprintf(name, sizeof(name), "%s%d%s", mpm, children, shared ? "" : "-none");
+    snprintf(f->cache, sizeof(f->cache), "%s/cache-%s", dir, name);
+    new_apache(&f->a, name, mpm);
     snprintf(globals, sizeof(globals),
              "SrvOcspDirectory %s\nSrvOcspUrlTimeout 3\nSrvOcspMinValidity 10\n"
              "SrvOcspResponderUrl http://127.0.0.1:%d/k0/",
-             f->cache, evil_port(f->e));
+             shared ? f->cache : "none", evil_port(f->e));
     one_vhost_body(body, sizeof(body), f->port, globals, true);
     return ar_write_conf(&f->a, children, body) && ar_start(&f->a, f->port, children);
 }
@@ -187,45 +200,59 @@ static int saved_by_child(const char *cache)
 
 static void scenario_children(void)
 {
-    fleet_run f[2];
-    const int counts[2] = {4, 16};
-    double t0;
+    static const struct {
+        const char *mpm;
+        int children;
+        bool shared;
+    } runs[] = {{"event", 4, true}, {"event", 16, true}, {"prefork", 4, true}, {"event", 4, false}};
+    enum { N = sizeof(runs) / sizeof(runs[0]) };
+    fleet_run f[N];
 
     if (setup(3600) == NULL) {
         CHECK(false, "setup");
         return;
     }
     memset(f, 0, sizeof(f));
-    t0 = tr_now_ms();
-    for (int i = 0; i < 2; i++) {
-        CHECK(children_start(&f[i], counts[i]), "apache2 starts with %d children", counts[i]);
-        f[i].stapled_start = stapled_of(f[i].port, 4 * counts[i]);
+    for (int i = 0; i < N; i++) {
+        CHECK(children_start(&f[i], runs[i].mpm, runs[i].children, runs[i].shared),
+              "apache2 starts: %s", f[i].label);
+        f[i].stapled_start = stapled_of(f[i].port, 4 * f[i].children);
         f[i].at_start = evil_requests(f[i].e);
     }
-    /* The next refresh after the first comes at least a minute later. */
-    while (tr_now_ms() < t0 + 95000)
-        tr_sleep_ms(500);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < N; i++) {
+        int procs = f[i].children + 1;
+
+        /* Each server's next refresh after its first comes at least a
+         * minute later: it is read 95 s after its own start. */
+        while (tr_now_ms() < f[i].started + 95000)
+            tr_sleep_ms(500);
         f[i].after_round = evil_requests(f[i].e);
-        f[i].stapled_round = stapled_of(f[i].port, 4 * counts[i]);
-        f[i].saved_by_child = saved_by_child(f[i].cache);
-        CHECK(f[i].stapled_start == 4 * counts[i] && f[i].at_start == 2,
-              "%d children: %d of %d handshakes stapled; %ld requests for 2 certificates at start",
-              counts[i], f[i].stapled_start, 4 * counts[i], f[i].at_start);
-        CHECK(f[i].after_round == 4 && f[i].stapled_round == 4 * counts[i],
-              "%d children: after one refresh round, %ld requests in all (one per certificate "
-              "and round; %d processes fetching alone would make %d); %d of %d stapled",
-              counts[i], f[i].after_round, counts[i] + 1, 2 + 2 * (counts[i] + 1),
-              f[i].stapled_round, 4 * counts[i]);
-        if (geteuid() == 0)
+        f[i].stapled_round = stapled_of(f[i].port, 4 * f[i].children);
+        f[i].saved_by_child = f[i].shared ? saved_by_child(f[i].cache) : 0;
+        CHECK(f[i].stapled_start == 4 * f[i].children && f[i].at_start == 2,
+              "%s: %d of %d handshakes stapled; %ld requests for 2 certificates at start",
+              f[i].label, f[i].stapled_start, 4 * f[i].children, f[i].at_start);
+        if (f[i].shared)
+            CHECK(f[i].after_round == 4 && f[i].stapled_round == 4 * f[i].children,
+                  "%s: after one refresh round, %ld requests in all (one per certificate and "
+                  "round; %d processes fetching alone would make %d); %d of %d stapled",
+                  f[i].label, f[i].after_round, procs, 2 + 2 * procs, f[i].stapled_round,
+                  4 * f[i].children);
+        else
+            CHECK(f[i].after_round - f[i].at_start > 2 && f[i].stapled_round == 4 * f[i].children,
+                  "%s (the control): the same round cost %ld requests for 2 certificates "
+                  "(more than one each: every process fetched alone; %d at most), %d of %d "
+                  "stapled",
+                  f[i].label, f[i].after_round - f[i].at_start, 2 * procs, f[i].stapled_round,
+                  4 * f[i].children);
+        if (geteuid() == 0 && f[i].shared)
             CHECK(f[i].saved_by_child >= 1,
-                  "%d children: the refresh was fetched and saved by a child (as User): %d of 2 "
-                  "files",
-                  counts[i], f[i].saved_by_child);
+                  "%s: the refresh was fetched and saved by a child (as User): %d of 2 files",
+                  f[i].label, f[i].saved_by_child);
         CHECK(ar_log_count(&f[i].a, "new OCSP response, good") >= 4,
-              "%d children: the refreshes appear in the error log", counts[i]);
-        CHECK(ar_stop(&f[i].a) == 0 && no_crash(&f[i].a), "%d children: apache2 stops cleanly",
-              counts[i]);
+              "%s: the refreshes appear in the error log", f[i].label);
+        CHECK(ar_stop(&f[i].a) == 0 && no_crash(&f[i].a), "%s: apache2 stops cleanly",
+              f[i].label);
         evil_stop(f[i].e);
     }
 }
