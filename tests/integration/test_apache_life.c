@@ -347,7 +347,7 @@ static void scenario_graceful(void)
     /* Each restart leaves the parent a few KiB larger by Apache's own doing:
      * with SrvOcsp off (the module loaded, no handle) 48 KiB from restart 1
      * to restart 10 and 28 KiB from 10 to 20; with the module 56 to 60 KiB,
-     * then 20 to 24 KiB (three runs).  The first half grows more either way
+     * then 20 to 28 KiB (eight runs).  The first half grows more either way
      * (the heap and Apache's pools reaching their high-water mark; the
      * module's 8 to 12 KiB more there fits a restart holding two
      * generations' handles at once), so the second half is what a restart
