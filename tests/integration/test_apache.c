@@ -13,7 +13,8 @@
  *   test_apache verify    forged, another certificate's, unknown, tryLater,
  *                         expired, unauthorized: never stapled, the reason
  *                         in the error log; a directory that cannot be made;
- *                         an existing one User cannot write (left as it is)
+ *                         an existing one User cannot write, a file (left
+ *                         as they are)
  *   test_apache hang      a hung responder: the handshake completes in well
  *                         under a second, unstapled; a saved response is
  *                         stapled while its refresh hangs
@@ -275,6 +276,33 @@ static void scenario_verify(void)
                  owned, geteuid() == 0 ? "User www-data" : "the user Apache runs as");
         CHECK(ar_log_count(&a, warn) == 1, "... and a warning names it and the user, once: %s",
               warn);
+        CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
+    }
+    {
+        /* A path that names a file: used as none, said once, not changed. */
+        ar_apache a;
+        char body[8192], globals[1400], file[1300], warn[1500];
+        int port = tr_free_port();
+        struct stat st0, st1;
+        FILE *f;
+        nr_hs h;
+
+        snprintf(file, sizeof(file), "%s/a-file", dir);
+        f = fopen(file, "w");
+        if (f)
+            fclose(f);
+        stat(file, &st0);
+        new_apache(&a, "filedir", "event");
+        snprintf(globals, sizeof(globals), "SrvOcspDirectory %s\nSrvOcspUrlTimeout 2", file);
+        one_vhost_body(body, sizeof(body), port, globals, true);
+        CHECK(ar_write_conf(&a, 1, body) && ar_start(&a, port, 1),
+              "apache2 starts with a SrvOcspDirectory that names a file");
+        nr_handshake(any, port, NULL, &h);
+        snprintf(warn, sizeof(warn), "SrvOcspDirectory \"%s\" exists and is not a directory",
+                 file);
+        CHECK(h.ok && h.stapled && verified(&h, &pki.good) && ar_log_count(&a, warn) == 1 &&
+                  stat(file, &st1) == 0 && st1.st_uid == st0.st_uid && st1.st_size == 0,
+              "... stapled without it, the file left as it was, and a warning says so once");
         CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
     }
     SSL_CTX_free(any);
