@@ -13,7 +13,7 @@
 #define AR_MODULES_DIR "/usr/lib/apache2/modules"
 
 typedef struct ar_apache {
-    char dir[1024];      /* ServerRoot: apache2.conf, logs/, run/, htdocs/ */
+    char dir[1024];      /* ServerRoot: apache2.conf, logs/, run/, htdocs/, cores/ */
     char conf[1100];
     char errlog[1100];
     const char *module;  /* mod_srvocsp.so, NULL: not loaded */
@@ -26,7 +26,9 @@ typedef struct ar_apache {
 /* |dir| must exist; the paths are copied, the strings borrowed. */
 void ar_init(ar_apache *a, const char *dir, const char *module, const char *preload);
 /* Writes apache2.conf: modules, the MPM with exactly |children| children,
- * LogLevel info, then |body| (Listen lines and virtual hosts). */
+ * LogLevel info, cores in dir/cores (where the kernel writes them to the
+ * crashing process's directory), then |body| (Listen lines and virtual
+ * hosts). */
 bool ar_write_conf(ar_apache *a, int children, const char *body);
 /* apache2 -t: its exit status; its output in |out|. */
 int ar_test_conf(ar_apache *a, char *out, size_t cap);
