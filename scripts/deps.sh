@@ -16,8 +16,9 @@ PKGS+=(libmicrohttpd-dev)
 PKGS+=(libsystemd-dev scdoc)
 if [ "${1:-}" = "--test" ]; then
     PKGS+=(clang libclang-rt-14-dev gnutls-bin valgrind nginx haproxy)
-    # Debian's apache2 for test_apache and bench/apache.sh
-    PKGS+=(apache2)
+    # Debian's apache2 for test_apache and bench/apache.sh; gdb reads a
+    # crashed child's core there (Apache's own race at a stop is not counted)
+    PKGS+=(apache2 gdb)
     # libfaketime: wall-clock jumps in a real process (test_clock_jump)
     PKGS+=(faketime)
     # the fleet's shared store (test_store_redis, test_fleet, bench_fleet)

@@ -41,6 +41,7 @@
 
 #include <srvocsp.h>
 
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -267,30 +268,83 @@ static const char *directory_of(const srv_conf *c)
     return c->directory[0] ? c->directory : NULL;
 }
 
+/* Whether |uid| (primary group |gid|, supplementary groups those of
+ * |user|) may create files in the directory |st|, by its owner and mode as
+ * the kernel reads them (ACLs are not read: a directory they open is
+ * reported when it need not be, never the other way). */
+static int dir_writable_by(const struct stat *st, uid_t uid, gid_t gid, const char *user)
+{
+    const mode_t wx_usr = S_IWUSR | S_IXUSR, wx_grp = S_IWGRP | S_IXGRP,
+                 wx_oth = S_IWOTH | S_IXOTH;
+    gid_t groups[128];
+    int n = (int)(sizeof(groups) / sizeof(groups[0])), in_group = st->st_gid == gid;
+
+    if (uid == 0)
+        return 1;
+    if (st->st_uid == uid)
+        return (st->st_mode & wx_usr) == wx_usr;
+    if (!in_group && user != NULL && getgrouplist(user, gid, groups, &n) >= 0)
+        for (int i = 0; i < n && !in_group; i++)
+            in_group = groups[i] == st->st_gid;
+    if (in_group)
+        return (st->st_mode & wx_grp) == wx_grp;
+    return (st->st_mode & wx_oth) == wx_oth;
+}
+
 /* The parent runs as root and its children as User: they must be able to
- * save into the directory and take its leases. */
+ * save into the directory and take its leases.  A directory the module
+ * creates is given to User; one that exists is never changed (a mistyped
+ * SrvOcspDirectory naming /etc/apache2 must not hand it to www-data), only
+ * reported when User cannot write there. */
 static const char *prepare_directory(server_rec *s, const char *dir)
 {
     struct stat st;
     apr_status_t rv;
+    int root;
 
     if (dir == NULL)
         return NULL;
-    if (stat(dir, &st) != 0 &&
-        (rv = apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, s->process->pool)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
-                     "srvocsp: SrvOcspDirectory \"%s\" cannot be created; continuing without: "
-                     "responses are not saved (each process fetches its own, and a restart "
-                     "starts unstapled)",
+    if (stat(dir, &st) != 0) {
+        rv = apr_dir_make_recursive(dir, APR_FPROT_OS_DEFAULT, s->process->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                         "srvocsp: SrvOcspDirectory \"%s\" cannot be created; continuing "
+                         "without: responses are not saved (each process fetches its own, and "
+                         "a restart starts unstapled)",
+                         dir);
+            return NULL;
+        }
+        if (geteuid() == 0 &&
+            chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
+                         "srvocsp: chown(\"%s\") to User %s failed; children cannot save "
+                         "responses there",
+                         dir, ap_unixd_config.user_name);
+        return dir;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "srvocsp: SrvOcspDirectory \"%s\" exists and is not a directory; "
+                     "continuing without: responses are not saved",
                      dir);
         return NULL;
     }
-    if (geteuid() == 0 && stat(dir, &st) == 0 && st.st_uid != ap_unixd_config.user_id &&
-        chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
-                     "srvocsp: chown(\"%s\") to User failed; children cannot save responses "
-                     "there",
-                     dir);
+    root = geteuid() == 0;
+    if (root ? !dir_writable_by(&st, ap_unixd_config.user_id, ap_unixd_config.group_id,
+                                ap_unixd_config.user_name)
+             : access(dir, W_OK | X_OK) != 0) {
+        const char *pre = root ? "User " : "", *who = root ? ap_unixd_config.user_name
+                                                          : "the user Apache runs as";
+
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "srvocsp: SrvOcspDirectory \"%s\" exists and is not writable by %s%s "
+                     "(owner uid %ld, gid %ld, mode %04o); it is left as it is: the children "
+                     "read the responses saved there but cannot save or take leases (each "
+                     "fetches its own refreshes). Make it writable by %s%s, or name another "
+                     "directory",
+                     dir, pre, who, (long)st.st_uid, (long)st.st_gid,
+                     (unsigned)(st.st_mode & 07777), pre, who);
+    }
     return dir;
 }
 

@@ -12,7 +12,9 @@
  *   test_apache prefork   the same under the prefork MPM
  *   test_apache verify    forged, another certificate's, unknown, tryLater,
  *                         expired, unauthorized: never stapled, the reason
- *                         in the error log; a directory that cannot be made
+ *                         in the error log; a directory that cannot be made;
+ *                         an existing one User cannot write, a file (left
+ *                         as they are)
  *   test_apache hang      a hung responder: the handshake completes in well
  *                         under a second, unstapled; a saved response is
  *                         stapled while its refresh hangs
@@ -242,6 +244,66 @@ static void scenario_verify(void)
                   ar_log_count(&a, "\"/dev/null/srvocsp\" cannot be created; continuing without") == 1,
               "... stapled all the same, and a warning says so once");
         ar_stop(&a);
+    }
+    {
+        /* A directory that exists and User cannot write (a mistyped path
+         * naming one of root's): left as it is, said once, stapling goes
+         * on.  Not as root, a read-only one of the test's user. */
+        ar_apache a;
+        char body[8192], globals[1400], owned[1300], warn[1500];
+        int port = tr_free_port();
+        struct stat st0, st1;
+        nr_hs h;
+
+        snprintf(owned, sizeof(owned), "%s/roots", dir);
+        mkdir(owned, 0755);
+        if (geteuid() != 0)
+            chmod(owned, 0555);
+        stat(owned, &st0);
+        new_apache(&a, "rootdir", "event");
+        snprintf(globals, sizeof(globals), "SrvOcspDirectory %s\nSrvOcspUrlTimeout 2", owned);
+        one_vhost_body(body, sizeof(body), port, globals, true);
+        CHECK(ar_write_conf(&a, 1, body) && ar_start(&a, port, 1),
+              "apache2 starts with an existing SrvOcspDirectory its User cannot write");
+        nr_handshake(any, port, NULL, &h);
+        CHECK(h.ok && h.stapled && verified(&h, &pki.good), "... stapled all the same");
+        CHECK(stat(owned, &st1) == 0 && st1.st_uid == st0.st_uid && st1.st_gid == st0.st_gid &&
+                  st1.st_mode == st0.st_mode,
+              "... the directory is left as it was: owner %ld:%ld mode %04o, then %ld:%ld %04o",
+              (long)st0.st_uid, (long)st0.st_gid, (unsigned)(st0.st_mode & 07777),
+              (long)st1.st_uid, (long)st1.st_gid, (unsigned)(st1.st_mode & 07777));
+        snprintf(warn, sizeof(warn), "SrvOcspDirectory \"%s\" exists and is not writable by %s",
+                 owned, geteuid() == 0 ? "User www-data" : "the user Apache runs as");
+        CHECK(ar_log_count(&a, warn) == 1, "... and a warning names it and the user, once: %s",
+              warn);
+        CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
+    }
+    {
+        /* A path that names a file: used as none, said once, not changed. */
+        ar_apache a;
+        char body[8192], globals[1400], file[1300], warn[1500];
+        int port = tr_free_port();
+        struct stat st0, st1;
+        FILE *f;
+        nr_hs h;
+
+        snprintf(file, sizeof(file), "%s/a-file", dir);
+        f = fopen(file, "w");
+        if (f)
+            fclose(f);
+        stat(file, &st0);
+        new_apache(&a, "filedir", "event");
+        snprintf(globals, sizeof(globals), "SrvOcspDirectory %s\nSrvOcspUrlTimeout 2", file);
+        one_vhost_body(body, sizeof(body), port, globals, true);
+        CHECK(ar_write_conf(&a, 1, body) && ar_start(&a, port, 1),
+              "apache2 starts with a SrvOcspDirectory that names a file");
+        nr_handshake(any, port, NULL, &h);
+        snprintf(warn, sizeof(warn), "SrvOcspDirectory \"%s\" exists and is not a directory",
+                 file);
+        CHECK(h.ok && h.stapled && verified(&h, &pki.good) && ar_log_count(&a, warn) == 1 &&
+                  stat(file, &st1) == 0 && st1.st_uid == st0.st_uid && st1.st_size == 0,
+              "... stapled without it, the file left as it was, and a warning says so once");
+        CHECK(ar_stop(&a) == 0 && no_crash(&a), "apache2 stops cleanly");
     }
     SSL_CTX_free(any);
     evil_stop(e);

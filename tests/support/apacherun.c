@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,10 @@ void ar_init(ar_apache *a, const char *dir, const char *module, const char *prel
         snprintf(p, sizeof(p), "%s/%s", dir, sub);
         mkdir(p, 0755);
     }
+    /* Where a crashing child (User, not root) leaves its core. */
+    snprintf(p, sizeof(p), "%s/cores", dir);
+    mkdir(p, 0777);
+    chmod(p, 0777);
     snprintf(p, sizeof(p), "%s/htdocs/index.html", dir);
     {
         FILE *f = fopen(p, "w");
@@ -62,6 +67,9 @@ bool ar_write_conf(ar_apache *a, int children, const char *body)
             "LoadModule authz_core_module " AR_MODULES_DIR "/mod_authz_core.so\n"
             "<Directory />\n  Require all granted\n</Directory>\n",
             d, d, d, a->errlog, d, prefork ? "prefork" : "event", prefork ? "prefork" : "event");
+    /* A child that crashes leaves a core there, to be told apart from
+     * Apache's own crashes (no_crash in the tests). */
+    fprintf(f, "CoreDumpDirectory %s/cores\n", d);
     if (a->module)
         fprintf(f, "LoadModule srvocsp_module %s\n", a->module);
     if (a->user)
@@ -88,6 +96,12 @@ bool ar_write_conf(ar_apache *a, int children, const char *body)
 
 static void exec_apache(ar_apache *a, const char *k)
 {
+    struct rlimit core;
+
+    if (getrlimit(RLIMIT_CORE, &core) == 0) {
+        core.rlim_cur = core.rlim_max;
+        setrlimit(RLIMIT_CORE, &core);
+    }
     if (a->preload && *a->preload)
         setenv("LD_PRELOAD", a->preload, 1);
     /* apache2 does not free everything at exit by design; the sanitizers
@@ -255,7 +269,10 @@ bool ar_start(ar_apache *a, int port, int children)
     return false;
 }
 
-bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
+/* "apache2 -k |k|" (graceful or restart): the parent stays, its children
+ * are replaced.  Done when the parent said it resumes again, |children|
+ * new children run and none of the old ones is left. */
+static bool replace_children(ar_apache *a, const char *k, int port, int children, int timeout_ms)
 {
     double until = tr_now_ms() + timeout_ms;
     int resumed = ar_log_count(a, RESUMING);
@@ -263,8 +280,8 @@ bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
     int n_old = ar_children(a, old, 512);
     char out[4096];
 
-    if (run_apache(a, "graceful", out, sizeof(out)) != 0) {
-        fprintf(stderr, "apache2 -k graceful failed: %s\n", out);
+    if (run_apache(a, k, out, sizeof(out)) != 0) {
+        fprintf(stderr, "apache2 -k %s failed: %s\n", k, out);
         return false;
     }
     while (tr_now_ms() < until) {
@@ -280,9 +297,19 @@ bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
             return true;
         tr_sleep_ms(20);
     }
-    fprintf(stderr, "graceful restart did not complete within %d ms\n", timeout_ms);
+    fprintf(stderr, "apache2 -k %s did not complete within %d ms\n", k, timeout_ms);
     ar_log_dump(a, 30);
     return false;
+}
+
+bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms)
+{
+    return replace_children(a, "graceful", port, children, timeout_ms);
+}
+
+bool ar_restart(ar_apache *a, int port, int children, int timeout_ms)
+{
+    return replace_children(a, "restart", port, children, timeout_ms);
 }
 
 int ar_stop(ar_apache *a)

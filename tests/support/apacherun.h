@@ -1,6 +1,6 @@
 /* Running Debian's apache2 with mod_srvocsp for tests and benchmarks: a
  * configuration of its own in a temporary ServerRoot (never /etc/apache2),
- * start, graceful restart, stop, its children.  127.0.0.1 only.
+ * start, graceful and plain restarts, stop, its children.  127.0.0.1 only.
  * Handshakes: nr_handshake (nginxrun.h). */
 #ifndef SRVOCSP_APACHERUN_H
 #define SRVOCSP_APACHERUN_H
@@ -13,7 +13,7 @@
 #define AR_MODULES_DIR "/usr/lib/apache2/modules"
 
 typedef struct ar_apache {
-    char dir[1024];      /* ServerRoot: apache2.conf, logs/, run/, htdocs/ */
+    char dir[1024];      /* ServerRoot: apache2.conf, logs/, run/, htdocs/, cores/ */
     char conf[1100];
     char errlog[1100];
     const char *module;  /* mod_srvocsp.so, NULL: not loaded */
@@ -26,7 +26,9 @@ typedef struct ar_apache {
 /* |dir| must exist; the paths are copied, the strings borrowed. */
 void ar_init(ar_apache *a, const char *dir, const char *module, const char *preload);
 /* Writes apache2.conf: modules, the MPM with exactly |children| children,
- * LogLevel info, then |body| (Listen lines and virtual hosts). */
+ * LogLevel info, cores in dir/cores (where the kernel writes them to the
+ * crashing process's directory), then |body| (Listen lines and virtual
+ * hosts). */
 bool ar_write_conf(ar_apache *a, int children, const char *body);
 /* apache2 -t: its exit status; its output in |out|. */
 int ar_test_conf(ar_apache *a, char *out, size_t cap);
@@ -37,6 +39,9 @@ bool ar_start(ar_apache *a, int port, int children);
  * |children| children of it run and every old child has exited (at most
  * |timeout_ms|). */
 bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms);
+/* "apache2 -k restart" (not graceful: the old children are stopped at
+ * once, connections cut); waits as ar_graceful does. */
+bool ar_restart(ar_apache *a, int port, int children, int timeout_ms);
 /* The parent's children (pids in |out|). */
 int ar_children(const ar_apache *a, pid_t *out, int cap);
 /* Stops apache2 (SIGTERM, SIGKILL after 10 s); its exit status, or -1 if
