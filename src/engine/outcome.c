@@ -14,7 +14,7 @@
 #include <string.h>
 
 const srvocsp__source_policy srvocsp__sources[SRVOCSP__SRC_N] = {
-    /*                          label           save   share  attempt next_url report fetch  events pickup */
+    /* {label, save, share, attempt, next_url, report, fetch, events, pickup} */
     [SRVOCSP__SRC_NETWORK] = {NULL, true, true, true, true, true, false, true, false},
     /* Judged newer when read before a fetch: refused by the time it is
      * taken (overtaken since), the fetch goes on at once. */
@@ -96,8 +96,7 @@ void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en, int6
 /* Schedules after a published response and queues its events. */
 static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
                      const char *url, const srvocsp__source_policy *pol, int store_errno,
-                     const char *store_why,
-                     srvocsp__event **events)
+                     const char *store_why, srvocsp__event **events)
 {
     srvocsp_event_type type = snap->status == SRVOCSP_STATUS_GOOD      ? SRVOCSP_EVENT_UPDATED
                               : snap->status == SRVOCSP_STATUS_REVOKED ? SRVOCSP_EVENT_REVOKED
