@@ -147,6 +147,12 @@ typedef struct srvocsp__policy {
 
 #define SRVOCSP__DEFAULT_MAX_LIFETIME 864000u /* 10 days, as mozilla::pkix */
 
+/* When a response with these times stops being usable under |pol|: its
+ * nextUpdate (|next_up|, 0 for none: thisUpdate + the maximum age), and
+ * never later than the trust horizon (max_lifetime_s) after thisUpdate.
+ * What srvocsp__verify puts in a snapshot's |expires|. */
+SRVOCSP__HIDDEN int64_t srvocsp__expiry(int64_t this_up, int64_t next_up,
+                                       const srvocsp__policy *pol);
 /* Verifies |der| for |leaf|/|issuer|; on success stores a new snapshot in
  * |*out|.  On failure returns the reason code and a sentence in |why|. */
 SRVOCSP__HIDDEN srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf,

@@ -304,10 +304,7 @@ static srvocsp_error canonical_der(OCSP_BASICRESP *bs, const unsigned char *der,
     return SRVOCSP_OK;
 }
 
-/* When a response stops being usable: its nextUpdate (or the maximum age
- * after thisUpdate when it has none), and never later than the trust
- * horizon after thisUpdate. */
-static int64_t expiry(int64_t this_up, int64_t next_up, const srvocsp__policy *pol)
+int64_t srvocsp__expiry(int64_t this_up, int64_t next_up, const srvocsp__policy *pol)
 {
     int64_t exp = next_up ? next_up : this_up + (int64_t)pol->max_age_s;
 
@@ -466,7 +463,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
             err = SRVOCSP_E_EXPIRED;
             goto out;
         }
-        if (expiry(this_up, next_up, pol) <= pol->now) {
+        if (srvocsp__expiry(this_up, next_up, pol) <= pol->now) {
             /* Say which bound it was: nextUpdate, the maximum age without
              * one, or the trust horizon. */
             if (nu != NULL && next_up <= pol->now) {
@@ -507,7 +504,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     snap->this_update = this_up;
     snap->next_update = next_up;
     snap->produced_at = produced;
-    snap->expires = expiry(this_up, next_up, pol);
+    snap->expires = srvocsp__expiry(this_up, next_up, pol);
     snap->rev_time = snap->status == SRVOCSP_STATUS_REVOKED ? rev_time : 0;
     snap->rev_reason = snap->status == SRVOCSP_STATUS_REVOKED ? best_reason : -1;
     *out = snap;

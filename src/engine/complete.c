@@ -2,8 +2,8 @@
  * The engine thread's handling of one completion: the transfer slot goes
  * back (once, here), bytes that arrived from the network or an offer are
  * verified (a store's response was verified where it was read), the
- * verdict is applied as the source's policy says (outcome.c), and a
- * network answer is shared with the fleet.
+ * verdict is applied as the source's policy says (outcome.c), and what a
+ * sharing source brought (the network's answer) goes to the fleet.
  */
 #include "engine/engine.h"
 #include "engine/fleet.h"
@@ -43,6 +43,7 @@ static void reply_offer(srvocsp_engine *e, srvocsp__completion *c, srvocsp_error
 void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp__event **events)
 {
     srvocsp__entry *en = c->en;
+    const srvocsp__source_policy *pol = &srvocsp__sources[c->src];
     srvocsp_response *snap = NULL;
     char why[SRVOCSP__REASON_LEN];
     srvocsp_error err = SRVOCSP_OK;
@@ -56,13 +57,16 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     if (c->has_version)
         en->store_version = c->store_version; /* an unusable version is not read again */
 
-    if (c->src == SRVOCSP__SRC_OPEN && en->dead)
-        goto out; /* closed before its stored response was read */
+    if (!pol->events && en->dead)
+        goto out; /* the opener's, closed before its stored response was read */
     if (c->wait) {
         if (!en->dead)
-            srvocsp__outcome_nothing_locked(e, en, c->src, c->wait_at, c->fail_err,
+            srvocsp__outcome_nothing_locked(e, en, c->wait_at, c->fail_err,
                                             c->fail ? c->detail : NULL, events);
-        work_over(e, en, c->src == SRVOCSP__SRC_READ_ONLY);
+        /* A look at a store that found nothing new was the attempt; a
+         * network attempt that waits (another holds the lease, the fleet
+         * is fetching) is only put off. */
+        work_over(e, en, pol->pickup);
         goto out;
     }
     if (c->snap != NULL) {
@@ -83,7 +87,7 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
         pthread_mutex_lock(&e->mu);
     }
 
-    if (c->src == SRVOCSP__SRC_OPEN) {
+    if (!pol->events) {
         /* The directory's response of a deferred open, read and verified
          * here instead of in srvocsp_open (handle.c): served at once unless
          * refused, then a note says why (|why| is its text); the entry is
@@ -115,13 +119,13 @@ void srvocsp__complete_locked(srvocsp_engine *e, srvocsp__completion *c, srvocsp
     if (err != SRVOCSP_OK) {
         srvocsp__outcome_url_failed_locked(e, en, err, why, c->url, events);
         if (!en->queued)
-            work_over(e, en, true);
+            work_over(e, en, pol->attempt);
         goto out;
     }
     v = srvocsp__outcome_take_locked(e, en, c->src, snap, c->url, events, &err, why, sizeof(why));
     if (!en->queued)
-        work_over(e, en, true);
-    if (c->src == SRVOCSP__SRC_NETWORK && (en->fleet != NULL || en->fleet_lease != NULL)) {
+        work_over(e, en, pol->attempt);
+    if (pol->share && (en->fleet != NULL || en->fleet_lease != NULL)) {
         /* The fleet gets a new response, and this fetch's lease goes back
          * (after the save, so the others find it). */
         pthread_mutex_unlock(&e->mu);

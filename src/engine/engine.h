@@ -352,11 +352,21 @@ typedef enum srvocsp__source {
 typedef struct srvocsp__source_policy {
     const char *label;           /* names the source in events (NULL: the URL) */
     bool save;                   /* written to the persistence directory */
-    bool share;                  /* saved to the fleet's store (which announces it) */
-    bool attempt;                /* ends a scheduled attempt (counts attempts_done) */
-    bool next_url;               /* refused: the next URL of the attempt, then back off */
-    bool events;                 /* reported through the callbacks (else a note) */
-    bool pickup;                 /* counts as a store pickup when taken */
+    bool share;                  /* saved to the fleet's store (which announces it), and
+                                  * the fetch's fleet lease goes back */
+    bool attempt;                /* the entry's scheduled work: holds it in flight while
+                                  * queued and ends an attempt (counts attempts_done);
+                                  * otherwise it arrives beside the schedule */
+    bool next_url;               /* the responder's answer, by URL: refused, the next URL
+                                  * of the attempt, then back off; a repeat of what is
+                                  * held is "unchanged"; the URL that answers is asked
+                                  * first */
+    bool report;                 /* refused: reported (a FAILED event, or a note) */
+    bool fetch;                  /* a look before a fetch: refused, the fetch goes on */
+    bool events;                 /* the callbacks hear of it (else the opener's: served
+                                  * or noted, never saved, planned by the opener) */
+    bool pickup;                 /* read from a store: counts as a store pickup when
+                                  * taken, and a look that found nothing ends the attempt */
 } srvocsp__source_policy;
 
 SRVOCSP__HIDDEN extern const srvocsp__source_policy srvocsp__sources[SRVOCSP__SRC_N];
@@ -383,9 +393,8 @@ SRVOCSP__HIDDEN void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvoc
 /* A look that brought nothing to judge: the entry is planned again, with
  * a FAILED event when |why| is not NULL (read-only directory). */
 SRVOCSP__HIDDEN void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en,
-                                                    srvocsp__source src, int64_t at,
-                                                    srvocsp_error err, const char *why,
-                                                    srvocsp__event **events);
+                                                    int64_t at, srvocsp_error err,
+                                                    const char *why, srvocsp__event **events);
 
 /* queue.c: finished work handed to the engine thread. */
 struct offer_wait;

@@ -68,7 +68,8 @@ static bool sha1_hex(const unsigned char *der, size_t len, char out[41])
 }
 
 srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
-                                  const srvocsp_response *ours, X509 *leaf, X509 *issuer,
+                                  const srvocsp_response *ours, const srvocsp_response *seen,
+                                  X509 *leaf, X509 *issuer,
                                   const srvocsp__policy *pol, const srvocsp__sched *sched,
                                   size_t cap, bool *stored, char *why, size_t whylen)
 {
@@ -100,19 +101,29 @@ srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
                 skip = true;
                 err = SRVOCSP_E_INTERNAL;
                 srvocsp__fmt(why, whylen, "cannot hash the stored response");
-            } else if ((verr = srvocsp__verify(der, len, leaf, issuer, pol, &held, vwhy,
-                                               sizeof(vwhy))) == SRVOCSP_E_NOT_YET_VALID) {
-                /* From the future on this host's clock: newer than
-                 * anything it could judge it against, so left as it is. */
-                skip = true;
-                held = NULL;
-            } else if (verr != SRVOCSP_OK) {
-                held = NULL; /* a stored value that does not verify counts as nothing */
-            } else if (SRVOCSP__PLANTED(SRVOCSP__PLANT_FLEET) &&
-                       held->this_update >= ours->this_update &&
-                       !(held->this_update == ours->this_update &&
-                         ours->status == SRVOCSP_STATUS_REVOKED)) {
-                skip = true; /* the store's old rule of its own: thisUpdate alone */
+            } else {
+                if (seen != NULL && len == seen->len && memcmp(der, seen->view.pb, len) == 0) {
+                    /* The bytes the caller read and verified a moment ago:
+                     * each arrival is verified once. */
+                    held = srvocsp_response_up_ref((srvocsp_response *)seen);
+                    verr = SRVOCSP_OK;
+                } else {
+                    verr = srvocsp__verify(der, len, leaf, issuer, pol, &held, vwhy,
+                                           sizeof(vwhy));
+                }
+                if (verr == SRVOCSP_E_NOT_YET_VALID) {
+                    /* From the future on this host's clock: newer than
+                     * anything it could judge it against, so left as it is. */
+                    skip = true;
+                    held = NULL;
+                } else if (verr != SRVOCSP_OK) {
+                    held = NULL; /* a stored value that does not verify counts as nothing */
+                } else if (SRVOCSP__PLANTED(SRVOCSP__PLANT_FLEET) &&
+                           held->this_update >= ours->this_update &&
+                           !(held->this_update == ours->this_update &&
+                             ours->status == SRVOCSP_STATUS_REVOKED)) {
+                    skip = true; /* the store's old rule of its own: thisUpdate alone */
+                }
             }
         }
         /* The verdict, against what is stored (or nothing): what it keeps
@@ -137,7 +148,10 @@ srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
     return SRVOCSP_OK;
 }
 
-static void share(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response *snap)
+/* Saves |snap| to the fleet as srvocsp__fleet_save; |seen|: what was just
+ * read from the store and verified (or NULL). */
+static void share(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response *snap,
+                  const srvocsp_response *seen)
 {
     srvocsp__policy pol = en->pol;
     char why[SRVOCSP__REASON_LEN];
@@ -146,7 +160,7 @@ static void share(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response 
     if (en->fleet == NULL || snap == NULL)
         return;
     pol.now = srvocsp__engine_now(e);
-    (void)srvocsp__fleet_save(en->fleet, en->store_name, snap, en->leaf, en->issuer, &pol,
+    (void)srvocsp__fleet_save(en->fleet, en->store_name, snap, seen, en->leaf, en->issuer, &pol,
                               &en->sched, en->max_response_size, &stored, why, sizeof(why));
 }
 
@@ -157,14 +171,14 @@ static void share(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response 
 typedef enum {
     SHARED_NONE,       /* nothing, or what we hold */
     SHARED_TAKE,       /* the verdict takes it: |snap| */
-    SHARED_REFUSED,    /* verified, but the verdict keeps ours */
+    SHARED_REFUSED,    /* verified (|snap|), but the verdict keeps ours */
     SHARED_REJECTED,   /* does not verify: |der| to discard */
     SHARED_UNREADABLE  /* the store could not hand it over */
 } shared_kind;
 
 typedef struct shared {
     shared_kind kind;
-    srvocsp_response *snap;      /* SHARED_TAKE: the caller's */
+    srvocsp_response *snap;      /* SHARED_TAKE: the caller's; SHARED_REFUSED: what was refused */
     unsigned char *der;          /* SHARED_REJECTED: the bytes, to discard */
     size_t len;
     srvocsp_error err;
@@ -204,7 +218,11 @@ static void judge_shared(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_re
             snap = NULL;
             break;
         case SRVOCSP__V_UNCHANGED: out->kind = SHARED_NONE; break;
-        case SRVOCSP__V_REFUSE: out->kind = SHARED_REFUSED; break;
+        case SRVOCSP__V_REFUSE: /* kept: the save over it need not verify it again */
+            out->kind = SHARED_REFUSED;
+            out->snap = snap;
+            snap = NULL;
+            break;
         }
     }
     srvocsp_response_free(snap);
@@ -256,7 +274,7 @@ static void settle(srvocsp_engine *e, srvocsp__entry *en, srvocsp__store *st,
     }
     pthread_mutex_unlock(&e->mu);
     if (sh->kind == SHARED_REFUSED)
-        share(e, en, held); /* ours is newer: the fleet's copy was left behind */
+        share(e, en, held, sh->snap); /* ours is newer: the fleet's copy was left behind */
     else if (srvocsp__clock_bound(sh->err))
         ; /* right for a host whose clock is right: it stays for them */
     else if (st->ops->discard != NULL)
@@ -360,7 +378,7 @@ srvocsp__fleet_step srvocsp__fleet_before_fetch(srvocsp_engine *e, srvocsp__entr
 
 void srvocsp__fleet_after_fetch(srvocsp_engine *e, srvocsp__entry *en, const srvocsp_response *snap)
 {
-    share(e, en, snap);
+    share(e, en, snap, NULL);
     if (en->fleet_lease != NULL && en->fleet_token[0] != '\0')
         en->fleet_lease->ops->lease_release(en->fleet_lease, en->store_name, en->fleet_token);
     en->fleet_lease = NULL;
@@ -485,7 +503,7 @@ static void resave_all(srvocsp_engine *e, struct srvocsp__fleet *f, srvocsp__sto
             }
     pthread_mutex_unlock(&e->mu);
     for (i = 0; i < n; i++)
-        share(e, list[i], srvocsp__cell_peek(&list[i]->cell));
+        share(e, list[i], srvocsp__cell_peek(&list[i]->cell), NULL);
     pthread_mutex_lock(&e->mu);
     for (i = 0; i < n; i++)
         srvocsp__entry_unref_locked(list[i]);

@@ -49,10 +49,14 @@ SRVOCSP__HIDDEN unsigned srvocsp__fleet_fds_locked(srvocsp_engine *e, int *fds, 
  * verdict (with |sched| at pol->now) would keep instead: the store never
  * decides, it only compares and sets the bytes the verdict was computed
  * on, and a value that changed meanwhile is read and judged again.  A
- * stored value that does not verify is replaced.  |*stored| says whether
- * |ours| was written (and announced).  E_STORE when the store failed. */
+ * stored value that does not verify is replaced.  |seen| (may be NULL) is
+ * a response the caller read from |st| and verified a moment ago: found
+ * there byte for byte, it is judged without being verified again.
+ * |*stored| says whether |ours| was written (and announced).  E_STORE
+ * when the store failed. */
 SRVOCSP__HIDDEN srvocsp_error srvocsp__fleet_save(srvocsp__store *st, const char *name,
-                                                 const srvocsp_response *ours, X509 *leaf,
+                                                 const srvocsp_response *ours,
+                                                 const srvocsp_response *seen, X509 *leaf,
                                                  X509 *issuer, const srvocsp__policy *pol,
                                                  const srvocsp__sched *sched, size_t cap,
                                                  bool *stored, char *why, size_t whylen);

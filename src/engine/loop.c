@@ -296,7 +296,7 @@ void srvocsp__engine_teardown_locked(srvocsp_engine *e)
         srvocsp__entry *en = c->en;
 
         e->done_head = c->next;
-        if (c->src != SRVOCSP__SRC_OFFER)
+        if (srvocsp__sources[c->src].attempt) /* it held the entry in flight */
             en->in_flight = false;
         srvocsp__completion_free(c);
         srvocsp__entry_unref_locked(en);
@@ -347,7 +347,7 @@ void srvocsp__engine_after_fork_locked(srvocsp_engine *e)
             srvocsp__completion *c;
 
             for (c = e->done_head; c != NULL; c = c->next)
-                done_queued |= c->en == en && c->src != SRVOCSP__SRC_OFFER;
+                done_queued |= c->en == en && srvocsp__sources[c->src].attempt;
             if (en->in_flight && !done_queued) {
                 en->in_flight = false;
                 en->host = NULL;

@@ -14,17 +14,27 @@
 #include <string.h>
 
 const srvocsp__source_policy srvocsp__sources[SRVOCSP__SRC_N] = {
-    /*                          label           save   share  attempt next_url events pickup */
-    [SRVOCSP__SRC_NETWORK] = {NULL, true, true, true, true, true, false},
-    [SRVOCSP__SRC_DIRECTORY] = {"store", false, false, true, false, true, true},
-    [SRVOCSP__SRC_READ_ONLY] = {"store", false, false, true, false, true, true},
+    /* {label, save, share, attempt, next_url, report, fetch, events, pickup} */
+    [SRVOCSP__SRC_NETWORK] = {NULL, true, true, true, true, true, false, true, false},
+    /* Judged newer when read before a fetch: refused by the time it is
+     * taken (overtaken since), the fetch goes on at once. */
+    [SRVOCSP__SRC_DIRECTORY] = {"store", false, false, true, false, false, true, true, true},
+    /* The look replaces the fetch: a refusal is the attempt's failure. */
+    [SRVOCSP__SRC_READ_ONLY] = {"store", false, false, true, false, true, false, true, true},
     /* The directory keeps a copy of what the fleet brought. */
-    [SRVOCSP__SRC_FLEET] = {"shared store", true, false, true, false, true, true},
-    [SRVOCSP__SRC_ANNOUNCE] = {"shared store", true, false, false, false, true, true},
-    [SRVOCSP__SRC_OFFER] = {"offered", true, false, false, false, true, false},
+    [SRVOCSP__SRC_FLEET] = {"shared store", true, false, true, false, false, true, true, true},
+    /* An announcement stands in for the entry's next attempt: it takes the
+     * entry off its schedule and out of its ready queue (fleet.c
+     * adopt_locked) and holds it in flight, so it counts as an attempt,
+     * and an opener waiting for a first attempt is answered by it.  A
+     * refused one is dropped without a report: it is another process's
+     * word, and the entry is planned again from what it holds. */
+    [SRVOCSP__SRC_ANNOUNCE] = {"shared store", true, false, true, false, false, false, true, true},
+    /* Beside the schedule; the offerer hears of a refusal. */
+    [SRVOCSP__SRC_OFFER] = {"offered", true, false, false, false, false, false, true, false},
     /* Loaded from the directory by the opener: nothing to save, no
      * callback (a note instead), planned by the opener. */
-    [SRVOCSP__SRC_OPEN] = {"store", false, false, false, false, false, false},
+    [SRVOCSP__SRC_OPEN] = {"store", false, false, false, false, true, false, false, false},
 };
 
 /* The attempt is over without a new response to serve: back off. */
@@ -69,11 +79,9 @@ void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvocsp__entry *en, s
     attempt_refused(e, en, err, all != NULL ? all : why, url, events);
 }
 
-void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en, srvocsp__source src,
-                                     int64_t at, srvocsp_error err, const char *why,
-                                     srvocsp__event **events)
+void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en, int64_t at,
+                                     srvocsp_error err, const char *why, srvocsp__event **events)
 {
-    (void)src;
     if (why != NULL) {
         e->stats.failures++;
         en->last_err = err;
@@ -87,8 +95,8 @@ void srvocsp__outcome_nothing_locked(srvocsp_engine *e, srvocsp__entry *en, srvo
 
 /* Schedules after a published response and queues its events. */
 static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
-                     const char *url, srvocsp__source src, int store_errno, const char *store_why,
-                     srvocsp__event **events)
+                     const char *url, const srvocsp__source_policy *pol, int store_errno,
+                     const char *store_why, srvocsp__event **events)
 {
     srvocsp_event_type type = snap->status == SRVOCSP_STATUS_GOOD      ? SRVOCSP_EVENT_UPDATED
                               : snap->status == SRVOCSP_STATUS_REVOKED ? SRVOCSP_EVENT_REVOKED
@@ -125,9 +133,10 @@ static void accepted(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sn
     }
     if (srvocsp__dirsync_read_only(&en->dirsync)) /* the writer refreshes; we re-read */
         at = srvocsp__dirsync_next(&en->dirsync, &en->sched, snap, now);
-    /* An offer arrives beside the schedule: it never puts off an attempt
-     * already due sooner (a refresh_now, a retry). */
-    if (src == SRVOCSP__SRC_OFFER && en->heap_idx != SIZE_MAX && en->next_at < at)
+    /* A source that is not an attempt (an offer) arrives beside the
+     * schedule: it never puts off an attempt already due sooner (a
+     * refresh_now, a retry). */
+    if (!pol->attempt && en->heap_idx != SIZE_MAX && en->next_at < at)
         at = en->next_at;
     srvocsp__heap_set(e, en, at);
     srvocsp__events_queue(en, type, snap, SRVOCSP_OK, "", url, store_errno, events);
@@ -156,7 +165,8 @@ static int persist(srvocsp__entry *en, srvocsp_response *snap, char *why, size_t
 /* Serves |snap|, saves it as the source's policy says (the disk follows
  * what is already served), schedules and queues the events. */
 static void publish(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *snap,
-                    const char *label, srvocsp__source src, srvocsp__event **events)
+                    const char *label, const srvocsp__source_policy *pol,
+                    srvocsp__event **events)
 {
     char why[SRVOCSP__REASON_LEN];
     int store_errno = 0;
@@ -164,7 +174,7 @@ static void publish(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sna
     srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
     /* A read-only directory belongs to another process: nothing is ever
      * written there. */
-    if (en->store != NULL && srvocsp__sources[src].save &&
+    if (en->store != NULL && pol->save &&
         !srvocsp__dirsync_read_only(&en->dirsync)) {
         uint64_t version = 0;
 
@@ -176,7 +186,7 @@ static void publish(srvocsp_engine *e, srvocsp__entry *en, srvocsp_response *sna
         if (store_errno == 0)
             en->store_version = version;
     }
-    accepted(e, en, snap, label, src, store_errno, store_errno ? why : NULL, events);
+    accepted(e, en, snap, label, pol, store_errno, store_errno ? why : NULL, events);
 }
 
 /* The stored response loaded at open: served at once, or a note says why
@@ -192,35 +202,29 @@ static void publish_open(srvocsp__entry *en, srvocsp_response *snap)
     srvocsp__cell_publish(&en->cell, srvocsp_response_up_ref(snap));
 }
 
-static void refused(srvocsp_engine *e, srvocsp__entry *en, srvocsp__source src, srvocsp_error err,
-                    const char *why, const char *label, srvocsp__event **events)
+static void refused(srvocsp_engine *e, srvocsp__entry *en, const srvocsp__source_policy *pol,
+                    srvocsp_error err, const char *why, const char *label,
+                    srvocsp__event **events)
 {
     char msg[SRVOCSP__REASON_LEN];
 
-    switch (src) {
-    case SRVOCSP__SRC_NETWORK:
+    if (pol->next_url) {
         /* A stale mirror, a replay: another URL may do better. */
         srvocsp__outcome_url_failed_locked(e, en, err, why, label, events);
-        break;
-    case SRVOCSP__SRC_READ_ONLY:
+    } else if (pol->report && pol->events) {
         srvocsp__fmt(msg, sizeof(msg), "stored response not used (%s): %s",
                      srvocsp_error_name(err), why);
-        srvocsp__outcome_nothing_locked(e, en, src, 0, err, msg, events);
-        break;
-    case SRVOCSP__SRC_OPEN:
+        srvocsp__outcome_nothing_locked(e, en, 0, err, msg, events);
+    } else if (pol->report) {
         srvocsp__fmt(msg, sizeof(msg), "stored response ignored (%s): %s",
                      srvocsp_error_name(err), why);
         srvocsp__entry_add_note_locked(en, err, msg);
-        break;
-    case SRVOCSP__SRC_DIRECTORY:
-    case SRVOCSP__SRC_FLEET:
-        /* Judged newer when it was read, overtaken since: the attempt
-         * goes on as if the store had held nothing. */
+    } else if (pol->fetch) {
+        /* The attempt goes on as if the store had held nothing. */
         srvocsp__heap_set(e, en, srvocsp__engine_now(e));
-        break;
-    default: /* an announcement overtaken, an offer: the offerer is told */
-        break;
     }
+    /* Otherwise nothing here: the completion plans the entry again, the
+     * offerer is told. */
 }
 
 srvocsp__verdict srvocsp__outcome_take_locked(srvocsp_engine *e, srvocsp__entry *en,
@@ -234,22 +238,22 @@ srvocsp__verdict srvocsp__outcome_take_locked(srvocsp_engine *e, srvocsp__entry 
     int64_t now = srvocsp__engine_now(e);
     srvocsp__verdict v = srvocsp__verdict_judge(&en->sched, cur, snap, now, err, why, whylen);
 
-    if (src == SRVOCSP__SRC_NETWORK && v != SRVOCSP__V_REFUSE)
+    if (pol->next_url && v != SRVOCSP__V_REFUSE)
         en->url_pref = en->url_idx; /* this URL answers well: ask it first */
     switch (v) {
     case SRVOCSP__V_REPLACE:
         if (pol->pickup)
             e->stats.store_pickups++;
-        if (src == SRVOCSP__SRC_OPEN)
+        if (pol->events)
+            publish(e, en, snap, label, pol, events);
+        else /* the opener's: no callback to tell, the opener plans */
             publish_open(en, snap);
-        else
-            publish(e, en, snap, label, src, events);
         break;
     case SRVOCSP__V_UNCHANGED:
-        if (src == SRVOCSP__SRC_NETWORK) {
-            /* The responder handed back what we hold (a CDN cache): not a
-             * failure; ask again after a fraction of the time it can
-             * still be served. */
+        if (pol->next_url) {
+            /* The responder (a source with URLs) handed back what we hold
+             * (a CDN cache): not a failure; ask again after a fraction of
+             * the time it can still be served. */
             e->stats.unchanged++;
             en->unchanged++;
             en->failures = 0;
@@ -262,7 +266,7 @@ srvocsp__verdict srvocsp__outcome_take_locked(srvocsp_engine *e, srvocsp__entry 
         }
         break;
     case SRVOCSP__V_REFUSE:
-        refused(e, en, src, *err, why, label, events);
+        refused(e, en, pol, *err, why, label, events);
         break;
     }
     return v;

@@ -11,10 +11,9 @@
  *   channel <prefix>updates   "<name> <writer id> <DER>" after each save
  *
  * Nothing read back is trusted: the engine verifies it like a network
- * answer.  The scripts only keep honest writers from overwriting what they
- * did not judge (the save compares and sets on the SHA-1 of the bytes the
- * writer loaded; which response wins is the C side's verdict) and from
- * releasing each other's leases.
+ * answer.  The scripts decide nothing: the save sets the value only if it
+ * still holds the bytes (their SHA-1) the writer judged with the verdict
+ * (engine/fleet.c), and a lease is released only by its holder.
  *
  * The connections, their timeouts, backoff, liveness and Sentinel are
  * redis_conn.c's; every call here is one bounded command on them, made by

@@ -92,7 +92,7 @@ static srvocsp_error save_quiet(srvocsp__store *st, int64_t tu, int64_t validity
     free(der);
     if (err != SRVOCSP_OK)
         return err;
-    err = srvocsp__fleet_save(st, NAME, r, pki.good.cert, pki.ca.cert, &pol, &sch, 1 << 20,
+    err = srvocsp__fleet_save(st, NAME, r, NULL, pki.good.cert, pki.ca.cert, &pol, &sch, 1 << 20,
                               stored, why, sizeof(why));
     srvocsp_response_free(r);
     return err;
@@ -474,8 +474,8 @@ static void test_verdict_table_through_redis(void **s)
         if ((int)v != vc->verdict)
             fail_msg("%s: the verdict on signed responses says %d, the table %d", vc->name,
                      (int)v, vc->verdict);
-        assert_int_equal(srvocsp__fleet_save(st, name, c, pki.good.cert, pki.ca.cert, &pol, &sch,
-                                             1 << 20, &stored, why, sizeof(why)),
+        assert_int_equal(srvocsp__fleet_save(st, name, c, NULL, pki.good.cert, pki.ca.cert, &pol,
+                                             &sch, 1 << 20, &stored, why, sizeof(why)),
                          SRVOCSP_OK);
         if (stored != (v == SRVOCSP__V_REPLACE))
             fail_msg("%s: the verdict says %d, the store %s it", vc->name, (int)v,
@@ -498,7 +498,8 @@ static void test_verdict_table_through_redis(void **s)
         srvocsp_response_free(h);
         srvocsp_response_free(c);
     }
-    assert_true(driven >= 18);
+    print_message("  %zu of %zu rows through redis-server\n", driven, (size_t)VERDICT_N_CASES);
+    assert_true(driven >= 24); /* the trust horizon's and the producedAt tie's among them */
     st->ops->free(st);
     tr_redis_stop(&rd);
 }

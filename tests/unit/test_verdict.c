@@ -14,7 +14,12 @@
 
 static const srvocsp__sched P = {600, 14400, 120, 60, 300, false};
 
-static srvocsp_response resp(int status, int64_t tu, int64_t prod, int64_t exp)
+/* As verification sets a snapshot's expiry (the trust horizon, the
+ * maximum age). */
+static const srvocsp__policy POL = {.now = NOW, .skew_s = 300, .max_age_s = 3600,
+                                    .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME};
+
+static srvocsp_response resp(int status, int64_t tu, int64_t prod, int64_t nu)
 {
     srvocsp_response r;
 
@@ -22,8 +27,8 @@ static srvocsp_response resp(int status, int64_t tu, int64_t prod, int64_t exp)
     r.status = (srvocsp_cert_status)status;
     r.this_update = NOW + tu;
     r.produced_at = NOW + prod;
-    r.next_update = NOW + exp;
-    r.expires = NOW + exp;
+    r.next_update = NOW + nu;
+    r.expires = srvocsp__expiry(r.this_update, r.next_update, &POL);
     return r;
 }
 

@@ -6,7 +6,10 @@
  * through a real redis-server and demands that the shared store ends up
  * holding exactly what the verdict chose.
  *
- * The rule under test: MinValidity 600 s, clock skew 300 s.
+ * The rule under test: MinValidity 600 s, clock skew 300 s.  The *_exp
+ * times are nextUpdate: a response's expiry is what verification makes of
+ * it (srvocsp__expiry: never past thisUpdate + the trust horizon of 10
+ * days), in test_verdict as in the responses test_store_redis signs.
  */
 #ifndef SRVOCSP_VERDICT_CASES_H
 #define SRVOCSP_VERDICT_CASES_H
@@ -73,6 +76,14 @@ static const verdict_case VERDICT_CASES[] = {
      SRVOCSP_OK, true},
     {"older servable good over a held unknown", true, VC_U, -100, -100, 3600, VC_G, -200, -200,
      3600, 0, SRVOCSP_OK, true},
+    {"lagging revocation produced at the same second as the held: a replay", true, VC_G, -100,
+     -100, 3600, VC_R, -101, -100, 3600, 2, SRVOCSP_E_ROLLBACK, true},
+    /* A nextUpdate 30 days ahead is not believed: the response expires
+     * at thisUpdate + 864000 s, here 300 s from now, under the margin. */
+    {"trust horizon: nextUpdate far ahead capped, too short to serve", false, 0, 0, 0, 0, VC_G,
+     -864000 + 300, -100, 30 * 86400, 2, SRVOCSP_E_SHORT_VALIDITY, true},
+    {"trust horizon: capped at exactly MinValidity left is servable", false, 0, 0, 0, 0, VC_G,
+     -864000 + 600, -100, 30 * 86400, 0, SRVOCSP_OK, true},
     {"margin boundary: exactly MinValidity left is servable", false, 0, 0, 0, 0, VC_G, -100,
      -100, 600, 0, SRVOCSP_OK, false},
     {"margin boundary: one second less is not", false, 0, 0, 0, 0, VC_G, -100, -100, 599, 2,
