@@ -298,6 +298,18 @@ static uint64_t s_epoch(srvocsp__store *s)
     return c->hub->epoch + c->reconnects;
 }
 
+static void drop_announcements(conn *c)
+{
+    while (c->head != NULL) {
+        announce *a = c->head;
+
+        c->head = a->next;
+        free(a->der);
+        free(a);
+    }
+    c->tail = NULL;
+}
+
 static void s_free(srvocsp__store *s)
 {
     conn *c = (conn *)s, **pp;
@@ -309,13 +321,7 @@ static void s_free(srvocsp__store *s)
             *pp = c->next;
             break;
         }
-    while (c->head != NULL) {
-        announce *a = c->head;
-
-        c->head = a->next;
-        free(a->der);
-        free(a);
-    }
+    drop_announcements(c);
     free(c);
 }
 
@@ -409,14 +415,7 @@ void sim_hub_fork(sim_store_hub *h, const char *url)
             continue;
         /* Announcements not yet read were in the parent's socket: the
          * child never reads them, and its own connection is new. */
-        while (c->head != NULL) {
-            announce *a = c->head;
-
-            c->head = a->next;
-            free(a->der);
-            free(a);
-        }
-        c->tail = NULL;
+        drop_announcements(c);
         c->reconnects++;
     }
 }
