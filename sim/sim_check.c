@@ -140,11 +140,15 @@ static void check_one(sim_world *w, sim_proc *p, int ci, bool count)
                 if (s->revoked_tu < rec->this_update)
                     s->revoked_tu = rec->this_update;
                 if (s->first_revoked == 0) {
+                    /* From the publication, or from the certificate's
+                     * coming into service when it was revoked before
+                     * (nobody could staple it earlier), for a process
+                     * that was there. */
+                    int64_t from = c->revoked_at > c->issued ? c->revoked_at : c->issued;
+
                     s->first_revoked = w->now;
-                    /* From the publication, for a process that was there. */
-                    if (c->revoked_at != 0 && p->started <= c->revoked_at &&
-                        w->fig.n_prop < 4096)
-                        w->fig.prop[w->fig.n_prop++] = (double)(w->now - c->revoked_at);
+                    if (c->revoked_at != 0 && p->started <= from && w->fig.n_prop < 4096)
+                        w->fig.prop[w->fig.n_prop++] = (double)(w->now - from);
                 }
             }
         }
