@@ -189,7 +189,8 @@ static void scan_line(crash_scan *c, int pass, const char *file, const char *lin
             if (c->in_apr_sock && c->in_mpm && !c->ours && c->n_excused < MAX_EXCUSED) {
                 fprintf(stderr, "(the report above is Apache's own race at an ungraceful "
                                 "stop, in close_worker_sockets: not counted)\n");
-                snprintf(c->excused[c->n_excused++], sizeof(c->excused[0]), "%s", c->pid);
+                _Static_assert(sizeof(c->pid) == sizeof(c->excused[0]), "one pid's room");
+                memcpy(c->excused[c->n_excused++], c->pid, sizeof(c->pid));
             } else {
                 c->crashes++;
             }
