@@ -45,8 +45,6 @@ static void attempt_refused(srvocsp_engine *e, srvocsp__entry *en, srvocsp_error
     en->failures++;
     en->unchanged = 0;
     e->stats.failures++;
-    if (srvocsp__clock_bound(err))
-        en->clock_refused = true; /* the backoff below looks again */
     srvocsp__entry_set_text(en, SRVOCSP__TEXT_LAST, why);
     srvocsp__heap_set(e, en,
                       srvocsp__sched_after_failure(&en->sched, srvocsp__cell_peek(&en->cell),
@@ -70,7 +68,7 @@ void srvocsp__outcome_url_failed_locked(srvocsp_engine *e, srvocsp__entry *en, s
     }
     en->last_err = err;
     if (srvocsp__clock_bound(err))
-        en->clock_refused = true;
+        en->clock_refused = true; /* the failure backoff looks again */
     if (++en->url_tries < en->req.n_urls) {
         en->url_idx = (en->url_idx + 1) % en->req.n_urls;
         srvocsp__ready_push(e, en); /* same attempt, next URL, at once */
