@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     bool json = argc > 2 && strcmp(argv[2], "--json") == 0;
     int64_t t0 = (int64_t)time(NULL), t1 = t0 + 3 * DAY;
     tp_pki pki;
-    tp_cert ca, *leaves;
+    tp_cert *ca = NULL, *leaves;
     tp_cert_opts o;
     bclock clk;
     srvocsp_transport tr;
@@ -119,16 +119,8 @@ int main(int argc, char **argv)
     }
     if (!tp_pki_make(&pki, "http://127.0.0.1:9/", "http://127.0.0.1:9/", t0))
         return 1;
-    memset(&o, 0, sizeof(o));
-    o.cn = "Bench Issuing CA";
-    o.serial = 0x77;
-    o.issuer = &pki.root;
-    o.ca = true;
-    o.not_before = t0 - DAY;
-    o.not_after = t0 + 2 * 365 * DAY;
-    o.key_type = TP_KEY_EC;
-    if (!tp_cert_make(&ca, &o))
-        return 1;
+    /* The test PKI's issuing CA (P-256), as bench_scale's default. */
+    ca = &pki.ca;
     leaves = calloc((size_t)n, sizeof(*leaves));
     h = calloc((size_t)n, sizeof(*h));
     for (i = 0; i < n; i++) {
@@ -138,7 +130,7 @@ int main(int argc, char **argv)
         snprintf(cn, sizeof(cn), "host%d.test", i);
         o.cn = cn;
         o.serial = 0x200000 + i;
-        o.issuer = &ca;
+        o.issuer = ca;
         o.not_before = t0 - DAY;
         o.not_after = t0 + 365 * DAY;
         o.same_key_as = &pki.good;
@@ -146,7 +138,7 @@ int main(int argc, char **argv)
             return 1;
     }
     chain = sk_X509_new_null();
-    sk_X509_push(chain, ca.cert);
+    sk_X509_push(chain, ca->cert);
 
     clk.clock.now = clock_now;
     clk.clock.monotonic_ms = clock_mono;
@@ -167,14 +159,14 @@ int main(int argc, char **argv)
     p.flags = SRVOCSP_OPEN_ASYNC;
 
     /* What this process saved at its last refresh, loaded at open. */
-    if (write_all(dir, leaves, &ca, n, t0) != 0)
+    if (write_all(dir, leaves, ca, n, t0) != 0)
         return 1;
     for (i = 0; i < n; i++)
         if ((h[i] = srvocsp_open(leaves[i].cert, chain, &p)) == NULL)
             return 1;
     srvocsp_engine_settle(eng, 60000);
     /* A sibling saves newer responses; the clock reaches the refresh. */
-    if (write_all(dir, leaves, &ca, n, t1) != 0)
+    if (write_all(dir, leaves, ca, n, t1) != 0)
         return 1;
     g_requests = 0;
     clk.now = t0 + 4 * DAY; /* past the halfway point of the 7-day responses */
