@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "methods_common.h"
+#include "nginxrun.h"
 #include "peers.h"
 #include "srvocsp.h"
 #include "testpki.h"
@@ -113,6 +114,13 @@ static void test_cfssl_ocspserve(void **s)
     pid = spawn_peer(log, "Now listening", 10000, NULL, argv);
     if (pid == 0)
         fail_msg("cfssl ocspserve did not start (log %s)", log);
+    /* cfssl logs "Now listening" before it binds the port: a first request
+     * right after the line was refused once on a loaded machine. */
+    for (int waited = 0; !nr_port_accepts(port); waited += 50) {
+        if (waited >= 10000)
+            fail_msg("cfssl ocspserve never accepted on port %d (log %s)", port, log);
+        tr_sleep_ms(50);
+    }
 
     eng = srvocsp_engine_new(NULL);
     hg = open_with(eng, good, NULL, 5000);

@@ -43,6 +43,8 @@ sign revoked -status revoked -reason 1
 cfssl ocspserve -loglevel 0 -address 127.0.0.1 -port "$RPORT" -responses "$DIR/responses.txt" >"$DIR/serve.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q "Now listening" "$DIR/serve.log" && break; sleep 0.05; done
+# It logs that line before it binds the port: wait until it accepts.
+for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && break; sleep 0.05; done
 expect "cfssl ocspserve loaded both responses" "Read 2 OCSP responses" "$(cat "$DIR/serve.log")"
 
 # 1. srvocsp fetch: exit 0 good, 1 revoked, 2 with the reason for unauthorized
