@@ -117,6 +117,10 @@ struct srvocsp_response {
      * fields below and borrows the snapshot's DER bytes. */
     struct srvocsp_response *base;
     bool pooled; /* a proxy in static storage: its last free frees no memory */
+    /* A proxy its owning thread counts (core/proxy.h): the true count is
+     * local + refs - SRVOCSP__PROXY_BIAS; |local| is that thread's alone. */
+    bool biased;
+    size_t local;
     struct srvocsp__flat_view view; /* view.pb: the DER bytes */
     srvocsp_cert_status status;
     int64_t this_update;

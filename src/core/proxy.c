@@ -15,18 +15,54 @@ static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_key;
 static bool g_key_ok;
 
+/* Holders of proxy |p| besides nobody: 0 when it may be rewritten.  Only
+ * the owner calls it; acquire pairs with the last other holder's free, whose
+ * reads of the proxy then happen before the rewrite. */
+static size_t holders(const srvocsp_response *p)
+{
+    size_t shared = atomic_load_explicit(&p->refs, memory_order_acquire);
+
+    return p->biased ? p->local + shared - SRVOCSP__PROXY_BIAS : shared;
+}
+
+/* The set's reference to the way's current proxy goes; then every biased
+ * proxy becomes an ordinary counted response (see proxy.h), and the one
+ * whose count that makes 0 drops its snapshot here. */
 static void release_set(int i)
 {
     srvocsp__proxy_set *set = &srvocsp__proxy_sets[i];
-    int w;
+    int w, k;
 
     for (w = 0; w < SRVOCSP__PROXY_WAYS; w++) {
-        srvocsp_response *p = set->current[w];
-
+        if (set->current[w] != NULL)
+            set->current[w]->local--;
         set->current[w] = NULL;
-        srvocsp_response_free(p); /* the set's reference */
+        for (k = 0; k < 2; k++) {
+            srvocsp_response *q = &set->pool[w][k], *base = q->base;
+            size_t delta = q->local - SRVOCSP__PROXY_BIAS;
+
+            if (!q->biased)
+                continue;
+            q->biased = false;
+            q->local = 0;
+            if (atomic_fetch_add_explicit(&q->refs, delta, memory_order_acq_rel) + delta == 0) {
+                q->base = NULL;
+                srvocsp_response_free(base);
+            }
+        }
     }
     atomic_store_explicit(&set->owned, 0, memory_order_release);
+}
+
+void srvocsp__proxy_owner_zero(srvocsp_response *p)
+{
+    srvocsp_response *base = p->base;
+
+    /* A current proxy carries the set's reference, so this one is retired. */
+    if (base == NULL || atomic_load_explicit(&p->refs, memory_order_acquire) != SRVOCSP__PROXY_BIAS)
+        return;
+    p->base = NULL;
+    srvocsp_response_free(base);
 }
 
 static void on_thread_exit(void *arg)
@@ -67,11 +103,18 @@ static int claim_set(void)
     return -2;
 }
 
-/* Makes |p| stand for |s|, taking over the caller's reference to |s|. */
+/* Makes |p| stand for |s|, taking over the caller's reference to |s|, and
+ * counts the set's and the caller's references on the owner's side.
+ * Nobody holds |p|: the owner's fields and |refs| are ours to write. */
 static void point_at(srvocsp_response *p, srvocsp_response *s)
 {
+    srvocsp_response *old = p->biased ? p->base : NULL; /* an unbiased one's went with its count */
+
     p->base = s;
     p->pooled = true;
+    p->biased = true;
+    p->local = 2;
+    atomic_store_explicit(&p->refs, SRVOCSP__PROXY_BIAS, memory_order_relaxed);
     p->view.cb_size = (uint32_t)sizeof(p->view);
     p->view.pb = s->view.pb;
     p->view.cb = (uint32_t)s->len;
@@ -83,11 +126,12 @@ static void point_at(srvocsp_response *p, srvocsp_response *s)
     p->rev_time = s->rev_time;
     p->rev_reason = s->rev_reason;
     p->len = s->len;
+    srvocsp_response_free(old);
 }
 
 srvocsp_response *srvocsp__proxy_acquire_slow(srvocsp__cell *c)
 {
-    srvocsp_response *s = srvocsp__cell_acquire(c), *p, *q, *old;
+    srvocsp_response *s = srvocsp__cell_acquire(c), *p, *q;
     srvocsp__proxy_set *set;
     int i = srvocsp__tl_proxy_set, k;
     unsigned w;
@@ -101,23 +145,18 @@ srvocsp_response *srvocsp__proxy_acquire_slow(srvocsp__cell *c)
     set = &srvocsp__proxy_sets[i];
     w = srvocsp__proxy_way(c);
     p = set->current[w];
-    /* acquire (here and below): pairs with the last other holder's free,
-     * whose reads of the proxy then happen before the rewrite. */
-    if (p != NULL && atomic_load_explicit(&p->refs, memory_order_acquire) == 1) {
-        old = p->base;
+    if (p != NULL && holders(p) == 1) { /* the set's own reference */
         point_at(p, s);
-        atomic_store_explicit(&p->refs, 2, memory_order_relaxed); /* the set's, the caller's */
-        srvocsp_response_free(old);
         return p;
     }
     for (k = 0; k < 2; k++) {
         q = &set->pool[w][k];
-        if (q == p || atomic_load_explicit(&q->refs, memory_order_acquire) != 0)
+        if (q == p || holders(q) != 0)
             continue;
         point_at(q, s);
-        atomic_store_explicit(&q->refs, 2, memory_order_relaxed);
         set->current[w] = q;
-        srvocsp_response_free(p); /* the set's reference to the held one */
+        if (p != NULL && --p->local == 0) /* the set's reference to the held one */
+            srvocsp__proxy_owner_zero(p);
         return q;
     }
     return s; /* both proxies of the way are held: the shared reference */

@@ -16,13 +16,28 @@
  * carries one reference held by the set itself (keeping it and its
  * snapshot alive for the comparison on the next get).  When the cell has
  * moved on, the thread takes a reference to the new snapshot the usual way
- * (cell.h) and either re-points the current proxy in place (its count is 1:
- * only the set holds it, and nobody can raise it without a reference), or
- * fills the way's other proxy if nobody holds that one (count 0), dropping
- * the set's reference to the old one, which then lives until its last
- * holder frees it.  If both are held, get returns the plain shared
- * reference.  A proxy is an ordinary srvocsp_response to everyone else: any
- * thread may up-ref or free it, and its last free drops its snapshot.
+ * (cell.h) and either re-points the current proxy in place (nobody but the
+ * set holds it, and nobody can take a reference without one), or fills the
+ * way's other proxy if nobody holds that one, retiring the current one,
+ * which keeps its snapshot while anybody holds it.  If both are held, get
+ * returns the plain shared reference.  A proxy is an ordinary
+ * srvocsp_response to everyone else: any thread may up-ref or free it.
+ *
+ * Counting is biased towards the owner (as in "biased reference counting",
+ * Choi et al. 2018): the owning thread's gets and frees of its own proxies
+ * change |local|, a plain field only it touches, so the hot path writes no
+ * shared memory and runs no locked instruction at all; every other thread
+ * (and every up-ref) changes the atomic |refs|, which carries
+ * SRVOCSP__PROXY_BIAS while the owner counts, so it never reaches 0 from
+ * their side.  Only the owner can see that a biased proxy is unheld
+ * (local + refs - BIAS == 0, refs read with acquire): it drops a retired
+ * proxy's snapshot when its own free brings the count there, or later when
+ * it reuses the proxy (a proxy last freed by another thread keeps its
+ * snapshot until then: at most two per way per thread).  When a set is
+ * given back, each proxy's local count is folded into |refs| (refs +=
+ * local - BIAS) and the proxy becomes an ordinary counted response: whoever
+ * brings it to 0 drops its snapshot, and a thread claiming the set later
+ * reuses it only once it is 0.
  *
  * A set comes back through a pthread key destructor at thread exit, so
  * the library must not be dlclose()d while threads that read through it
@@ -40,6 +55,8 @@
 
 #define SRVOCSP__PROXY_SETS 64
 #define SRVOCSP__PROXY_WAYS 32
+/* In a biased proxy's |refs| (see above): far above any count of holders. */
+#define SRVOCSP__PROXY_BIAS ((size_t)1 << 62)
 
 typedef struct srvocsp__proxy_set {
     /* Written only by the owning thread. */
@@ -55,6 +72,9 @@ SRVOCSP__HIDDEN extern _Thread_local int srvocsp__tl_proxy_set
 
 /* The miss path: new reference from the cell, proxy re-pointed or filled. */
 SRVOCSP__HIDDEN srvocsp_response *srvocsp__proxy_acquire_slow(srvocsp__cell *c);
+/* The owner's free found a biased proxy's local count at 0: if nobody
+ * else holds it either, its snapshot is dropped now. */
+SRVOCSP__HIDDEN void srvocsp__proxy_owner_zero(srvocsp_response *p);
 /* Gives back the calling thread's set (and the references it holds). */
 SRVOCSP__HIDDEN void srvocsp__proxy_thread_release(void);
 /* fork() child handler (registered with the first set claimed): gives back
@@ -84,11 +104,29 @@ static inline srvocsp_response *srvocsp__proxy_acquire(srvocsp__cell *c)
          * p stands for the snapshot that was current at the load. */
         p = srvocsp__proxy_sets[set].current[srvocsp__proxy_way(c)];
         if (p != NULL && p->base == cur) {
-            atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+            p->local++; /* current proxies are biased: the count is ours */
             return p;
         }
     }
     return srvocsp__proxy_acquire_slow(c);
+}
+
+/* The free of |r| when |r| is one of the calling thread's biased proxies
+ * (true: done, without a locked instruction); false for any other
+ * response, which the caller frees the shared way. */
+static inline bool srvocsp__proxy_owner_free(srvocsp_response *r)
+{
+    int set = srvocsp__tl_proxy_set;
+    uintptr_t off;
+
+    if (set < 0)
+        return false;
+    off = (uintptr_t)r - (uintptr_t)srvocsp__proxy_sets[set].pool;
+    if (off >= sizeof(srvocsp__proxy_sets[set].pool) || !r->biased)
+        return false;
+    if (--r->local == 0)
+        srvocsp__proxy_owner_zero(r);
+    return true;
 }
 
 #endif

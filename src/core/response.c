@@ -1,5 +1,5 @@
 /* Immutable, reference-counted response snapshots. */
-#include "internal.h"
+#include "core/proxy.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -36,7 +36,7 @@ void srvocsp_response_free(srvocsp_response *r)
     srvocsp_response *base;
     bool pooled;
 
-    if (r == NULL)
+    if (r == NULL || srvocsp__proxy_owner_free(r))
         return;
     /* Read before the decrement: once a pooled proxy's count reaches 0 its
      * set's owner may refill it at once, so its fields are not ours after. */

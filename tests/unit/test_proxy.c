@@ -3,10 +3,12 @@
  * the hot path.  First the rules one thread can see (same proxy while the
  * snapshot stands, re-pointed in place when nobody holds it, the way's
  * other proxy when somebody does, the shared reference when both are held,
- * a held reference keeps its bytes), then sets coming back from threads
- * that exit and after fork, then a storm: readers on
+ * a held reference keeps its bytes), the owner's and other threads'
+ * counts and a set given back while its proxies are held, then sets coming
+ * back from threads that exit and after fork, then a storm: readers on
  * several cells whose cache ways collide, references handed to another
- * thread and freed there, references held across many swaps.  ASan reports
+ * thread and freed there, references held across many swaps, sets given
+ * back and claimed again while references are out.  ASan reports
  * a proxy or snapshot used after its last free and LeakSanitizer one never
  * freed; TSan a missing ordering; the content checks a torn or recycled one.
  */
@@ -137,6 +139,98 @@ static void test_rules_on_one_thread(void **s)
     /* The set still holds the last snapshot; giving the set back frees it
      * (LeakSanitizer would report it otherwise). */
     srvocsp__proxy_thread_release();
+    srvocsp__proxy_thread_release();
+}
+
+/* ---- counts: the owner's side, other threads', a set given back ---- */
+
+static void *free_there(void *arg)
+{
+    srvocsp_response_free(arg);
+    return NULL;
+}
+
+typedef struct next_owner {
+    srvocsp__cell *cell;
+    srvocsp_response *held; /* the first owner's, freed here */
+    int first_set, set;
+    bool distinct;
+} next_owner;
+
+static void *take_over(void *arg)
+{
+    next_owner *st = arg;
+    srvocsp_response *mine = srvocsp__proxy_acquire(st->cell);
+
+    st->set = srvocsp__tl_proxy_set;
+    st->distinct = mine != NULL && mine != st->held && mine->base != NULL && intact(mine, 5);
+    /* In this thread's own set, but counted the shared way since its
+     * first owner gave the set back. */
+    srvocsp_response_free(st->held);
+    srvocsp_response_free(mine);
+    return NULL; /* and gives the set back again */
+}
+
+static size_t refs_of(srvocsp_response *r)
+{
+    return atomic_load(&r->refs);
+}
+
+static void test_counts_across_owners(void **s)
+{
+    srvocsp__cell c;
+    srvocsp_response *a, *b, *snap;
+    next_owner st = {&c, NULL, -1, -1, false};
+    pthread_t t;
+    size_t published;
+
+    srvocsp__cell_init(&c);
+    snap = make_snap(5, 1);
+    srvocsp__cell_publish(&c, snap);
+    published = refs_of(snap);
+
+    /* The owner's gets and frees leave the shared count alone. */
+    a = srvocsp__proxy_acquire(&c);
+    assert_ptr_equal(a->base, snap);
+    assert_int_equal(refs_of(snap), published + 1); /* the proxy's */
+    assert_int_equal(refs_of(a), SRVOCSP__PROXY_BIAS);
+    b = srvocsp__proxy_acquire(&c);
+    srvocsp_response_free(b);
+    assert_int_equal(refs_of(a), SRVOCSP__PROXY_BIAS);
+
+    /* Another thread's free goes to the shared count, and the owner's
+     * count still sees the proxy held by the set. */
+    b = srvocsp_response_up_ref(a);
+    pthread_create(&t, NULL, free_there, b);
+    pthread_join(t, NULL);
+    pthread_create(&t, NULL, free_there, a); /* one the owner got */
+    pthread_join(t, NULL);
+    assert_int_equal(refs_of(a), SRVOCSP__PROXY_BIAS - 1);
+    b = srvocsp__proxy_acquire(&c);
+    assert_ptr_equal(b, a);
+    assert_true(intact(b, 5));
+
+    /* Given back while held: the count becomes the shared one (2 here: b
+     * and an up-ref), the next owner of the same set does not reuse it,
+     * and its last free, on whichever thread, drops the snapshot. */
+    srvocsp_response_up_ref(b);
+    st.first_set = srvocsp__tl_proxy_set;
+    st.held = b;
+    srvocsp__proxy_thread_release();
+    assert_int_equal(refs_of(b), 2);
+    assert_int_equal(refs_of(snap), published + 1);
+    pthread_create(&t, NULL, take_over, &st);
+    pthread_join(t, NULL);
+    assert_int_equal(st.set, st.first_set);
+    assert_true(st.distinct);
+    assert_int_equal(refs_of(b), 1);
+    assert_true(intact(b, 5));
+    /* b's; the proxy the next owner filled let go when it exited. */
+    assert_int_equal(refs_of(snap), published + 1);
+    srvocsp_response_free(b);
+    assert_int_equal(refs_of(snap), published);
+
+    srvocsp__cell_publish(&c, NULL);
     srvocsp__proxy_thread_release();
 }
 
@@ -482,6 +576,10 @@ static void *reader(void *arg)
         default: break;
         }
         srvocsp_response_free(r);
+        /* Now and then the set goes back while references are out (keep,
+         * handed ones); the next get claims one again. */
+        if (rand_r(&seed) % 2048 == 0)
+            srvocsp__proxy_thread_release();
         if (keep != NULL && --keep_for == 0) {
             if (!intact(keep, keep_cell))
                 atomic_fetch_add(&bad, 1);
@@ -565,6 +663,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_on_one_thread),
+        cmocka_unit_test(test_counts_across_owners),
         cmocka_unit_test(test_sets_come_back),
         cmocka_unit_test(test_get_allocates_nothing),
         cmocka_unit_test(test_storm),
