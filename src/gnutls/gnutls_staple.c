@@ -26,6 +26,7 @@
  * never sent: its send function adds nothing.
  */
 #include "gnutls_internal.h"
+#include "tls/staple_counters.h"
 #include "tls/staple_rules.h"
 
 #include <gnutls/x509.h>
@@ -50,10 +51,10 @@ typedef struct item {
     bool must_staple;
 } item;
 
-#define STAT_SHARDS 16
+#define STAT_SHARDS SRVOCSP__COUNTER_SHARDS
 
-/* Counters, sharded per thread (as on the OpenSSL side): handshaking
- * threads do not take turns owning one cache line. */
+/* Counters, one shard per handshaking thread (tls/staple_counters.h, as
+ * on the OpenSSL side): a plain add on a line only that thread writes. */
 typedef struct stat_shard {
     atomic_uint_fast64_t stapled, none, expired, unknown, no_handle, must_unstapled, ica_stapled,
         ica_unstapled;
@@ -87,20 +88,14 @@ typedef struct held {
     srvocsp_response *refs[SRVOCSP_CHAIN_MAX];
 } held;
 
-static atomic_uint g_next_shard;
-static _Thread_local int tl_shard = -1;
-
 static stat_shard *my_shard(srvocsp_gnutls *g)
 {
-    if (tl_shard < 0)
-        tl_shard = (int)(atomic_fetch_add_explicit(&g_next_shard, 1, memory_order_relaxed) %
-                         STAT_SHARDS);
-    return &g->shards[tl_shard];
+    return &g->shards[srvocsp__counter_slot()];
 }
 
 static void count(atomic_uint_fast64_t *c)
 {
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+    srvocsp__counter_add(c); /* in the shard my_shard gave this thread */
 }
 
 /* ---- the per-session data, carried by a registered extension ---- */
@@ -233,12 +228,16 @@ static int retrieve(gnutls_session_t session, const struct gnutls_cert_retr_st *
     *privkey = it->key;
     /* TLS 1.2 carries the leaf's status only: take no other reference. */
     n = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3 ? (unsigned)it->n : 1;
-    h = calloc(1, sizeof(*h));
+    /* malloc, not calloc: glibc serves malloc from the thread's cache
+     * (calloc bypasses it), and only the first n entries are read. */
+    h = malloc(sizeof(*h));
     if (h == NULL) {
         count(&st->none);
         return 0; /* served without staples */
     }
     h->n = n;
+    memset(h->ocsp, 0, n * sizeof(h->ocsp[0]));
+    memset(h->refs, 0, n * sizeof(h->refs[0]));
     if (take(h, 0, srvocsp_chain_get0_handle(it->chain, 0)))
         count(&st->stapled);
     else

@@ -6,6 +6,7 @@
  */
 #include "internal.h"
 #include "srvocsp/openssl.h"
+#include "tls/staple_counters.h"
 #include "tls/staple_rules.h"
 
 #include <openssl/x509v3.h>
@@ -26,11 +27,11 @@ typedef struct attached {
     bool must_staple;
 } attached;
 
-/* Counters, sharded: every handshake counts one, and threads handshaking
- * at once would otherwise take turns owning one cache line (and the line
- * of |items| beside it, which every handshake reads).  A thread uses one
- * shard; get_stats sums them. */
-#define STAT_SHARDS 16
+/* Counters, one shard per handshaking thread (tls/staple_counters.h), so
+ * a handshake's count is a plain add on a line only its thread writes
+ * (shared, they would pass between cores, with the line of |items| beside
+ * them that every handshake reads); get_stats sums them. */
+#define STAT_SHARDS SRVOCSP__COUNTER_SHARDS
 
 typedef struct stat_shard {
     atomic_uint_fast64_t stapled, none, expired, unknown, no_handle, must_unstapled;
@@ -56,15 +57,9 @@ typedef struct staple_ctx {
     stat_shard shards[STAT_SHARDS];
 } staple_ctx;
 
-static atomic_uint g_next_shard;
-static _Thread_local int tl_shard = -1;
-
 static stat_shard *my_shard(staple_ctx *sc)
 {
-    if (tl_shard < 0)
-        tl_shard = (int)(atomic_fetch_add_explicit(&g_next_shard, 1, memory_order_relaxed) %
-                         STAT_SHARDS);
-    return &sc->shards[tl_shard];
+    return &sc->shards[srvocsp__counter_slot()];
 }
 
 static int g_index = -1;
@@ -167,7 +162,7 @@ void srvocsp_ssl_ctx_get_stats(SSL_CTX *ctx, srvocsp_ssl_stats *out)
 
 static void count(atomic_uint_fast64_t *c)
 {
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+    srvocsp__counter_add(c); /* in the shard my_shard gave this thread */
 }
 
 int srvocsp_ssl_status_cb(SSL *ssl, void *arg)

@@ -1,10 +1,13 @@
 /* The status callback in-process: SNI across contexts, counters, no staple
- * without a valid response, must-staple report. */
+ * without a valid response, must-staple report; counters exact when more
+ * threads handshake at once than have a counter shard of their own, and
+ * after those threads exit and others take their shards. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -179,10 +182,77 @@ static void test_sni_contexts_and_counters(void **s)
     tp_pki_free(&pki);
 }
 
+/* ---- counters from many threads ---- */
+
+enum { THREADS = 80, CALLS = 500 }; /* more threads than counter shards (64) */
+
+static SSL_CTX *counted;
+static pthread_barrier_t together;
+
+static void *staple_many(void *arg)
+{
+    SSL *ssl = SSL_new(counted);
+    long *ok = arg;
+
+    pthread_barrier_wait(&together); /* all at once: every shard taken */
+    for (int i = 0; ssl != NULL && i < CALLS; i++)
+        *ok += srvocsp_ssl_status_cb(ssl, counted) == SSL_TLSEXT_ERR_OK;
+    SSL_free(ssl);
+    return NULL;
+}
+
+static void test_counts_from_many_threads(void **s)
+{
+    pthread_t th[THREADS];
+    long ok[THREADS];
+    srvocsp_ssl_stats st;
+    srvocsp_handle *h;
+    long total = 0;
+
+    T = (int64_t)time(NULL);
+    atomic_store(&down, false); /* the test before left its responder down */
+    assert_true(tp_pki_make(&pki, "http://127.0.0.1:8080/", "http://127.0.0.1:1/", T));
+    manual_clock_init(&clk, T);
+    fake_init(&fake, &clk, handler, NULL);
+    eng = fake_engine_new(&clk, &fake, 0, 0);
+    counted = tls_server_ctx(&pki.good, &pki.ca);
+    h = open_leaf(&pki.good, "http://fake.test/good/");
+    assert_non_null(h);
+    assert_int_equal(srvocsp_ssl_ctx_attach(counted, h), 1);
+
+    /* Two waves: the second's threads take the shards the first's gave
+     * back when they exited, and add to their counts. */
+    for (int wave = 0; wave < 2; wave++) {
+        pthread_barrier_init(&together, NULL, THREADS);
+        for (int i = 0; i < THREADS; i++) {
+            ok[i] = 0;
+            assert_int_equal(pthread_create(&th[i], NULL, staple_many, &ok[i]), 0);
+        }
+        for (int i = 0; i < THREADS; i++) {
+            pthread_join(th[i], NULL);
+            total += ok[i];
+        }
+        pthread_barrier_destroy(&together);
+    }
+    assert_int_equal(total, 2L * THREADS * CALLS);
+    srvocsp_ssl_ctx_get_stats(counted, &st);
+    assert_int_equal(st.stapled, (uint64_t)total);
+    assert_int_equal(st.unstapled_none + st.unstapled_expired + st.unstapled_unknown +
+                         st.unstapled_no_handle,
+                     0);
+
+    srvocsp_close(h);
+    SSL_CTX_free(counted);
+    srvocsp_engine_free(eng);
+    fake_destroy(&fake);
+    tp_pki_free(&pki);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sni_contexts_and_counters),
+        cmocka_unit_test(test_counts_from_many_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
