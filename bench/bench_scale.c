@@ -7,7 +7,11 @@
  * responses over HTTP keep-alive, in a child process so its CPU is not
  * ours): wall time until every handle serves, verified responses per
  * second, CPU time per refresh, resident memory per handle beside the
- * response bytes.  Then: the same certificates opened with their responses
+ * response bytes (the first fetch: each CPU figure includes its
+ * srvocsp_open).  Then the steady state: the engine's clock moves six days
+ * on, the responder has newer responses, and every handle refreshes; CPU
+ * per refresh of that round is the recurring cost, without the opens.
+ * Then: the same certificates opened with their responses
  * already on disk and no responder at all, time until all serve.  Then
  * the way operators do it today, one `openssl ocsp` process per
  * certificate run sequentially (on 100 of them), and the ratio.
@@ -20,7 +24,8 @@
  *
  * --startup-only measures the startup from the directory alone (no
  * responder, no openssl comparison): the figure for 100,000 certificates
- * without the minutes the other parts take at that size.
+ * without the minutes the other parts take at that size.  --fetch-only
+ * measures the fetch from the responder alone (for a profile of it).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -34,6 +39,7 @@
 #include <unistd.h>
 
 #include "evil.h"
+#include "fake.h"
 #include "internal.h"
 #include "peers.h"
 #include "srvocsp.h"
@@ -49,6 +55,10 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+/* When the steady-state round happens, after the first fetch: past every
+ * refresh point of a response valid 7 days. */
+#define REFRESH_AT (6 * 86400)
 
 /* CPU time, like the refresh's figure: other work on a shared machine
  * does not inflate it as it inflates wall time. */
@@ -147,8 +157,8 @@ static double wait_all(srvocsp_handle **h, int n, double t0, double limit)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1000, i, port_pipe[2], stop_pipe[2], port = 0;
-    bool json = false, startup_only = false;
+    int n = argc > 1 ? atoi(argv[1]) : 1000, i, port_pipe[2], stop_pipe[2], port = 0, renewed = 0;
+    bool json = false, startup_only = false, fetch_only = false;
     const char *issuer_alg = "p256";
     tp_key_type issuer_key = TP_KEY_EC;
     tp_cert ca;
@@ -164,7 +174,11 @@ int main(int argc, char **argv)
     pid_t child;
     char url[128], *dir;
     double t0, c0, wall, cpu, startup = 0, startup_cpu = 0, openssl_per = 0;
-    double startup_inline = 0, startup_inline_cpu = 0;
+    double startup_inline = 0, startup_inline_cpu = 0, refresh_wall = 0, refresh_cpu = 0;
+    unsigned char **der2;
+    size_t *len2;
+    manual_clock mclk;
+    srvocsp_engine_config ec;
     long rss0, rss1;
     srvocsp_engine_stats st;
     srvocsp_engine *eng;
@@ -174,6 +188,8 @@ int main(int argc, char **argv)
             json = true;
         } else if (strcmp(argv[i], "--startup-only") == 0) {
             startup_only = true;
+        } else if (strcmp(argv[i], "--fetch-only") == 0) {
+            fetch_only = true;
         } else if (strcmp(argv[i], "--issuer") == 0 && i + 1 < argc) {
             issuer_alg = argv[++i];
             issuer_key = strcmp(issuer_alg, "rsa2048") == 0 ? TP_KEY_RSA
@@ -186,7 +202,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: bench_scale N [--issuer p256|p384|rsa2048] [--startup-only] "
-                            "[--json]\n");
+                            "[--fetch-only] [--json]\n");
             return 2;
         }
     }
@@ -214,6 +230,8 @@ int main(int argc, char **argv)
     leaves = calloc((size_t)n, sizeof(*leaves));
     der = calloc((size_t)n, sizeof(*der));
     len = calloc((size_t)n, sizeof(*len));
+    der2 = calloc((size_t)n, sizeof(*der2));
+    len2 = calloc((size_t)n, sizeof(*len2));
     h = calloc((size_t)n, sizeof(*h));
     for (i = 0; i < n; i++) {
         tp_cert_opts o;
@@ -234,6 +252,10 @@ int main(int argc, char **argv)
         ro.next_update = t + 7 * 86400;
         der[i] = tp_response(&ro, &len[i]);
         total_bytes += len[i];
+        /* The responder's next answer, for the steady-state round. */
+        tp_resp_opts_init(&ro, &leaves[i], &ca, t + REFRESH_AT - 3600);
+        ro.next_update = t + REFRESH_AT + 7 * 86400;
+        der2[i] = tp_response(&ro, &len2[i]);
     }
 
     /* The fast responder, in its own process. */
@@ -252,9 +274,17 @@ int main(int argc, char **argv)
         port = evil_port(ev);
         if (write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
             _exit(1);
+        /* 'B': the newer responses from now on (answered with a byte when
+         * they are in place); EOF: stop. */
+        while (read(stop_pipe[0], &c, 1) > 0) {
+            if (c != 'B')
+                continue;
+            for (i = 0; i < n; i++)
+                evil_add_presigned(ev, 0x100000 + i, der2[i], len2[i]);
+            if (write(port_pipe[1], &c, 1) != 1)
+                _exit(1);
+        }
         close(port_pipe[1]);
-        while (read(stop_pipe[0], &c, 1) > 0) /* until the parent closes its end */
-            ;
         evil_stop(ev);
         _exit(0);
     }
@@ -273,7 +303,11 @@ int main(int argc, char **argv)
     rss0 = rss1 = 0;
     memset(&st, 0, sizeof(st));
     if (!startup_only) {
-        eng = srvocsp_engine_new(NULL);
+        /* The system's time, on a clock the steady-state round can move. */
+        manual_clock_init(&mclk, t);
+        srvocsp_engine_config_init(&ec);
+        ec.clock = &mclk.clock;
+        eng = srvocsp_engine_new(&ec);
         p.engine = eng;
         rss0 = rss_kib();
         c0 = cpu_s();
@@ -284,13 +318,38 @@ int main(int argc, char **argv)
         cpu = cpu_s() - c0;
         rss1 = rss_kib();
         srvocsp_engine_get_stats(eng, &st);
+
+        /* The steady state: every handle's refresh comes due at once. */
+        {
+            char c = 'B';
+
+            if (write(stop_pipe[1], &c, 1) != 1 || read(port_pipe[0], &c, 1) != 1)
+                return 1;
+        }
+        srvocsp_engine_settle(eng, 60000);
+        c0 = cpu_s();
+        t0 = now_s();
+        manual_clock_set(&mclk, t + REFRESH_AT);
+        srvocsp_engine_kick(eng);
+        if (srvocsp_engine_settle(eng, 600000) != SRVOCSP_OK)
+            return 1;
+        refresh_wall = now_s() - t0;
+        refresh_cpu = cpu_s() - c0;
+        for (i = 0; i < n; i++) {
+            srvocsp_response *r = srvocsp_get1_response(h[i]);
+
+            renewed += r != NULL && srvocsp_response_this_update(r) == t + REFRESH_AT - 3600;
+            srvocsp_response_free(r);
+        }
+        if (renewed != n)
+            fprintf(stderr, "bench_scale: %d of %d handles refreshed\n", renewed, n);
         for (i = 0; i < n; i++)
             srvocsp_close(h[i]);
         srvocsp_engine_free(eng);
     }
 
     /* Today's way: one openssl ocsp process per certificate, sequentially. */
-    if (!startup_only) {
+    if (!startup_only && !fetch_only) {
         char *d = tr_tmpdir("bench-openssl"), path[1200], cmd[4096];
         int sample = n < OPENSSL_SAMPLE ? n : OPENSSL_SAMPLE, ok = 0;
 
@@ -321,51 +380,53 @@ int main(int argc, char **argv)
     close(stop_pipe[1]);
     waitpid(child, NULL, 0);
 
-    /* Startup from the directory, no responder. */
-    dir = tr_tmpdir("bench-dir");
-    for (i = 0; i < n; i++) {
-        char name[SRVOCSP__STORE_NAME_LEN + 1], path[1200];
+    if (!fetch_only) {
+        /* Startup from the directory, no responder. */
+        dir = tr_tmpdir("bench-dir");
+        for (i = 0; i < n; i++) {
+            char name[SRVOCSP__STORE_NAME_LEN + 1], path[1200];
 
-        srvocsp__store_name(leaves[i].cert, ca.cert, name);
-        snprintf(path, sizeof(path), "%s/%s.der", dir, name);
-        tp_write_file(path, der[i], len[i]);
-    }
-    p.directory = dir;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", tr_free_port()); /* nothing listens */
-    p.responder_url = url;
-    /* Twice: each stored response verified in srvocsp_open, on the opening
-     * thread (the default), then with SRVOCSP_OPEN_DEFER_STORED, verified
-     * on the engine's verification threads. */
-    for (int round = 0; round < 2; round++) {
-        double s;
-
-        eng = srvocsp_engine_new(NULL);
-        p.engine = eng;
-        p.flags = SRVOCSP_OPEN_ASYNC | (round ? SRVOCSP_OPEN_DEFER_STORED : 0);
-        c0 = cpu_s();
-        t0 = now_s();
-        for (i = 0; i < n; i++)
-            h[i] = srvocsp_open(leaves[i].cert, chain, &p);
-        s = wait_all(h, n, t0, 600);
-        if (round) {
-            startup = s;
-            startup_cpu = cpu_s() - c0;
-        } else {
-            startup_inline = s;
-            startup_inline_cpu = cpu_s() - c0;
+            srvocsp__store_name(leaves[i].cert, ca.cert, name);
+            snprintf(path, sizeof(path), "%s/%s.der", dir, name);
+            tp_write_file(path, der[i], len[i]);
         }
-        for (i = 0; i < n; i++)
-            srvocsp_close(h[i]);
-        srvocsp_engine_free(eng);
+        p.directory = dir;
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/", tr_free_port()); /* nothing listens */
+        p.responder_url = url;
+        /* Twice: each stored response verified in srvocsp_open, on the opening
+         * thread (the default), then with SRVOCSP_OPEN_DEFER_STORED, verified
+         * on the engine's verification threads. */
+        for (int round = 0; round < 2; round++) {
+            double s;
+
+            eng = srvocsp_engine_new(NULL);
+            p.engine = eng;
+            p.flags = SRVOCSP_OPEN_ASYNC | (round ? SRVOCSP_OPEN_DEFER_STORED : 0);
+            c0 = cpu_s();
+            t0 = now_s();
+            for (i = 0; i < n; i++)
+                h[i] = srvocsp_open(leaves[i].cert, chain, &p);
+            s = wait_all(h, n, t0, 600);
+            if (round) {
+                startup = s;
+                startup_cpu = cpu_s() - c0;
+            } else {
+                startup_inline = s;
+                startup_inline_cpu = cpu_s() - c0;
+            }
+            for (i = 0; i < n; i++)
+                srvocsp_close(h[i]);
+            srvocsp_engine_free(eng);
+        }
+        tr_rmrf(dir);
+        free(dir);
     }
-    tr_rmrf(dir);
-    free(dir);
 
 
     {
         double per_handle = ((double)(rss1 - rss0) * 1024.0 - (double)total_bytes) / n;
 
-        double per_refresh = cpu * 1e6 / n;
+        double per_refresh = cpu * 1e6 / n, per_steady = refresh_cpu * 1e6 / n;
 
         if (startup_only)
             printf(json ? "{\"certificates\":%d,\"issuer\":\"%s\",\"startup_from_dir_s\":%.3f,"
@@ -379,33 +440,42 @@ int main(int argc, char **argv)
             printf("{\"certificates\":%d,\"issuer\":\"%s\",\"wall_s_all_serving\":%.3f,"
                    "\"verified_per_s\":%.0f,"
                    "\"cpu_us_per_refresh\":%.1f,\"sig_check_us\":%.1f,"
-                   "\"ratio_refresh_to_sig_check\":%.2f,\"rss_bytes_per_handle\":%.0f,"
+                   "\"ratio_refresh_to_sig_check\":%.2f,\"cpu_us_per_first_fetch\":%.1f,"
+                   "\"ratio_first_fetch_to_sig_check\":%.2f,\"refresh_round_s\":%.3f,"
+                   "\"rss_bytes_per_handle\":%.0f,"
                    "\"startup_from_dir_s\":%.3f,\"startup_inline_s\":%.3f,\"openssl_s_per_cert\":%.4f,"
                    "\"ratio_openssl_vs_srvocsp\":%.0f,\"requests\":%llu}\n",
-                   n, issuer_alg, wall, n / wall, per_refresh, floor_us, per_refresh / floor_us,
-                   per_handle, startup, startup_inline, openssl_per, openssl_per / (wall / n),
+                   n, issuer_alg, wall, n / wall, per_steady, floor_us, per_steady / floor_us,
+                   per_refresh, per_refresh / floor_us, refresh_wall, per_handle, startup,
+                   startup_inline, openssl_per, openssl_per / (wall / n),
                    (unsigned long long)st.requests_started);
         else
             printf("%d certificates (%s issuer): all serving after %.3f s (%.0f verified "
-                   "responses/s, %llu requests), CPU %.1f us per refresh, %.2fx one signature "
-                   "check (%.1f us, measured here), %.0f bytes resident per handle beside the "
+                   "responses/s, %llu requests), CPU %.1f us per first fetch with its open "
+                   "(%.2fx one signature check of %.1f us, measured here); steady state: every "
+                   "handle refreshed in %.3f s, CPU %.1f us per refresh, %.2fx the check; "
+                   "%.0f bytes resident per handle beside the "
                    "responses; startup from the directory with no responder: %.3f s (verified in "
                    "srvocsp_open: %.3f s); openssl ocsp "
                    "per certificate: %.1f ms, %.0fx slower\n",
                    n, issuer_alg, wall, n / wall, (unsigned long long)st.requests_started,
-                   per_refresh, per_refresh / floor_us, floor_us, per_handle, startup,
-                   startup_inline, openssl_per * 1e3, openssl_per / (wall / n));
+                   per_refresh, per_refresh / floor_us, floor_us, refresh_wall, per_steady,
+                   per_steady / floor_us, per_handle, startup, startup_inline, openssl_per * 1e3,
+                   openssl_per / (wall / n));
     }
     for (i = 0; i < n; i++) {
         tp_cert_free(&leaves[i]);
         free(der[i]);
+        free(der2[i]);
     }
     free(leaves);
     free(der);
     free(len);
+    free(der2);
+    free(len2);
     free(h);
     sk_X509_free(chain);
     tp_cert_free(&ca);
     tp_pki_free(&pki);
-    return wall < 0 || startup < 0 || floor_us < 0;
+    return wall < 0 || startup < 0 || floor_us < 0 || (!startup_only && renewed != n);
 }

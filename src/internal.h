@@ -10,6 +10,7 @@
 #define SRVOCSP_BUILDING 1
 #endif
 #include "srvocsp.h"
+#include <openssl/ocsp.h> /* OCSP_CERTID: the request and the policy keep one */
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -147,6 +148,11 @@ typedef struct srvocsp__policy {
     uint32_t skew_s;
     uint32_t max_age_s;
     uint32_t max_lifetime_s;     /* 0: no horizon */
+    /* The certificate's CertID when the caller keeps it (an entry's
+     * request, computed once): a SingleResponse equal to it matches
+     * without recomputing the issuer's hashes.  NULL: computed per
+     * response.  Borrowed; it must outlive the call. */
+    const OCSP_CERTID *certid;
 } srvocsp__policy;
 
 #define SRVOCSP__DEFAULT_MAX_LIFETIME 864000u /* 10 days, as mozilla::pkix */
@@ -182,6 +188,7 @@ typedef struct srvocsp__request {
     size_t der_len;
     unsigned char *key;           /* identity of the certificate: DER CertID */
     size_t key_len;
+    OCSP_CERTID *id;              /* the same CertID, parsed: what verification matches */
     char *urls[SRVOCSP__MAX_URLS];/* responder base URLs, in order */
     char *get_urls[SRVOCSP__MAX_URLS]; /* GET form, or NULL when POST is needed */
     size_t n_urls;

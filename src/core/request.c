@@ -102,6 +102,7 @@ void srvocsp__request_clear(srvocsp__request *r)
     }
     OPENSSL_free(r->der);
     OPENSSL_free(r->key);
+    OCSP_CERTID_free(r->id);
     memset(r, 0, sizeof(*r));
 }
 
@@ -165,8 +166,9 @@ srvocsp_error srvocsp__request_build(X509 *leaf, X509 *issuer, srvocsp_hash hash
         goto ossl;
     out->key_len = (size_t)len;
 
+    out->id = OCSP_CERTID_dup(id);
     req = OCSP_REQUEST_new();
-    if (req == NULL || OCSP_request_add0_id(req, id) == NULL)
+    if (out->id == NULL || req == NULL || OCSP_request_add0_id(req, id) == NULL)
         goto ossl;
     id = NULL; /* owned by |req| now */
     if (nonce && OCSP_request_add1_nonce(req, NULL, -1) != 1)

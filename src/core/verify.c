@@ -386,25 +386,29 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
         int sst, reason = -1;
         ASN1_GENERALIZEDTIME *rev = NULL, *tu = NULL, *nu = NULL;
 
-        if (OCSP_id_get0_info(NULL, &md_obj, NULL, NULL, (OCSP_CERTID *)cid) != 1)
-            continue;
-        md = EVP_get_digestbyobj(md_obj);
-        if (md == NULL)
-            continue;
-        /* Responses use one hash throughout: one CertID serves them all. */
-        if (ours == NULL || md != ours_md) {
-            OCSP_CERTID_free(ours);
-            ours_md = md;
-            ours = OCSP_cert_to_id(md, leaf, issuer);
-            if (ours == NULL) {
-                srvocsp__fmt(why, whylen, "cannot compute CertID of the certificate");
-                srvocsp__drain_ossl(why, whylen);
-                err = SRVOCSP_E_INTERNAL;
-                goto out;
+        /* Equal to the CertID the caller keeps (same hash, issuer
+         * hashes and serial): ours, without computing it again. */
+        if (pol->certid == NULL || OCSP_id_cmp(pol->certid, cid) != 0) {
+            if (OCSP_id_get0_info(NULL, &md_obj, NULL, NULL, (OCSP_CERTID *)cid) != 1)
+                continue;
+            md = EVP_get_digestbyobj(md_obj);
+            if (md == NULL)
+                continue;
+            /* Responses use one hash throughout: one CertID serves them all. */
+            if (ours == NULL || md != ours_md) {
+                OCSP_CERTID_free(ours);
+                ours_md = md;
+                ours = OCSP_cert_to_id(md, leaf, issuer);
+                if (ours == NULL) {
+                    srvocsp__fmt(why, whylen, "cannot compute CertID of the certificate");
+                    srvocsp__drain_ossl(why, whylen);
+                    err = SRVOCSP_E_INTERNAL;
+                    goto out;
+                }
             }
+            if (OCSP_id_cmp(ours, cid) != 0)
+                continue;
         }
-        if (OCSP_id_cmp(ours, cid) != 0)
-            continue;
         err = check_critical(single_ext, OCSP_SINGLERESP_get_ext_count(single), single,
                              "SingleResponse", why, whylen);
         if (err != SRVOCSP_OK)
@@ -533,7 +537,7 @@ srvocsp_response *srvocsp_verify_der(const unsigned char *der, size_t len, X509 
                                      X509 *issuer, const srvocsp_verify_opts *opts)
 {
     srvocsp_verify_opts def;
-    srvocsp__policy pol;
+    srvocsp__policy pol = {0};
     srvocsp_response *r = NULL;
     char why[SRVOCSP__REASON_LEN];
     srvocsp_error err;

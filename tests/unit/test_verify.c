@@ -1,4 +1,6 @@
-/* Verification: every acceptance rule and every rejection reason. */
+/* Verification: every acceptance rule and every rejection reason, each
+ * also with the CertID an entry keeps (SHA-1 and SHA-256), which must
+ * change no outcome. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "internal.h"
 #include "srvocsp.h"
 #include "testpki.h"
 
@@ -151,6 +154,30 @@ static void test_table(void **state)
             assert_true(strlen(srvocsp_last_error_text()) > 10);
         }
         srvocsp_response_free(r);
+
+        /* The same with the CertID an entry keeps, of either hash: the
+         * kept one only spares recomputing a match. */
+        for (int h = 0; h < 2; h++) {
+            srvocsp__request req;
+            srvocsp__policy pol = {.now = now, .skew_s = 300, .max_age_s = 3600,
+                                   .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME};
+            char why[SRVOCSP__REASON_LEN];
+            srvocsp_error err;
+
+            assert_int_equal(srvocsp__request_build(pki.good.cert, pki.ca.cert,
+                                                    h ? SRVOCSP_HASH_SHA256 : SRVOCSP_HASH_SHA1,
+                                                    "http://127.0.0.1:9/", 0, &req),
+                             SRVOCSP_OK);
+            pol.certid = req.id;
+            r = NULL;
+            err = srvocsp__verify(der, len, pki.good.cert, pki.ca.cert, &pol, &r, why,
+                                  sizeof(why));
+            assert_int_equal(err, cases[i].want);
+            if (err == SRVOCSP_OK)
+                assert_int_equal(srvocsp_response_status(r), cases[i].want_status);
+            srvocsp_response_free(r);
+            srvocsp__request_clear(&req);
+        }
         free(der);
     }
 }
