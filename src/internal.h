@@ -10,7 +10,6 @@
 #define SRVOCSP_BUILDING 1
 #endif
 #include "srvocsp.h"
-#include <openssl/ocsp.h> /* OCSP_CERTID: the request and the policy keep one */
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -152,7 +151,7 @@ typedef struct srvocsp__policy {
      * request, computed once): a SingleResponse equal to it matches
      * without recomputing the issuer's hashes.  NULL: computed per
      * response.  Borrowed; it must outlive the call. */
-    const OCSP_CERTID *certid;
+    const struct srvocsp__certid *certid;
 } srvocsp__policy;
 
 #define SRVOCSP__DEFAULT_MAX_LIFETIME 864000u /* 10 days, as mozilla::pkix */
@@ -183,12 +182,22 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__accept_http(const srvocsp_http_result *re
                                                   size_t whylen);
 
 /* ---- core/request.c ---- */
+/* A CertID's parts, as an entry keeps them for verification: no
+ * allocation, and the serial is the leaf's own. */
+#define SRVOCSP__CERTID_HASH_MAX 32 /* SHA-256, the longest CertID hash we send */
+typedef struct srvocsp__certid {
+    int md_nid;                  /* NID_undef: none kept */
+    unsigned char hash_len;
+    unsigned char name_hash[SRVOCSP__CERTID_HASH_MAX];
+    unsigned char key_hash[SRVOCSP__CERTID_HASH_MAX];
+} srvocsp__certid;
+
 typedef struct srvocsp__request {
     unsigned char *der;           /* encoded OCSPRequest */
     size_t der_len;
     unsigned char *key;           /* identity of the certificate: DER CertID */
     size_t key_len;
-    OCSP_CERTID *id;              /* the same CertID, parsed: what verification matches */
+    srvocsp__certid id;           /* the same CertID's parts: what verification matches */
     char *urls[SRVOCSP__MAX_URLS];/* responder base URLs, in order */
     char *get_urls[SRVOCSP__MAX_URLS]; /* GET form, or NULL when POST is needed */
     size_t n_urls;

@@ -102,7 +102,6 @@ void srvocsp__request_clear(srvocsp__request *r)
     }
     OPENSSL_free(r->der);
     OPENSSL_free(r->key);
-    OCSP_CERTID_free(r->id);
     memset(r, 0, sizeof(*r));
 }
 
@@ -115,6 +114,27 @@ static srvocsp_error add_url(srvocsp__request *r, const char *u)
         return SRVOCSP_E_NOMEM;
     r->n_urls++;
     return SRVOCSP_OK;
+}
+
+/* The parts of |id| verification compares (the serial is the leaf's):
+ * md_nid stays NID_undef when a hash is longer than the room for it. */
+static void keep_parts(OCSP_CERTID *id, srvocsp__certid *k)
+{
+    ASN1_OCTET_STRING *nh = NULL, *kh = NULL;
+    ASN1_OBJECT *md = NULL;
+    int n;
+
+    memset(k, 0, sizeof(*k));
+    k->md_nid = NID_undef;
+    if (OCSP_id_get0_info(&nh, &md, &kh, NULL, id) != 1)
+        return;
+    n = ASN1_STRING_length(nh);
+    if (n <= 0 || n > SRVOCSP__CERTID_HASH_MAX || ASN1_STRING_length(kh) != n)
+        return;
+    memcpy(k->name_hash, ASN1_STRING_get0_data(nh), (size_t)n);
+    memcpy(k->key_hash, ASN1_STRING_get0_data(kh), (size_t)n);
+    k->hash_len = (unsigned char)n;
+    k->md_nid = OBJ_obj2nid(md);
 }
 
 srvocsp_error srvocsp__request_build(X509 *leaf, X509 *issuer, srvocsp_hash hash,
@@ -166,9 +186,9 @@ srvocsp_error srvocsp__request_build(X509 *leaf, X509 *issuer, srvocsp_hash hash
         goto ossl;
     out->key_len = (size_t)len;
 
-    out->id = OCSP_CERTID_dup(id);
+    keep_parts(id, &out->id);
     req = OCSP_REQUEST_new();
-    if (out->id == NULL || req == NULL || OCSP_request_add0_id(req, id) == NULL)
+    if (req == NULL || OCSP_request_add0_id(req, id) == NULL)
         goto ossl;
     id = NULL; /* owned by |req| now */
     if (nonce && OCSP_request_add1_nonce(req, NULL, -1) != 1)

@@ -217,6 +217,25 @@ static X509_EXTENSION *single_ext(void *o, int i)
 }
 
 /* Severity for picking among several matching SingleResponses. */
+/* Whether |cid| is the CertID |k| keeps (hash algorithm, issuer name and
+ * key hashes) with the leaf's serial: what OCSP_id_cmp would say of the
+ * CertID computed with that hash, without computing it. */
+static bool kept_certid_matches(const srvocsp__certid *k, const OCSP_CERTID *cid, X509 *leaf)
+{
+    ASN1_OCTET_STRING *nh = NULL, *kh = NULL;
+    ASN1_OBJECT *md = NULL;
+    ASN1_INTEGER *serial = NULL;
+
+    if (k == NULL || k->md_nid == NID_undef ||
+        OCSP_id_get0_info(&nh, &md, &kh, &serial, (OCSP_CERTID *)cid) != 1)
+        return false;
+    return OBJ_obj2nid(md) == k->md_nid && ASN1_STRING_length(nh) == k->hash_len &&
+           ASN1_STRING_length(kh) == k->hash_len &&
+           memcmp(ASN1_STRING_get0_data(nh), k->name_hash, k->hash_len) == 0 &&
+           memcmp(ASN1_STRING_get0_data(kh), k->key_hash, k->hash_len) == 0 &&
+           ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(leaf)) == 0;
+}
+
 static int status_rank(int st)
 {
     return st == V_OCSP_CERTSTATUS_REVOKED ? 2 : st == V_OCSP_CERTSTATUS_UNKNOWN ? 1 : 0;
@@ -388,7 +407,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
 
         /* Equal to the CertID the caller keeps (same hash, issuer
          * hashes and serial): ours, without computing it again. */
-        if (pol->certid == NULL || OCSP_id_cmp(pol->certid, cid) != 0) {
+        if (!kept_certid_matches(pol->certid, cid, leaf)) {
             if (OCSP_id_get0_info(NULL, &md_obj, NULL, NULL, (OCSP_CERTID *)cid) != 1)
                 continue;
             md = EVP_get_digestbyobj(md_obj);

@@ -168,7 +168,7 @@ static void test_table(void **state)
                                                     h ? SRVOCSP_HASH_SHA256 : SRVOCSP_HASH_SHA1,
                                                     "http://127.0.0.1:9/", 0, &req),
                              SRVOCSP_OK);
-            pol.certid = req.id;
+            pol.certid = &req.id;
             r = NULL;
             err = srvocsp__verify(der, len, pki.good.cert, pki.ca.cert, &pol, &r, why,
                                   sizeof(why));
