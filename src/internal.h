@@ -152,7 +152,22 @@ typedef struct srvocsp__policy {
      * without recomputing the issuer's hashes.  NULL: computed per
      * response.  Borrowed; it must outlive the call. */
     const struct srvocsp__certid *certid;
+    /* Where the caller keeps the delegated responder certificate last
+     * found authorized for this certificate (an entry's): the same
+     * certificate again skips the check of the issuer's signature on it
+     * (its validity and EKU are still checked).  NULL: checked each time.
+     * Borrowed; it must outlive the call. */
+    struct srvocsp__delegate_memo *delegate;
 } srvocsp__policy;
+
+/* The delegate certificate a caller keeps between verifications (see
+ * srvocsp__policy.delegate), as its SHA-256 fingerprint: 33 bytes an
+ * entry, not a parsed certificate.  Starts zeroed; any thread (verify.c
+ * locks it). */
+typedef struct srvocsp__delegate_memo {
+    bool set;
+    unsigned char sha256[32];
+} srvocsp__delegate_memo;
 
 #define SRVOCSP__DEFAULT_MAX_LIFETIME 864000u /* 10 days, as mozilla::pkix */
 

@@ -48,6 +48,7 @@ struct srvocsp__entry {
     srvocsp__request req;
     srvocsp__sched sched;
     srvocsp__policy pol;         /* skew and max age; now set per check */
+    srvocsp__delegate_memo delegate; /* pol.delegate: the last authorized delegate */
     uint32_t url_timeout_ms;
     size_t max_response_size;
     char *proxy;

@@ -77,7 +77,8 @@ static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
     en->pol.skew_s = p->clock_skew_s;
     en->pol.max_age_s = p->max_age_no_next_update_s;
     en->pol.max_lifetime_s = p->max_lifetime_s;
-    en->pol.certid = &en->req.id; /* lives as long as the entry */
+    en->pol.certid = &en->req.id; /* both live as long as the entry */
+    en->pol.delegate = &en->delegate;
     en->url_timeout_ms = p->url_timeout_ms;
     en->max_response_size = p->max_response_size;
     srvocsp__dirsync_init(&en->dirsync, p);
