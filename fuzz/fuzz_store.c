@@ -11,7 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static srvocsp__store *st;
     static char dir[256], name[SRVOCSP__STORE_NAME_LEN + 1], path[512];
     const fuzz_pki *k = fuzz_pki_get();
-    srvocsp__policy pol = {k->now, 300, 3600, SRVOCSP__DEFAULT_MAX_LIFETIME};
+    srvocsp__policy pol = {.now = k->now, .skew_s = 300, .max_age_s = 3600,
+                           .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME};
     unsigned char *der = NULL;
     size_t len = 0;
     uint64_t version;

@@ -5,7 +5,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const fuzz_pki *k = fuzz_pki_get();
-    srvocsp__policy pol = {k->now, 300, 3600, SRVOCSP__DEFAULT_MAX_LIFETIME};
+    srvocsp__policy pol = {.now = k->now, .skew_s = 300, .max_age_s = 3600,
+                           .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME};
     srvocsp_response *r = NULL;
     char why[SRVOCSP__REASON_LEN];
 

@@ -169,6 +169,11 @@ typedef struct srvocsp__delegate_memo {
     unsigned char sha256[32];
 } srvocsp__delegate_memo;
 
+/* core/delegate_memo.c: whether |cand| is the delegate |m| keeps (false
+ * for a NULL memo); keeping |cand| replaces what |m| held. */
+SRVOCSP__HIDDEN bool srvocsp__delegate_memo_knows(srvocsp__delegate_memo *m, X509 *cand);
+SRVOCSP__HIDDEN void srvocsp__delegate_memo_keep(srvocsp__delegate_memo *m, X509 *cand);
+
 #define SRVOCSP__DEFAULT_MAX_LIFETIME 864000u /* 10 days, as mozilla::pkix */
 
 /* When a response with these times stops being usable under |pol|: its

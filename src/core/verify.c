@@ -25,7 +25,6 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -96,74 +95,6 @@ out:
     return ok;
 }
 
-/* The memos' locks, striped: a lock per memo would cost every entry a
- * mutex, and a memo is touched once per delegated response. */
-#define MEMO_LOCKS 16
-static pthread_mutex_t g_memo_locks[MEMO_LOCKS] = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER};
-
-static pthread_once_t g_memo_once = PTHREAD_ONCE_INIT;
-
-/* A thread that forked while another held a stripe leaves it locked in
- * the child, whose copy of that thread never unlocks it. */
-static void memo_locks_after_fork(void)
-{
-    for (int i = 0; i < MEMO_LOCKS; i++)
-        pthread_mutex_init(&g_memo_locks[i], NULL);
-}
-
-static void memo_locks_register(void)
-{
-    (void)pthread_atfork(NULL, NULL, memo_locks_after_fork);
-}
-
-static pthread_mutex_t *memo_lock(const srvocsp__delegate_memo *m)
-{
-    pthread_once(&g_memo_once, memo_locks_register);
-    return &g_memo_locks[((uintptr_t)m >> 6) % MEMO_LOCKS];
-}
-
-/* |cand|'s SHA-256 fingerprint: the identity a memo keeps (SHA-1, the
- * fingerprint OpenSSL caches, is not collision-resistant enough to stand
- * for a certificate whose signature is then not checked). */
-static bool fingerprint(X509 *cand, unsigned char fp[32])
-{
-    unsigned int n = 0;
-
-    return X509_digest(cand, EVP_sha256(), fp, &n) == 1 && n == 32;
-}
-
-/* Whether |cand| is the delegate |m| keeps. */
-static bool memo_knows(srvocsp__delegate_memo *m, X509 *cand)
-{
-    unsigned char fp[32];
-    bool known;
-
-    if (m == NULL || !fingerprint(cand, fp))
-        return false;
-    pthread_mutex_lock(memo_lock(m));
-    known = m->set && memcmp(m->sha256, fp, sizeof(fp)) == 0;
-    pthread_mutex_unlock(memo_lock(m));
-    return known;
-}
-
-static void memo_keep(srvocsp__delegate_memo *m, X509 *cand)
-{
-    unsigned char fp[32];
-
-    if (m == NULL || !fingerprint(cand, fp))
-        return;
-    pthread_mutex_lock(memo_lock(m));
-    memcpy(m->sha256, fp, sizeof(fp));
-    m->set = true;
-    pthread_mutex_unlock(memo_lock(m));
-}
-
 /* Checks a delegated responder certificate.  Returns OK or the reason.
  * The issuer's signature on it is checked unless the caller's memo holds
  * this very certificate, found authorized for the same issuer before: a
@@ -174,7 +105,7 @@ static srvocsp_error check_delegate(X509 *signer, X509 *issuer, const srvocsp__p
                                     char *why, size_t whylen)
 {
     EVP_PKEY *ikey = X509_get0_pubkey(issuer);
-    bool ok_nb, ok_na, known = memo_knows(pol->delegate, signer);
+    bool ok_nb, ok_na, known = srvocsp__delegate_memo_knows(pol->delegate, signer);
     int64_t nb, na;
 
     if (!known && (X509_check_issued(issuer, signer) != X509_V_OK || ikey == NULL ||
@@ -203,7 +134,7 @@ static srvocsp_error check_delegate(X509 *signer, X509 *issuer, const srvocsp__p
         return SRVOCSP_E_SIGNER_EXPIRED;
     }
     if (!known)
-        memo_keep(pol->delegate, signer);
+        srvocsp__delegate_memo_keep(pol->delegate, signer);
     return SRVOCSP_OK;
 }
 

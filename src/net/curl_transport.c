@@ -72,11 +72,6 @@ typedef struct curl_transport {
     xfer *active;        /* added to |multi|; the engine thread's */
     atomic_uint_fast64_t get_to_post, post_to_get; /* requests sent with the other method */
     atomic_uint_fast64_t get_unanswered;           /* GETs that hung on an accepted connection */
-    /* The last responder URL and its key (srvocsp__responder_key parses
-     * the URL with libcurl's parser, a cost every request would pay while
-     * most certificates share a few responders); under |mu|. */
-    char last_url[512];
-    char last_key[SRVOCSP__MEMO_KEY_LEN];
 } curl_transport;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -533,31 +528,6 @@ static bool easy_setup(xfer *x)
     return true;
 }
 
-/* srvocsp__responder_key, remembering the last URL's answer. */
-static bool responder_key(curl_transport *t, const char *url, char *key, size_t len)
-{
-    bool ok, fits = strlen(url) < sizeof(t->last_url) && len == sizeof(t->last_key);
-
-    if (fits) {
-        pthread_mutex_lock(&t->mu);
-        ok = strcmp(t->last_url, url) == 0;
-        if (ok)
-            memcpy(key, t->last_key, len);
-        pthread_mutex_unlock(&t->mu);
-        if (ok)
-            return true;
-    }
-    if (!srvocsp__responder_key(url, key, len))
-        return false;
-    if (fits) {
-        pthread_mutex_lock(&t->mu);
-        snprintf(t->last_url, sizeof(t->last_url), "%s", url);
-        memcpy(t->last_key, key, len);
-        pthread_mutex_unlock(&t->mu);
-    }
-    return true;
-}
-
 /* Copies |req| in both of its forms and picks the method: the caller's,
  * unless the responder is remembered to need the other. */
 static xfer *xfer_new(curl_transport *t, const srvocsp_http_request *req,
@@ -599,7 +569,7 @@ static xfer *xfer_new(curl_transport *t, const srvocsp_http_request *req,
     }
     /* Only a request with both forms can step between them. */
     if (x->get_url != NULL && x->post_url != NULL &&
-        responder_key(t, x->post_url, x->key, sizeof(x->key))) {
+        srvocsp__responder_key(x->post_url, x->key, sizeof(x->key))) {
         how = srvocsp__memo_pick(x->key, now, &x->trial);
         if (how == SRVOCSP__USE_POST && !x->post) {
             x->post = x->from_memo = true;

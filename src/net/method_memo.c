@@ -21,7 +21,39 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static memo_entry g_slots[SRVOCSP__MEMO_SLOTS];
 static uint64_t g_next_id = 1;
 
+/* The last URL asked about and its key, under g_mu: parsing a URL with
+ * libcurl's parser is a cost every request would pay, while most
+ * certificates share a few responders. */
+static char g_last_url[512];
+static char g_last_key[SRVOCSP__MEMO_KEY_LEN];
+
+static bool parse_key(const char *url, char *key, size_t len);
+
 bool srvocsp__responder_key(const char *url, char *key, size_t len)
+{
+    bool fits = strlen(url) < sizeof(g_last_url) && len >= sizeof(g_last_key), known;
+
+    if (fits) {
+        pthread_mutex_lock(&g_mu);
+        known = g_last_url[0] != '\0' && strcmp(g_last_url, url) == 0;
+        if (known)
+            memcpy(key, g_last_key, sizeof(g_last_key));
+        pthread_mutex_unlock(&g_mu);
+        if (known)
+            return true;
+    }
+    if (!parse_key(url, key, len))
+        return false;
+    if (fits) {
+        pthread_mutex_lock(&g_mu);
+        memcpy(g_last_url, url, strlen(url) + 1);
+        memcpy(g_last_key, key, sizeof(g_last_key));
+        pthread_mutex_unlock(&g_mu);
+    }
+    return true;
+}
+
+static bool parse_key(const char *url, char *key, size_t len)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;

@@ -36,7 +36,9 @@ typedef enum srvocsp__method {
 
 /* Writes "scheme://host:port/path" of |url| (query and fragment dropped,
  * the default port made explicit) into |key|.  Returns false when |url|
- * does not parse or the key would not fit. */
+ * does not parse or the key would not fit.  The last URL's key is
+ * remembered (every request asks; most share a few responders).  Any
+ * thread. */
 SRVOCSP__HIDDEN bool srvocsp__responder_key(const char *url, char *key, size_t len);
 /* The method to use first for |key| at |now_ms|; counts the request
  * against the entry when it is not SRVOCSP__AS_ASKED.  |*trial| (may be

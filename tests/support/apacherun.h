@@ -44,8 +44,9 @@ bool ar_graceful(ar_apache *a, int port, int children, int timeout_ms);
 bool ar_restart(ar_apache *a, int port, int children, int timeout_ms);
 /* The parent's children (pids in |out|). */
 int ar_children(const ar_apache *a, pid_t *out, int cap);
-/* Stops apache2 (SIGTERM, SIGKILL after 10 s); its exit status, or -1 if
- * it died of a signal, or was killed. */
+/* Stops apache2: a graceful stop (SIGWINCH), then SIGTERM after 5 s and
+ * SIGKILL after 10 more; its exit status, or -1 if it died of a signal,
+ * or was killed. */
 int ar_stop(ar_apache *a);
 /* Lines of the error log (and of start-up's stderr) containing |needle|. */
 int ar_log_count(const ar_apache *a, const char *needle);
