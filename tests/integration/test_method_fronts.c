@@ -91,6 +91,8 @@ static void test_front_refusals(void **s)
         {404, "GET answered HTTP 404"},
         {405, "GET answered HTTP 405"},
         {414, "GET answered HTTP 414"},
+        {301, "GET answered HTTP 301 (a redirect, not followed)"},
+        {308, "GET answered HTTP 308 (a redirect, not followed)"},
         {EVIL_REFUSE_HTML, "GET answered HTTP 200 with a body that is not an OCSP response"},
         {EVIL_REFUSE_MALFORMED, "GET answered malformedRequest (1)"},
     };
