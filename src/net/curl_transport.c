@@ -155,65 +155,6 @@ static void xfer_free(xfer *x)
     free(x);
 }
 
-/* Whether |body| is an OCSP response; |*malformed| when it says
- * malformedRequest (the responder could not read what it was sent). */
-static bool is_ocsp_response(const unsigned char *body, size_t len, bool *malformed)
-{
-    const unsigned char *p = body;
-    OCSP_RESPONSE *r;
-
-    *malformed = false;
-    if (body == NULL || len == 0 || len > SRVOCSP__MAX_RESPONSE_CAP)
-        return false;
-    r = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
-    if (r == NULL)
-        return false;
-    *malformed = OCSP_response_status(r) == OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
-    OCSP_RESPONSE_free(r);
-    return true;
-}
-
-/* Whether the answer to a GET says the responder cannot take this GET
- * (rather than that it is down or does not know the certificate); |why|
- * names what it did. */
-static bool get_refused(const xfer *x, long status, char *why, size_t len)
-{
-    bool malformed;
-
-    if (status == 400 || status == 404 || status == 405 || status == 414) {
-        srvocsp__fmt(why, len, "GET answered HTTP %ld", status);
-        return true;
-    }
-    /* Redirects are not followed, and a GET's URL is its request: Go's
-     * ServeMux (cfssl ocspserve) answers 301 to a path whose base64 holds
-     * "//", cleaning it, for about one certificate in thirty. */
-    if (status >= 300 && status < 400) {
-        srvocsp__fmt(why, len, "GET answered HTTP %ld (a redirect, not followed)", status);
-        return true;
-    }
-    if (status != 200)
-        return false;
-    if (!is_ocsp_response(x->buf, x->len, &malformed)) {
-        srvocsp__fmt(why, len, "GET answered HTTP 200 with a body that is not an OCSP response");
-        return true;
-    }
-    if (malformed) {
-        srvocsp__fmt(why, len, "GET answered malformedRequest (1)");
-        return true;
-    }
-    return false;
-}
-
-/* Whether an answer is one the engine can judge: an OCSP response that
- * is not malformedRequest, over HTTP 200. */
-static bool answered(const xfer *x, CURLcode rc, long status)
-{
-    bool malformed;
-
-    return rc == CURLE_OK && status == 200 && is_ocsp_response(x->buf, x->len, &malformed) &&
-           !malformed;
-}
-
 /* Records what this transfer taught about its responder. */
 static void learn(xfer *x, CURLcode rc, long status)
 {
@@ -228,7 +169,7 @@ static void learn(xfer *x, CURLcode rc, long status)
      * body on the engine thread (every refresh comes here). */
     if (rc == CURLE_OK && !x->switched && !x->trial)
         return;
-    if (answered(x, rc, status)) {
+    if (rc == CURLE_OK && srvocsp__answer_judgeable(status, x->buf, x->len)) {
         /* Learnt from a fallback or a trial only: a method used from memory
          * that works does not extend the memory, so a day later the first
          * choice is tried again (a fixed responder gets GET back). */
@@ -352,10 +293,10 @@ static int fall_back(curl_transport *t, xfer *x, CURLcode rc)
     if (x->switched || x->key[0] == '\0' || rc != CURLE_OK)
         return 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (!x->post && x->post_url != NULL && get_refused(x, status, why, sizeof(why))) {
+    if (!x->post && x->post_url != NULL &&
+        srvocsp__get_refused(status, x->buf, x->len, why, sizeof(why))) {
         atomic_fetch_add(&t->get_to_post, 1);
-    } else if (x->post && x->get_url != NULL && (status == 405 || status == 501)) {
-        srvocsp__fmt(why, sizeof(why), "POST answered HTTP %ld", status);
+    } else if (x->post && x->get_url != NULL && srvocsp__post_refused(status, why, sizeof(why))) {
         atomic_fetch_add(&t->post_to_get, 1);
     } else {
         return 0;

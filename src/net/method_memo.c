@@ -3,6 +3,7 @@
 #include "net/method_memo.h"
 
 #include <curl/curl.h>
+#include <openssl/ocsp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -235,4 +236,68 @@ size_t srvocsp_method_fallbacks(srvocsp_method_fallback *out, size_t max)
     if (out == NULL)
         max = 0;
     return srvocsp__memo_list(out, max, srvocsp__system_monotonic_ms(NULL));
+}
+
+/* ---- what an answer says about the method ---- */
+
+/* Whether |body| is an OCSP response; |*malformed| when it says
+ * malformedRequest (the responder could not read what it was sent). */
+static bool is_ocsp_response(const unsigned char *body, size_t len, bool *malformed)
+{
+    const unsigned char *p = body;
+    OCSP_RESPONSE *r;
+
+    *malformed = false;
+    if (body == NULL || len == 0 || len > SRVOCSP__MAX_RESPONSE_CAP)
+        return false;
+    r = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    if (r == NULL)
+        return false;
+    *malformed = OCSP_response_status(r) == OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
+    OCSP_RESPONSE_free(r);
+    return true;
+}
+
+bool srvocsp__get_refused(long status, const unsigned char *body, size_t len, char *why,
+                          size_t whylen)
+{
+    bool malformed;
+
+    if (status == 400 || status == 404 || status == 405 || status == 414) {
+        srvocsp__fmt(why, whylen, "GET answered HTTP %ld", status);
+        return true;
+    }
+    /* Redirects are not followed, and a GET's URL is its request: Go's
+     * ServeMux (cfssl ocspserve) answers 301 to a path whose base64 holds
+     * "//", cleaning it, for about one certificate in thirty. */
+    if (status >= 300 && status < 400) {
+        srvocsp__fmt(why, whylen, "GET answered HTTP %ld (a redirect, not followed)", status);
+        return true;
+    }
+    if (status != 200)
+        return false;
+    if (!is_ocsp_response(body, len, &malformed)) {
+        srvocsp__fmt(why, whylen, "GET answered HTTP 200 with a body that is not an OCSP response");
+        return true;
+    }
+    if (malformed) {
+        srvocsp__fmt(why, whylen, "GET answered malformedRequest (1)");
+        return true;
+    }
+    return false;
+}
+
+bool srvocsp__post_refused(long status, char *why, size_t whylen)
+{
+    if (status != 405 && status != 501)
+        return false;
+    srvocsp__fmt(why, whylen, "POST answered HTTP %ld", status);
+    return true;
+}
+
+bool srvocsp__answer_judgeable(long status, const unsigned char *body, size_t len)
+{
+    bool malformed;
+
+    return status == 200 && is_ocsp_response(body, len, &malformed) && !malformed;
 }

@@ -57,6 +57,19 @@ SRVOCSP__HIDDEN void srvocsp__memo_forget(const char *key);
 /* srvocsp_method_fallbacks at |now_ms|. */
 SRVOCSP__HIDDEN size_t srvocsp__memo_list(srvocsp_method_fallback *out, size_t max,
                                          int64_t now_ms);
+/* What an answer says about the method it was sent with (every rule of
+ * the table in docs/responders.md, kept here).  A GET answered |status|
+ * with |body|: whether the responder cannot take this GET (a refusal, a
+ * redirect, a 200 that is no OCSP response, malformedRequest), |why|
+ * naming what it did. */
+SRVOCSP__HIDDEN bool srvocsp__get_refused(long status, const unsigned char *body, size_t len,
+                                         char *why, size_t whylen);
+/* A POST answered |status|: whether the responder takes no POST. */
+SRVOCSP__HIDDEN bool srvocsp__post_refused(long status, char *why, size_t whylen);
+/* Whether an answer is one the engine can judge: HTTP 200 carrying an
+ * OCSP response that is not malformedRequest. */
+SRVOCSP__HIDDEN bool srvocsp__answer_judgeable(long status, const unsigned char *body,
+                                              size_t len);
 /* Forgets everything (tests). */
 SRVOCSP__HIDDEN void srvocsp__memo_reset(void);
 

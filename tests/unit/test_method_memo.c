@@ -167,6 +167,48 @@ static void test_full(void **s)
     assert_int_equal(srvocsp__memo_pick(k, SRVOCSP__MEMO_SLOTS + 1, NULL), SRVOCSP__USE_POST);
 }
 
+/* What an answer says about its method, rule by rule (the table of
+ * docs/responders.md); the bodies are the two kinds that matter: an OCSP
+ * response (successful, or malformedRequest) and anything else. */
+static void test_answer_rules(void **state)
+{
+    /* OCSPResponse { malformedRequest (1) } and { successful (0), [0] ... } */
+    static const unsigned char malformed[] = {0x30, 0x03, 0x0a, 0x01, 0x01};
+    static const unsigned char unauthorized[] = {0x30, 0x03, 0x0a, 0x01, 0x06};
+    static const unsigned char html[] = "<html>405</html>";
+    char why[160];
+    long refused[] = {301, 302, 307, 308, 400, 404, 405, 414};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        why[0] = '\0';
+        assert_true(srvocsp__get_refused(refused[i], NULL, 0, why, sizeof(why)));
+        assert_non_null(strstr(why, "GET answered HTTP"));
+    }
+    assert_non_null(strstr(why, "414"));
+    assert_true(srvocsp__get_refused(301, NULL, 0, why, sizeof(why)));
+    assert_non_null(strstr(why, "redirect, not followed"));
+    /* Down or busy is not a refusal of the method. */
+    assert_false(srvocsp__get_refused(500, NULL, 0, why, sizeof(why)));
+    assert_false(srvocsp__get_refused(503, NULL, 0, why, sizeof(why)));
+    assert_true(srvocsp__get_refused(200, html, sizeof(html) - 1, why, sizeof(why)));
+    assert_non_null(strstr(why, "not an OCSP response"));
+    assert_true(srvocsp__get_refused(200, malformed, sizeof(malformed), why, sizeof(why)));
+    assert_non_null(strstr(why, "malformedRequest"));
+    /* An answer about the certificate is an answer. */
+    assert_false(srvocsp__get_refused(200, unauthorized, sizeof(unauthorized), why, sizeof(why)));
+
+    assert_true(srvocsp__post_refused(405, why, sizeof(why)));
+    assert_true(srvocsp__post_refused(501, why, sizeof(why)));
+    assert_string_equal(why, "POST answered HTTP 501");
+    assert_false(srvocsp__post_refused(400, why, sizeof(why)));
+
+    assert_true(srvocsp__answer_judgeable(200, unauthorized, sizeof(unauthorized)));
+    assert_false(srvocsp__answer_judgeable(200, malformed, sizeof(malformed)));
+    assert_false(srvocsp__answer_judgeable(200, html, sizeof(html) - 1));
+    assert_false(srvocsp__answer_judgeable(404, unauthorized, sizeof(unauthorized)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_trial),
         cmocka_unit_test(test_trial_confirmed_after_another),
         cmocka_unit_test(test_full),
+        cmocka_unit_test(test_answer_rules),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
