@@ -26,6 +26,9 @@
  * responder, no openssl comparison): the figure for 100,000 certificates
  * without the minutes the other parts take at that size.  --fetch-only
  * measures the fetch from the responder alone (for a profile of it).
+ * --perf-ctl FIFO writes "enable" and "disable" to perf's control FIFO
+ * around the steady-state round, so `perf record -D -1 --control
+ * fifo:FIFO` profiles that round alone.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -155,6 +158,22 @@ static double wait_all(srvocsp_handle **h, int n, double t0, double limit)
     return now_s() - t0;
 }
 
+/* A line to perf's control FIFO; the open blocks until perf reads it, which
+ * is what keeps the profile's edges at the round's. */
+static void perf_control(const char *fifo, const char *cmd)
+{
+    int fd;
+
+    if (fifo == NULL)
+        return;
+    fd = open(fifo, O_WRONLY);
+    if (fd < 0 || write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+        fprintf(stderr, "bench_scale: cannot write to %s\n", fifo);
+    if (fd >= 0)
+        close(fd);
+    usleep(20000);
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 1000, i, port_pipe[2], stop_pipe[2], port = 0, renewed = 0;
@@ -182,6 +201,7 @@ int main(int argc, char **argv)
     long rss0, rss1;
     srvocsp_engine_stats st;
     srvocsp_engine *eng;
+    const char *perf_ctl = NULL;
 
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
@@ -190,6 +210,8 @@ int main(int argc, char **argv)
             startup_only = true;
         } else if (strcmp(argv[i], "--fetch-only") == 0) {
             fetch_only = true;
+        } else if (strcmp(argv[i], "--perf-ctl") == 0 && i + 1 < argc) {
+            perf_ctl = argv[++i];
         } else if (strcmp(argv[i], "--issuer") == 0 && i + 1 < argc) {
             issuer_alg = argv[++i];
             issuer_key = strcmp(issuer_alg, "rsa2048") == 0 ? TP_KEY_RSA
@@ -202,7 +224,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: bench_scale N [--issuer p256|p384|rsa2048] [--startup-only] "
-                            "[--fetch-only] [--json]\n");
+                            "[--fetch-only] [--perf-ctl FIFO] [--json]\n");
             return 2;
         }
     }
@@ -327,6 +349,7 @@ int main(int argc, char **argv)
                 return 1;
         }
         srvocsp_engine_settle(eng, 60000);
+        perf_control(perf_ctl, "enable\n");
         c0 = cpu_s();
         t0 = now_s();
         manual_clock_set(&mclk, t + REFRESH_AT);
@@ -335,6 +358,7 @@ int main(int argc, char **argv)
             return 1;
         refresh_wall = now_s() - t0;
         refresh_cpu = cpu_s() - c0;
+        perf_control(perf_ctl, "disable\n");
         for (i = 0; i < n; i++) {
             srvocsp_response *r = srvocsp_get1_response(h[i]);
 
