@@ -132,7 +132,9 @@ typedef struct srvocsp__event srvocsp__event;
 struct srvocsp_engine {
     pthread_mutex_t mu;
     pthread_cond_t wake;         /* the engine thread waits here */
-    pthread_cond_t progress;     /* openers and settle wait here */
+    pthread_cond_t progress;     /* openers, offers, stops and forks wait here */
+    pthread_cond_t settled;      /* settle waits here: woken when the thread goes
+                                  * idle or ends, not at every completion */
     srvocsp_clock clock;
     srvocsp_transport transport;
     void *curl;                  /* the default transport, if used */
@@ -202,27 +204,39 @@ static inline int64_t srvocsp__engine_now(srvocsp_engine *e)
     return e->clock.now(e->clock.ctx);
 }
 
-/* Wakes the engine thread, wherever it waits (caller holds e->mu).  The
- * transport's wakeup is a system call, and 10,000 opens in a row would
- * make one each: one is enough until the thread begins its next turn,
- * which clears |wake_sent| under this lock before it looks at anything,
- * and a wakeup not yet consumed stays pending in the transport (its next
- * wait returns at once), so none is lost.  The condition variable is
- * signalled every time: a signal nobody waits for is not remembered. */
-static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
-{
-    pthread_cond_signal(&e->wake);
-    if (e->curl != NULL && !e->wake_sent) {
-        e->wake_sent = true;
-        srvocsp__curl_wakeup(e->curl);
-    }
-}
+/* Whether the caller is the thread running |e|'s loop; needs no lock (the
+ * built-in transport's start, which runs without e->mu). */
+SRVOCSP__HIDDEN bool srvocsp__engine_thread_is_self(const srvocsp_engine *e);
 
 /* Whether the caller runs on |e|'s engine thread (an update callback);
  * under e->mu. */
 static inline bool srvocsp__on_engine_thread_locked(srvocsp_engine *e)
 {
     return e->running && pthread_equal(pthread_self(), e->thread);
+}
+
+/* Wakes the engine thread, wherever it waits (caller holds e->mu).  The
+ * transport's wakeup is a system call, and 10,000 opens in a row would
+ * make one each: one is enough until the thread begins its next turn,
+ * which clears |wake_sent| under this lock before it looks at anything,
+ * and a wakeup not yet consumed stays pending in the transport (its next
+ * wait returns at once), so none is lost.  The condition variable is
+ * signalled every time: a signal nobody waits for is not remembered.
+ * The engine thread itself (a transfer finishing inside its wait, an
+ * update callback) needs no system call: it is awake, and |kicked| makes
+ * it turn again before it waits; a wakeup sent to itself cost one
+ * failing send per refresh and a wait that returned at once. */
+static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
+{
+    if (srvocsp__on_engine_thread_locked(e)) {
+        e->kicked = true;
+        return;
+    }
+    pthread_cond_signal(&e->wake);
+    if (e->curl != NULL && !e->wake_sent) {
+        e->wake_sent = true;
+        srvocsp__curl_wakeup(e->curl);
+    }
 }
 
 /* An entry's text |which| (under e->mu): "" when none was written. */

@@ -548,7 +548,7 @@ void srvocsp__curl_stats(void *arg, srvocsp_engine_stats *out)
 }
 
 srvocsp_error srvocsp__curl_start(void *arg, const srvocsp_http_request *req,
-                                  srvocsp_http_done_fn done, void *done_arg)
+                                  srvocsp_http_done_fn done, void *done_arg, bool driver)
 {
     curl_transport *t = arg;
     xfer *x = xfer_new(t, req, done, done_arg);
@@ -564,6 +564,10 @@ srvocsp_error srvocsp__curl_start(void *arg, const srvocsp_http_request *req,
     x->next = t->pending;
     t->pending = x;
     pthread_mutex_unlock(&t->mu);
-    curl_multi_wakeup(t->multi);
+    /* The driver's own transfers (every refresh the engine starts) need
+     * no wakeup: it calls step() before it waits.  One sent to itself
+     * cost a send per transfer and a poll that returned at once. */
+    if (!driver)
+        curl_multi_wakeup(t->multi);
     return SRVOCSP_OK;
 }

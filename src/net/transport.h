@@ -13,9 +13,13 @@ SRVOCSP__HIDDEN void *srvocsp__curl_new(const srvocsp_engine_config *cfg);
  * their done callbacks, on the calling thread) and frees the transport.
  * Only once the engine thread has stopped. */
 SRVOCSP__HIDDEN void srvocsp__curl_free(void *t);
-/* Queues a transfer; any thread; never blocks on the network. */
+/* Queues a transfer; any thread; never blocks on the network.  |driver|
+ * says the caller is the thread that drives |t| (srvocsp__curl_drive): it
+ * adds what was queued at the start of its next drive, so no wakeup is
+ * sent; any other thread's transfer ends the driver's wait. */
 SRVOCSP__HIDDEN srvocsp_error srvocsp__curl_start(void *t, const srvocsp_http_request *req,
-                                                 srvocsp_http_done_fn done, void *arg);
+                                                 srvocsp_http_done_fn done, void *arg,
+                                                 bool driver);
 /* The engine thread's wait: moves transfers along, delivers the finished
  * ones (done callbacks on this thread), and when none finished waits up to
  * |timeout_ms| for network activity or srvocsp__curl_wakeup. */
