@@ -80,6 +80,16 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Context switches of the whole process so far, voluntary (a wait) and
+ * not (preempted): each wakeup between threads costs both sides. */
+static double switches(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_nvcsw + (double)ru.ru_nivcsw;
+}
+
 static double cpu_s(void)
 {
     struct rusage ru;
@@ -203,6 +213,7 @@ int main(int argc, char **argv)
     const char *issuer_alg = "p256";
     tp_key_type issuer_key = TP_KEY_EC;
     tp_cert ca;
+    double round_csw[ROUNDS] = {0}, csw0, csw_steady = 0;
     double floor_us, round_cpu[ROUNDS] = {0}, round_ratio[ROUNDS] = {0}, round_floor[ROUNDS + 1] = {0};
     tp_pki pki;
     tp_cert *leaves;
@@ -384,12 +395,14 @@ int main(int argc, char **argv)
             round_floor[r + 1] = sig_check_us(ca.key, X509_get0_pubkey(ca.cert));
             perf_control(perf_ctl, "enable\n");
             c0 = cpu_s();
+            csw0 = switches();
             w0 = now_s();
             manual_clock_set(&mclk, at);
             srvocsp_engine_kick(eng);
             if (srvocsp_engine_settle(eng, 600000) != SRVOCSP_OK)
                 return 1;
             round_cpu[r] = (cpu_s() - c0) * 1e6 / n;
+            round_csw[r] = (switches() - csw0) / n;
             refresh_wall += (now_s() - w0) / ROUNDS;
             perf_control(perf_ctl, "disable\n");
             round_ratio[r] = round_cpu[r] / round_floor[r + 1];
@@ -408,6 +421,7 @@ int main(int argc, char **argv)
         }
         if (renewed == n) {
             refresh_cpu = median(round_cpu, ROUNDS);
+            csw_steady = median(round_csw, ROUNDS);
             floor_us = median(round_floor, ROUNDS + 1);
             ratio_lo = ratio_hi = round_ratio[0];
             for (r = 1; r < ROUNDS; r++) {
@@ -514,13 +528,14 @@ int main(int argc, char **argv)
                    "\"verified_per_s\":%.0f,"
                    "\"cpu_us_per_refresh\":%.1f,\"sig_check_us\":%.1f,"
                    "\"ratio_refresh_to_sig_check\":%.2f,\"ratio_rounds_min\":%.2f,"
-                   "\"ratio_rounds_max\":%.2f,\"cpu_us_per_first_fetch\":%.1f,"
+                   "\"ratio_rounds_max\":%.2f,\"switches_per_refresh\":%.2f,"
+                   "\"cpu_us_per_first_fetch\":%.1f,"
                    "\"ratio_first_fetch_to_sig_check\":%.2f,\"refresh_round_s\":%.3f,"
                    "\"rss_bytes_per_handle\":%.0f,"
                    "\"startup_from_dir_s\":%.3f,\"startup_inline_s\":%.3f,\"openssl_s_per_cert\":%.4f,"
                    "\"ratio_openssl_vs_srvocsp\":%.0f,\"requests\":%llu}\n",
                    n, issuer_alg, wall, n / wall, per_steady, floor_us, ratio_steady, ratio_lo,
-                   ratio_hi, per_refresh, per_refresh / floor_us, refresh_wall, per_handle, startup,
+                   ratio_hi, csw_steady, per_refresh, per_refresh / floor_us, refresh_wall, per_handle, startup,
                    startup_inline, openssl_per, openssl_per / (wall / n),
                    (unsigned long long)st.requests_started);
         else
@@ -528,14 +543,14 @@ int main(int argc, char **argv)
                    "responses/s, %llu requests), CPU %.1f us per first fetch with its open "
                    "(%.2fx one signature check of %.1f us, measured here); steady state (median of "
                    "%d rounds): every handle refreshed in %.3f s, CPU %.1f us per refresh, %.2fx "
-                   "the check (rounds %.2f-%.2fx); "
+                   "the check (rounds %.2f-%.2fx), %.2f context switches per refresh; "
                    "%.0f bytes resident per handle beside the "
                    "responses; startup from the directory with no responder: %.3f s (verified in "
                    "srvocsp_open: %.3f s); openssl ocsp "
                    "per certificate: %.1f ms, %.0fx slower\n",
                    n, issuer_alg, wall, n / wall, (unsigned long long)st.requests_started,
                    per_refresh, per_refresh / floor_us, floor_us, ROUNDS, refresh_wall, per_steady,
-                   ratio_steady, ratio_lo, ratio_hi, per_handle, startup, startup_inline, openssl_per * 1e3,
+                   ratio_steady, ratio_lo, ratio_hi, csw_steady, per_handle, startup, startup_inline, openssl_per * 1e3,
                    openssl_per / (wall / n));
     }
     for (i = 0; i < n; i++) {

@@ -24,6 +24,7 @@
  *    first, until it is forgotten a day later.
  * Only the transfer's final answer reaches the engine.
  */
+#include "net/easy_pool.h"
 #include "net/method_memo.h"
 #include "net/transport.h"
 
@@ -37,7 +38,6 @@
 typedef struct xfer {
     struct xfer *next;
     CURL *easy;
-    struct curl_slist *headers;
     srvocsp_http_done_fn done;
     void *done_arg;
     unsigned char *buf;
@@ -69,6 +69,7 @@ typedef struct curl_transport {
     CURLM *multi;
     bool stop;
     xfer *pending;       /* handed over, not yet added to |multi| */
+    srvocsp__easy_pool easy; /* handles kept between transfers */
     xfer *active;        /* added to |multi|; the engine thread's */
     atomic_uint_fast64_t get_to_post, post_to_get; /* requests sent with the other method */
     atomic_uint_fast64_t get_unanswered;           /* GETs that hung on an accepted connection */
@@ -145,8 +146,7 @@ static void xfer_free(xfer *x)
 {
     if (x == NULL)
         return;
-    curl_easy_cleanup(x->easy);
-    curl_slist_free_all(x->headers);
+    srvocsp__easy_put(&x->t->easy, x->easy);
     free(x->buf);
     free(x->get_url);
     free(x->post_url);
@@ -316,34 +316,42 @@ static int fall_back(curl_transport *t, xfer *x, CURLcode rc)
     return 1;
 }
 
-/* Moves transfers along and delivers the finished ones; returns how many. */
+/* Moves transfers along and delivers the finished ones; returns how many.
+ * Every perform is followed by a read of what it finished: a transfer
+ * that finished in a perform whose messages were left unread had no
+ * socket left to wake the wait, and was delivered only when the wait ran
+ * out (a second; wakeups the engine sent itself used to hide this). */
 static int step(curl_transport *t)
 {
     CURLMsg *msg;
     xfer *x;
     int running = 0, left = 0, n = 0;
+    bool again;
 
     add_pending(t);
-    curl_multi_perform(t->multi, &running);
-    while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
-        CURLcode rc;
+    do {
+        again = false;
+        curl_multi_perform(t->multi, &running);
+        while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
+            CURLcode rc;
 
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        rc = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        curl_multi_remove_handle(t->multi, msg->easy_handle);
-        switch (fall_back(t, x, rc)) {
-        case 1: continue; /* same transfer, other method */
-        case -1: rc = CURLE_FAILED_INIT; break;
-        default: break;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            rc = msg->data.result;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            curl_multi_remove_handle(t->multi, msg->easy_handle);
+            switch (fall_back(t, x, rc)) {
+            case 1: /* same transfer, other method: moved along before the wait */
+                again = true;
+                continue;
+            case -1: rc = CURLE_FAILED_INIT; break;
+            default: break;
+            }
+            unlink_active(t, x);
+            finish(x, rc);
+            n++;
         }
-        unlink_active(t, x);
-        finish(x, rc);
-        n++;
-    }
-    /* A transfer sent again must be moved along before the next wait. */
-    curl_multi_perform(t->multi, &running);
+    } while (again); /* at most once more per transfer: it falls back once */
     return n;
 }
 
@@ -391,7 +399,8 @@ void *srvocsp__curl_new(const srvocsp_engine_config *cfg)
     if (t == NULL)
         return NULL;
     t->multi = curl_multi_init();
-    if (t->multi == NULL) {
+    if (t->multi == NULL || !srvocsp__easy_pool_init(&t->easy)) {
+        curl_multi_cleanup(t->multi);
         free(t);
         return NULL;
     }
@@ -409,6 +418,7 @@ void srvocsp__curl_free(void *arg)
 
     if (t == NULL)
         return;
+    srvocsp__easy_pool_close(&t->easy); /* the handles below are cleaned up */
     pthread_mutex_lock(&t->mu);
     t->stop = true;
     pending = t->pending;
@@ -421,6 +431,7 @@ void srvocsp__curl_free(void *arg)
     t->active = NULL;
     fail_all(pending, "the engine is shutting down");
     curl_multi_cleanup(t->multi);
+    srvocsp__easy_pool_free(&t->easy);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -432,11 +443,12 @@ static bool easy_setup(xfer *x)
     CURL *c;
     long tmo = x->timeout_ms;
 
-    curl_easy_cleanup(x->easy);
-    curl_slist_free_all(x->headers);
-    x->headers = NULL;
-    x->easy = c = curl_easy_init();
-    if (c == NULL)
+    /* A second exchange reuses the first one's handle (out of |multi|). */
+    if (x->easy != NULL)
+        curl_easy_reset(x->easy);
+    else
+        x->easy = srvocsp__easy_get(&x->t->easy);
+    if ((c = x->easy) == NULL)
         return false;
     if (x->switched) {
         tmo -= (long)(srvocsp__system_monotonic_ms(NULL) - x->started_ms);
@@ -459,20 +471,11 @@ static bool easy_setup(xfer *x)
     curl_easy_setopt(c, CURLOPT_USERAGENT, "srvocsp/0.1");
     if (x->proxy != NULL)
         curl_easy_setopt(c, CURLOPT_PROXY, x->proxy);
-    x->headers = curl_slist_append(NULL, "Accept: application/ocsp-response");
     if (x->post) {
-        struct curl_slist *h =
-            curl_slist_append(x->headers, "Content-Type: application/ocsp-request");
-
-        if (h == NULL)
-            return false;
-        x->headers = h;
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->der_len);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)x->der); /* |x| owns the copy */
     }
-    if (x->headers == NULL)
-        return false;
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, srvocsp__easy_headers(&x->t->easy, x->post));
     return true;
 }
 
