@@ -246,6 +246,8 @@ static srvocsp_error curl_start_adapter(void *ctx, const srvocsp_http_request *r
 {
     srvocsp_engine *e = ctx;
 
+    if (e->curl == NULL) /* a forked child that could not make its own */
+        return SRVOCSP_E_NOMEM;
     return srvocsp__curl_start(e->curl, req, done, arg, srvocsp__engine_thread_is_self(e));
 }
 

@@ -258,10 +258,12 @@ static void unlink_active(curl_transport *t, xfer *x)
         }
 }
 
-/* Adds what other threads handed over to the multi handle. */
-static void add_pending(curl_transport *t)
+/* Adds what was handed over to the multi handle; returns how many could
+ * not be added and were finished at once (they count as delivered). */
+static int add_pending(curl_transport *t)
 {
     xfer *add, *x;
+    int n = 0;
 
     pthread_mutex_lock(&t->mu);
     add = t->pending;
@@ -272,11 +274,13 @@ static void add_pending(curl_transport *t)
         add = x->next;
         if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
             finish(x, CURLE_FAILED_INIT);
+            n++;
             continue;
         }
         x->next = t->active;
         t->active = x;
     }
+    return n;
 }
 
 static bool easy_setup(xfer *x);
@@ -325,10 +329,10 @@ static int step(curl_transport *t)
 {
     CURLMsg *msg;
     xfer *x;
-    int running = 0, left = 0, n = 0;
+    int running = 0, left = 0, n;
     bool again;
 
-    add_pending(t);
+    n = add_pending(t);
     do {
         again = false;
         curl_multi_perform(t->multi, &running);
