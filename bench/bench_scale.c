@@ -29,8 +29,9 @@
  * without the minutes the other parts take at that size.  --fetch-only
  * measures the fetch from the responder alone (for a profile of it).
  * --perf-ctl FIFO writes "enable" and "disable" to perf's control FIFO
- * around the steady-state round, so `perf record -D -1 --control
- * fifo:FIFO` profiles that round alone.
+ * around the steady-state round (with --startup-only, around the startup
+ * verified on the pool), so `perf record -D -1 --control fifo:FIFO`
+ * profiles that part alone.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -488,11 +489,15 @@ int main(int argc, char **argv)
             eng = srvocsp_engine_new(NULL);
             p.engine = eng;
             p.flags = SRVOCSP_OPEN_ASYNC | (round ? SRVOCSP_OPEN_DEFER_STORED : 0);
+            if (round && startup_only)
+                perf_control(perf_ctl, "enable\n");
             c0 = cpu_s();
             t0 = now_s();
             for (i = 0; i < n; i++)
                 h[i] = srvocsp_open(leaves[i].cert, chain, &p);
             s = wait_all(h, n, t0, 600);
+            if (round && startup_only)
+                perf_control(perf_ctl, "disable\n");
             if (round) {
                 startup = s;
                 startup_cpu = cpu_s() - c0;

@@ -158,7 +158,50 @@ typedef struct srvocsp__policy {
      * (its validity and EKU are still checked).  NULL: checked each time.
      * Borrowed; it must outlive the call. */
     struct srvocsp__delegate_memo *delegate;
+    /* What verifications share (an engine's): signature contexts ready
+     * per key, the certificates responders carry parsed once
+     * (core/signer_cache.c).  NULL: everything done afresh.  Borrowed. */
+    struct srvocsp__signer_cache *signers;
 } srvocsp__policy;
+
+/* core/signer_cache.c: memos that spare verification work between
+ * responses, shared by an engine's entries; any thread (locked inside). */
+#include <openssl/ocsp.h>
+typedef struct srvocsp__signer_cache srvocsp__signer_cache;
+typedef struct srvocsp__signer_cache_stats {
+    unsigned long ctx_made;      /* signature contexts set up and kept */
+    unsigned long ctx_reused;    /* checks that copied a kept context */
+    unsigned long certs_kept;    /* certificates fields kept, parsed */
+    unsigned long certs_reused;  /* responses parsed without theirs */
+} srvocsp__signer_cache_stats;
+/* A new, empty cache; NULL when out of memory.  Freed with _free, after
+ * every verification that uses it has returned. */
+SRVOCSP__HIDDEN srvocsp__signer_cache *srvocsp__signer_cache_new(void);
+SRVOCSP__HIDDEN void srvocsp__signer_cache_free(srvocsp__signer_cache *sc);
+/* In a forked child: the lock again, whatever the parent's threads held. */
+SRVOCSP__HIDDEN void srvocsp__signer_cache_after_fork(srvocsp__signer_cache *sc);
+SRVOCSP__HIDDEN void srvocsp__signer_cache_stats_get(srvocsp__signer_cache *sc,
+                                                     srvocsp__signer_cache_stats *out);
+/* Checks |bs|'s signature with |signer|'s key: 1 valid, 0 not, -1 when
+ * this cache does not check that algorithm (or |sc| is NULL) and the
+ * caller uses OpenSSL's OCSP_basic_verify.  |keep|: |signer| is one the
+ * caller holds across responses (an issuer, a kept certificate), so its
+ * context is worth keeping. */
+SRVOCSP__HIDDEN int srvocsp__signer_cache_verify(srvocsp__signer_cache *sc, OCSP_BASICRESP *bs,
+                                                 X509 *signer, bool keep);
+/* When the DER OCSPResponse |der| carries a certificates field byte for
+ * byte equal to one kept, its BasicOCSPResponse parsed without it, and
+ * in |*certs| the kept certificates (the caller frees both); NULL
+ * otherwise (then parse the whole response).  The response is then known
+ * to be DER throughout. */
+SRVOCSP__HIDDEN OCSP_BASICRESP *srvocsp__signer_cache_parse(srvocsp__signer_cache *sc,
+                                                            const unsigned char *der, size_t len,
+                                                            STACK_OF(X509) **certs);
+/* Keeps |certs|, parsed from the certificates field of |der|, which must
+ * be DER throughout (a response verify.c serves as it came). */
+SRVOCSP__HIDDEN void srvocsp__signer_cache_keep(srvocsp__signer_cache *sc,
+                                                const unsigned char *der, size_t len,
+                                                const STACK_OF(X509) *certs);
 
 /* The delegate certificate a caller keeps between verifications (see
  * srvocsp__policy.delegate), as its SHA-256 fingerprint: 33 bytes an

@@ -77,13 +77,18 @@ static bool responder_id_matches(const OCSP_BASICRESP *bs, X509 *cand)
     return false;
 }
 
-/* Whether the response signature verifies with |cand|'s key. */
-static bool signature_ok(OCSP_BASICRESP *bs, X509 *cand)
+/* Whether the response signature verifies with |cand|'s key.  |kept|:
+ * the caller holds |cand| across responses (the issuer, a kept carried
+ * certificate), so the signer cache may keep its context. */
+static bool signature_ok(OCSP_BASICRESP *bs, X509 *cand, const srvocsp__policy *pol, bool kept)
 {
-    STACK_OF(X509) *sk = sk_X509_new_null();
+    STACK_OF(X509) *sk = NULL;
     bool ok = false;
+    int r = srvocsp__signer_cache_verify(pol->signers, bs, cand, kept);
 
-    if (sk == NULL || !sk_X509_push(sk, cand))
+    if (r >= 0)
+        return r == 1;
+    if ((sk = sk_X509_new_null()) == NULL || !sk_X509_push(sk, cand))
         goto out;
     /* NOINTERN: the signer is |cand| and nothing else; NOVERIFY: we do the
      * authorization checks ourselves, against the issuer we were given,
@@ -138,12 +143,13 @@ static srvocsp_error check_delegate(X509 *signer, X509 *issuer, const srvocsp__p
     return SRVOCSP_OK;
 }
 
-/* Finds who signed |bs| among the issuer and the certificates in the
- * response, checks the signature and the signer's authority. */
-static srvocsp_error check_signer(OCSP_BASICRESP *bs, X509 *issuer, const srvocsp__policy *pol,
-                                  char *why, size_t whylen)
+/* Finds who signed |bs| among the issuer and |certs|, the certificates
+ * the response carries (|kept|: from the signer cache), checks the
+ * signature and the signer's authority. */
+static srvocsp_error check_signer(OCSP_BASICRESP *bs, const STACK_OF(X509) *certs, bool kept,
+                                  X509 *issuer, const srvocsp__policy *pol, char *why,
+                                  size_t whylen)
 {
-    const STACK_OF(X509) *certs = OCSP_resp_get0_certs(bs);
     bool id_seen = false, signed_seen = false;
     int i, n = certs ? sk_X509_num(certs) : 0;
     srvocsp_error err;
@@ -152,7 +158,7 @@ static srvocsp_error check_signer(OCSP_BASICRESP *bs, X509 *issuer, const srvocs
      * the issuer's name must not take its place. */
     if (responder_id_matches(bs, issuer)) {
         id_seen = true;
-        if (signature_ok(bs, issuer))
+        if (signature_ok(bs, issuer, pol, true))
             return SRVOCSP_OK;
     }
     /* Every carried certificate that names the responder and verifies the
@@ -169,7 +175,7 @@ static srvocsp_error check_signer(OCSP_BASICRESP *bs, X509 *issuer, const srvocs
         if (!responder_id_matches(bs, cand))
             continue;
         id_seen = true;
-        if (!signature_ok(bs, cand))
+        if (!signature_ok(bs, cand, pol, kept))
             continue;
         if (X509_cmp(cand, issuer) == 0)
             return SRVOCSP_OK;
@@ -355,6 +361,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     int64_t this_up = 0, next_up = 0, produced = 0, rev_time = 0;
     unsigned char *canon = NULL;
     size_t canon_len = 0;
+    STACK_OF(X509) *kept_certs = NULL;
     bool ok;
 
     *out = NULL;
@@ -370,6 +377,12 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
         err = SRVOCSP_E_TOO_LARGE;
         goto out;
     }
+    /* A delegated responder's certificate, carried by every response it
+     * signs, is parsed once (signer_cache.c); the rest of the response
+     * always is. */
+    bs = srvocsp__signer_cache_parse(pol->signers, der, len, &kept_certs);
+    if (bs != NULL)
+        goto parsed;
     resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
     if (resp == NULL || p != der + len) {
         srvocsp__fmt(why, whylen, "%s", resp == NULL ? "response is not a DER OCSPResponse"
@@ -392,7 +405,9 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
         goto out;
     }
 
-    err = check_signer(bs, issuer, pol, why, whylen);
+parsed:
+    err = check_signer(bs, kept_certs ? kept_certs : OCSP_resp_get0_certs(bs), kept_certs != NULL,
+                       issuer, pol, why, whylen);
     if (err != SRVOCSP_OK)
         goto out;
     err = check_critical(basic_ext, OCSP_BASICRESP_get_ext_count(bs), bs, "ResponseData", why,
@@ -518,9 +533,15 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
         }
     }
 
-    err = canonical_der(bs, der, len, &canon, &canon_len, why, whylen);
-    if (err != SRVOCSP_OK)
-        goto out;
+    /* Parsed with kept certificates, the response was found DER already. */
+    if (kept_certs == NULL) {
+        err = canonical_der(bs, der, len, &canon, &canon_len, why, whylen);
+        if (err != SRVOCSP_OK)
+            goto out;
+        /* Verified and DER: what it carries is worth keeping parsed. */
+        if (canon == NULL)
+            srvocsp__signer_cache_keep(pol->signers, der, len, OCSP_resp_get0_certs(bs));
+    }
 
     snap = canon ? srvocsp__response_new(canon, canon_len) : srvocsp__response_new(der, len);
     if (snap == NULL) {
@@ -542,6 +563,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     err = SRVOCSP_OK;
 out:
     OPENSSL_free(canon);
+    sk_X509_pop_free(kept_certs, X509_free);
     srvocsp_response_free(snap);
     OCSP_CERTID_free(ours);
     OCSP_BASICRESP_free(bs);

@@ -138,6 +138,7 @@ struct srvocsp_engine {
     srvocsp_clock clock;
     srvocsp_transport transport;
     void *curl;                  /* the default transport, if used */
+    srvocsp__signer_cache *signers; /* every entry's pol.signers */
     srvocsp_engine_config cfg;
 
     pthread_t thread;

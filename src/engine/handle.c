@@ -79,6 +79,7 @@ static srvocsp__entry *entry_new(srvocsp_engine *e, X509 *leaf, X509 *issuer,
     en->pol.max_lifetime_s = p->max_lifetime_s;
     en->pol.certid = &en->req.id; /* both live as long as the entry */
     en->pol.delegate = &en->delegate;
+    en->pol.signers = e->signers;
     en->url_timeout_ms = p->url_timeout_ms;
     en->max_response_size = p->max_response_size;
     srvocsp__dirsync_init(&en->dirsync, p);
@@ -102,7 +103,8 @@ typedef struct loaded {
  * the entry exists (verify_stored): opening 100,000 certificates then
  * costs the caller neither, and they run on every core. */
 static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *issuer,
-                        const srvocsp__certid *certid, int64_t now, bool defer)
+                        const srvocsp__certid *certid, srvocsp__signer_cache *signers,
+                        int64_t now, bool defer)
 {
     unsigned char *der = NULL;
     size_t len = 0;
@@ -138,6 +140,7 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
     pol.max_age_s = p->max_age_no_next_update_s;
     pol.max_lifetime_s = p->max_lifetime_s;
     pol.certid = certid;
+    pol.signers = signers;
     l->err = srvocsp__verify(der, len, leaf, issuer, &pol, &l->snap, why, sizeof(why));
     if (l->err != SRVOCSP_OK)
         srvocsp__fmt(l->why, sizeof(l->why), "stored response ignored (%s): %s",
@@ -283,7 +286,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
         return NULL; /* error already set */
 
     defer = (params->flags & SRVOCSP_OPEN_ASYNC) && (params->flags & SRVOCSP_OPEN_DEFER_STORED);
-    load_stored(&ld, params, leaf, issuer, &req.id, e->clock.now(e->clock.ctx), defer);
+    load_stored(&ld, params, leaf, issuer, &req.id, e->signers, e->clock.now(e->clock.ctx), defer);
     if (!srvocsp__fleet_open_store(params, &fleet))
         goto fail; /* bad URL, refused AUTH: the error says which */
     h = srvocsp__calloc(1, sizeof(*h));

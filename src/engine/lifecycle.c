@@ -145,6 +145,7 @@ static void atfork_child(void)
         pthread_cond_init(&e->wake, &ca);
         pthread_cond_init(&e->progress, &ca);
         pthread_cond_init(&e->settled, &ca);
+        srvocsp__signer_cache_after_fork(e->signers);
         forked_locked(e, (uint64_t)getpid());
         pthread_mutex_unlock(&e->mu);
     }
@@ -273,6 +274,8 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
     if (e == NULL)
         goto nomem;
     e->cfg = *cfg;
+    if ((e->signers = srvocsp__signer_cache_new()) == NULL)
+        goto nomem;
     e->clock.now = srvocsp__system_now;
     e->clock.monotonic_ms = srvocsp__system_monotonic_ms;
     if (cfg->clock != NULL)
@@ -305,6 +308,8 @@ srvocsp_engine *srvocsp_engine_new(const srvocsp_engine_config *cfg)
     pthread_mutex_unlock(&g_reg_mu);
     return e;
 nomem:
+    if (e != NULL)
+        srvocsp__signer_cache_free(e->signers);
     free(e);
     srvocsp__set_error(SRVOCSP_E_NOMEM, "cannot allocate the engine");
     return NULL;
@@ -376,6 +381,7 @@ void srvocsp_engine_free(srvocsp_engine *e)
     pthread_cond_destroy(&e->settled);
     pthread_cond_destroy(&e->pool_cv);
     pthread_mutex_destroy(&e->mu);
+    srvocsp__signer_cache_free(e->signers); /* the entries that used it are gone */
     free(e);
 }
 
