@@ -18,6 +18,7 @@
 static tp_pki pki;
 static tp_cert forged_ca; /* same name as the CA, another key */
 static int64_t now;
+static srvocsp__signer_cache *shared; /* one for every case, as an engine's */
 
 static int setup(void **state)
 {
@@ -32,11 +33,13 @@ static int setup(void **state)
     o.ca = true;
     o.not_before = now - 86400;
     o.not_after = now + 86400 * 30;
-    return tp_cert_make(&forged_ca, &o) ? 0 : -1;
+    shared = srvocsp__signer_cache_new();
+    return shared != NULL && tp_cert_make(&forged_ca, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
+    srvocsp__signer_cache_free(shared);
     tp_pki_free(&pki);
     tp_cert_free(&forged_ca);
     return 0;
@@ -115,6 +118,7 @@ static const vcase cases[] = {
 
 static void test_table(void **state)
 {
+    srvocsp__signer_cache_stats st;
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -156,8 +160,10 @@ static void test_table(void **state)
         srvocsp_response_free(r);
 
         /* The same with the CertID an entry keeps, of either hash: the
-         * kept one only spares recomputing a match. */
-        for (int h = 0; h < 2; h++) {
+         * kept one only spares recomputing a match.  Then twice more with
+         * a signer cache shared by every case, as an engine's entries
+         * share one: what it keeps from any case changes no outcome. */
+        for (int h = 0; h < 4; h++) {
             srvocsp__request req;
             srvocsp__policy pol = {.now = now, .skew_s = 300, .max_age_s = 3600,
                                    .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME};
@@ -165,21 +171,29 @@ static void test_table(void **state)
             srvocsp_error err;
 
             assert_int_equal(srvocsp__request_build(pki.good.cert, pki.ca.cert,
-                                                    h ? SRVOCSP_HASH_SHA256 : SRVOCSP_HASH_SHA1,
+                                                    h % 2 ? SRVOCSP_HASH_SHA256 : SRVOCSP_HASH_SHA1,
                                                     "http://127.0.0.1:9/", 0, &req),
                              SRVOCSP_OK);
             pol.certid = &req.id;
+            pol.signers = h >= 2 ? shared : NULL;
             r = NULL;
             err = srvocsp__verify(der, len, pki.good.cert, pki.ca.cert, &pol, &r, why,
                                   sizeof(why));
             assert_int_equal(err, cases[i].want);
-            if (err == SRVOCSP_OK)
+            if (err == SRVOCSP_OK) {
+                size_t dl;
+
                 assert_int_equal(srvocsp_response_status(r), cases[i].want_status);
+                assert_memory_equal(srvocsp_response_der(r, &dl), der, len);
+            }
             srvocsp_response_free(r);
             srvocsp__request_clear(&req);
         }
         free(der);
     }
+    /* And it was used: the issuer's context and the delegates' certificates. */
+    srvocsp__signer_cache_stats_get(shared, &st);
+    assert_true(st.ctx_reused > 0 && st.certs_reused > 0);
 }
 
 static void test_revocation_details(void **state)
