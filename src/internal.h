@@ -54,6 +54,25 @@ SRVOCSP__HIDDEN void srvocsp__drain_ossl(char *buf, size_t len);
 SRVOCSP__HIDDEN void srvocsp__fmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The DER header of a TLV with |tag| and an |n|-byte body, written to |p|
+ * (at most 6 bytes); returns its size. */
+static inline size_t srvocsp__der_header(unsigned char *p, unsigned char tag, size_t n)
+{
+    size_t k = 0, i, m;
+
+    p[0] = tag;
+    if (n < 0x80) {
+        p[1] = (unsigned char)n;
+        return 2;
+    }
+    for (m = n; m != 0; m >>= 8)
+        k++;
+    p[1] = (unsigned char)(0x80 | k);
+    for (i = 0; i < k; i++)
+        p[2 + i] = (unsigned char)(n >> (8 * (k - 1 - i)));
+    return 2 + k;
+}
+
 /* ---- util/alloc.c ---- */
 /* Every allocation of the library goes through these, so tests can make
  * the n-th one fail (srvocsp__alloc_fail_at) and check that nothing
@@ -182,6 +201,11 @@ SRVOCSP__HIDDEN void srvocsp__signer_cache_free(srvocsp__signer_cache *sc);
 SRVOCSP__HIDDEN void srvocsp__signer_cache_after_fork(srvocsp__signer_cache *sc);
 SRVOCSP__HIDDEN void srvocsp__signer_cache_stats_get(srvocsp__signer_cache *sc,
                                                      srvocsp__signer_cache_stats *out);
+struct srvocsp__issuer_ids;
+/* |issuer|'s hashes (core/request.c), kept; false when they cannot be
+ * computed.  |sc| NULL: computed each time. */
+SRVOCSP__HIDDEN bool srvocsp__signer_cache_issuer_ids(srvocsp__signer_cache *sc, X509 *issuer,
+                                                      struct srvocsp__issuer_ids *out);
 /* Checks |bs|'s signature with |signer|'s key: 1 valid, 0 not, -1 when
  * this cache does not check that algorithm (or |sc| is NULL) and the
  * caller uses OpenSSL's OCSP_basic_verify.  |keep|: |signer| is one the
@@ -266,6 +290,21 @@ typedef struct srvocsp__request {
     size_t n_urls;
 } srvocsp__request;
 
+/* What a CertID takes from its issuer, for each hash a request may use:
+ * the hashes of its subject name's DER and of its public key's bits. */
+typedef struct srvocsp__issuer_ids {
+    unsigned char name_sha1[20], key_sha1[20];
+    unsigned char name_sha256[32], key_sha256[32];
+} srvocsp__issuer_ids;
+/* Computes them; false on failure (OpenSSL's error queue says why). */
+SRVOCSP__HIDDEN bool srvocsp__issuer_ids_compute(X509 *issuer, srvocsp__issuer_ids *out);
+/* As srvocsp__request_build, with the issuer's hashes when the caller
+ * keeps them (NULL: computed here). */
+SRVOCSP__HIDDEN srvocsp_error srvocsp__request_build_with(X509 *leaf, X509 *issuer,
+                                                         const srvocsp__issuer_ids *ids,
+                                                         srvocsp_hash hash,
+                                                         const char *override_url, int nonce,
+                                                         srvocsp__request *out);
 /* Builds the request and URL list.  |override_url| replaces the AIA URLs.
  * E_NO_OCSP_URL when there is no usable URL. */
 SRVOCSP__HIDDEN srvocsp_error srvocsp__request_build(X509 *leaf, X509 *issuer, srvocsp_hash hash,

@@ -254,25 +254,6 @@ static int status_rank(int st)
     return st == V_OCSP_CERTSTATUS_REVOKED ? 2 : st == V_OCSP_CERTSTATUS_UNKNOWN ? 1 : 0;
 }
 
-/* The DER header of a TLV with |tag| and a |n|-byte body, written to |p|
- * (at most 6 bytes); returns its size. */
-static size_t der_header(unsigned char *p, unsigned char tag, size_t n)
-{
-    size_t k = 0, i;
-
-    p[0] = tag;
-    if (n < 0x80) {
-        p[1] = (unsigned char)n;
-        return 2;
-    }
-    for (i = n; i != 0; i >>= 8)
-        k++;
-    p[1] = (unsigned char)(0x80 | k);
-    for (i = 0; i < k; i++)
-        p[2 + i] = (unsigned char)(n >> (8 * (k - 1 - i)));
-    return 2 + k;
-}
-
 /* Clients refuse a staple that is not DER (a BER indefinite length in the
  * outer layers, a constructed OCTET STRING), and some responders send one.
  * The signature covers the DER of tbsResponseData (OpenSSL verifies over
@@ -303,13 +284,13 @@ static srvocsp_error canonical_der(OCSP_BASICRESP *bs, const unsigned char *der,
         srvocsp__drain_ossl(why, whylen);
         return SRVOCSP_E_NOMEM;
     }
-    n_oct = der_header(oct, 0x04, (size_t)n);
+    n_oct = srvocsp__der_header(oct, 0x04, (size_t)n);
     body = sizeof(basic_oid) + n_oct + (size_t)n;
-    n_seq = der_header(seq, 0x30, body);
+    n_seq = srvocsp__der_header(seq, 0x30, body);
     body += n_seq;
-    n_tag0 = der_header(tag0, 0xa0, body);
+    n_tag0 = srvocsp__der_header(tag0, 0xa0, body);
     body += n_tag0 + sizeof(status);
-    n_outer = der_header(outer, 0x30, body);
+    n_outer = srvocsp__der_header(outer, 0x30, body);
     total = n_outer + body;
     w = hdr;
     memcpy(w, outer, n_outer), w += n_outer;

@@ -103,8 +103,8 @@ typedef struct loaded {
  * the entry exists (verify_stored): opening 100,000 certificates then
  * costs the caller neither, and they run on every core. */
 static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *issuer,
-                        const srvocsp__certid *certid, srvocsp__signer_cache *signers,
-                        int64_t now, bool defer)
+                        const srvocsp__issuer_ids *ids, const srvocsp__certid *certid,
+                        srvocsp__signer_cache *signers, int64_t now, bool defer)
 {
     unsigned char *der = NULL;
     size_t len = 0;
@@ -115,7 +115,7 @@ static void load_stored(loaded *l, const srvocsp_params *p, X509 *leaf, X509 *is
     if (p->directory == NULL)
         return;
     l->store = srvocsp__store_dir_new(p->directory);
-    if (l->store == NULL || !srvocsp__store_name(leaf, issuer, l->name)) {
+    if (l->store == NULL || !srvocsp__store_name_from(ids->key_sha256, leaf, l->name)) {
         l->err = SRVOCSP_E_STORE;
         srvocsp__fmt(l->why, sizeof(l->why), "persistence directory unusable: %s",
                      srvocsp_last_error_text());
@@ -245,6 +245,7 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
 {
     srvocsp_params def;
     srvocsp__request req;
+    srvocsp__issuer_ids ids;
     srvocsp_engine *e;
     srvocsp__entry *en;
     srvocsp_handle *h = NULL;
@@ -280,13 +281,23 @@ srvocsp_handle *srvocsp_open(X509 *leaf, STACK_OF(X509) *chain, const srvocsp_pa
     if (e == NULL)
         return NULL;
     srvocsp__engine_check_fork(e);
-    err = srvocsp__request_build(leaf, issuer, params->certid_hash, params->responder_url,
-                                 params->use_nonce, &req);
+    /* The issuer's hashes, kept by the engine: every CertID and store name
+     * of its certificates is made of them. */
+    if (!srvocsp__signer_cache_issuer_ids(e->signers, issuer, &ids)) {
+        char msg[SRVOCSP__REASON_LEN] = "srvocsp_open: cannot hash the issuer's name and key";
+
+        srvocsp__drain_ossl(msg, sizeof(msg));
+        srvocsp__set_error(SRVOCSP_E_INTERNAL, "%s", msg);
+        return NULL;
+    }
+    err = srvocsp__request_build_with(leaf, issuer, &ids, params->certid_hash,
+                                      params->responder_url, params->use_nonce, &req);
     if (err != SRVOCSP_OK)
         return NULL; /* error already set */
 
     defer = (params->flags & SRVOCSP_OPEN_ASYNC) && (params->flags & SRVOCSP_OPEN_DEFER_STORED);
-    load_stored(&ld, params, leaf, issuer, &req.id, e->signers, e->clock.now(e->clock.ctx), defer);
+    load_stored(&ld, params, leaf, issuer, &ids, &req.id, e->signers, e->clock.now(e->clock.ctx),
+                defer);
     if (!srvocsp__fleet_open_store(params, &fleet))
         goto fail; /* bad URL, refused AUTH: the error says which */
     h = srvocsp__calloc(1, sizeof(*h));

@@ -143,5 +143,9 @@ SRVOCSP__HIDDEN srvocsp__store *srvocsp__store_redis_new(const char *url, const 
 
 /* The store name of |leaf| issued by |issuer| into |out| (65 bytes). */
 SRVOCSP__HIDDEN bool srvocsp__store_name(X509 *leaf, X509 *issuer, char *out);
+/* The same name from the SHA-256 of the issuer's public key bits (an
+ * issuer's hashes kept: srvocsp__issuer_ids.key_sha256). */
+SRVOCSP__HIDDEN bool srvocsp__store_name_from(const unsigned char issuer_key_sha256[32], X509 *leaf,
+                                             char *out);
 
 #endif

@@ -39,26 +39,46 @@ typedef struct dir_store {
 
 bool srvocsp__store_name(X509 *leaf, X509 *issuer, char *out)
 {
-    unsigned char keyhash[EVP_MAX_MD_SIZE], md[EVP_MAX_MD_SIZE];
-    unsigned int klen = 0, mlen = 0, i;
-    const ASN1_INTEGER *serial = X509_get0_serialNumber(leaf);
-    EVP_MD_CTX *ctx = NULL;
-    bool ok = false;
+    unsigned char keyhash[EVP_MAX_MD_SIZE];
+    unsigned int klen = 0;
 
-    if (X509_pubkey_digest(issuer, EVP_sha256(), keyhash, &klen) != 1)
+    return X509_pubkey_digest(issuer, EVP_sha256(), keyhash, &klen) == 1 && klen == 32 &&
+           srvocsp__store_name_from(keyhash, leaf, out);
+}
+
+bool srvocsp__store_name_from(const unsigned char issuer_key_sha256[32], X509 *leaf, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(leaf);
+    unsigned char buf[32 + 64], md[32];
+    unsigned int mlen = 0, i;
+    int sl = ASN1_STRING_length(serial);
+    EVP_MD_CTX *ctx = NULL;
+    bool ok;
+
+    /* SHA-256 of the issuer's key hash and the serial's bytes: one call
+     * for the serials of conforming certificates (20 bytes at most). */
+    if (sl < 0)
         return false;
-    ctx = EVP_MD_CTX_new();
-    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-        EVP_DigestUpdate(ctx, keyhash, klen) == 1 &&
-        EVP_DigestUpdate(ctx, ASN1_STRING_get0_data(serial), (size_t)ASN1_STRING_length(serial)) ==
-            1 &&
-        EVP_DigestFinal_ex(ctx, md, &mlen) == 1) {
-        for (i = 0; i < mlen && i < 32; i++)
-            snprintf(out + 2 * i, 3, "%02x", md[i]);
-        ok = true;
+    if ((size_t)sl <= sizeof(buf) - 32) {
+        memcpy(buf, issuer_key_sha256, 32);
+        memcpy(buf + 32, ASN1_STRING_get0_data(serial), (size_t)sl);
+        ok = EVP_Digest(buf, 32 + (size_t)sl, md, &mlen, EVP_sha256(), NULL) == 1;
+    } else {
+        ok = (ctx = EVP_MD_CTX_new()) != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, issuer_key_sha256, 32) == 1 &&
+             EVP_DigestUpdate(ctx, ASN1_STRING_get0_data(serial), (size_t)sl) == 1 &&
+             EVP_DigestFinal_ex(ctx, md, &mlen) == 1;
+        EVP_MD_CTX_free(ctx);
     }
-    EVP_MD_CTX_free(ctx);
-    return ok;
+    if (!ok || mlen != 32)
+        return false;
+    for (i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+    return true;
 }
 
 static void path_of(const dir_store *d, const char *name, char *buf, size_t len)

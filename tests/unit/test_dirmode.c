@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <openssl/bn.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #include "engine/dirsync.h"
 #include "fake.h"
+#include "internal.h"
 #include "peers.h"
 #include "store/store.h"
 #include "testpki.h"
@@ -354,6 +357,54 @@ static void test_bad_params(void **st)
     assert_non_null(strstr(srvocsp_last_error_text(), "max_sync_s"));
 }
 
+/* A stored response's file name: SHA-256 over the SHA-256 of the issuer's
+ * key bits and the serial's bytes, in lower-case hex, as every earlier
+ * version named it (a directory written by one is read by the next), the
+ * same from the issuer's kept hashes, for a long serial too. */
+static void test_store_name_stable(void **st)
+{
+    static const char *const serials[] = {"1", "80", "FEDCBA9876543210FEDCBA98",
+                                          "0102030405060708090A0B0C0D0E0F101112131415161718191A"
+                                          "1B1C1D1E1F202122232425262728292A2B2C2D2E2F303132333435"
+                                          "363738393A3B3C3D3E3F4041424344454647"};
+    unsigned char kh[32], md[32];
+    unsigned int n = 0, mlen = 0;
+    srvocsp__issuer_ids ids;
+
+    (void)st;
+    assert_true(srvocsp__issuer_ids_compute(pki.ca.cert, &ids));
+    assert_int_equal(X509_pubkey_digest(pki.ca.cert, EVP_sha256(), kh, &n), 1);
+    assert_memory_equal(kh, ids.key_sha256, 32);
+    for (size_t i = 0; i < sizeof(serials) / sizeof(serials[0]); i++) {
+        X509 *leaf = X509_dup(pki.good.cert);
+        BIGNUM *bn = NULL;
+        ASN1_INTEGER *ai;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        char a[SRVOCSP__STORE_NAME_LEN + 1], b[SRVOCSP__STORE_NAME_LEN + 1];
+        char want[SRVOCSP__STORE_NAME_LEN + 1];
+
+        assert_true(BN_hex2bn(&bn, serials[i]) > 0);
+        ai = BN_to_ASN1_INTEGER(bn, NULL);
+        assert_int_equal(X509_set_serialNumber(leaf, ai), 1);
+        assert_int_equal(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL), 1);
+        assert_int_equal(EVP_DigestUpdate(ctx, kh, 32), 1);
+        assert_int_equal(EVP_DigestUpdate(ctx, ASN1_STRING_get0_data(ai),
+                                          (size_t)ASN1_STRING_length(ai)),
+                         1);
+        assert_int_equal(EVP_DigestFinal_ex(ctx, md, &mlen), 1);
+        for (unsigned j = 0; j < 32; j++)
+            snprintf(want + 2 * j, 3, "%02x", md[j]);
+        assert_true(srvocsp__store_name(leaf, pki.ca.cert, a));
+        assert_true(srvocsp__store_name_from(ids.key_sha256, leaf, b));
+        assert_string_equal(a, want);
+        assert_string_equal(b, want);
+        EVP_MD_CTX_free(ctx);
+        ASN1_INTEGER_free(ai);
+        BN_free(bn);
+        X509_free(leaf);
+    }
+}
+
 static void test_sync_schedule(void **st)
 {
     srvocsp__dirsync d = {SRVOCSP_DIR_READ_ONLY, 5, 3600};
@@ -419,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_write_only_never_loads),
         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_sync_schedule),
+        cmocka_unit_test(test_store_name_stable),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

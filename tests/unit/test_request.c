@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <stdlib.h>
@@ -176,6 +177,73 @@ static void test_hash_and_nonce(void **s)
                      SRVOCSP_E_UNSUPPORTED);
 }
 
+/* The CertID and the request are written by hand from the issuer's
+ * hashes: byte for byte what OpenSSL encodes, for both hashes and for
+ * serials of every shape (short, a leading zero needed, long, zero,
+ * negative as some old CAs issued them). */
+static void test_written_as_openssl_would(void **s)
+{
+    static const char *const serials[] = {"1",  "7F",   "80", "FF",
+                                          "0",  "-1",   "-80", "80000000",
+                                          "7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+                                          "FEDCBA9876543210FEDCBA9876543210FEDCBA98"};
+    srvocsp__issuer_ids ids;
+
+    (void)s;
+    assert_true(srvocsp__issuer_ids_compute(pki.ca.cert, &ids));
+    for (size_t i = 0; i < sizeof(serials) / sizeof(serials[0]); i++) {
+        X509 *leaf = X509_dup(pki.good.cert);
+        BIGNUM *bn = NULL;
+        ASN1_INTEGER *ai;
+
+        assert_true(BN_hex2bn(&bn, serials[i]) > 0);
+        ai = BN_to_ASN1_INTEGER(bn, NULL);
+        assert_int_equal(X509_set_serialNumber(leaf, ai), 1);
+        for (int h = 0; h < 2; h++) {
+            const EVP_MD *md = h ? EVP_sha256() : EVP_sha1();
+            OCSP_CERTID *id = OCSP_cert_to_id(md, leaf, pki.ca.cert);
+            OCSP_REQUEST *oreq = OCSP_REQUEST_new();
+            unsigned char *key = NULL, *der = NULL;
+            int kl = i2d_OCSP_CERTID(id, &key), dl;
+            srvocsp__request a, b;
+
+            assert_non_null(OCSP_request_add0_id(oreq, id));
+            dl = i2d_OCSP_REQUEST(oreq, &der);
+            assert_true(kl > 0 && dl > 0);
+            assert_int_equal(srvocsp__request_build_with(leaf, pki.ca.cert, h ? &ids : NULL,
+                                                         h ? SRVOCSP_HASH_SHA256
+                                                           : SRVOCSP_HASH_SHA1,
+                                                         NULL, 0, &a),
+                             SRVOCSP_OK);
+            assert_int_equal(srvocsp__request_build_with(leaf, pki.ca.cert, h ? NULL : &ids,
+                                                         h ? SRVOCSP_HASH_SHA256
+                                                           : SRVOCSP_HASH_SHA1,
+                                                         NULL, 0, &b),
+                             SRVOCSP_OK);
+            assert_int_equal(a.key_len, (size_t)kl);
+            assert_memory_equal(a.key, key, (size_t)kl);
+            assert_int_equal(a.der_len, (size_t)dl);
+            assert_memory_equal(a.der, der, (size_t)dl);
+            assert_int_equal(b.der_len, a.der_len);
+            assert_memory_equal(b.der, a.der, a.der_len);
+            /* The parts verification matches against. */
+            assert_int_equal(a.id.md_nid, h ? NID_sha256 : NID_sha1);
+            assert_int_equal(a.id.hash_len, h ? 32 : 20);
+            assert_memory_equal(a.id.name_hash, h ? ids.name_sha256 : ids.name_sha1,
+                                a.id.hash_len);
+            assert_memory_equal(a.id.key_hash, h ? ids.key_sha256 : ids.key_sha1, a.id.hash_len);
+            srvocsp__request_clear(&a);
+            srvocsp__request_clear(&b);
+            OPENSSL_free(key);
+            OPENSSL_free(der);
+            OCSP_REQUEST_free(oreq);
+        }
+        ASN1_INTEGER_free(ai);
+        BN_free(bn);
+        X509_free(leaf);
+    }
+}
+
 static void test_find_issuer(void **s)
 {
     STACK_OF(X509) *sk = sk_X509_new_null();
@@ -194,7 +262,7 @@ int main(void)
         cmocka_unit_test(test_get_url_roundtrip), cmocka_unit_test(test_post_when_long),
         cmocka_unit_test(test_post_when_query),
         cmocka_unit_test(test_aia_order_and_override), cmocka_unit_test(test_hash_and_nonce),
-        cmocka_unit_test(test_find_issuer),
+        cmocka_unit_test(test_find_issuer), cmocka_unit_test(test_written_as_openssl_would),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

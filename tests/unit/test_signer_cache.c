@@ -383,6 +383,42 @@ static void test_issuer_context(void **state)
     srvocsp__signer_cache_free(sc);
 }
 
+/* The issuers' hashes every CertID and store name are made of: kept per
+ * issuer, found again for another copy of it, never another's. */
+static void test_issuer_ids(void **state)
+{
+    srvocsp__signer_cache *sc = srvocsp__signer_cache_new();
+    srvocsp__issuer_ids want, got, other;
+    unsigned char *enc = NULL;
+    const unsigned char *p;
+    X509 *copy;
+    int n;
+
+    (void)state;
+    assert_true(srvocsp__issuer_ids_compute(pki.ca.cert, &want));
+    assert_true(srvocsp__issuer_ids_compute(pki.other_ca.cert, &other));
+    assert_memory_not_equal(&want, &other, sizeof(want));
+    for (int round = 0; round < 3; round++) {
+        /* Twenty issuers between: more than the cache keeps. */
+        for (int i = 0; i < 20 && round == 1; i++)
+            assert_true(srvocsp__signer_cache_issuer_ids(sc, i % 2 ? pki.root.cert
+                                                                   : pki.delegate.cert,
+                                                         &got));
+        assert_true(srvocsp__signer_cache_issuer_ids(sc, pki.ca.cert, &got));
+        assert_memory_equal(&got, &want, sizeof(want));
+        assert_true(srvocsp__signer_cache_issuer_ids(sc, pki.other_ca.cert, &got));
+        assert_memory_equal(&got, &other, sizeof(other));
+    }
+    n = i2d_X509(pki.ca.cert, &enc);
+    p = enc;
+    copy = d2i_X509(NULL, &p, n);
+    assert_true(srvocsp__signer_cache_issuer_ids(sc, copy, &got));
+    assert_memory_equal(&got, &want, sizeof(want));
+    X509_free(copy);
+    OPENSSL_free(enc);
+    srvocsp__signer_cache_free(sc);
+}
+
 /* Issuers of every key type the library is measured with. */
 static void test_key_types(void **state)
 {
@@ -500,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_kept_delegate_still_checked),
         cmocka_unit_test(test_not_der_takes_the_whole_parse),
         cmocka_unit_test(test_issuer_context),
+        cmocka_unit_test(test_issuer_ids),
         cmocka_unit_test(test_key_types),
         cmocka_unit_test(test_threads),
     };
