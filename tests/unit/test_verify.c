@@ -1,6 +1,7 @@
 /* Verification: every acceptance rule and every rejection reason, each
- * also with the CertID an entry keeps (SHA-1 and SHA-256), which must
- * change no outcome. */
+ * also with the CertID an entry keeps (SHA-1 and SHA-256) and with a
+ * signer cache, which must change no outcome.  What an entry keeps is
+ * tested on its own in test_verify_kept. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -341,84 +342,6 @@ static void test_renewed_delegate_any_order(void **state)
     tp_cert_free(&renewed);
 }
 
-/* The delegate an entry keeps: set only by a delegate found authorized
- * (signed by the issuer, EKU, valid), and then spares the check of the
- * issuer's signature on that same certificate only; its EKU and validity
- * are checked every time, and any other certificate gets the whole check. */
-static srvocsp_error verify_with_memo(const tp_cert *signer, srvocsp__delegate_memo *memo,
-                                      int64_t at)
-{
-    srvocsp__policy pol = {.now = at, .skew_s = 300, .max_age_s = 3600,
-                           .max_lifetime_s = SRVOCSP__DEFAULT_MAX_LIFETIME, .delegate = memo};
-    srvocsp_response *r = NULL;
-    char why[SRVOCSP__REASON_LEN];
-    tp_resp_opts o;
-    unsigned char *der;
-    size_t len;
-    srvocsp_error err;
-
-    tp_resp_opts_init(&o, &pki.good, &pki.ca, at);
-    o.signer = signer;
-    o.include_signer = true;
-    der = tp_response(&o, &len);
-    assert_non_null(der);
-    err = srvocsp__verify(der, len, pki.good.cert, pki.ca.cert, &pol, &r, why, sizeof(why));
-    print_message("  %-40s -> %s %s\n", X509_NAME_oneline(X509_get_subject_name(signer->cert),
-                                                           (char[128]){0}, 128),
-                  srvocsp_error_name(err), err ? why : "");
-    srvocsp_response_free(r);
-    free(der);
-    return err;
-}
-
-static void preset(srvocsp__delegate_memo *m, const tp_cert *c)
-{
-    unsigned int n = 0;
-
-    assert_int_equal(X509_digest(c->cert, EVP_sha256(), m->sha256, &n), 1);
-    assert_int_equal(n, sizeof(m->sha256));
-    m->set = true;
-}
-
-static void test_delegate_memo(void **state)
-{
-    srvocsp__delegate_memo memo = {0}, want = {0};
-
-    /* Refused delegates are never kept. */
-    assert_int_equal(verify_with_memo(&pki.delegate_other, &memo, now), SRVOCSP_E_SIGNER);
-    assert_int_equal(verify_with_memo(&pki.delegate_noeku, &memo, now), SRVOCSP_E_SIGNER);
-    assert_int_equal(verify_with_memo(&pki.delegate_expired, &memo, now),
-                     SRVOCSP_E_SIGNER_EXPIRED);
-    assert_false(memo.set);
-    /* An authorized one is, by its SHA-256 fingerprint, and serves again. */
-    assert_int_equal(verify_with_memo(&pki.delegate, &memo, now), SRVOCSP_OK);
-    preset(&want, &pki.delegate);
-    assert_true(memo.set);
-    assert_memory_equal(memo.sha256, want.sha256, sizeof(want.sha256));
-    assert_int_equal(verify_with_memo(&pki.delegate, &memo, now), SRVOCSP_OK);
-    /* Another delegate gets the whole check: the one of another CA is
-     * still refused, and the memo still holds the authorized one. */
-    assert_int_equal(verify_with_memo(&pki.delegate_other, &memo, now), SRVOCSP_E_SIGNER);
-    assert_memory_equal(memo.sha256, want.sha256, sizeof(want.sha256));
-
-    /* What the memo spares is the issuer's signature and nothing else: a
-     * memo claiming the other CA's delegate lets it through that check
-     * (which is why only an authorized delegate is ever kept), while the
-     * EKU and the validity are still checked on a kept certificate. */
-    preset(&memo, &pki.delegate_other);
-    assert_int_equal(verify_with_memo(&pki.delegate_other, &memo, now), SRVOCSP_OK);
-    preset(&memo, &pki.delegate_noeku);
-    assert_int_equal(verify_with_memo(&pki.delegate_noeku, &memo, now), SRVOCSP_E_SIGNER);
-    preset(&memo, &pki.delegate_expired);
-    assert_int_equal(verify_with_memo(&pki.delegate_expired, &memo, now),
-                     SRVOCSP_E_SIGNER_EXPIRED);
-    /* A kept delegate is refused once it has expired (it is valid for a
-     * year from now). */
-    preset(&memo, &pki.delegate);
-    assert_int_equal(verify_with_memo(&pki.delegate, &memo, now + 366 * 86400),
-                     SRVOCSP_E_SIGNER_EXPIRED);
-}
-
 /* Outer layers in BER (indefinite lengths): accepted, and what is kept is
  * DER with the same signed bytes. */
 static void test_ber_outer_reencoded(void **state)
@@ -586,7 +509,6 @@ int main(void)
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_skew_and_time_options),
         cmocka_unit_test(test_renewed_delegate_any_order),
-        cmocka_unit_test(test_delegate_memo),
         cmocka_unit_test(test_ber_outer_reencoded),
         cmocka_unit_test(test_ber_lengths_reencoded),
         cmocka_unit_test(test_max_lifetime),
