@@ -197,8 +197,11 @@ typedef struct srvocsp__signer_cache_stats {
  * every verification that uses it has returned. */
 SRVOCSP__HIDDEN srvocsp__signer_cache *srvocsp__signer_cache_new(void);
 SRVOCSP__HIDDEN void srvocsp__signer_cache_free(srvocsp__signer_cache *sc);
-/* In a forked child: the lock again, whatever the parent's threads held. */
-SRVOCSP__HIDDEN void srvocsp__signer_cache_after_fork(srvocsp__signer_cache *sc);
+/* Around fork(): held by the forking thread (prepare), given back in the
+ * parent, made anew in the child. */
+SRVOCSP__HIDDEN void srvocsp__signer_cache_fork_prepare(srvocsp__signer_cache *sc);
+SRVOCSP__HIDDEN void srvocsp__signer_cache_fork_parent(srvocsp__signer_cache *sc);
+SRVOCSP__HIDDEN void srvocsp__signer_cache_fork_child(srvocsp__signer_cache *sc);
 SRVOCSP__HIDDEN void srvocsp__signer_cache_stats_get(srvocsp__signer_cache *sc,
                                                      srvocsp__signer_cache_stats *out);
 struct srvocsp__issuer_ids;

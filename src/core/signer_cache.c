@@ -107,10 +107,22 @@ void srvocsp__signer_cache_free(srvocsp__signer_cache *sc)
     free(sc);
 }
 
-void srvocsp__signer_cache_after_fork(srvocsp__signer_cache *sc)
+/* Held across a fork, so the child never copies a slot half written (an
+ * issuer freed and not yet replaced).  Taken after the engine parked its
+ * threads: a verification thread may be waiting for it. */
+void srvocsp__signer_cache_fork_prepare(srvocsp__signer_cache *sc)
 {
-    if (sc != NULL)
-        pthread_mutex_init(&sc->mu, NULL);
+    pthread_mutex_lock(&sc->mu);
+}
+
+void srvocsp__signer_cache_fork_parent(srvocsp__signer_cache *sc)
+{
+    pthread_mutex_unlock(&sc->mu);
+}
+
+void srvocsp__signer_cache_fork_child(srvocsp__signer_cache *sc)
+{
+    pthread_mutex_init(&sc->mu, NULL);
 }
 
 void srvocsp__signer_cache_stats_get(srvocsp__signer_cache *sc, srvocsp__signer_cache_stats *out)

@@ -62,6 +62,7 @@ static void atfork_prepare(void)
     for (e = g_engines; e != NULL; e = e->reg_next) {
         pthread_mutex_lock(&e->mu);
         park_for_fork_locked(e);
+        srvocsp__signer_cache_fork_prepare(e->signers);
     }
     srvocsp__cells_atfork_prepare();
 }
@@ -77,6 +78,7 @@ static void atfork_parent(void)
             pthread_cond_broadcast(&e->wake);
             pthread_cond_broadcast(&e->pool_cv);
         }
+        srvocsp__signer_cache_fork_parent(e->signers);
         pthread_mutex_unlock(&e->mu);
     }
     pthread_mutex_unlock(&g_reg_mu);
@@ -145,7 +147,7 @@ static void atfork_child(void)
         pthread_cond_init(&e->wake, &ca);
         pthread_cond_init(&e->progress, &ca);
         pthread_cond_init(&e->settled, &ca);
-        srvocsp__signer_cache_after_fork(e->signers);
+        srvocsp__signer_cache_fork_child(e->signers);
         forked_locked(e, (uint64_t)getpid());
         pthread_mutex_unlock(&e->mu);
     }
