@@ -330,34 +330,34 @@ typedef struct parts {
     size_t field_len;
 } parts;
 
+/* Enters the one TLV with |tag| that fills [*p, *end) exactly: [*p, *end)
+ * becomes its body. */
+static bool enter(const unsigned char **p, const unsigned char **end, unsigned char tag)
+{
+    const unsigned char *b;
+    size_t bl;
+
+    if (!tlv(p, *end, tag, &b, &bl) || *p != *end)
+        return false;
+    *p = b;
+    *end = b + bl;
+    return true;
+}
+
 static bool split(const unsigned char *der, size_t len, parts *out)
 {
     static const unsigned char basic_oid[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01};
-    const unsigned char *p = der, *end = der + len, *b, *rb, *oid, *oct, *basic, *x;
-    size_t bl, rbl, oidl, octl, basicl, xl;
+    const unsigned char *p = der, *end = der + len, *x;
+    size_t xl;
 
-    if (!tlv(&p, end, 0x30, &b, &bl) || p != end)
+    /* OCSPResponse { successful, [0] { ResponseBytes { id-pkix-ocsp-basic,
+     * OCTET STRING { BasicOCSPResponse } } } } */
+    if (!enter(&p, &end, 0x30) || !tlv(&p, end, 0x0a, &x, &xl) || xl != 1 || x[0] != 0 ||
+        !enter(&p, &end, 0xa0) || !enter(&p, &end, 0x30) || !tlv(&p, end, 0x06, &x, &xl) ||
+        xl != sizeof(basic_oid) || memcmp(x, basic_oid, xl) != 0 || !enter(&p, &end, 0x04) ||
+        !enter(&p, &end, 0x30))
         return false;
-    p = b;
-    end = b + bl;
-    if (!tlv(&p, end, 0x0a, &x, &xl) || xl != 1 || x[0] != 0 || !tlv(&p, end, 0xa0, &rb, &rbl) ||
-        p != end)
-        return false;
-    p = rb;
-    end = rb + rbl;
-    if (!tlv(&p, end, 0x30, &b, &bl) || p != end)
-        return false;
-    p = b;
-    end = b + bl;
-    if (!tlv(&p, end, 0x06, &oid, &oidl) || oidl != sizeof(basic_oid) ||
-        memcmp(oid, basic_oid, oidl) != 0 || !tlv(&p, end, 0x04, &oct, &octl) || p != end)
-        return false;
-    p = oct;
-    end = oct + octl;
-    if (!tlv(&p, end, 0x30, &basic, &basicl) || p != end)
-        return false;
-    p = basic;
-    end = basic + basicl;
+    /* tbsResponseData, signatureAlgorithm, signature, then [0] certs */
     out->signed_part = p;
     if (!tlv(&p, end, 0x30, &x, &xl) || !tlv(&p, end, 0x30, &x, &xl) ||
         !tlv(&p, end, 0x03, &x, &xl))

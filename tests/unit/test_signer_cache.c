@@ -80,6 +80,23 @@ static srvocsp_error verify(srvocsp__signer_cache *sc, const unsigned char *der,
     return verify_at(sc, pki.ca.cert, der, len, now);
 }
 
+/* Another object for the same certificate, as a PEM file read again gives. */
+static X509 *copy_of(X509 *x)
+{
+    unsigned char *enc = NULL;
+    const unsigned char *p;
+    int n = i2d_X509(x, &enc);
+    X509 *copy;
+
+    assert_true(n > 0);
+    p = enc;
+    copy = d2i_X509(NULL, &p, n);
+    assert_non_null(copy);
+    assert_ptr_not_equal(copy, x);
+    OPENSSL_free(enc);
+    return copy;
+}
+
 static srvocsp__signer_cache_stats stats(srvocsp__signer_cache *sc)
 {
     srvocsp__signer_cache_stats st;
@@ -328,11 +345,9 @@ static void test_not_der_takes_the_whole_parse(void **state)
 static void test_issuer_context(void **state)
 {
     srvocsp__signer_cache *sc = srvocsp__signer_cache_new();
-    unsigned char *der, *enc = NULL;
-    const unsigned char *p;
+    unsigned char *der;
     X509 *copy;
     size_t len;
-    int n;
 
     (void)state;
     der = response(NULL, &len);
@@ -340,12 +355,7 @@ static void test_issuer_context(void **state)
         assert_int_equal(verify(sc, der, len), SRVOCSP_OK);
     assert_int_equal(stats(sc).ctx_made, 1);
     assert_int_equal(stats(sc).ctx_reused, 3);
-    n = i2d_X509(pki.ca.cert, &enc);
-    assert_true(n > 0);
-    p = enc;
-    copy = d2i_X509(NULL, &p, n);
-    assert_non_null(copy);
-    assert_ptr_not_equal(copy, pki.ca.cert);
+    copy = copy_of(pki.ca.cert);
     assert_int_equal(verify_at(sc, copy, der, len, now), SRVOCSP_OK);
     assert_int_equal(stats(sc).ctx_made, 1);
     assert_int_equal(stats(sc).ctx_reused, 4);
@@ -378,7 +388,6 @@ static void test_issuer_context(void **state)
         tp_cert_free(&forged);
     }
     X509_free(copy);
-    OPENSSL_free(enc);
     free(der);
     srvocsp__signer_cache_free(sc);
 }
@@ -389,10 +398,7 @@ static void test_issuer_ids(void **state)
 {
     srvocsp__signer_cache *sc = srvocsp__signer_cache_new();
     srvocsp__issuer_ids want, got, other;
-    unsigned char *enc = NULL;
-    const unsigned char *p;
     X509 *copy;
-    int n;
 
     (void)state;
     assert_true(srvocsp__issuer_ids_compute(pki.ca.cert, &want));
@@ -409,13 +415,10 @@ static void test_issuer_ids(void **state)
         assert_true(srvocsp__signer_cache_issuer_ids(sc, pki.other_ca.cert, &got));
         assert_memory_equal(&got, &other, sizeof(other));
     }
-    n = i2d_X509(pki.ca.cert, &enc);
-    p = enc;
-    copy = d2i_X509(NULL, &p, n);
+    copy = copy_of(pki.ca.cert);
     assert_true(srvocsp__signer_cache_issuer_ids(sc, copy, &got));
     assert_memory_equal(&got, &want, sizeof(want));
     X509_free(copy);
-    OPENSSL_free(enc);
     srvocsp__signer_cache_free(sc);
 }
 
