@@ -2,10 +2,12 @@
 #include "apacherun.h"
 #include "nginxrun.h"
 #include "peers.h"
+#include "spawn.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +96,36 @@ bool ar_write_conf(ar_apache *a, int children, const char *body)
     return fclose(f) == 0;
 }
 
-static void exec_apache(ar_apache *a, const char *k)
+/* apache2's arguments and environment, made before the fork (spawn.h:
+ * the graceful test forks while its handshake threads run). */
+static bool plan_exec(const ar_apache *a, const char *k, tr_exec *p)
+{
+    const char *argv[10], **v = argv;
+    char preload[1200];
+    /* apache2 does not free everything at exit by design; the sanitizers
+     * still stop it on any memory error of the module.  Apache installs its
+     * own SIGSEGV handler (for core dumps), which would hide ASan's report
+     * of a crash: ASan keeps its own. */
+    const char *set[3] = {"ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=0",
+                          NULL, NULL};
+
+    *v++ = "apache2", *v++ = "-f", *v++ = a->conf, *v++ = "-d", *v++ = a->dir;
+    if (k && strcmp(k, "-t") == 0)
+        *v++ = "-t";
+    else if (k)
+        *v++ = "-k", *v++ = k;
+    else
+        *v++ = "-DFOREGROUND";
+    *v = NULL;
+    if (a->preload && *a->preload) {
+        snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", a->preload);
+        set[1] = preload;
+    }
+    return tr_exec_plan(p, argv, set);
+}
+
+/* In the child: only system calls from here to exec. */
+static void exec_planned(const tr_exec *p)
 {
     struct rlimit core;
 
@@ -102,47 +133,52 @@ static void exec_apache(ar_apache *a, const char *k)
         core.rlim_cur = core.rlim_max;
         setrlimit(RLIMIT_CORE, &core);
     }
-    if (a->preload && *a->preload)
-        setenv("LD_PRELOAD", a->preload, 1);
-    /* apache2 does not free everything at exit by design; the sanitizers
-     * still stop it on any memory error of the module.  Apache installs its
-     * own SIGSEGV handler (for core dumps), which would hide ASan's report
-     * of a crash: ASan keeps its own. */
-    setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1:allow_user_segv_handler=0", 1);
-    if (k && strcmp(k, "-t") == 0)
-        execl(AR_APACHE_BIN, "apache2", "-f", a->conf, "-d", a->dir, "-t", (char *)NULL);
-    else if (k)
-        execl(AR_APACHE_BIN, "apache2", "-f", a->conf, "-d", a->dir, "-k", k, (char *)NULL);
-    else
-        execl(AR_APACHE_BIN, "apache2", "-f", a->conf, "-d", a->dir, "-DFOREGROUND",
-              (char *)NULL);
-    _exit(127);
+    tr_exec_child(p, AR_APACHE_BIN);
 }
 
-/* Runs apache2 with |k| ("-t", "graceful"): status, output in |out|. */
+/* Runs apache2 with |k| ("-t", "graceful"): status, output in |out|.  An
+ * apache2 that does not finish within a minute is killed and reported. */
 static int run_apache(ar_apache *a, const char *k, char *out, size_t cap)
 {
     int fds[2], status = 0;
     size_t used = 0;
     ssize_t r;
     char sink[512];
+    tr_exec plan;
+    double until;
     pid_t pid;
 
-    if (pipe(fds) != 0)
+    if (!plan_exec(a, k, &plan))
         return -1;
+    if (pipe(fds) != 0) {
+        tr_exec_free(&plan);
+        return -1;
+    }
     pid = fork();
     if (pid == 0) {
         dup2(fds[1], 1);
         dup2(fds[1], 2);
         close(fds[0]);
-        exec_apache(a, k);
+        exec_planned(&plan);
     }
+    tr_exec_free(&plan);
     close(fds[1]);
+    until = tr_now_ms() + 60000;
     for (;;) {
+        struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+        int left = (int)(until - tr_now_ms());
+
+        if (left <= 0 || poll(&pf, 1, left) == 0) {
+            fprintf(stderr, "apache2 %s did not finish within 60 s: killed\n", k);
+            kill(pid, SIGKILL);
+            break;
+        }
         if (out && cap > 0 && used + 1 < cap)
             r = read(fds[0], out + used, cap - used - 1);
         else
             r = read(fds[0], sink, sizeof(sink));
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0)
             break;
         if (out && cap > 0 && used + 1 < cap)
@@ -231,24 +267,30 @@ bool ar_start(ar_apache *a, int port, int children)
 {
     double until = tr_now_ms() + 30000;
     int resumed = ar_log_count(a, RESUMING);
-    pid_t pid = fork();
+    char p[1200];
+    tr_exec plan;
+    pid_t pid;
 
-    if (pid < 0)
+    snprintf(p, sizeof(p), "%s/logs/stderr.log", a->dir);
+    if (!plan_exec(a, NULL, &plan))
         return false;
+    pid = fork();
+    if (pid < 0) {
+        tr_exec_free(&plan);
+        return false;
+    }
     if (pid == 0) {
-        char p[1200];
-        int fd;
+        int fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
-        snprintf(p, sizeof(p), "%s/logs/stderr.log", a->dir);
-        fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
             close(fd);
         }
         setpgid(0, 0);
-        exec_apache(a, NULL);
+        exec_planned(&plan);
     }
+    tr_exec_free(&plan);
     a->parent = pid;
     while (tr_now_ms() < until) {
         int status;

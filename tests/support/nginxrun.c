@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "nginxrun.h"
+#include "spawn.h"
 #include "peers.h"
 #include "testpki.h"
 
@@ -69,18 +70,20 @@ bool nr_write_conf(nr_nginx *n, int workers, const char *http_body)
     return fclose(f) == 0;
 }
 
-static void exec_nginx(nr_nginx *n, const char *extra)
+/* nginx's arguments and environment, made before the fork (spawn.h). */
+static bool plan_nginx(const nr_nginx *n, const char *extra, tr_exec *p)
 {
-    if (n->preload && *n->preload)
-        setenv("LD_PRELOAD", n->preload, 1);
+    const char *argv[] = {n->bin, "-p", n->dir, "-c", n->conf, extra, NULL};
+    char preload[1200];
     /* nginx does not free everything at exit by design; the sanitizers
      * still stop it on any memory error of the module. */
-    setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1", 1);
-    if (extra)
-        execl(n->bin, n->bin, "-p", n->dir, "-c", n->conf, extra, (char *)NULL);
-    else
-        execl(n->bin, n->bin, "-p", n->dir, "-c", n->conf, (char *)NULL);
-    _exit(127);
+    const char *set[3] = {"ASAN_OPTIONS=detect_leaks=0:abort_on_error=1", NULL, NULL};
+
+    if (n->preload && *n->preload) {
+        snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", n->preload);
+        set[1] = preload;
+    }
+    return tr_exec_plan(p, argv, set);
 }
 
 int nr_test_conf(nr_nginx *n, char *out, size_t cap)
@@ -88,17 +91,23 @@ int nr_test_conf(nr_nginx *n, char *out, size_t cap)
     int fds[2], status = 0;
     size_t used = 0;
     ssize_t r;
+    tr_exec plan;
     pid_t pid;
 
-    if (pipe(fds) != 0)
+    if (!plan_nginx(n, "-t", &plan))
         return -1;
+    if (pipe(fds) != 0) {
+        tr_exec_free(&plan);
+        return -1;
+    }
     pid = fork();
     if (pid == 0) {
         dup2(fds[1], 1);
         dup2(fds[1], 2);
         close(fds[0]);
-        exec_nginx(n, "-t");
+        tr_exec_child(&plan, n->bin);
     }
+    tr_exec_free(&plan);
     close(fds[1]);
     while (cap > 0 && used + 1 < cap && (r = read(fds[0], out + used, cap - used - 1)) > 0)
         used += (size_t)r;
@@ -194,26 +203,32 @@ void nr_log_dump(const nr_nginx *n, int last_lines)
 bool nr_start(nr_nginx *n, int port, int workers)
 {
     double until = tr_now_ms() + 30000;
-    pid_t pid = fork();
+    char out[1200];
+    tr_exec plan;
+    pid_t pid;
 
-    if (pid < 0)
+    /* nginx writes start-up messages to stderr: keep them with the log. */
+    snprintf(out, sizeof(out), "%s/logs/stderr.log", n->dir);
+    if (!plan_nginx(n, NULL, &plan))
         return false;
+    pid = fork();
+    if (pid < 0) {
+        tr_exec_free(&plan);
+        return false;
+    }
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDWR);
-        char out[1200];
-        int fd;
+        int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
-        /* nginx writes start-up messages to stderr: keep them with the log. */
-        snprintf(out, sizeof(out), "%s/logs/stderr.log", n->dir);
-        fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(devnull, 0);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
         }
         setpgid(0, 0);
-        exec_nginx(n, NULL);
+        tr_exec_child(&plan, n->bin);
     }
+    tr_exec_free(&plan);
     n->master = pid;
     while (tr_now_ms() < until) {
         int status;
