@@ -126,8 +126,11 @@ if cc -o "$W/prog" "$W/prog.c" $(pkg-config --cflags --libs srvocsp-wincrypt) 2>
     out=$("$W/prog" 2>&1)
     [ "$out" = "$version 1 refused" ] && ok "a program built with pkg-config against libsrvocsp-dev runs: $out" \
         || bad "program output '$out'"
-    ldd "$W/prog" | grep -qE "libsrvocsp.so.0 => /(usr/)?lib/" && ok "... linked to the installed libsrvocsp.so.0" \
-        || bad "program not linked to the installed library" "$(ldd "$W/prog")"
+    # Into a file first: under pipefail, grep -q leaving at its first match
+    # can kill ldd with SIGPIPE while it still writes, failing the check.
+    ldd "$W/prog" >"$W/ldd.txt" 2>&1
+    grep -qE "libsrvocsp.so.0 => /(usr/)?lib/" "$W/ldd.txt" && ok "... linked to the installed libsrvocsp.so.0" \
+        || bad "program not linked to the installed library" "$(cat "$W/ldd.txt")"
 else
     bad "cc against the -dev package" "$(cat "$W/cc.log")"
 fi
