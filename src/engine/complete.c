@@ -183,7 +183,7 @@ srvocsp_error srvocsp__entry_offer(srvocsp__entry *en, const unsigned char *der,
     c->url = "offered";
     /* From an update callback (the engine thread) the verdict comes after
      * the callback returns: it cannot be waited for. */
-    on_engine_thread = srvocsp__on_engine_thread_locked(e);
+    on_engine_thread = srvocsp__engine_thread_is_self(e);
     c->offer = on_engine_thread ? NULL : &w;
     srvocsp__done_push_locked(e, c);
     if (on_engine_thread) {

@@ -205,15 +205,15 @@ static inline int64_t srvocsp__engine_now(srvocsp_engine *e)
     return e->clock.now(e->clock.ctx);
 }
 
-/* Whether the caller is the thread running |e|'s loop; needs no lock (the
- * built-in transport's start, which runs without e->mu). */
-SRVOCSP__HIDDEN bool srvocsp__engine_thread_is_self(const srvocsp_engine *e);
+/* The engine whose loop this thread runs, if any (set by loop.c). */
+SRVOCSP__HIDDEN extern _Thread_local const srvocsp_engine *srvocsp__tl_engine;
 
-/* Whether the caller runs on |e|'s engine thread (an update callback);
- * under e->mu. */
-static inline bool srvocsp__on_engine_thread_locked(srvocsp_engine *e)
+/* Whether the caller is the thread running |e|'s loop: an update callback,
+ * a transfer finishing inside its wait, the transport's start.  The one
+ * test of it; needs no lock. */
+static inline bool srvocsp__engine_thread_is_self(const srvocsp_engine *e)
 {
-    return e->running && pthread_equal(pthread_self(), e->thread);
+    return srvocsp__tl_engine == e;
 }
 
 /* Wakes the engine thread, wherever it waits (caller holds e->mu).  The
@@ -229,7 +229,7 @@ static inline bool srvocsp__on_engine_thread_locked(srvocsp_engine *e)
  * failing send per refresh and a wait that returned at once. */
 static inline void srvocsp__engine_wake_locked(srvocsp_engine *e)
 {
-    if (srvocsp__on_engine_thread_locked(e)) {
+    if (srvocsp__engine_thread_is_self(e)) {
         e->kicked = true;
         return;
     }

@@ -226,7 +226,7 @@ static void wait_first(srvocsp_engine *e, srvocsp__entry *en, srvocsp_handle *h,
         return;
     /* From an update callback the engine thread is the caller: it cannot
      * wait for itself, so the open is asynchronous (srvocsp.h). */
-    if (srvocsp__on_engine_thread_locked(e))
+    if (srvocsp__engine_thread_is_self(e))
         return;
     target = en->attempts_done + 1;
     if (!en->in_flight && !en->queued) {

@@ -34,7 +34,7 @@ static void park_for_fork_locked(srvocsp_engine *e)
 {
     struct timespec ts;
 
-    if (e->running && pthread_equal(pthread_self(), e->thread))
+    if (srvocsp__engine_thread_is_self(e))
         return; /* a callback of this engine forks */
     e->fork_hold = true;
     srvocsp__deadline_ms(&ts, FORK_PARK_WAIT_MS);
@@ -191,7 +191,7 @@ static void stop_at_exit(void)
         srvocsp__pool_stop(e);
         pthread_mutex_lock(&e->mu);
         e->exited = true;
-        if (e->thread_valid && !e->joining && !srvocsp__on_engine_thread_locked(e)) {
+        if (e->thread_valid && !e->joining && !srvocsp__engine_thread_is_self(e)) {
             if (e->running) {
                 e->stop = true;
                 pthread_cond_broadcast(&e->wake);
@@ -340,7 +340,7 @@ void srvocsp_engine_free(srvocsp_engine *e)
         return;
     srvocsp__engine_check_fork(e);
     pthread_mutex_lock(&e->mu);
-    if (srvocsp__on_engine_thread_locked(e)) {
+    if (srvocsp__engine_thread_is_self(e)) {
         /* The thread would join itself: refused, the engine goes on. */
         pthread_mutex_unlock(&e->mu);
         srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_engine_free called from an update "
@@ -409,7 +409,7 @@ srvocsp_error srvocsp_engine_settle(srvocsp_engine *e, uint32_t timeout_ms)
     srvocsp__engine_check_fork(e);
     srvocsp__deadline_ms(&ts, timeout_ms);
     pthread_mutex_lock(&e->mu);
-    if (srvocsp__on_engine_thread_locked(e)) {
+    if (srvocsp__engine_thread_is_self(e)) {
         pthread_mutex_unlock(&e->mu);
         srvocsp__set_error(SRVOCSP_E_INVALID_ARG, "srvocsp_engine_settle called from an update "
                            "callback: the engine thread cannot wait for itself");
@@ -475,7 +475,7 @@ void srvocsp_cleanup(void)
         bool own;
 
         pthread_mutex_lock(&e->mu);
-        own = srvocsp__on_engine_thread_locked(e);
+        own = srvocsp__engine_thread_is_self(e);
         pthread_mutex_unlock(&e->mu);
         if (own) {
             pthread_mutex_unlock(&g_mu);

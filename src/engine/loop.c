@@ -189,20 +189,14 @@ static bool turn_locked(srvocsp_engine *e, srvocsp__start_item *items)
     return did || e->done_head != NULL || e->kicked;
 }
 
-/* The engine whose loop this thread runs, if any. */
-static _Thread_local const srvocsp_engine *tl_engine;
-
-bool srvocsp__engine_thread_is_self(const srvocsp_engine *e)
-{
-    return tl_engine == e;
-}
+_Thread_local const srvocsp_engine *srvocsp__tl_engine;
 
 static void *engine_main(void *arg)
 {
     srvocsp_engine *e = arg;
     srvocsp__start_item items[START_BATCH];
 
-    tl_engine = e;
+    srvocsp__tl_engine = e;
     pthread_mutex_lock(&e->mu);
     while (!e->stop) {
         srvocsp__entry *top;
@@ -225,24 +219,21 @@ static void *engine_main(void *arg)
             /* Nothing left to serve: the thread ends; the next open starts
              * a new one. */
             e->idle = true;
-            pthread_cond_broadcast(&e->progress);
             pthread_cond_broadcast(&e->settled);
             break;
         }
         top = srvocsp__heap_top(e);
         e->idle = e->in_flight == 0 && e->n_ready == 0 && !srvocsp__pool_busy_locked(e) &&
                   (top == NULL || top->next_at > now);
-        if (e->idle) {
-            pthread_cond_broadcast(&e->progress);
+        if (e->idle)
             pthread_cond_broadcast(&e->settled);
-        }
         wait_locked(e, top, now);
     }
     e->running = false;
     pthread_cond_broadcast(&e->progress); /* a fork may wait for the thread to park */
     pthread_cond_broadcast(&e->settled);
     pthread_mutex_unlock(&e->mu);
-    tl_engine = NULL;
+    srvocsp__tl_engine = NULL;
     return NULL;
 }
 

@@ -422,7 +422,6 @@ void srvocsp__curl_free(void *arg)
 
     if (t == NULL)
         return;
-    srvocsp__easy_pool_close(&t->easy); /* the handles below are cleaned up */
     pthread_mutex_lock(&t->mu);
     t->stop = true;
     pending = t->pending;

@@ -25,13 +25,6 @@ fail:
     return false;
 }
 
-void srvocsp__easy_pool_close(srvocsp__easy_pool *p)
-{
-    pthread_mutex_lock(&p->mu);
-    p->closed = true;
-    pthread_mutex_unlock(&p->mu);
-}
-
 void srvocsp__easy_pool_free(srvocsp__easy_pool *p)
 {
     while (p->n_idle > 0)
@@ -60,7 +53,7 @@ void srvocsp__easy_put(srvocsp__easy_pool *p, CURL *c)
     if (c == NULL)
         return;
     pthread_mutex_lock(&p->mu);
-    if (p->n_idle < SRVOCSP__EASY_POOL_MAX && !p->closed) {
+    if (p->n_idle < SRVOCSP__EASY_POOL_MAX) {
         p->idle[p->n_idle++] = c;
         c = NULL;
     }

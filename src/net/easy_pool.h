@@ -15,18 +15,17 @@
 #define SRVOCSP__EASY_POOL_MAX 64
 
 typedef struct srvocsp__easy_pool {
-    pthread_mutex_t mu; /* guards |idle|, |n_idle| and |closed| */
+    pthread_mutex_t mu; /* guards |idle| and |n_idle| */
     CURL *idle[SRVOCSP__EASY_POOL_MAX];
     unsigned n_idle;
-    bool closed;
     struct curl_slist *get_headers, *post_headers;
 } srvocsp__easy_pool;
 
 /* Builds the header lists; false (nothing to free) when out of memory. */
 SRVOCSP__HIDDEN bool srvocsp__easy_pool_init(srvocsp__easy_pool *p);
-/* Keeps no handle from now on (a transport shutting down); any thread. */
-SRVOCSP__HIDDEN void srvocsp__easy_pool_close(srvocsp__easy_pool *p);
-/* Frees the kept handles and the lists; once nothing else uses |p|. */
+/* Frees the kept handles (those given back while the transport failed
+ * its transfers at shutdown too) and the lists; once nothing else uses
+ * |p|. */
 SRVOCSP__HIDDEN void srvocsp__easy_pool_free(srvocsp__easy_pool *p);
 /* A handle with every option at its default: a kept one, reset, or a new
  * one; NULL when out of memory.  Any thread. */
