@@ -116,27 +116,6 @@ static srvocsp_error add_url(srvocsp__request *r, const char *u)
     return SRVOCSP_OK;
 }
 
-/* The parts of |id| verification compares (the serial is the leaf's):
- * md_nid stays NID_undef when a hash is longer than the room for it. */
-static void keep_parts(OCSP_CERTID *id, srvocsp__certid *k)
-{
-    ASN1_OCTET_STRING *nh = NULL, *kh = NULL;
-    ASN1_OBJECT *md = NULL;
-    int n;
-
-    memset(k, 0, sizeof(*k));
-    k->md_nid = NID_undef;
-    if (OCSP_id_get0_info(&nh, &md, &kh, NULL, id) != 1)
-        return;
-    n = ASN1_STRING_length(nh);
-    if (n <= 0 || n > SRVOCSP__CERTID_HASH_MAX || ASN1_STRING_length(kh) != n)
-        return;
-    memcpy(k->name_hash, ASN1_STRING_get0_data(nh), (size_t)n);
-    memcpy(k->key_hash, ASN1_STRING_get0_data(kh), (size_t)n);
-    k->hash_len = (unsigned char)n;
-    k->md_nid = OBJ_obj2nid(md);
-}
-
 bool srvocsp__issuer_ids_compute(X509 *issuer, srvocsp__issuer_ids *o)
 {
     const X509_NAME *nm = X509_get_subject_name(issuer);
@@ -152,8 +131,8 @@ bool srvocsp__issuer_ids_compute(X509 *issuer, srvocsp__issuer_ids *o)
 /* The CertID and the OCSPRequest that asks for it alone, written from the
  * issuer's hashes: no OpenSSL object to build and encode for each of
  * 100,000 certificates, and the issuer hashed once (test_request checks
- * the bytes against OpenSSL's encoding).  A request with a nonce is left
- * to OpenSSL. */
+ * the bytes against OpenSSL's encoding).  A request with a nonce gets
+ * its extension from OpenSSL around this CertID. */
 static srvocsp_error encode_request(X509 *leaf, const srvocsp__issuer_ids *ids, bool sha256,
                                     srvocsp__request *out)
 {
@@ -220,13 +199,11 @@ srvocsp_error srvocsp__request_build_with(X509 *leaf, X509 *issuer, const srvocs
     OCSP_REQUEST *req = NULL;
     OCSP_CERTID *id = NULL;
     srvocsp__issuer_ids mine;
-    const EVP_MD *md;
     srvocsp_error err = SRVOCSP_E_INTERNAL;
     int len, i;
 
     memset(out, 0, sizeof(*out));
-    md = hash == SRVOCSP_HASH_SHA256 ? EVP_sha256() : hash == SRVOCSP_HASH_SHA1 ? EVP_sha1() : NULL;
-    if (md == NULL) {
+    if (hash != SRVOCSP_HASH_SHA256 && hash != SRVOCSP_HASH_SHA1) {
         srvocsp__set_error(SRVOCSP_E_UNSUPPORTED, "CertID hash %d is not supported", (int)hash);
         return SRVOCSP_E_UNSUPPORTED;
     }
@@ -255,36 +232,32 @@ srvocsp_error srvocsp__request_build_with(X509 *leaf, X509 *issuer, const srvocs
         goto out;
     }
 
-    if (!nonce) {
-        if (ids == NULL && !srvocsp__issuer_ids_compute(issuer, &mine))
-            goto ossl;
-        err = encode_request(leaf, ids ? ids : &mine, md == EVP_sha256(), out);
-        if (err == SRVOCSP_E_NOMEM)
-            goto nomem;
-        if (err != SRVOCSP_OK)
-            goto ossl;
-        goto urls;
-    }
-    id = OCSP_cert_to_id(md, leaf, issuer);
-    if (id == NULL)
+    /* The CertID is written from the issuer's hashes, one way for every
+     * request (encode_request).  A nonce asks for an extension: OpenSSL
+     * writes that request around the same CertID, read back. */
+    if (ids == NULL && !srvocsp__issuer_ids_compute(issuer, &mine))
         goto ossl;
-    len = i2d_OCSP_CERTID(id, &out->key);
-    if (len <= 0)
+    err = encode_request(leaf, ids ? ids : &mine, hash == SRVOCSP_HASH_SHA256, out);
+    if (err == SRVOCSP_E_NOMEM)
+        goto nomem;
+    if (err != SRVOCSP_OK)
         goto ossl;
-    out->key_len = (size_t)len;
+    if (nonce) {
+        const unsigned char *p = out->key;
 
-    keep_parts(id, &out->id);
-    req = OCSP_REQUEST_new();
-    if (req == NULL || OCSP_request_add0_id(req, id) == NULL)
-        goto ossl;
-    id = NULL; /* owned by |req| now */
-    if (nonce && OCSP_request_add1_nonce(req, NULL, -1) != 1)
-        goto ossl;
-    len = i2d_OCSP_REQUEST(req, &out->der);
-    if (len <= 0)
-        goto ossl;
-    out->der_len = (size_t)len;
-urls:
+        id = d2i_OCSP_CERTID(NULL, &p, (long)out->key_len);
+        req = OCSP_REQUEST_new();
+        if (id == NULL || req == NULL || OCSP_request_add0_id(req, id) == NULL)
+            goto ossl;
+        id = NULL; /* owned by |req| now */
+        OPENSSL_free(out->der);
+        out->der = NULL;
+        if (OCSP_request_add1_nonce(req, NULL, -1) != 1 ||
+            (len = i2d_OCSP_REQUEST(req, &out->der)) <= 0)
+            goto ossl;
+        out->der_len = (size_t)len;
+    }
+
     for (i = 0; (size_t)i < out->n_urls; i++)
         out->get_urls[i] = srvocsp__get_url(out->urls[i], out->der, out->der_len);
     err = SRVOCSP_OK;

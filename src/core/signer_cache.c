@@ -238,7 +238,11 @@ static EVP_MD_CTX *ready_ctx(srvocsp__signer_cache *sc, X509 *signer, int md, bo
         return ctx;
     }
     pthread_mutex_lock(&sc->mu);
-    {
+    /* Another thread may have kept the same one meanwhile. */
+    for (i = 0; i < SLOTS && !found; i++)
+        found = sc->ctx[i].tmpl != NULL && sc->ctx[i].md_nid == md &&
+                same_key(sc->ctx[i].cert, signer);
+    if (!found) {
         ctx_slot *s = &sc->ctx[sc->ctx_next];
 
         sc->ctx_next = (sc->ctx_next + 1) % SLOTS;
@@ -247,9 +251,11 @@ static EVP_MD_CTX *ready_ctx(srvocsp__signer_cache *sc, X509 *signer, int md, bo
         s->cert = signer;
         s->md_nid = md;
         s->tmpl = tmpl;
+        tmpl = NULL;
         sc->stats.ctx_made++;
     }
     pthread_mutex_unlock(&sc->mu);
+    EVP_MD_CTX_free(tmpl);
     return ctx;
 }
 

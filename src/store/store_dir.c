@@ -259,20 +259,6 @@ static void register_atfork(void)
     (void)pthread_atfork(swept_lock, swept_unlock, swept_unlock);
 }
 
-/* Whether this process already made or found |dir|. */
-static bool visited(const char *dir)
-{
-    bool seen = false;
-    int i;
-
-    pthread_once(&g_atfork_once, register_atfork);
-    pthread_mutex_lock(&g_swept_mu);
-    for (i = 0; i < g_n_swept && !seen; i++)
-        seen = strcmp(g_swept[i], dir) == 0;
-    pthread_mutex_unlock(&g_swept_mu);
-    return seen;
-}
-
 /* Whether |dir| is new to this process (and is now remembered). */
 static bool first_visit(const char *dir)
 {
@@ -338,16 +324,11 @@ srvocsp__store *srvocsp__store_dir_new(const char *dir)
     }
     /* A directory that cannot be created now is not fatal: serving goes on
      * from memory and every save reports why it failed.  Made or found
-     * once per process: a save that finds it removed since makes it again
-     * (dir_save), and 100,000 opens spare a mkdir each. */
-    if (!visited(dir)) {
-        if (mkdir(dir, 0755) != 0) {
-            if (first_visit(dir))
-                (void)srvocsp__store_dir_sweep(dir, (int64_t)time(NULL));
-        } else {
-            (void)first_visit(dir); /* new and empty: nothing to sweep */
-        }
-    }
+     * (and swept) at the first open of a process only: a save that finds
+     * it removed since makes it again (dir_save), and 100,000 opens spare
+     * a mkdir each.  A new directory has nothing to sweep. */
+    if (first_visit(dir) && mkdir(dir, 0755) != 0)
+        (void)srvocsp__store_dir_sweep(dir, (int64_t)time(NULL));
     d = srvocsp__calloc(1, sizeof(*d));
     if (d == NULL || (d->dir = srvocsp__strdup(dir)) == NULL) {
         free(d);

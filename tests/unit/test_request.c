@@ -169,6 +169,22 @@ static void test_hash_and_nonce(void **s)
     assert_true(n.der_len > a.der_len); /* the nonce extension */
     assert_int_equal(n.key_len, a.key_len);
     assert_memory_equal(n.key, a.key, a.key_len); /* same certificate identity */
+    /* The request with a nonce asks for OpenSSL's CertID of the
+     * certificate, once, with the nonce extension. */
+    {
+        const unsigned char *p = n.der;
+        OCSP_REQUEST *req = d2i_OCSP_REQUEST(NULL, &p, (long)n.der_len);
+        OCSP_CERTID *want = OCSP_cert_to_id(EVP_sha1(), pki.good.cert, pki.ca.cert);
+
+        assert_non_null(req);
+        assert_ptr_equal(p, n.der + n.der_len);
+        assert_int_equal(OCSP_request_onereq_count(req), 1);
+        assert_int_equal(OCSP_id_cmp(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, 0)), want),
+                         0);
+        assert_true(OCSP_REQUEST_get_ext_by_NID(req, NID_id_pkix_OCSP_Nonce, -1) >= 0);
+        OCSP_CERTID_free(want);
+        OCSP_REQUEST_free(req);
+    }
     srvocsp__request_clear(&a);
     srvocsp__request_clear(&b);
     srvocsp__request_clear(&n);
