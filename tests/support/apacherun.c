@@ -7,12 +7,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,74 +119,24 @@ static bool plan_exec(const ar_apache *a, const char *k, tr_exec *p)
         snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", a->preload);
         set[1] = preload;
     }
-    return tr_exec_plan(p, argv, set);
-}
-
-/* In the child: only system calls from here to exec. */
-static void exec_planned(const tr_exec *p)
-{
-    struct rlimit core;
-
-    if (getrlimit(RLIMIT_CORE, &core) == 0) {
-        core.rlim_cur = core.rlim_max;
-        setrlimit(RLIMIT_CORE, &core);
-    }
-    tr_exec_child(p, AR_APACHE_BIN);
+    if (!tr_exec_plan(p, argv, set))
+        return false;
+    p->core_dumps = true;
+    return true;
 }
 
 /* Runs apache2 with |k| ("-t", "graceful"): status, output in |out|.  An
  * apache2 that does not finish within a minute is killed and reported. */
 static int run_apache(ar_apache *a, const char *k, char *out, size_t cap)
 {
-    int fds[2], status = 0;
-    size_t used = 0;
-    ssize_t r;
-    char sink[512];
     tr_exec plan;
-    double until;
-    pid_t pid;
+    int rc;
 
     if (!plan_exec(a, k, &plan))
         return -1;
-    if (pipe(fds) != 0) {
-        tr_exec_free(&plan);
-        return -1;
-    }
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        exec_planned(&plan);
-    }
+    rc = tr_exec_run(&plan, AR_APACHE_BIN, out, cap, 60000);
     tr_exec_free(&plan);
-    close(fds[1]);
-    until = tr_now_ms() + 60000;
-    for (;;) {
-        struct pollfd pf = {.fd = fds[0], .events = POLLIN};
-        int left = (int)(until - tr_now_ms());
-
-        if (left <= 0 || poll(&pf, 1, left) == 0) {
-            fprintf(stderr, "apache2 %s did not finish within 60 s: killed\n", k);
-            kill(pid, SIGKILL);
-            break;
-        }
-        if (out && cap > 0 && used + 1 < cap)
-            r = read(fds[0], out + used, cap - used - 1);
-        else
-            r = read(fds[0], sink, sizeof(sink));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        if (out && cap > 0 && used + 1 < cap)
-            used += (size_t)r;
-    }
-    if (out && cap > 0)
-        out[used] = '\0';
-    close(fds[0]);
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return rc;
 }
 
 int ar_test_conf(ar_apache *a, char *out, size_t cap)
@@ -288,7 +236,7 @@ bool ar_start(ar_apache *a, int port, int children)
             close(fd);
         }
         setpgid(0, 0);
-        exec_planned(&plan);
+        tr_exec_child(&plan, AR_APACHE_BIN);
     }
     tr_exec_free(&plan);
     a->parent = pid;

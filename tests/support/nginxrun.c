@@ -88,34 +88,14 @@ static bool plan_nginx(const nr_nginx *n, const char *extra, tr_exec *p)
 
 int nr_test_conf(nr_nginx *n, char *out, size_t cap)
 {
-    int fds[2], status = 0;
-    size_t used = 0;
-    ssize_t r;
     tr_exec plan;
-    pid_t pid;
+    int rc;
 
     if (!plan_nginx(n, "-t", &plan))
         return -1;
-    if (pipe(fds) != 0) {
-        tr_exec_free(&plan);
-        return -1;
-    }
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        tr_exec_child(&plan, n->bin);
-    }
+    rc = tr_exec_run(&plan, n->bin, out, cap, 60000);
     tr_exec_free(&plan);
-    close(fds[1]);
-    while (cap > 0 && used + 1 < cap && (r = read(fds[0], out + used, cap - used - 1)) > 0)
-        used += (size_t)r;
-    if (cap > 0)
-        out[used] = '\0';
-    close(fds[0]);
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return rc;
 }
 
 bool nr_port_accepts(int port)

@@ -1,8 +1,15 @@
 /* Programs run in forked children, planned before the fork (spawn.h). */
 #include "spawn.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -55,6 +62,64 @@ void tr_exec_free(tr_exec *p)
 
 void tr_exec_child(const tr_exec *p, const char *path)
 {
+    struct rlimit core;
+
+    if (p->core_dumps && getrlimit(RLIMIT_CORE, &core) == 0) {
+        core.rlim_cur = core.rlim_max;
+        setrlimit(RLIMIT_CORE, &core);
+    }
     execve(path, (char *const *)p->argv, p->envp);
     _exit(127);
+}
+
+int tr_exec_run(const tr_exec *p, const char *path, char *out, size_t cap, int timeout_ms)
+{
+    struct timespec t0, t;
+    int fds[2], status = 0;
+    size_t used = 0;
+    char sink[512];
+    pid_t pid;
+
+    if (pipe(fds) != 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        tr_exec_child(p, path);
+    }
+    close(fds[1]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+        bool room = out != NULL && cap > 0 && used + 1 < cap;
+        ssize_t r;
+        long left;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
+            fprintf(stderr, "%s did not finish within %d ms: killed\n", p->argv[0], timeout_ms);
+            kill(pid, SIGKILL);
+            break;
+        }
+        r = room ? read(fds[0], out + used, cap - used - 1) : read(fds[0], sink, sizeof(sink));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (room)
+            used += (size_t)r;
+    }
+    if (out != NULL && cap > 0)
+        out[used] = '\0';
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
