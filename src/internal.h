@@ -213,9 +213,16 @@ SRVOCSP__HIDDEN bool srvocsp__signer_cache_issuer_ids(srvocsp__signer_cache *sc,
  * this cache does not check that algorithm (or |sc| is NULL) and the
  * caller uses OpenSSL's OCSP_basic_verify.  |keep|: |signer| is one the
  * caller holds across responses (an issuer, a kept certificate), so its
- * context is worth keeping. */
+ * context is worth keeping.  |tbs|: the DER of |bs|'s tbsResponseData
+ * when the caller has it (srvocsp__ocsp_tbs_span), NULL to encode it. */
 SRVOCSP__HIDDEN int srvocsp__signer_cache_verify(srvocsp__signer_cache *sc, OCSP_BASICRESP *bs,
-                                                 X509 *signer, bool keep);
+                                                 X509 *signer, bool keep,
+                                                 const unsigned char *tbs, size_t tbs_len);
+/* The tbsResponseData TLV inside the DER OCSPResponse |der| (successful,
+ * id-pkix-ocsp-basic), header included: the bytes its signature covers.
+ * False when |der| is not laid out so (BER lengths included). */
+SRVOCSP__HIDDEN bool srvocsp__ocsp_tbs_span(const unsigned char *der, size_t len,
+                                           const unsigned char **tbs, size_t *tbs_len);
 /* When the DER OCSPResponse |der| carries a certificates field byte for
  * byte equal to one kept, its BasicOCSPResponse parsed without it, and
  * in |*certs| the kept certificates (the caller frees both); NULL

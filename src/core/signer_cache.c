@@ -260,7 +260,7 @@ static EVP_MD_CTX *ready_ctx(srvocsp__signer_cache *sc, X509 *signer, int md, bo
 }
 
 int srvocsp__signer_cache_verify(srvocsp__signer_cache *sc, OCSP_BASICRESP *bs, X509 *signer,
-                                 bool keep)
+                                 bool keep, const unsigned char *tbs_der, size_t tbs_len)
 {
     const ASN1_OCTET_STRING *sig = OCSP_resp_get0_signature(bs);
     unsigned char *tbs = NULL;
@@ -275,15 +275,20 @@ int srvocsp__signer_cache_verify(srvocsp__signer_cache *sc, OCSP_BASICRESP *bs, 
     if (md == NID_undef || (sig->flags & 0x7) != 0)
         return -1;
     /* The signed bytes as OpenSSL's check takes them: tbsResponseData
-     * encoded again from what was parsed (verify.c serves that DER). */
-    n = i2d_OCSP_RESPDATA((OCSP_RESPDATA *)OCSP_resp_get0_respdata(bs), &tbs);
-    if (n <= 0)
-        goto out;
+     * encoded from what was parsed.  The caller's span is that already:
+     * taken from the DER it serves, which is that encoding. */
+    if (tbs_der == NULL) {
+        n = i2d_OCSP_RESPDATA((OCSP_RESPDATA *)OCSP_resp_get0_respdata(bs), &tbs);
+        if (n <= 0)
+            goto out;
+        tbs_der = tbs;
+        tbs_len = (size_t)n;
+    }
     ctx = ready_ctx(sc, signer, md, keep);
     if (ctx == NULL)
         goto out;
-    r = EVP_DigestVerify(ctx, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig), tbs,
-                         (size_t)n) == 1;
+    r = EVP_DigestVerify(ctx, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig), tbs_der,
+                         tbs_len) == 1;
 out:
     EVP_MD_CTX_free(ctx);
     OPENSSL_free(tbs);
@@ -350,7 +355,9 @@ static bool enter(const unsigned char **p, const unsigned char **end, unsigned c
     return true;
 }
 
-static bool split(const unsigned char *der, size_t len, parts *out)
+/* Walks |der| down to the BasicOCSPResponse's members: |out|'s signed
+ * part and, when there is one, its certificates field (NULL otherwise). */
+static bool walk(const unsigned char *der, size_t len, parts *out)
 {
     static const unsigned char basic_oid[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01};
     const unsigned char *p = der, *end = der + len, *x;
@@ -369,11 +376,38 @@ static bool split(const unsigned char *der, size_t len, parts *out)
         !tlv(&p, end, 0x03, &x, &xl))
         return false;
     out->signed_len = (size_t)(p - out->signed_part);
+    out->field = NULL;
+    out->field_len = 0;
+    if (p == end)
+        return true;
     out->field = p;
     if (!tlv(&p, end, 0xa0, &x, &xl) || p != end)
         return false;
     out->field_len = (size_t)(p - out->field);
-    return out->field_len <= MAX_CERTS_FIELD;
+    return true;
+}
+
+/* A response with a certificates field worth keeping. */
+static bool split(const unsigned char *der, size_t len, parts *out)
+{
+    return walk(der, len, out) && out->field != NULL && out->field_len <= MAX_CERTS_FIELD;
+}
+
+bool srvocsp__ocsp_tbs_span(const unsigned char *der, size_t len, const unsigned char **tbs,
+                            size_t *tbs_len)
+{
+    const unsigned char *p, *x;
+    size_t xl;
+    parts pt;
+
+    if (!walk(der, len, &pt))
+        return false;
+    p = pt.signed_part;
+    if (!tlv(&p, pt.signed_part + pt.signed_len, 0x30, &x, &xl))
+        return false;
+    *tbs = pt.signed_part;
+    *tbs_len = (size_t)(p - pt.signed_part);
+    return true;
 }
 
 OCSP_BASICRESP *srvocsp__signer_cache_parse(srvocsp__signer_cache *sc, const unsigned char *der,

@@ -77,14 +77,21 @@ static bool responder_id_matches(const OCSP_BASICRESP *bs, X509 *cand)
     return false;
 }
 
+/* Bytes inside a buffer the caller holds. */
+typedef struct der_span {
+    const unsigned char *p;
+    size_t len;
+} der_span;
+
 /* Whether the response signature verifies with |cand|'s key.  |kept|:
  * the caller holds |cand| across responses (the issuer, a kept carried
  * certificate), so the signer cache may keep its context. */
-static bool signature_ok(OCSP_BASICRESP *bs, X509 *cand, const srvocsp__policy *pol, bool kept)
+static bool signature_ok(OCSP_BASICRESP *bs, const der_span *tbs, X509 *cand,
+                         const srvocsp__policy *pol, bool kept)
 {
     STACK_OF(X509) *sk = NULL;
     bool ok = false;
-    int r = srvocsp__signer_cache_verify(pol->signers, bs, cand, kept);
+    int r = srvocsp__signer_cache_verify(pol->signers, bs, cand, kept, tbs->p, tbs->len);
 
     if (r >= 0)
         return r == 1;
@@ -146,9 +153,9 @@ static srvocsp_error check_delegate(X509 *signer, X509 *issuer, const srvocsp__p
 /* Finds who signed |bs| among the issuer and |certs|, the certificates
  * the response carries (|kept|: from the signer cache), checks the
  * signature and the signer's authority. */
-static srvocsp_error check_signer(OCSP_BASICRESP *bs, const STACK_OF(X509) *certs, bool kept,
-                                  X509 *issuer, const srvocsp__policy *pol, char *why,
-                                  size_t whylen)
+static srvocsp_error check_signer(OCSP_BASICRESP *bs, const der_span *tbs,
+                                  const STACK_OF(X509) *certs, bool kept, X509 *issuer,
+                                  const srvocsp__policy *pol, char *why, size_t whylen)
 {
     bool id_seen = false, signed_seen = false;
     int i, n = certs ? sk_X509_num(certs) : 0;
@@ -158,7 +165,7 @@ static srvocsp_error check_signer(OCSP_BASICRESP *bs, const STACK_OF(X509) *cert
      * the issuer's name must not take its place. */
     if (responder_id_matches(bs, issuer)) {
         id_seen = true;
-        if (signature_ok(bs, issuer, pol, true))
+        if (signature_ok(bs, tbs, issuer, pol, true))
             return SRVOCSP_OK;
     }
     /* Every carried certificate that names the responder and verifies the
@@ -175,7 +182,7 @@ static srvocsp_error check_signer(OCSP_BASICRESP *bs, const STACK_OF(X509) *cert
         if (!responder_id_matches(bs, cand))
             continue;
         id_seen = true;
-        if (!signature_ok(bs, cand, pol, kept))
+        if (!signature_ok(bs, tbs, cand, pol, kept))
             continue;
         if (X509_cmp(cand, issuer) == 0)
             return SRVOCSP_OK;
@@ -343,6 +350,7 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
     unsigned char *canon = NULL;
     size_t canon_len = 0;
     STACK_OF(X509) *kept_certs = NULL;
+    der_span tbs = {NULL, 0};
     bool ok;
 
     *out = NULL;
@@ -386,9 +394,18 @@ srvocsp_error srvocsp__verify(const unsigned char *der, size_t len, X509 *leaf, 
         goto out;
     }
 
+    /* Made DER first: the signature is then checked over the very bytes
+     * served, taken from them in place (OpenSSL's check would encode them
+     * once more).  Parsed with kept certificates, it was DER already. */
+    err = canonical_der(bs, der, len, &canon, &canon_len, why, whylen);
+    if (err != SRVOCSP_OK)
+        goto out;
+
 parsed:
-    err = check_signer(bs, kept_certs ? kept_certs : OCSP_resp_get0_certs(bs), kept_certs != NULL,
-                       issuer, pol, why, whylen);
+    if (!srvocsp__ocsp_tbs_span(canon ? canon : der, canon ? canon_len : len, &tbs.p, &tbs.len))
+        tbs.p = NULL, tbs.len = 0; /* not expected: encoded by the check itself */
+    err = check_signer(bs, &tbs, kept_certs ? kept_certs : OCSP_resp_get0_certs(bs),
+                       kept_certs != NULL, issuer, pol, why, whylen);
     if (err != SRVOCSP_OK)
         goto out;
     err = check_critical(basic_ext, OCSP_BASICRESP_get_ext_count(bs), bs, "ResponseData", why,
@@ -514,15 +531,10 @@ parsed:
         }
     }
 
-    /* Parsed with kept certificates, the response was found DER already. */
-    if (kept_certs == NULL) {
-        err = canonical_der(bs, der, len, &canon, &canon_len, why, whylen);
-        if (err != SRVOCSP_OK)
-            goto out;
-        /* Verified and DER: what it carries is worth keeping parsed. */
-        if (canon == NULL)
-            srvocsp__signer_cache_keep(pol->signers, der, len, OCSP_resp_get0_certs(bs));
-    }
+    /* Verified and DER as it came: what it carries is worth keeping
+     * parsed (unless that is where it came from). */
+    if (kept_certs == NULL && canon == NULL)
+        srvocsp__signer_cache_keep(pol->signers, der, len, OCSP_resp_get0_certs(bs));
 
     snap = canon ? srvocsp__response_new(canon, canon_len) : srvocsp__response_new(der, len);
     if (snap == NULL) {

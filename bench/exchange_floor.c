@@ -1,0 +1,176 @@
+/*
+ * The other step a refresh cannot skip: one HTTP exchange with the
+ * responder.  Measured with the least client there can be: |conns|
+ * keep-alive connections to 127.0.0.1, each with one GET in flight, one
+ * poll over them, one send per request, reads until the Content-Length is
+ * in; no HTTP library, no parse beyond that header, nothing kept.  Its CPU
+ * per exchange, beside a signature check, is the floor of a refresh that
+ * makes one exchange per certificate, whatever does it.
+ */
+#include "exchange_floor.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNS 16
+#define RESP_CAP 16384
+
+typedef struct conn {
+    int fd;
+    size_t got, need; /* need: header + body, once the header is in */
+    char buf[RESP_CAP];
+} conn;
+
+static double thread_cpu_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int connect_lo(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    if (fd < 0)
+        return -1;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* The Content-Length header's value in the header block [p, end), or NULL. */
+static const char *content_length(const char *p, const char *end)
+{
+    static const char name[] = "\r\ncontent-length:";
+
+    for (; p + sizeof(name) - 1 <= end; p++)
+        if (strncasecmp(p, name, sizeof(name) - 1) == 0)
+            return p + sizeof(name) - 1;
+    return NULL;
+}
+
+/* True once |c| holds a whole response (status 200). */
+static bool complete(conn *c, bool *bad)
+{
+    const char *end, *cl;
+
+    if (c->need == 0) {
+        c->buf[c->got < RESP_CAP ? c->got : RESP_CAP - 1] = '\0';
+        end = strstr(c->buf, "\r\n\r\n");
+        if (end == NULL)
+            return false;
+        cl = content_length(c->buf, end + 2);
+        if (strncmp(c->buf, "HTTP/1.1 200", 12) != 0 || cl == NULL) {
+            *bad = true;
+            return false;
+        }
+        c->need = (size_t)(end + 4 - c->buf) + strtoul(cl, NULL, 10);
+        if (c->need >= RESP_CAP) {
+            *bad = true;
+            return false;
+        }
+    }
+    return c->got >= c->need;
+}
+
+double bench_exchange_floor_us(int port, char *const *paths, int n, int conns)
+{
+    struct pollfd pfd[MAX_CONNS];
+    conn *cs = NULL;
+    char req[1024];
+    double c0, us = -1;
+    int i, next = 0, done = 0, len;
+    bool bad = false;
+
+    if (conns < 1 || conns > MAX_CONNS || n < conns ||
+        (cs = calloc((size_t)conns, sizeof(*cs))) == NULL)
+        return -1;
+    for (i = 0; i < conns; i++)
+        cs[i].fd = -1;
+    for (i = 0; i < conns; i++)
+        if ((cs[i].fd = connect_lo(port)) < 0)
+            goto out;
+    c0 = thread_cpu_us();
+    for (i = 0; i < conns; i++, next++) {
+        len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+                       paths[next], port);
+        if (len >= (int)sizeof(req) || !send_all(cs[i].fd, req, (size_t)len))
+            goto out;
+    }
+    while (done < n) {
+        for (i = 0; i < conns; i++) {
+            pfd[i].fd = cs[i].fd;
+            pfd[i].events = POLLIN;
+            pfd[i].revents = 0;
+        }
+        if (poll(pfd, (nfds_t)conns, 10000) <= 0)
+            goto out;
+        for (i = 0; i < conns; i++) {
+            conn *c = &cs[i];
+            ssize_t r;
+
+            if (pfd[i].revents == 0 || c->fd < 0)
+                continue;
+            r = recv(c->fd, c->buf + c->got, RESP_CAP - 1 - c->got, 0);
+            if (r <= 0)
+                goto out;
+            c->got += (size_t)r;
+            if (!complete(c, &bad)) {
+                if (bad)
+                    goto out;
+                continue;
+            }
+            /* One response per request: anything past it is not expected. */
+            done++;
+            c->got = c->need = 0;
+            if (next < n) {
+                len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+                               paths[next++], port);
+                if (len >= (int)sizeof(req) || !send_all(c->fd, req, (size_t)len))
+                    goto out;
+            } else {
+                close(c->fd);
+                c->fd = -1;
+            }
+        }
+    }
+    us = (thread_cpu_us() - c0) / n;
+out:
+    for (i = 0; i < conns; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+    free(cs);
+    return us;
+}
