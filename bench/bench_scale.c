@@ -209,12 +209,14 @@ static void perf_control(const char *fifo, const char *cmd)
 }
 
 /* One bare exchange's CPU (bench/exchange_floor.c) with the requests the
- * engine sends, over as many connections as it keeps to one responder:
- * the median of 3 passes over up to 5,000 of the certificates. */
-static double exchange_floor(tp_cert *leaves, int n, tp_cert *ca, const char *url, int port)
+ * engine sends, over as many connections as it keeps to one responder,
+ * and one made with libcurl (in |*curl_us|): the medians of 3 passes over
+ * up to 5,000 of the certificates. */
+static double exchange_floor(tp_cert *leaves, int n, tp_cert *ca, const char *url, int port,
+                             double *curl_us)
 {
     char prefix[64], **paths;
-    double pass[3] = {0};
+    double pass[3] = {0}, cpass[3] = {0};
     int i, m = n < 5000 ? n : 5000, ok = 0;
     size_t skip;
 
@@ -236,12 +238,14 @@ static double exchange_floor(tp_cert *leaves, int n, tp_cert *ca, const char *ur
         srvocsp__request_clear(&rq);
     }
     for (ok = 0; ok < 3; ok++)
-        if ((pass[ok] = bench_exchange_floor_us(port, paths, m, 4)) < 0)
+        if ((pass[ok] = bench_exchange_floor_us(port, paths, m, 4)) < 0 ||
+            (cpass[ok] = bench_exchange_curl_us(prefix, paths, m, 4)) < 0)
             break;
 out:
     for (i = 0; i < m; i++)
         free(paths[i]);
     free(paths);
+    *curl_us = ok == 3 ? median(cpass, 3) : -1;
     return ok == 3 ? median(pass, 3) : -1;
 }
 
@@ -266,7 +270,7 @@ int main(int argc, char **argv)
     char url[128], *dir;
     double t0, c0, wall, cpu, startup = 0, startup_cpu = 0, openssl_per = 0;
     double startup_inline = 0, startup_inline_cpu = 0, refresh_wall = 0, refresh_cpu = 0;
-    double ratio_lo = 0, ratio_hi = 0, exchange_us = 0;
+    double ratio_lo = 0, ratio_hi = 0, exchange_us = 0, curl_us = 0;
     unsigned char **der2[ROUNDS];
     size_t *len2[ROUNDS];
     int r;
@@ -472,7 +476,7 @@ int main(int argc, char **argv)
             srvocsp_close(h[i]);
         srvocsp_engine_free(eng);
         if (renewed == n)
-            exchange_us = exchange_floor(leaves, n, &ca, url, port);
+            exchange_us = exchange_floor(leaves, n, &ca, url, port, &curl_us);
     }
 
     /* Today's way: one openssl ocsp process per certificate, sequentially. */
@@ -575,13 +579,15 @@ int main(int argc, char **argv)
                    "\"ratio_refresh_to_sig_check\":%.2f,\"ratio_rounds_min\":%.2f,"
                    "\"ratio_rounds_max\":%.2f,\"switches_per_refresh\":%.2f,"
                    "\"bare_exchange_us\":%.1f,\"ratio_floor_to_sig_check\":%.2f,"
+                   "\"curl_exchange_us\":%.1f,\"ratio_curl_floor_to_sig_check\":%.2f,"
                    "\"cpu_us_per_first_fetch\":%.1f,"
                    "\"ratio_first_fetch_to_sig_check\":%.2f,\"refresh_round_s\":%.3f,"
                    "\"rss_bytes_per_handle\":%.0f,"
                    "\"startup_from_dir_s\":%.3f,\"startup_inline_s\":%.3f,\"openssl_s_per_cert\":%.4f,"
                    "\"ratio_openssl_vs_srvocsp\":%.0f,\"requests\":%llu}\n",
                    n, issuer_alg, wall, n / wall, per_steady, floor_us, ratio_steady, ratio_lo,
-                   ratio_hi, csw_steady, exchange_us, (floor_us + exchange_us) / floor_us,
+                   ratio_hi, csw_steady, exchange_us, (floor_us + exchange_us) / floor_us, curl_us,
+                   (floor_us + curl_us) / floor_us,
                    per_refresh, per_refresh / floor_us, refresh_wall, per_handle, startup,
                    startup_inline, openssl_per, openssl_per / (wall / n),
                    (unsigned long long)st.requests_started);
@@ -591,7 +597,8 @@ int main(int argc, char **argv)
                    "(%.2fx one signature check of %.1f us, measured here); steady state (median of "
                    "%d rounds): every handle refreshed in %.3f s, CPU %.1f us per refresh, %.2fx "
                    "the check (rounds %.2f-%.2fx), %.2f context switches per refresh; one bare "
-                   "exchange %.1f us, so one check and one exchange are %.2fx the check; "
+                   "exchange %.1f us, so one check and one exchange are %.2fx the check (with "
+                   "libcurl's exchange, %.1f us: %.2fx); "
                    "%.0f bytes resident per handle beside the "
                    "responses; startup from the directory with no responder: %.3f s (verified in "
                    "srvocsp_open: %.3f s); openssl ocsp "
@@ -599,7 +606,8 @@ int main(int argc, char **argv)
                    n, issuer_alg, wall, n / wall, (unsigned long long)st.requests_started,
                    per_refresh, per_refresh / floor_us, floor_us, ROUNDS, refresh_wall, per_steady,
                    ratio_steady, ratio_lo, ratio_hi, csw_steady, exchange_us,
-                   (floor_us + exchange_us) / floor_us, per_handle, startup, startup_inline, openssl_per * 1e3,
+                   (floor_us + exchange_us) / floor_us, curl_us, (floor_us + curl_us) / floor_us,
+                   per_handle, startup, startup_inline, openssl_per * 1e3,
                    openssl_per / (wall / n));
     }
     for (i = 0; i < n; i++) {

@@ -6,10 +6,16 @@
  * in; no HTTP library, no parse beyond that header, nothing kept.  Its CPU
  * per exchange, beside a signature check, is the floor of a refresh that
  * makes one exchange per certificate, whatever does it.
+ *
+ * Then the same exchanges through libcurl's multi interface as the
+ * engine drives it (perform, read what finished, poll), with only the
+ * options a GET needs and nothing else of ours: what libcurl itself costs
+ * per exchange, the floor of a refresh made with it.
  */
 #include "exchange_floor.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -172,5 +178,69 @@ out:
         if (cs[i].fd >= 0)
             close(cs[i].fd);
     free(cs);
+    return us;
+}
+
+static size_t discard(char *data, size_t size, size_t nmemb, void *arg)
+{
+    (void)data;
+    (void)arg;
+    return size * nmemb;
+}
+
+double bench_exchange_curl_us(const char *base, char *const *paths, int n, int conns)
+{
+    CURLM *multi = curl_multi_init();
+    CURL *easy[MAX_CONNS] = {0};
+    char url[1024];
+    double c0, us = -1;
+    int i, next = 0, done = 0, running = 0, left;
+    CURLMsg *msg;
+
+    if (multi == NULL || conns < 1 || conns > MAX_CONNS || n < conns)
+        goto out;
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)conns);
+    c0 = thread_cpu_us();
+    for (i = 0; i < conns; i++, next++) {
+        if ((easy[i] = curl_easy_init()) == NULL)
+            goto out;
+        snprintf(url, sizeof(url), "%s%s", base, paths[next]);
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+        if (curl_multi_add_handle(multi, easy[i]) != CURLM_OK)
+            goto out;
+    }
+    while (done < n) {
+        curl_multi_perform(multi, &running);
+        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+            long status = 0;
+            CURL *e = msg->easy_handle;
+
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+            if (msg->data.result != CURLE_OK || status != 200)
+                goto out;
+            curl_multi_remove_handle(multi, e);
+            done++;
+            if (next < n) {
+                snprintf(url, sizeof(url), "%s%s", base, paths[next++]);
+                curl_easy_setopt(e, CURLOPT_URL, url);
+                if (curl_multi_add_handle(multi, e) != CURLM_OK)
+                    goto out;
+            }
+        }
+        if (done < n)
+            curl_multi_poll(multi, NULL, 0, 10000, NULL);
+    }
+    us = (thread_cpu_us() - c0) / n;
+out:
+    for (i = 0; i < conns; i++)
+        if (easy[i] != NULL) {
+            curl_multi_remove_handle(multi, easy[i]);
+            curl_easy_cleanup(easy[i]);
+        }
+    curl_multi_cleanup(multi);
     return us;
 }

@@ -8,5 +8,8 @@
  * over |conns| keep-alive connections, each with one request in flight.
  * -1 when a connection or a response failed. */
 double bench_exchange_floor_us(int port, char *const *paths, int n, int conns);
+/* The same through libcurl's multi interface, each URL |base| + path, with
+ * only the options a GET needs; -1 on a failed transfer. */
+double bench_exchange_curl_us(const char *base, char *const *paths, int n, int conns);
 
 #endif
