@@ -186,6 +186,7 @@ struct srvocsp_engine {
     srvocsp__completion *pool_head, *pool_tail;          /* waiting */
     bool pool_stop;
     bool pool_failed;            /* no thread could start: verify inline */
+    uint64_t pool_taken;         /* completions handed to the pool, ever */
 
     atomic_bool restart_pending;
     srvocsp_engine *reg_next;    /* every engine, for pthread_atfork */
@@ -480,6 +481,8 @@ SRVOCSP__HIDDEN srvocsp_error srvocsp__completion_evaluate(srvocsp_engine *e,
 SRVOCSP__HIDDEN bool srvocsp__pool_take_locked(srvocsp_engine *e, srvocsp__completion *c);
 /* Whether completions are waiting for the pool or being verified. */
 SRVOCSP__HIDDEN bool srvocsp__pool_busy_locked(const srvocsp_engine *e);
+/* How many completions the pool was handed so far (takes the lock). */
+SRVOCSP__HIDDEN uint64_t srvocsp__pool_taken(srvocsp_engine *e);
 /* With fork_hold set: waits (until |deadline|) for the workers to leave
  * OpenSSL. */
 SRVOCSP__HIDDEN void srvocsp__pool_park_locked(srvocsp_engine *e, const struct timespec *deadline);

@@ -197,17 +197,34 @@ bool srvocsp__pool_busy_locked(const srvocsp_engine *e)
     return false;
 }
 
+/* Whether |en| serves a response that is still time-valid: then nobody
+ * waits for its next one. */
+static bool serving_valid(srvocsp_engine *e, srvocsp__entry *en)
+{
+    srvocsp_response *cur = srvocsp__cell_peek(&en->cell);
+
+    return cur != NULL && cur->expires > srvocsp__engine_now(e);
+}
+
 bool srvocsp__pool_take_locked(srvocsp_engine *e, srvocsp__completion *c)
 {
     unsigned want;
 
     if (e->manual || e->pool_stop || e->exited || e->pool_failed)
         return false;
-    /* Only bulk work: one answer with nothing else going on is verified
-     * inline, where handing it over would cost a wakeup and the response's
-     * cache lines moving to another core, for no gain in time. */
-    if (c->src != SRVOCSP__SRC_OPEN && e->in_flight == 0 && e->done_head == NULL &&
-        !srvocsp__pool_busy_locked(e))
+    /* Only bulk work that someone waits for goes to the pool; handing an
+     * answer over costs a wakeup each way and the response's cache lines
+     * moving to another core.  So these are verified inline:
+     *  - one answer with nothing else going on, where the pool would gain
+     *    no time;
+     *  - any refresh of an entry that still serves a time-valid response:
+     *    the handshakes have their staple, and a refresh round verified on
+     *    the engine thread took 13 us of CPU less per certificate
+     *    (bench_scale, 10,000 at once), in a quarter more time.
+     * What is verified here is the same either way (evaluate). */
+    if (c->src != SRVOCSP__SRC_OPEN &&
+        ((e->in_flight == 0 && e->done_head == NULL && !srvocsp__pool_busy_locked(e)) ||
+         serving_valid(e, c->en)))
         return false;
     want = e->pool_n > 0 ? e->pool_n : pool_size();
     while (e->pool_n < want) {
@@ -226,8 +243,19 @@ bool srvocsp__pool_take_locked(srvocsp_engine *e, srvocsp__completion *c)
     else
         e->pool_head = c;
     e->pool_tail = c;
+    e->pool_taken++;
     pthread_cond_signal(&e->pool_cv);
     return true;
+}
+
+uint64_t srvocsp__pool_taken(srvocsp_engine *e)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&e->mu);
+    n = e->pool_taken;
+    pthread_mutex_unlock(&e->mu);
+    return n;
 }
 
 void srvocsp__pool_park_locked(srvocsp_engine *e, const struct timespec *deadline)

@@ -2,7 +2,8 @@
  * on them (SRVOCSP_OPEN_DEFER_STORED) gets exactly the decision it gets in
  * srvocsp_open, on every hostile input; many certificates opened that way
  * all serve, with nothing fetched; an engine freed while they work, and a
- * close while a response waits for them, leave nothing behind. */
+ * close while a response waits for them, leave nothing behind; refreshes
+ * of entries still serving stay on the engine thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/engine.h"
+#include "evil.h"
 #include "fake.h"
 #include "peers.h"
 #include "store/store.h"
@@ -323,6 +326,124 @@ static void test_sync_open_unchanged(void **state)
     free(dir);
 }
 
+/* Who verifies a refresh.  Entries that still serve a time-valid response
+ * refresh with their answers verified on the engine thread (the pool would
+ * cost CPU and save nobody any wait); once the served responses have
+ * expired, the answers are awaited again and go to the pool.  Every handle
+ * serves the newest response either way.  Real HTTP (the fast responder),
+ * so several answers are in flight at once, as in a refresh round. */
+#define N_ROUND 24
+#define ROUND_VALIDITY (7 * 86400)
+
+static void presign_round(evil *ev, tp_cert *leaves, int64_t at)
+{
+    for (int i = 0; i < N_ROUND; i++) {
+        tp_resp_opts o;
+        unsigned char *der;
+        size_t len;
+
+        tp_resp_opts_init(&o, &leaves[i], &pki.ca, at - 3600);
+        o.next_update = at + ROUND_VALIDITY;
+        der = tp_response(&o, &len);
+        assert_non_null(der);
+        evil_add_presigned(ev, 0x600000 + i, der, len);
+        free(der);
+    }
+}
+
+static void all_serve(srvocsp_handle **h, int64_t this_update, const char *round)
+{
+    for (int i = 0; i < N_ROUND; i++) {
+        srvocsp_response *r = srvocsp_get1_response(h[i]);
+
+        if (r == NULL || srvocsp_response_this_update(r) != this_update)
+            fail_msg("%s: certificate %d does not serve the new response", round, i);
+        srvocsp_response_free(r);
+    }
+}
+
+static void test_refresh_inline(void **state)
+{
+    manual_clock clock;
+    srvocsp_engine_config ec;
+    srvocsp_engine *eng;
+    srvocsp_params p;
+    srvocsp_handle *h[N_ROUND];
+    tp_cert leaves[N_ROUND];
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    evil *ev = evil_start(&pki, tr_wall_now, NULL, 86400);
+    uint64_t after_open, after_refresh;
+    int64_t at;
+    char url[64];
+    int i;
+
+    (void)state;
+    assert_non_null(ev);
+    sk_X509_push(chain, pki.ca.cert);
+    for (i = 0; i < N_ROUND; i++) {
+        tp_cert_opts co;
+        char cn[32];
+
+        memset(&co, 0, sizeof(co));
+        snprintf(cn, sizeof(cn), "round%d.test", i);
+        co.cn = cn;
+        co.serial = 0x600000 + i;
+        co.issuer = &pki.ca;
+        co.not_before = now - 86400;
+        co.not_after = now + 365 * 86400;
+        co.same_key_as = &pki.good;
+        assert_true(tp_cert_make(&leaves[i], &co));
+    }
+    presign_round(ev, leaves, now);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/fast/", evil_port(ev));
+    manual_clock_init(&clock, now);
+    srvocsp_engine_config_init(&ec);
+    ec.clock = &clock.clock;
+    eng = srvocsp_engine_new(&ec);
+    assert_non_null(eng);
+    srvocsp_params_init(&p);
+    p.engine = eng;
+    p.flags = SRVOCSP_OPEN_ASYNC;
+    p.responder_url = url;
+    for (i = 0; i < N_ROUND; i++)
+        assert_non_null(h[i] = srvocsp_open(leaves[i].cert, chain, &p));
+    assert_int_equal(srvocsp_engine_settle(eng, 60000), SRVOCSP_OK);
+    all_serve(h, now - 3600, "first fetch");
+    after_open = srvocsp__pool_taken(eng);
+
+    /* Past every refresh point, the served responses still valid. */
+    at = now + ROUND_VALIDITY - 86400;
+    presign_round(ev, leaves, at);
+    manual_clock_set(&clock, at);
+    srvocsp_engine_kick(eng);
+    assert_int_equal(srvocsp_engine_settle(eng, 60000), SRVOCSP_OK);
+    all_serve(h, at - 3600, "refresh while serving");
+    after_refresh = srvocsp__pool_taken(eng);
+    if (after_refresh != after_open)
+        fail_msg("%llu refreshes of entries still serving went to the pool",
+                 (unsigned long long)(after_refresh - after_open));
+
+    /* Past the served responses' nextUpdate: awaited, so the pool helps.
+     * Four answers are in flight at once (per host), so the first of each
+     * four finds others pending and is handed over. */
+    at += ROUND_VALIDITY + 86400;
+    presign_round(ev, leaves, at);
+    manual_clock_set(&clock, at);
+    srvocsp_engine_kick(eng);
+    assert_int_equal(srvocsp_engine_settle(eng, 60000), SRVOCSP_OK);
+    all_serve(h, at - 3600, "refresh after expiry");
+    if (srvocsp__pool_taken(eng) == after_refresh)
+        fail_msg("no answer for an expired entry went to the pool");
+
+    for (i = 0; i < N_ROUND; i++)
+        srvocsp_close(h[i]);
+    srvocsp_engine_free(eng);
+    evil_stop(ev);
+    for (i = 0; i < N_ROUND; i++)
+        tp_cert_free(&leaves[i]);
+    sk_X509_free(chain);
+}
+
 static int setup(void **state)
 {
     tp_cert_opts co;
@@ -355,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_same_decisions),
         cmocka_unit_test(test_many_serve),
         cmocka_unit_test(test_sync_open_unchanged),
+        cmocka_unit_test(test_refresh_inline),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
