@@ -219,8 +219,8 @@ bool srvocsp__pool_take_locked(srvocsp_engine *e, srvocsp__completion *c)
      *    no time;
      *  - any refresh of an entry that still serves a time-valid response:
      *    the handshakes have their staple, and a refresh round verified on
-     *    the engine thread took 13 us of CPU less per certificate
-     *    (bench_scale, 10,000 at once), in a quarter more time.
+     *    the engine thread took 8-13 us of CPU less per certificate
+     *    (bench_scale, 10,000 at once), in about 1.4 times the time.
      * What is verified here is the same either way (evaluate). */
     if (c->src != SRVOCSP__SRC_OPEN &&
         ((e->in_flight == 0 && e->done_head == NULL && !srvocsp__pool_busy_locked(e)) ||
