@@ -92,11 +92,17 @@ int tr_exec_run(const tr_exec *p, const char *path, char *out, size_t cap, int t
         dup2(fds[1], 1);
         dup2(fds[1], 2);
         close(fds[0]);
+        /* Only 1 and 2 lead to the pipe: a program that closes them (a
+         * daemon detaching) ends the output. */
+        if (fds[1] > 2)
+            close(fds[1]);
         tr_exec_child(p, path);
     }
     close(fds[1]);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
+    /* Its output until the end, then its exit, both within the limit: a
+     * program that closes its output and runs on is killed too. */
+    for (bool eof = false;;) {
         struct pollfd pf = {.fd = fds[0], .events = POLLIN};
         bool room = out != NULL && cap > 0 && used + 1 < cap;
         ssize_t r;
@@ -104,22 +110,30 @@ int tr_exec_run(const tr_exec *p, const char *path, char *out, size_t cap, int t
 
         clock_gettime(CLOCK_MONOTONIC, &t);
         left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
+        if (eof) {
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                break;
+            if (left > 0) {
+                poll(NULL, 0, left < 10 ? (int)left : 10);
+                continue;
+            }
+        }
+        if (left <= 0 || (!eof && poll(&pf, 1, (int)left) == 0)) {
             fprintf(stderr, "%s did not finish within %d ms: killed\n", p->argv[0], timeout_ms);
             kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
             break;
         }
         r = room ? read(fds[0], out + used, cap - used - 1) : read(fds[0], sink, sizeof(sink));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
-            break;
-        if (room)
+            eof = true;
+        else if (room)
             used += (size_t)r;
     }
     if (out != NULL && cap > 0)
         out[used] = '\0';
     close(fds[0]);
-    waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
