@@ -580,21 +580,9 @@ int main(int argc, char **argv)
     if (!tp_pki_make(&pki, "http://127.0.0.1:9/", "http://127.0.0.1:9/", t0))
         return 1;
     leaves = calloc((size_t)N, sizeof(*leaves));
-    for (i = 0; i < N; i++) {
-        tp_cert_opts o;
-        char cn[32];
-
-        memset(&o, 0, sizeof(o));
-        snprintf(cn, sizeof(cn), "fleet%d.test", i);
-        o.cn = cn;
-        o.serial = SERIAL0 + i;
-        o.issuer = &pki.ca;
-        o.not_before = t0 - 86400;
-        o.not_after = t0 + 365 * 86400;
-        o.same_key_as = &pki.good;
-        if (!tp_cert_make(&leaves[i], &o))
+    for (i = 0; i < N; i++)
+        if (!tp_leaf_make(&leaves[i], &pki.ca, &pki.good, "fleet", i, SERIAL0 + i, t0))
             return 1;
-    }
     chain = sk_X509_new_null();
     sk_X509_push(chain, pki.ca.cert);
     responder_start(&rp, t0);

@@ -102,7 +102,6 @@ int main(int argc, char **argv)
     int64_t t0 = (int64_t)time(NULL), t1 = t0 + 3 * DAY;
     tp_pki pki;
     tp_cert *ca = NULL, *leaves;
-    tp_cert_opts o;
     bclock clk;
     srvocsp_transport tr;
     srvocsp_engine_config cfg;
@@ -123,20 +122,9 @@ int main(int argc, char **argv)
     ca = &pki.ca;
     leaves = calloc((size_t)n, sizeof(*leaves));
     h = calloc((size_t)n, sizeof(*h));
-    for (i = 0; i < n; i++) {
-        char cn[32];
-
-        memset(&o, 0, sizeof(o));
-        snprintf(cn, sizeof(cn), "host%d.test", i);
-        o.cn = cn;
-        o.serial = 0x200000 + i;
-        o.issuer = ca;
-        o.not_before = t0 - DAY;
-        o.not_after = t0 + 365 * DAY;
-        o.same_key_as = &pki.good;
-        if (!tp_cert_make(&leaves[i], &o))
+    for (i = 0; i < n; i++)
+        if (!tp_leaf_make(&leaves[i], ca, &pki.good, "host", i, 0x200000 + i, t0))
             return 1;
-    }
     chain = sk_X509_new_null();
     sk_X509_push(chain, ca->cert);
 

@@ -336,19 +336,9 @@ int main(int argc, char **argv)
     }
     h = calloc((size_t)n, sizeof(*h));
     for (i = 0; i < n; i++) {
-        tp_cert_opts o;
         tp_resp_opts ro;
-        char cn[32];
 
-        memset(&o, 0, sizeof(o));
-        snprintf(cn, sizeof(cn), "host%d.test", i);
-        o.cn = cn;
-        o.serial = 0x100000 + i;
-        o.issuer = &ca;
-        o.not_before = t - 86400;
-        o.not_after = t + 365 * 86400;
-        o.same_key_as = &pki.good; /* key generation is not what we measure */
-        if (!tp_cert_make(&leaves[i], &o))
+        if (!tp_leaf_make(&leaves[i], &ca, &pki.good, "host", i, 0x100000 + i, t))
             return 1;
         tp_resp_opts_init(&ro, &leaves[i], &ca, t);
         ro.next_update = t + 7 * 86400;

@@ -13,6 +13,7 @@
  * per exchange, the floor of a refresh made with it.
  */
 #include "exchange_floor.h"
+#include "peers.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -61,19 +62,6 @@ static int connect_lo(int port)
         return -1;
     }
     return fd;
-}
-
-static bool send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
 }
 
 /* The Content-Length header's value in the header block [p, end), or NULL. */
@@ -132,7 +120,7 @@ double bench_exchange_floor_us(int port, char *const *paths, int n, int conns)
     for (i = 0; i < conns; i++, next++) {
         len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
                        paths[next], port);
-        if (len >= (int)sizeof(req) || !send_all(cs[i].fd, req, (size_t)len))
+        if (len >= (int)sizeof(req) || !tr_send_all(cs[i].fd, req, (size_t)len))
             goto out;
     }
     while (done < n) {
@@ -164,7 +152,7 @@ double bench_exchange_floor_us(int port, char *const *paths, int n, int conns)
             if (next < n) {
                 len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
                                paths[next++], port);
-                if (len >= (int)sizeof(req) || !send_all(c->fd, req, (size_t)len))
+                if (len >= (int)sizeof(req) || !tr_send_all(c->fd, req, (size_t)len))
                     goto out;
             } else {
                 close(c->fd);

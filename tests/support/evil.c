@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "evil.h"
+#include "peers.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,21 +119,6 @@ static const presigned *find_presigned(evil *e, long serial)
 
 /* ---- HTTP ---- */
 
-static bool send_all(int fd, const void *b, size_t n)
-{
-    const char *p = b;
-
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* Status line and headers announcing |content_len| bytes of body. */
 static bool send_head(int fd, int status, const char *reason, const char *ctype,
                       size_t content_len, const char *extra)
@@ -142,13 +128,13 @@ static bool send_head(int fd, int status, const char *reason, const char *ctype,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
                      reason, ctype, content_len, extra ? extra : "");
 
-    return send_all(fd, head, (size_t)n);
+    return tr_send_all(fd, head, (size_t)n);
 }
 
 static bool reply(int fd, int status, const char *reason, const char *ctype,
                   const unsigned char *body, size_t len, const char *extra)
 {
-    return send_head(fd, status, reason, ctype, len, extra) && (len == 0 || send_all(fd, body, len));
+    return send_head(fd, status, reason, ctype, len, extra) && (len == 0 || tr_send_all(fd, body, len));
 }
 
 static int url_unescape(const char *in, size_t n, char *out, size_t cap)
@@ -428,13 +414,13 @@ static bool answer(evil *e, int fd, const char *method, const char *path, const 
         break;
     case EVIL_CLOSE_MID: /* announces all of it, sends half, closes */
         if (send_head(fd, 200, "OK", "application/ocsp-response", len, NULL))
-            send_all(fd, der, len / 2);
+            tr_send_all(fd, der, len / 2);
         keep = false;
         break;
     case EVIL_DRIP:
         keep = send_head(fd, 200, "OK", "application/ocsp-response", len, NULL);
         for (size_t b = 0; keep && b < len; b++)
-            keep = send_all(fd, der + b, 1) && nap(e, 1000);
+            keep = tr_send_all(fd, der + b, 1) && nap(e, 1000);
         break;
     default: keep = reply(fd, 200, "OK", "application/ocsp-response", der, len, NULL);
     }

@@ -40,6 +40,21 @@ int tr_free_port(void)
     return port;
 }
 
+bool tr_send_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
 char *tr_tmpdir(const char *tag)
 {
     const char *base = getenv("TMPDIR");

@@ -3,6 +3,7 @@
 #define SRVOCSP_PEERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,6 +15,9 @@ void tr_sleep_ms(int ms);
 int64_t tr_wall_now(void *ctx);
 
 int tr_free_port(void);
+/* Sends all |n| bytes of |buf| on the socket |fd| (no SIGPIPE); false when
+ * the peer went away or sending failed. */
+bool tr_send_all(int fd, const void *buf, size_t n);
 /* A fresh temporary directory under $TMPDIR; returns a static-lifetime
  * malloc'd path. */
 char *tr_tmpdir(const char *tag);

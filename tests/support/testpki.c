@@ -106,6 +106,23 @@ out:
     return ok;
 }
 
+int tp_leaf_make(tp_cert *out, const tp_cert *issuer, const tp_cert *key_as, const char *prefix,
+                 int i, long serial, int64_t now)
+{
+    tp_cert_opts o;
+    char cn[64];
+
+    memset(&o, 0, sizeof(o));
+    snprintf(cn, sizeof(cn), "%s%d.test", prefix, i);
+    o.cn = cn;
+    o.serial = serial;
+    o.issuer = issuer;
+    o.not_before = now - 86400;
+    o.not_after = now + 365 * 86400;
+    o.same_key_as = key_as;
+    return tp_cert_make(out, &o);
+}
+
 void tp_cert_free(tp_cert *c)
 {
     X509_free(c->cert);

@@ -32,6 +32,11 @@ typedef struct tp_cert_opts {
 
 int tp_cert_make(tp_cert *out, const tp_cert_opts *o);
 void tp_cert_free(tp_cert *c);
+/* One of many leaves of |issuer| for scale tests: named "|prefix||i|.test",
+ * serial |serial|, valid from a day before |now| for a year, with
+ * |key_as|'s key (key generation is not what they measure). */
+int tp_leaf_make(tp_cert *out, const tp_cert *issuer, const tp_cert *key_as, const char *prefix,
+                 int i, long serial, int64_t now);
 
 typedef struct tp_resp_opts {
     const tp_cert *leaf;

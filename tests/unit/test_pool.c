@@ -219,21 +219,11 @@ static void test_many_serve(void **state)
 
     (void)state;
     for (i = 0; i < N_MANY; i++) {
-        tp_cert_opts co;
         tp_resp_opts o;
         unsigned char *der;
         size_t len;
-        char cn[32];
 
-        memset(&co, 0, sizeof(co));
-        snprintf(cn, sizeof(cn), "pool%d.test", i);
-        co.cn = cn;
-        co.serial = 0x500000 + i;
-        co.issuer = &pki.ca;
-        co.not_before = now - 86400;
-        co.not_after = now + 365 * 86400;
-        co.same_key_as = &pki.good;
-        assert_true(tp_cert_make(&leaves[i], &co));
+        assert_true(tp_leaf_make(&leaves[i], &pki.ca, &pki.good, "pool", i, 0x500000 + i, now));
         tp_resp_opts_init(&o, &leaves[i], &pki.ca, now);
         der = tp_response(&o, &len);
         store_path(leaves[i].cert, path, sizeof(path), dir);
@@ -380,20 +370,8 @@ static void test_refresh_inline(void **state)
     (void)state;
     assert_non_null(ev);
     sk_X509_push(chain, pki.ca.cert);
-    for (i = 0; i < N_ROUND; i++) {
-        tp_cert_opts co;
-        char cn[32];
-
-        memset(&co, 0, sizeof(co));
-        snprintf(cn, sizeof(cn), "round%d.test", i);
-        co.cn = cn;
-        co.serial = 0x600000 + i;
-        co.issuer = &pki.ca;
-        co.not_before = now - 86400;
-        co.not_after = now + 365 * 86400;
-        co.same_key_as = &pki.good;
-        assert_true(tp_cert_make(&leaves[i], &co));
-    }
+    for (i = 0; i < N_ROUND; i++)
+        assert_true(tp_leaf_make(&leaves[i], &pki.ca, &pki.good, "round", i, 0x600000 + i, now));
     presign_round(ev, leaves, now);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/fast/", evil_port(ev));
     manual_clock_init(&clock, now);
