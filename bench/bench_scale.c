@@ -30,8 +30,8 @@
  * measures the fetch from the responder alone (for a profile of it).
  * --perf-ctl FIFO writes "enable" and "disable" to perf's control FIFO
  * around the steady-state round (with --startup-only, around the startup
- * verified on the pool), so `perf record -D -1 --control fifo:FIFO`
- * profiles that part alone.
+ * verified on the pool; with --fetch-only, around the first fetch), so
+ * `perf record -D -1 --control fifo:FIFO` profiles that part alone.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -249,6 +249,77 @@ out:
     return ok == 3 ? median(pass, 3) : -1;
 }
 
+/* The responder's side of the pipe: batches of (serial, length, DER)
+ * records, each ended by a zero serial and answered with a byte once its
+ * responses are served; EOF ends it. */
+static bool read_full(int fd, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void responder_child(evil *ev, int in, int out)
+{
+    uint32_t rec[2];
+    unsigned char *buf;
+    char ack = 1;
+
+    while (read_full(in, rec, sizeof(rec))) {
+        if (rec[0] == 0) {
+            if (write(out, &ack, 1) != 1)
+                return;
+            continue;
+        }
+        if ((buf = malloc(rec[1])) == NULL || !read_full(in, buf, rec[1])) {
+            free(buf);
+            return;
+        }
+        evil_add_presigned(ev, (long)rec[0], buf, rec[1]);
+        free(buf);
+    }
+}
+
+/* Sends the responder |n| responses (the leaves' serials, in order) and
+ * waits until it serves them. */
+static bool feed_responder(int out, int in, unsigned char **der, const size_t *len, int n)
+{
+    uint32_t rec[2] = {0, 0};
+    char ack;
+
+    for (int i = 0; i < n; i++) {
+        rec[0] = (uint32_t)(0x100000 + i);
+        rec[1] = (uint32_t)len[i];
+        if (!write_full(out, rec, sizeof(rec)) || !write_full(out, der[i], len[i]))
+            return false;
+    }
+    rec[0] = rec[1] = 0;
+    return write_full(out, rec, sizeof(rec)) && read(in, &ack, 1) == 1;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 1000, i, port_pipe[2], stop_pipe[2], port = 0, renewed = 0;
@@ -326,6 +397,35 @@ int main(int argc, char **argv)
         if (!tp_cert_make(&ca, &o))
             return 1;
     }
+    /* The fast responder, in its own process, forked before the leaves and
+     * responses exist: a page this process wrote before a fork and writes
+     * again while the child lives is copied then, at a fault and a TLB
+     * shootdown each, which made the first fetch's srvocsp_open (OpenSSL
+     * caching each leaf's extensions in it) cost ten times its own work.
+     * The responses go to it through a pipe.  One pipe each way: the port
+     * and an acknowledgement per batch up, the batches down (EOF: stop). */
+    if (pipe(port_pipe) != 0 || pipe(stop_pipe) != 0)
+        return 1;
+    child = fork();
+    if (child == 0) {
+        evil *ev = evil_start(&pki, tr_wall_now, NULL, 86400);
+
+        close(port_pipe[0]);
+        close(stop_pipe[1]);
+        port = evil_port(ev);
+        if (write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
+            _exit(1);
+        responder_child(ev, stop_pipe[0], port_pipe[1]);
+        close(port_pipe[1]);
+        evil_stop(ev);
+        _exit(0);
+    }
+    close(port_pipe[1]);
+    close(stop_pipe[0]);
+    if (read(port_pipe[0], &port, sizeof(port)) != sizeof(port))
+        return 1;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/fast/", port);
+
     floor_us = round_floor[0] = sig_check_us(ca.key, X509_get0_pubkey(ca.cert));
     leaves = calloc((size_t)n, sizeof(*leaves));
     der = calloc((size_t)n, sizeof(*der));
@@ -354,41 +454,9 @@ int main(int argc, char **argv)
         }
     }
 
-    /* The fast responder, in its own process. */
-    /* One pipe each way: the port up, the stop signal (EOF) down. */
-    if (pipe(port_pipe) != 0 || pipe(stop_pipe) != 0)
+    /* The responses for the first fetch, in place before it. */
+    if (!feed_responder(stop_pipe[1], port_pipe[0], der, len, n))
         return 1;
-    child = fork();
-    if (child == 0) {
-        evil *ev = evil_start(&pki, tr_wall_now, NULL, 86400);
-        char c;
-
-        close(port_pipe[0]);
-        close(stop_pipe[1]);
-        for (i = 0; i < n; i++)
-            evil_add_presigned(ev, 0x100000 + i, der[i], len[i]);
-        port = evil_port(ev);
-        if (write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
-            _exit(1);
-        /* A round's number: its responses from now on (answered with a
-         * byte when they are in place); EOF: stop. */
-        while (read(stop_pipe[0], &c, 1) > 0) {
-            if (c < 1 || c > ROUNDS)
-                continue;
-            for (i = 0; i < n; i++)
-                evil_add_presigned(ev, 0x100000 + i, der2[c - 1][i], len2[c - 1][i]);
-            if (write(port_pipe[1], &c, 1) != 1)
-                _exit(1);
-        }
-        close(port_pipe[1]);
-        evil_stop(ev);
-        _exit(0);
-    }
-    close(port_pipe[1]);
-    close(stop_pipe[0]);
-    if (read(port_pipe[0], &port, sizeof(port)) != sizeof(port))
-        return 1;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/fast/", port);
 
     chain = sk_X509_new_null();
     sk_X509_push(chain, ca.cert);
@@ -406,12 +474,16 @@ int main(int argc, char **argv)
         eng = srvocsp_engine_new(&ec);
         p.engine = eng;
         rss0 = rss_kib();
+        if (fetch_only)
+            perf_control(perf_ctl, "enable\n");
         c0 = cpu_s();
         t0 = now_s();
         for (i = 0; i < n; i++)
             h[i] = srvocsp_open(leaves[i].cert, chain, &p);
         wall = wait_all(h, n, t0, 600);
         cpu = cpu_s() - c0;
+        if (fetch_only)
+            perf_control(perf_ctl, "disable\n");
         rss1 = rss_kib();
         srvocsp_engine_get_stats(eng, &st);
 
@@ -419,14 +491,14 @@ int main(int argc, char **argv)
          * ROUNDS times. */
         for (r = 0; r < ROUNDS; r++) {
             int64_t at = t + (int64_t)(r + 1) * REFRESH_AT;
-            char c = (char)(r + 1);
             double w0;
 
-            if (write(stop_pipe[1], &c, 1) != 1 || read(port_pipe[0], &c, 1) != 1)
+            if (!feed_responder(stop_pipe[1], port_pipe[0], der2[r], len2[r], n))
                 return 1;
             srvocsp_engine_settle(eng, 60000);
             round_floor[r + 1] = sig_check_us(ca.key, X509_get0_pubkey(ca.cert));
-            perf_control(perf_ctl, "enable\n");
+            if (!fetch_only)
+                perf_control(perf_ctl, "enable\n");
             c0 = cpu_s();
             csw0 = switches();
             w0 = now_s();
@@ -437,7 +509,8 @@ int main(int argc, char **argv)
             round_cpu[r] = (cpu_s() - c0) * 1e6 / n;
             round_csw[r] = (switches() - csw0) / n;
             refresh_wall += (now_s() - w0) / ROUNDS;
-            perf_control(perf_ctl, "disable\n");
+            if (!fetch_only)
+                perf_control(perf_ctl, "disable\n");
             round_ratio[r] = round_cpu[r] / round_floor[r + 1];
             renewed = 0;
             for (i = 0; i < n; i++) {
