@@ -40,12 +40,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "evil.h"
 #include "exchange_floor.h"
+#include "fast_responder.h"
 #include "fake.h"
 #include "internal.h"
 #include "peers.h"
@@ -249,80 +248,9 @@ out:
     return ok == 3 ? median(pass, 3) : -1;
 }
 
-/* The responder's side of the pipe: batches of (serial, length, DER)
- * records, each ended by a zero serial and answered with a byte once its
- * responses are served; EOF ends it. */
-static bool read_full(int fd, void *buf, size_t n)
-{
-    unsigned char *p = buf;
-
-    while (n > 0) {
-        ssize_t r = read(fd, p, n);
-
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-static bool write_full(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static void responder_child(evil *ev, int in, int out)
-{
-    uint32_t rec[2];
-    unsigned char *buf;
-    char ack = 1;
-
-    while (read_full(in, rec, sizeof(rec))) {
-        if (rec[0] == 0) {
-            if (write(out, &ack, 1) != 1)
-                return;
-            continue;
-        }
-        if ((buf = malloc(rec[1])) == NULL || !read_full(in, buf, rec[1])) {
-            free(buf);
-            return;
-        }
-        evil_add_presigned(ev, (long)rec[0], buf, rec[1]);
-        free(buf);
-    }
-}
-
-/* Sends the responder |n| responses (the leaves' serials, in order) and
- * waits until it serves them. */
-static bool feed_responder(int out, int in, unsigned char **der, const size_t *len, int n)
-{
-    uint32_t rec[2] = {0, 0};
-    char ack;
-
-    for (int i = 0; i < n; i++) {
-        rec[0] = (uint32_t)(0x100000 + i);
-        rec[1] = (uint32_t)len[i];
-        if (!write_full(out, rec, sizeof(rec)) || !write_full(out, der[i], len[i]))
-            return false;
-    }
-    rec[0] = rec[1] = 0;
-    return write_full(out, rec, sizeof(rec)) && read(in, &ack, 1) == 1;
-}
-
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1000, i, port_pipe[2], stop_pipe[2], port = 0, renewed = 0;
+    int n = argc > 1 ? atoi(argv[1]) : 1000, i, port = 0, renewed = 0;
     bool json = false, startup_only = false, fetch_only = false;
     const char *issuer_alg = "p256";
     tp_key_type issuer_key = TP_KEY_EC;
@@ -337,7 +265,7 @@ int main(int argc, char **argv)
     srvocsp_handle **h;
     srvocsp_params p;
     STACK_OF(X509) *chain;
-    pid_t child;
+    bench_responder responder;
     char url[128], *dir;
     double t0, c0, wall, cpu, startup = 0, startup_cpu = 0, openssl_per = 0;
     double startup_inline = 0, startup_inline_cpu = 0, refresh_wall = 0, refresh_cpu = 0;
@@ -397,33 +325,11 @@ int main(int argc, char **argv)
         if (!tp_cert_make(&ca, &o))
             return 1;
     }
-    /* The fast responder, in its own process, forked before the leaves and
-     * responses exist: a page this process wrote before a fork and writes
-     * again while the child lives is copied then, at a fault and a TLB
-     * shootdown each, which made the first fetch's srvocsp_open (OpenSSL
-     * caching each leaf's extensions in it) cost ten times its own work.
-     * The responses go to it through a pipe.  One pipe each way: the port
-     * and an acknowledgement per batch up, the batches down (EOF: stop). */
-    if (pipe(port_pipe) != 0 || pipe(stop_pipe) != 0)
+    /* The fast responder, in its own process, forked before the leaves
+     * and responses exist (bench/fast_responder.c says why). */
+    if (!bench_responder_start(&responder, &pki))
         return 1;
-    child = fork();
-    if (child == 0) {
-        evil *ev = evil_start(&pki, tr_wall_now, NULL, 86400);
-
-        close(port_pipe[0]);
-        close(stop_pipe[1]);
-        port = evil_port(ev);
-        if (write(port_pipe[1], &port, sizeof(port)) != sizeof(port))
-            _exit(1);
-        responder_child(ev, stop_pipe[0], port_pipe[1]);
-        close(port_pipe[1]);
-        evil_stop(ev);
-        _exit(0);
-    }
-    close(port_pipe[1]);
-    close(stop_pipe[0]);
-    if (read(port_pipe[0], &port, sizeof(port)) != sizeof(port))
-        return 1;
+    port = responder.port;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/fast/", port);
 
     floor_us = round_floor[0] = sig_check_us(ca.key, X509_get0_pubkey(ca.cert));
@@ -455,7 +361,7 @@ int main(int argc, char **argv)
     }
 
     /* The responses for the first fetch, in place before it. */
-    if (!feed_responder(stop_pipe[1], port_pipe[0], der, len, n))
+    if (!bench_responder_feed(&responder, der, len, n, 0x100000))
         return 1;
 
     chain = sk_X509_new_null();
@@ -493,7 +399,7 @@ int main(int argc, char **argv)
             int64_t at = t + (int64_t)(r + 1) * REFRESH_AT;
             double w0;
 
-            if (!feed_responder(stop_pipe[1], port_pipe[0], der2[r], len2[r], n))
+            if (!bench_responder_feed(&responder, der2[r], len2[r], n, 0x100000))
                 return 1;
             srvocsp_engine_settle(eng, 60000);
             round_floor[r + 1] = sig_check_us(ca.key, X509_get0_pubkey(ca.cert));
@@ -571,8 +477,7 @@ int main(int argc, char **argv)
     /* The responder goes before the startup: it is not used there, and while
      * its process lives every page this one wrote before the fork is copied
      * on first write, a cost of the benchmark's fork, not of the library. */
-    close(stop_pipe[1]);
-    waitpid(child, NULL, 0);
+    bench_responder_stop(&responder);
 
     if (!fetch_only) {
         /* Startup from the directory, no responder. */

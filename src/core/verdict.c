@@ -32,7 +32,7 @@
 int srvocsp__planted;
 #endif
 
-static bool held_servable(const srvocsp__sched *p, const srvocsp_response *r, int64_t now)
+bool srvocsp__held_servable(const srvocsp__sched *p, const srvocsp_response *r, int64_t now)
 {
     return srvocsp__sched_servable(p, r, now) && !srvocsp__from_future(r, now, p->skew_s);
 }
@@ -41,7 +41,7 @@ srvocsp__verdict srvocsp__verdict_judge(const srvocsp__sched *p, const srvocsp_r
                                         const srvocsp_response *cand, int64_t now,
                                         srvocsp_error *err, char *why, size_t whylen)
 {
-    bool held_ok = held != NULL && held_servable(p, held, now);
+    bool held_ok = held != NULL && srvocsp__held_servable(p, held, now);
     bool cand_ok = srvocsp__sched_servable(p, cand, now);
     char a[32], b[32], c[32];
 

@@ -22,6 +22,10 @@ typedef enum srvocsp__verdict {
  * sets |*err| (E_ROLLBACK, E_STALE, E_STATUS_UNKNOWN, E_SHORT_VALIDITY)
  * and a sentence in |why|; otherwise leaves both alone.  Pure: no clock,
  * no lock, no allocation; any thread. */
+/* Whether |r|, held under |p|, may be handed out at |now|: what get
+ * checks (servable, thisUpdate not ahead beyond the skew). */
+SRVOCSP__HIDDEN bool srvocsp__held_servable(const srvocsp__sched *p, const srvocsp_response *r,
+                                           int64_t now);
 SRVOCSP__HIDDEN srvocsp__verdict srvocsp__verdict_judge(const srvocsp__sched *p,
                                                        const srvocsp_response *held,
                                                        const srvocsp_response *cand, int64_t now,
